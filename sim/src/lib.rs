@@ -1,0 +1,1 @@
+//! Simulators of the ManageIQ and ServiceNow APIs (built in a later issue).

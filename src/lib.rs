@@ -1,0 +1,1 @@
+//! cmdb-reconcile library
