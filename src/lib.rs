@@ -1,1 +1,7 @@
-//! cmdb-reconcile library
+//! cmdb-reconcile: keeps a ServiceNow CMDB true to what CloudForms (ManageIQ) knows about VMs.
+//!
+//! The pipeline runs one way: source records and target CIs go into the pure [`reconcile`]
+//! core, which returns a [`reconcile::plan::Plan`]; [`report`] renders it. See ARCHITECTURE.md.
+
+pub mod reconcile;
+pub mod report;

@@ -1,0 +1,7 @@
+//! The pure core: data in, plan out. No async, no I/O, no clock, no environment.
+//!
+//! Invariant: nothing here can fail on bad data. A bad record or value becomes an
+//! [`plan::Issue`] in the plan; the run goes on.
+
+pub mod plan;
+pub mod record;

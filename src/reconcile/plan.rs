@@ -1,0 +1,354 @@
+//! The plan: the value the core produces, the reports render, the owners review and `apply`
+//! carries out. It is serialised as `plan.json` (versioned) and must hold everything `apply`
+//! needs without re-reading the source.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever `plan.json` changes incompatibly; `apply` refuses other versions.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What one run intends to do to one CMDB table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    /// The `now` the plan was computed against (the only clock reading of a run).
+    pub generated_at: DateTime<Utc>,
+    pub mapping: MappingInfo,
+    pub source: SourceSummary,
+    pub target: TargetSummary,
+    pub summary: Summary,
+    pub safety: Safety,
+    pub creates: Vec<Create>,
+    pub updates: Vec<Update>,
+    pub retirements: Vec<Retirement>,
+    pub issues: Vec<Issue>,
+}
+
+/// Which mapping produced the plan; `digest` lets `apply` tell whether the mapping changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MappingInfo {
+    pub name: String,
+    pub origin: String,
+    pub digest: String,
+    pub table: String,
+    pub scope: String,
+    pub collection: String,
+}
+
+/// What the source read was: where from, how many records, and whether it was complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceSummary {
+    pub origin: String,
+    pub complete: bool,
+    /// Why the read is not complete (e.g. a page failed); `None` when complete.
+    pub incomplete_reason: Option<String>,
+    /// Records read (after de-duplication by id).
+    pub records: usize,
+    /// Records the mapping's source filter left out.
+    pub filtered_out: usize,
+}
+
+/// What the target read was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetSummary {
+    pub origin: String,
+    pub table: String,
+    pub cis: usize,
+    pub in_scope: usize,
+}
+
+/// Counts for the summary table; computed once from the lists by [`Plan::new`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub creates: usize,
+    pub updates: usize,
+    pub retirements: usize,
+    pub deletes: usize,
+    pub marked_absent: usize,
+    pub unchanged: usize,
+    /// Records held back from any write (ambiguous, conflicting, duplicated, foreign, frozen).
+    pub quarantined: usize,
+    pub issues: usize,
+    /// Field name -> number of planned writes of it (updates only).
+    pub drift_by_field: BTreeMap<String, usize>,
+}
+
+/// Safety decisions taken on the plan: blocked retirements and tripped guards.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Safety {
+    /// Set when retirements were withheld (incomplete or suspiciously small source read).
+    pub retirements_blocked: Option<String>,
+    /// Number of retirements that would have been planned but were withheld.
+    pub retirements_withheld: usize,
+    /// Guards that tripped: when any is present, `apply` writes nothing.
+    pub guards_tripped: Vec<GuardTrip>,
+    pub mass_change_allowed: bool,
+}
+
+/// A guard (limit) the plan exceeded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardTrip {
+    pub guard: String,
+    pub limit: String,
+    pub planned: usize,
+    pub message: String,
+}
+
+/// How a field is owned by the job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldMode {
+    /// The job's value wins (default).
+    #[default]
+    Authoritative,
+    /// Written only when the CI's value is empty.
+    FillEmpty,
+    /// Written only when the CI is created.
+    CreateOnly,
+    /// Compared and reported, never written.
+    Ignore,
+}
+
+impl FieldMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Authoritative => "authoritative",
+            Self::FillEmpty => "fill_empty",
+            Self::CreateOnly => "create_only",
+            Self::Ignore => "ignore",
+        }
+    }
+}
+
+/// A field value for a new CI, with the mapping expression that produced it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldValue {
+    pub field: String,
+    pub value: String,
+    pub from: String,
+}
+
+/// One field that differs between the CI and what it should be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub field: String,
+    pub current: String,
+    pub desired: String,
+    pub mode: FieldMode,
+    /// The mapping expression (or lifecycle rule) that produced the desired value.
+    pub from: String,
+}
+
+impl Change {
+    /// Whether `apply` writes this change (`ignore` fields are only reported).
+    pub fn is_write(&self) -> bool {
+        self.mode != FieldMode::Ignore
+    }
+}
+
+/// A CI to create for a VM that has none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Create {
+    pub source_id: String,
+    pub name: String,
+    /// Identity fields and values: `apply` looks the CI up by these before retrying a create
+    /// whose response was lost, so a retry never duplicates a CI.
+    pub identity: Vec<FieldValue>,
+    pub fields: Vec<FieldValue>,
+    /// Report-only facts about the VM (provider, cluster, owner...) for filtering.
+    pub context: BTreeMap<String, String>,
+}
+
+/// Why an update is planned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateKind {
+    /// Field values drifted from the source.
+    #[default]
+    Drift,
+    /// The VM came back: its Absent or Retired CI is restored.
+    Restore,
+    /// Nothing drifted, but `last_discovered` is older than the heartbeat.
+    Heartbeat,
+}
+
+/// A CI whose fields differ from what its VM says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Update {
+    pub sys_id: String,
+    pub source_id: String,
+    pub name: String,
+    pub kind: UpdateKind,
+    /// The identity rule that matched the VM to this CI, e.g. `object_id+vcenter_uuid`.
+    pub matched_by: String,
+    /// The CI's version when planned: `apply` skips the CI as stale when it changed since.
+    pub sys_updated_on: String,
+    pub sys_mod_count: String,
+    pub changes: Vec<Change>,
+    pub context: BTreeMap<String, String>,
+}
+
+impl Update {
+    /// Whether any change is written (an update with only `ignore` drift is reported only).
+    pub fn has_writes(&self) -> bool {
+        self.changes.iter().any(Change::is_write)
+    }
+}
+
+/// The lifecycle step a retirement takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetireAction {
+    /// First miss: mark the CI Absent; it is retired once the grace period has passed.
+    MarkAbsent,
+    /// Set the mapping's retire fields (e.g. install_status Retired).
+    Retire,
+    /// Delete the CI (only where the mapping says so).
+    Delete,
+}
+
+/// A CI in scope whose VM is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retirement {
+    pub sys_id: String,
+    pub name: String,
+    pub action: RetireAction,
+    /// Why, in words: which rule and since when.
+    pub reason: String,
+    /// When the VM was last seen (the CI's `last_discovered`), if known.
+    pub absent_since: Option<String>,
+    /// When the CI is or was due to be retired.
+    pub retire_on: Option<String>,
+    pub sys_updated_on: String,
+    pub sys_mod_count: String,
+    /// Fields written (empty for a delete).
+    pub changes: Vec<Change>,
+    pub context: BTreeMap<String, String>,
+}
+
+/// Kinds of problems found while planning; each is data in the report, never a stopped run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueKind {
+    /// A source record that cannot be used at all (no id, not an object).
+    BadRecord,
+    /// A value that does not fit its transform (e.g. text where a number is converted).
+    BadValue,
+    /// A reference lookup (e.g. owner email -> sys_user) found no row or several.
+    UnresolvedReference,
+    /// An identity rule matched several CIs: the VM is quarantined.
+    Ambiguous,
+    /// Several VMs matched one CI: all are quarantined and the CI is left alone.
+    Conflict,
+    /// Several VMs share an identity that must be unique (e.g. clones sharing a UUID).
+    DuplicateSource,
+    /// The VM matched a CI outside the job's scope; not written (unless `adopt = true`).
+    Foreign,
+    /// The CI carries the freeze marker; never written.
+    Frozen,
+}
+
+impl IssueKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRecord => "bad_record",
+            Self::BadValue => "bad_value",
+            Self::UnresolvedReference => "unresolved_reference",
+            Self::Ambiguous => "ambiguous",
+            Self::Conflict => "conflict",
+            Self::DuplicateSource => "duplicate_source",
+            Self::Foreign => "foreign",
+            Self::Frozen => "frozen",
+        }
+    }
+
+    /// Whether the records involved are held back from every write.
+    pub fn quarantines(self) -> bool {
+        matches!(
+            self,
+            Self::Ambiguous | Self::Conflict | Self::DuplicateSource | Self::Foreign | Self::Frozen
+        )
+    }
+}
+
+/// A problem with a record, a value or an identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issue {
+    pub kind: IssueKind,
+    /// The VM(s) involved (CloudForms ids).
+    pub source_ids: Vec<String>,
+    /// The CI(s) involved.
+    pub sys_ids: Vec<String>,
+    pub name: String,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl Plan {
+    /// Assembles a plan and computes its summary; lists are sorted for a deterministic order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        generated_at: DateTime<Utc>,
+        mapping: MappingInfo,
+        source: SourceSummary,
+        target: TargetSummary,
+        safety: Safety,
+        mut creates: Vec<Create>,
+        mut updates: Vec<Update>,
+        mut retirements: Vec<Retirement>,
+        mut issues: Vec<Issue>,
+        unchanged: usize,
+    ) -> Self {
+        creates.sort_by(|a, b| (&a.name, &a.source_id).cmp(&(&b.name, &b.source_id)));
+        updates.sort_by(|a, b| (&a.name, &a.sys_id).cmp(&(&b.name, &b.sys_id)));
+        retirements.sort_by(|a, b| (&a.name, &a.sys_id).cmp(&(&b.name, &b.sys_id)));
+        issues.sort_by(|a, b| {
+            (a.kind, &a.name, &a.source_ids, &a.sys_ids, &a.field).cmp(&(
+                b.kind,
+                &b.name,
+                &b.source_ids,
+                &b.sys_ids,
+                &b.field,
+            ))
+        });
+        let mut drift_by_field = BTreeMap::new();
+        for change in updates.iter().flat_map(|u| &u.changes) {
+            *drift_by_field.entry(change.field.clone()).or_insert(0) += 1;
+        }
+        let count = |action| retirements.iter().filter(|r| r.action == action).count();
+        let summary = Summary {
+            creates: creates.len(),
+            updates: updates.iter().filter(|u| u.has_writes()).count(),
+            retirements: count(RetireAction::Retire),
+            deletes: count(RetireAction::Delete),
+            marked_absent: count(RetireAction::MarkAbsent),
+            unchanged,
+            quarantined: issues.iter().filter(|i| i.kind.quarantines()).count(),
+            issues: issues.len(),
+            drift_by_field,
+        };
+        Self {
+            format_version: FORMAT_VERSION,
+            generated_at,
+            mapping,
+            source,
+            target,
+            summary,
+            safety,
+            creates,
+            updates,
+            retirements,
+            issues,
+        }
+    }
+
+    /// Whether applying this plan would write anything.
+    pub fn has_changes(&self) -> bool {
+        !self.creates.is_empty()
+            || self.updates.iter().any(Update::has_writes)
+            || !self.retirements.is_empty()
+    }
+}
