@@ -47,8 +47,11 @@ pub struct SourceSummary {
     pub incomplete_reason: Option<String>,
     /// Records read (after de-duplication by id).
     pub records: usize,
-    /// Records the mapping's source filter left out.
+    /// Records the mapping's source filter left out (and templates, which are never CIs).
     pub filtered_out: usize,
+    /// Records CloudForms reports as archived, orphaned or retired: they follow the
+    /// missing path, so their CIs are marked Absent and later retired.
+    pub inactive: usize,
 }
 
 /// What the target read was.
@@ -65,6 +68,10 @@ pub struct TargetSummary {
 pub struct Summary {
     pub creates: usize,
     pub updates: usize,
+    /// Updates that restore the CI of a VM that came back (included in `updates`).
+    pub restores: usize,
+    /// Updates that only refresh `last_discovered` (included in `updates`).
+    pub heartbeats: usize,
     pub retirements: usize,
     pub deletes: usize,
     pub marked_absent: usize,
@@ -315,13 +322,20 @@ impl Plan {
             ))
         });
         let mut drift_by_field = BTreeMap::new();
-        for change in updates.iter().flat_map(|u| &u.changes) {
+        for change in updates
+            .iter()
+            .filter(|u| u.kind == UpdateKind::Drift)
+            .flat_map(|u| &u.changes)
+        {
             *drift_by_field.entry(change.field.clone()).or_insert(0) += 1;
         }
         let count = |action| retirements.iter().filter(|r| r.action == action).count();
+        let kind = |kind| updates.iter().filter(|u| u.kind == kind && u.has_writes()).count();
         let summary = Summary {
             creates: creates.len(),
             updates: updates.iter().filter(|u| u.has_writes()).count(),
+            restores: kind(UpdateKind::Restore),
+            heartbeats: kind(UpdateKind::Heartbeat),
             retirements: count(RetireAction::Retire),
             deletes: count(RetireAction::Delete),
             marked_absent: count(RetireAction::MarkAbsent),
