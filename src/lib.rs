@@ -5,3 +5,5 @@
 
 pub mod reconcile;
 pub mod report;
+pub mod source;
+pub mod target;

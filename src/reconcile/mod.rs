@@ -3,5 +3,9 @@
 //! Invariant: nothing here can fail on bad data. A bad record or value becomes an
 //! [`plan::Issue`] in the plan; the run goes on.
 
+pub mod diff;
+pub mod identity;
+pub mod mapping;
 pub mod plan;
+pub mod planner;
 pub mod record;

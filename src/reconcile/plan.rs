@@ -105,7 +105,9 @@ pub struct GuardTrip {
 }
 
 /// How a field is owned by the job.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldMode {
     /// The job's value wins (default).
@@ -330,7 +332,12 @@ impl Plan {
             *drift_by_field.entry(change.field.clone()).or_insert(0) += 1;
         }
         let count = |action| retirements.iter().filter(|r| r.action == action).count();
-        let kind = |kind| updates.iter().filter(|u| u.kind == kind && u.has_writes()).count();
+        let kind = |kind| {
+            updates
+                .iter()
+                .filter(|u| u.kind == kind && u.has_writes())
+                .count()
+        };
         let summary = Summary {
             creates: creates.len(),
             updates: updates.iter().filter(|u| u.has_writes()).count(),

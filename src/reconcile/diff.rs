@@ -1,0 +1,100 @@
+//! Field comparison: is the CI's value (always a string from ServiceNow) the value the VM
+//! says it should be? Numbers compare as numbers, addresses as addresses, choices without case.
+
+use std::net::IpAddr;
+
+use super::mapping::Compare;
+
+/// Whether `current` (the CI's) and `desired` (the mapping's) are the same value.
+pub fn same(compare: Compare, current: &str, desired: &str) -> bool {
+    let (current, desired) = (current.trim(), desired.trim());
+    match compare {
+        Compare::Exact => current == desired,
+        Compare::IgnoreCase => current.to_lowercase() == desired.to_lowercase(),
+        Compare::Number => match (number(current), number(desired)) {
+            (Some(a), Some(b)) => a == b,
+            _ => current == desired,
+        },
+        Compare::Ip => match (current.parse::<IpAddr>(), desired.parse::<IpAddr>()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => current.eq_ignore_ascii_case(desired),
+        },
+        Compare::Auto => {
+            if current == desired {
+                return true;
+            }
+            if let (Some(a), Some(b)) = (number(current), number(desired)) {
+                return a == b;
+            }
+            if let (Ok(a), Ok(b)) = (current.parse::<IpAddr>(), desired.parse::<IpAddr>()) {
+                return a == b;
+            }
+            false
+        }
+    }
+}
+
+/// A decimal number as ServiceNow may render it ("4096", "4,096", "4096.0"); not hex, not
+/// `inf`/`nan`, which `f64::from_str` would otherwise accept.
+fn number(text: &str) -> Option<f64> {
+    let plain: String = text.chars().filter(|c| *c != ',').collect();
+    let digits = plain.strip_prefix('-').unwrap_or(&plain);
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    plain.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_compares_numbers_as_numbers() {
+        assert!(same(Compare::Auto, "4096", "4096"));
+        assert!(same(Compare::Auto, "4096.0", "4096"));
+        assert!(same(Compare::Auto, "4,096", "4096"));
+        assert!(same(Compare::Auto, " 8 ", "8"));
+        assert!(!same(Compare::Auto, "4096", "2048"));
+        assert!(!same(Compare::Auto, "", "0"));
+    }
+
+    #[test]
+    fn auto_compares_addresses_as_addresses() {
+        assert!(same(Compare::Auto, "fe80::0:1", "fe80::1"));
+        assert!(same(Compare::Auto, "FE80::1", "fe80::1"));
+        assert!(!same(Compare::Auto, "10.0.0.1", "10.0.0.2"));
+    }
+
+    #[test]
+    fn auto_is_otherwise_exact() {
+        assert!(!same(Compare::Auto, "On", "on"));
+        assert!(!same(Compare::Auto, "inf", "infinity"));
+        assert!(same(Compare::Auto, "web01 ", "web01"));
+    }
+
+    #[test]
+    fn ignore_case_for_choices() {
+        assert!(same(Compare::IgnoreCase, "Production", "production"));
+        assert!(!same(Compare::IgnoreCase, "Production", "Test"));
+    }
+
+    #[test]
+    fn number_compare_falls_back_to_text() {
+        assert!(same(Compare::Number, "1e3", "1e3"));
+        assert!(same(Compare::Number, "10", "10.00"));
+        assert!(!same(Compare::Number, "abc", "10"));
+    }
+
+    #[test]
+    fn ip_compare() {
+        assert!(same(Compare::Ip, "2001:db8::1", "2001:DB8:0::1"));
+        assert!(!same(Compare::Ip, "10.0.0.1", ""));
+    }
+
+    #[test]
+    fn exact_is_exact_after_trim() {
+        assert!(same(Compare::Exact, " a ", "a"));
+        assert!(!same(Compare::Exact, "A", "a"));
+    }
+}

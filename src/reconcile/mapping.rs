@@ -1,0 +1,1566 @@
+//! The mapping language: a TOML file that says which source records become which CIs, how
+//! each CI field is derived, how VMs and CIs are identified, what the job owns and how CIs
+//! are retired. [`Mapping::parse`] compiles the text into rules; [`FieldRule::eval`] derives a
+//! field's value from one record.
+//!
+//! Parsing is pure (text in, rules or a positioned error out): the caller reads the file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+
+use serde::Deserialize;
+use serde_json::Value;
+use toml::Spanned;
+
+use super::plan::FieldMode;
+use super::record::{Ci, References, SourceRecord};
+
+/// A mapping file that could not be compiled: where, what, and a hint when we have one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}:{line}:{column}: {message}{}", hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
+pub struct MappingError {
+    pub origin: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// A compiled mapping: one source collection to one CMDB table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapping {
+    pub name: String,
+    pub origin: String,
+    /// FNV-1a of the file text: lets `apply` tell that the mapping changed since the plan.
+    pub digest: String,
+    pub source: SourceSpec,
+    pub target: TargetSpec,
+    pub identify: Vec<IdentityRule>,
+    pub fields: Vec<FieldRule>,
+    pub retire: RetirePolicy,
+    pub lifecycle: Lifecycle,
+    pub guards: Guards,
+    /// Report-only facts taken from each record (provider, cluster, owner...).
+    pub context: Vec<(String, Path)>,
+}
+
+/// Which records of which collection are mapped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSpec {
+    pub collection: String,
+    pub filters: Vec<Filter>,
+    /// Extra attributes to request besides those the fields need.
+    pub extra_attributes: Vec<String>,
+}
+
+/// The target table, the scope of CIs the job owns, and create-time constants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetSpec {
+    pub table: String,
+    pub scope: Conditions,
+    pub on_create: Vec<(String, String)>,
+    /// Whether a VM matching a CI outside the scope may take it over.
+    pub adopt: bool,
+    /// CIs matching this are never written.
+    pub freeze: Option<Conditions>,
+}
+
+/// One identification rule: CI fields whose desired values must all be present and equal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRule {
+    pub fields: Vec<String>,
+    /// A weak rule (e.g. name) may be shared by several VMs; it matches only when exactly one
+    /// VM and one CI share the key. A strong rule's key must be unique among the VMs.
+    pub weak: bool,
+}
+
+impl IdentityRule {
+    pub fn describe(&self) -> String {
+        self.fields.join("+")
+    }
+}
+
+/// How a CI is retired once its VM is gone for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetirePolicy {
+    /// Set these fields (e.g. install_status = 7).
+    Set(Vec<(String, String)>),
+    /// Delete the CI.
+    Delete,
+    /// Never retire (report only).
+    None,
+}
+
+/// The lifecycle of CIs whose VMs go missing, come back, or stay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lifecycle {
+    /// Field holding when the VM was last seen; `None` turns heartbeats and grace off.
+    pub last_discovered: Option<String>,
+    pub first_discovered: Option<String>,
+    /// `last_discovered` is refreshed at most this often (seconds); 0 = never by itself.
+    pub heartbeat_secs: i64,
+    /// A CI is retired once `last_discovered` is older than this (seconds).
+    pub retire_after_secs: i64,
+    /// Fields that mark a CI Absent on the first miss.
+    pub absent: Vec<(String, String)>,
+    /// Fields written when a VM comes back to an Absent or Retired CI.
+    pub restore: Vec<(String, String)>,
+    /// Boolean record attributes that make a VM count as missing (archived, orphaned, retired).
+    pub missing_when: Vec<String>,
+}
+
+/// Limits checked on the plan before any write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Guards {
+    pub max_retire: Limit,
+    pub max_delete: Limit,
+    pub max_update: Limit,
+    pub max_create: Limit,
+    /// Retirements are blocked when the source holds fewer records than this fraction of the
+    /// in-scope CIs.
+    pub min_source_ratio: f64,
+}
+
+/// A limit as a count or a percentage of the in-scope CIs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    Count(usize),
+    Percent(f64),
+    Unlimited,
+}
+
+impl Limit {
+    /// The count this limit allows out of `base` in-scope CIs.
+    pub fn allowed(self, base: usize) -> Option<usize> {
+        match self {
+            Self::Count(n) => Some(n),
+            Self::Percent(p) => Some((base as f64 * p / 100.0).floor() as usize),
+            Self::Unlimited => None,
+        }
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Count(n) => write!(f, "{n}"),
+            Self::Percent(p) => write!(f, "{p}%"),
+            Self::Unlimited => f.write_str("unlimited"),
+        }
+    }
+}
+
+/// A path into a source record: `hardware.memory_mb`, `ipaddresses[0]`, `tags.0.name`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Path(Vec<Segment>);
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+impl Path {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("empty source path".into());
+        }
+        let mut segments = Vec::new();
+        for part in text.split('.') {
+            let (key, mut rest) = match part.find('[') {
+                Some(i) => (&part[..i], &part[i..]),
+                None => (part, ""),
+            };
+            if key.is_empty() && rest.is_empty() {
+                return Err(format!("empty segment in path `{text}`"));
+            }
+            if !key.is_empty() {
+                match key.parse::<usize>() {
+                    Ok(i) => segments.push(Segment::Index(i)),
+                    Err(_) => segments.push(Segment::Key(key.to_owned())),
+                }
+            }
+            while !rest.is_empty() {
+                let close = rest
+                    .find(']')
+                    .ok_or_else(|| format!("unclosed `[` in path `{text}`"))?;
+                let index = rest[1..close].trim().parse::<usize>().map_err(|_| {
+                    format!(
+                        "`{}` is not an array index in path `{text}`",
+                        &rest[1..close]
+                    )
+                })?;
+                segments.push(Segment::Index(index));
+                rest = &rest[close + 1..];
+                if !rest.is_empty() && !rest.starts_with('[') {
+                    return Err(format!("unexpected `{rest}` in path `{text}`"));
+                }
+            }
+        }
+        Ok(Self(segments))
+    }
+
+    /// The value at this path, `None` when any step is missing.
+    pub fn get<'a>(&self, data: &'a serde_json::Map<String, Value>) -> Option<&'a Value> {
+        let mut segments = self.0.iter();
+        let mut current = match segments.next()? {
+            Segment::Key(k) => data.get(k)?,
+            Segment::Index(_) => return None,
+        };
+        for segment in segments {
+            current = match (segment, current) {
+                (Segment::Key(k), Value::Object(map)) => map.get(k)?,
+                (Segment::Index(i), Value::Array(items)) => items.get(*i)?,
+                _ => return None,
+            };
+        }
+        Some(current)
+    }
+
+    /// The CloudForms attribute to request for this path: the keys up to the first index
+    /// (`ipaddresses[0]` needs `ipaddresses`, `hardware.memory_mb` needs itself).
+    pub fn attribute(&self) -> String {
+        let keys: Vec<&str> = self
+            .0
+            .iter()
+            .map_while(|s| match s {
+                Segment::Key(k) => Some(k.as_str()),
+                Segment::Index(_) => None,
+            })
+            .collect();
+        keys.join(".")
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, segment) in self.0.iter().enumerate() {
+            match segment {
+                Segment::Key(k) if i == 0 => write!(f, "{k}")?,
+                Segment::Key(k) => write!(f, ".{k}")?,
+                Segment::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A source filter: `vendor=vmware`, `vendor!=redhat`, `cloud=false`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub path: Path,
+    pub negate: bool,
+    pub value: String,
+}
+
+impl Filter {
+    fn parse(text: &str) -> Result<Self, String> {
+        let (negate, (left, right)) = if let Some(parts) = text.split_once("!=") {
+            (true, parts)
+        } else if let Some(parts) = text.split_once('=') {
+            (false, parts)
+        } else {
+            return Err(format!("filter `{text}` has no `=` or `!=`"));
+        };
+        let value = right
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'')
+            .to_owned();
+        Ok(Self {
+            path: Path::parse(left)?,
+            negate,
+            value,
+        })
+    }
+
+    /// Whether a record passes: its value equals (case-insensitive) the filter's, or not.
+    pub fn accepts(&self, record: &SourceRecord) -> bool {
+        let actual = self
+            .path
+            .get(&record.data)
+            .and_then(scalar_text)
+            .unwrap_or_default();
+        let equal = if self.value.eq_ignore_ascii_case("null") {
+            actual.is_empty()
+        } else {
+            actual.eq_ignore_ascii_case(&self.value)
+        };
+        equal != self.negate
+    }
+}
+
+impl fmt::Display for Filter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}{}{}",
+            self.path,
+            if self.negate { "!=" } else { "=" },
+            self.value
+        )
+    }
+}
+
+/// A conjunction of conditions on CI fields, in ServiceNow encoded-query form:
+/// `discovery_source=CloudForms^install_status!=7^sys_class_nameINa,b^nameISNOTEMPTY`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conditions {
+    pub text: String,
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    Equals(String, String),
+    NotEquals(String, String),
+    In(String, Vec<String>),
+    IsEmpty(String),
+    IsNotEmpty(String),
+}
+
+impl Conditions {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut conditions = Vec::new();
+        for part in text.split('^').map(str::trim).filter(|p| !p.is_empty()) {
+            let condition = if let Some(field) = part.strip_suffix("ISNOTEMPTY") {
+                Condition::IsNotEmpty(field.trim().to_owned())
+            } else if let Some(field) = part.strip_suffix("ISEMPTY") {
+                Condition::IsEmpty(field.trim().to_owned())
+            } else if let Some((f, v)) = part.split_once("!=") {
+                Condition::NotEquals(f.trim().to_owned(), v.trim().to_owned())
+            } else if let Some((f, v)) = part.split_once('=') {
+                Condition::Equals(f.trim().to_owned(), v.trim().to_owned())
+            } else if let Some((f, v)) = part.split_once("IN") {
+                Condition::In(
+                    f.trim().to_owned(),
+                    v.split(',').map(|s| s.trim().to_owned()).collect(),
+                )
+            } else {
+                return Err(format!("cannot read condition `{part}`"));
+            };
+            let field = match &condition {
+                Condition::Equals(f, _)
+                | Condition::NotEquals(f, _)
+                | Condition::In(f, _)
+                | Condition::IsEmpty(f)
+                | Condition::IsNotEmpty(f) => f,
+            };
+            if !is_field_name(field) {
+                return Err(format!(
+                    "`{field}` is not a field name in condition `{part}`"
+                ));
+            }
+            conditions.push(condition);
+        }
+        if conditions.is_empty() {
+            return Err("no condition given".into());
+        }
+        Ok(Self {
+            text: text.trim().to_owned(),
+            conditions,
+        })
+    }
+
+    /// Whether the CI meets every condition (values compared case-insensitively, as
+    /// ServiceNow compares choice and string values).
+    pub fn matches(&self, ci: &Ci) -> bool {
+        self.conditions.iter().all(|c| match c {
+            Condition::Equals(f, v) => ci.get(f).trim().eq_ignore_ascii_case(v),
+            Condition::NotEquals(f, v) => !ci.get(f).trim().eq_ignore_ascii_case(v),
+            Condition::In(f, vs) => vs.iter().any(|v| ci.get(f).trim().eq_ignore_ascii_case(v)),
+            Condition::IsEmpty(f) => ci.get(f).trim().is_empty(),
+            Condition::IsNotEmpty(f) => !ci.get(f).trim().is_empty(),
+        })
+    }
+
+    /// The field values a CI must hold to meet the `=` conditions (written on create and
+    /// on adoption, so that the job's CIs stay in its scope).
+    pub fn required_values(&self) -> Vec<(String, String)> {
+        self.conditions
+            .iter()
+            .filter_map(|c| match c {
+                Condition::Equals(f, v) => Some((f.clone(), v.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The CI fields the conditions read.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.conditions.iter().map(|c| match c {
+            Condition::Equals(f, _)
+            | Condition::NotEquals(f, _)
+            | Condition::In(f, _)
+            | Condition::IsEmpty(f)
+            | Condition::IsNotEmpty(f) => f.as_str(),
+        })
+    }
+}
+
+fn is_field_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+/// Where a field's raw value comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Extract {
+    Path(Path),
+    Template(Vec<TemplatePart>),
+    Const(String),
+    /// Values of a CloudForms tag category (`/managed/<category>/<value>`), sorted.
+    Tag(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TemplatePart {
+    Text(String),
+    Field(Path),
+}
+
+/// How a list becomes one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pick {
+    First,
+    Last,
+    FirstIpv4,
+    FirstIpv6,
+    Join,
+    Count,
+}
+
+/// Unit conversions (binary units: 1 GB = 1024 MB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Convert {
+    BytesToKb,
+    BytesToMb,
+    BytesToGb,
+    BytesToTb,
+    KbToMb,
+    KbToGb,
+    MbToGb,
+    MbToTb,
+    GbToMb,
+    GbToTb,
+    MbToBytes,
+    GbToBytes,
+}
+
+impl Convert {
+    fn factor(self) -> f64 {
+        const K: f64 = 1024.0;
+        match self {
+            Self::BytesToKb | Self::KbToMb | Self::MbToGb | Self::GbToTb => 1.0 / K,
+            Self::BytesToMb | Self::KbToGb | Self::MbToTb => 1.0 / (K * K),
+            Self::BytesToGb => 1.0 / (K * K * K),
+            Self::BytesToTb => 1.0 / (K * K * K * K),
+            Self::GbToMb => K,
+            Self::MbToBytes => K * K,
+            Self::GbToBytes => K * K * K,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Case {
+    Lower,
+    Upper,
+}
+
+/// How a desired value is compared with the CI's (ServiceNow returns every value as a string).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compare {
+    /// Numbers as numbers, IP addresses as addresses, anything else exactly (trimmed).
+    #[default]
+    Auto,
+    Exact,
+    /// Case-insensitive (choices, names).
+    IgnoreCase,
+    Number,
+    Ip,
+}
+
+/// What an empty or missing source value means for the CI field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnEmpty {
+    /// Leave the CI's value alone: the source does not know (e.g. no IP while powered off).
+    #[default]
+    Skip,
+    /// Clear the CI's value.
+    Clear,
+}
+
+/// A reference lookup: the derived value is found in `table.by` and replaced by its sys_id.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lookup {
+    pub table: String,
+    pub by: String,
+}
+
+/// One CI field and how it is derived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldRule {
+    pub name: String,
+    pub extract: Extract,
+    pub pick: Option<Pick>,
+    pub separator: String,
+    pub convert: Option<Convert>,
+    pub decimals: u32,
+    pub trim: bool,
+    pub case: Option<Case>,
+    pub map: Option<BTreeMap<String, String>>,
+    pub default: Option<String>,
+    pub lookup: Option<Lookup>,
+    pub mode: FieldMode,
+    pub compare: Compare,
+    pub on_empty: OnEmpty,
+    /// The expression in words, for reports ("which mapping field produced this value").
+    pub describe: String,
+}
+
+/// Why a field has no value for a record: data for the report, never a stopped run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EvalError {
+    BadValue(String),
+    Unresolved(String),
+}
+
+impl FieldRule {
+    /// Derives this field's value from a record: `Ok(None)` when the source has no value.
+    pub fn eval(
+        &self,
+        record: &SourceRecord,
+        refs: &References,
+    ) -> Result<Option<String>, EvalError> {
+        let raw = match &self.extract {
+            Extract::Path(path) => path.get(&record.data).cloned().unwrap_or(Value::Null),
+            Extract::Const(value) => Value::String(value.clone()),
+            Extract::Tag(category) => Value::Array(
+                tag_values(record, category)
+                    .into_iter()
+                    .map(Value::String)
+                    .collect(),
+            ),
+            Extract::Template(parts) => render_template(parts, record),
+        };
+        let value = self.reduce(raw)?;
+        let value = self.shape(value)?;
+        let value = match value {
+            Some(v) => Some(v),
+            None => self.default.clone(),
+        };
+        match (value, &self.lookup) {
+            (Some(v), Some(lookup)) => self.resolve(&v, lookup, refs).map(Some),
+            (value, _) => Ok(value),
+        }
+    }
+
+    /// Lists to one value (pick), objects rejected, numbers converted.
+    fn reduce(&self, raw: Value) -> Result<Option<Scalar>, EvalError> {
+        let scalar = match raw {
+            Value::Array(items) => {
+                let texts: Vec<String> = items.iter().filter_map(scalar_text).collect();
+                match self.pick.unwrap_or(Pick::Join) {
+                    Pick::First => items
+                        .into_iter()
+                        .find(|v| !v.is_null())
+                        .and_then(Scalar::from_json),
+                    Pick::Last => items
+                        .into_iter()
+                        .rev()
+                        .find(|v| !v.is_null())
+                        .and_then(Scalar::from_json),
+                    Pick::FirstIpv4 => texts
+                        .iter()
+                        .find(|t| t.parse::<Ipv4Addr>().is_ok())
+                        .map(|t| Scalar::Text(t.clone())),
+                    Pick::FirstIpv6 => texts
+                        .iter()
+                        .find(|t| t.parse::<Ipv6Addr>().is_ok())
+                        .map(|t| Scalar::Text(t.clone())),
+                    Pick::Join => {
+                        (!texts.is_empty()).then(|| Scalar::Text(texts.join(&self.separator)))
+                    }
+                    Pick::Count => Some(Scalar::Number(texts.len() as f64)),
+                }
+            }
+            Value::Object(_) => {
+                return Err(EvalError::BadValue(format!(
+                    "field `{}`: the source value is an object, not a value (name a nested key)",
+                    self.name
+                )))
+            }
+            Value::Null => None,
+            other => match (self.pick, Scalar::from_json(other)) {
+                // A single value where a list was expected counts as a list of one.
+                (Some(Pick::FirstIpv4), Some(Scalar::Text(t)))
+                    if t.parse::<Ipv4Addr>().is_err() =>
+                {
+                    None
+                }
+                (Some(Pick::FirstIpv6), Some(Scalar::Text(t)))
+                    if t.parse::<Ipv6Addr>().is_err() =>
+                {
+                    None
+                }
+                (_, scalar) => scalar,
+            },
+        };
+        let Some(scalar) = scalar else {
+            return Ok(None);
+        };
+        match self.convert {
+            None => Ok(Some(scalar)),
+            Some(convert) => {
+                let number = match &scalar {
+                    Scalar::Number(n) => *n,
+                    Scalar::Text(t) => t.trim().parse::<f64>().map_err(|_| {
+                        EvalError::BadValue(format!(
+                            "field `{}`: `{t}` is not a number to convert",
+                            self.name
+                        ))
+                    })?,
+                    Scalar::Bool(b) => {
+                        return Err(EvalError::BadValue(format!(
+                            "field `{}`: `{b}` is not a number to convert",
+                            self.name
+                        )))
+                    }
+                };
+                let scale = 10f64.powi(self.decimals as i32);
+                Ok(Some(Scalar::Number(
+                    (number * convert.factor() * scale).round() / scale,
+                )))
+            }
+        }
+    }
+
+    /// Text shaping: trim, case, value map. `None` for empty values.
+    fn shape(&self, scalar: Option<Scalar>) -> Result<Option<String>, EvalError> {
+        let Some(scalar) = scalar else {
+            return Ok(None);
+        };
+        let mut text = scalar.to_text();
+        if self.trim {
+            text = text.trim().to_owned();
+        }
+        match self.case {
+            Some(Case::Lower) => text = text.to_lowercase(),
+            Some(Case::Upper) => text = text.to_uppercase(),
+            None => {}
+        }
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let Some(map) = &self.map else {
+            return Ok(Some(text));
+        };
+        if let Some(mapped) = map.get(&text) {
+            return Ok(Some(mapped.clone()));
+        }
+        if let Some((_, mapped)) = map.iter().find(|(k, _)| k.eq_ignore_ascii_case(&text)) {
+            return Ok(Some(mapped.clone()));
+        }
+        match &self.default {
+            Some(default) => Ok(Some(default.clone())),
+            None => Err(EvalError::BadValue(format!(
+                "field `{}`: `{text}` is not in its value map and it has no default",
+                self.name
+            ))),
+        }
+    }
+
+    fn resolve(
+        &self,
+        value: &str,
+        lookup: &Lookup,
+        refs: &References,
+    ) -> Result<String, EvalError> {
+        if !refs.has_table(&lookup.table) {
+            return Err(EvalError::Unresolved(format!(
+                "field `{}`: `{value}` needs a lookup in `{}` but its rows were not loaded",
+                self.name, lookup.table
+            )));
+        }
+        match refs.resolve(&lookup.table, &lookup.by, value) {
+            [sys_id] => Ok(sys_id.clone()),
+            [] => Err(EvalError::Unresolved(format!(
+                "field `{}`: no `{}` row has {} `{value}`",
+                self.name, lookup.table, lookup.by
+            ))),
+            many => Err(EvalError::Unresolved(format!(
+                "field `{}`: {} `{}` rows have {} `{value}`",
+                self.name,
+                many.len(),
+                lookup.table,
+                lookup.by
+            ))),
+        }
+    }
+}
+
+/// A scalar source value before it becomes text.
+#[derive(Debug, Clone, PartialEq)]
+enum Scalar {
+    Text(String),
+    Number(f64),
+    Bool(bool),
+}
+
+impl Scalar {
+    fn from_json(value: Value) -> Option<Self> {
+        match value {
+            Value::String(s) => Some(Self::Text(s)),
+            Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+                // Keep integers exact: they are rendered as written.
+                (Some(i), _) => Some(Self::Text(i.to_string())),
+                (_, Some(u)) => Some(Self::Text(u.to_string())),
+                _ => n.as_f64().map(Self::Number),
+            },
+            Value::Bool(b) => Some(Self::Bool(b)),
+            Value::Null | Value::Array(_) | Value::Object(_) => None,
+        }
+    }
+
+    fn to_text(&self) -> String {
+        match self {
+            Self::Text(t) => t.clone(),
+            Self::Bool(b) => b.to_string(),
+            Self::Number(n) => format_number(*n),
+        }
+    }
+}
+
+/// Renders a number as ServiceNow would store it: integers without a fraction.
+pub fn format_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        let text = format!("{n}");
+        text
+    }
+}
+
+/// The text of a scalar JSON value (`None` for null, arrays and objects).
+pub fn scalar_text(value: &Value) -> Option<String> {
+    Scalar::from_json(value.clone()).map(|s| s.to_text())
+}
+
+/// The values of one tag category on a record. Tags come as `expand=tags` objects
+/// (`{"name": "/managed/environment/prod"}`) or plain strings.
+pub fn tag_values(record: &SourceRecord, category: &str) -> Vec<String> {
+    let Some(Value::Array(tags)) = record.data.get("tags") else {
+        return Vec::new();
+    };
+    let mut values: Vec<String> = tags
+        .iter()
+        .filter_map(|tag| match tag {
+            Value::String(s) => Some(s.as_str()),
+            Value::Object(o) => o.get("name").and_then(Value::as_str),
+            _ => None,
+        })
+        .filter_map(|name| {
+            let mut parts = name.trim_start_matches('/').splitn(3, '/');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("managed"), Some(cat), Some(value)) if cat == category => {
+                    Some(value.to_owned())
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    values.sort();
+    values.dedup();
+    values
+}
+
+fn render_template(parts: &[TemplatePart], record: &SourceRecord) -> Value {
+    let mut out = String::new();
+    for part in parts {
+        match part {
+            TemplatePart::Text(t) => out.push_str(t),
+            TemplatePart::Field(path) => match path.get(&record.data).and_then(scalar_text) {
+                Some(v) if !v.trim().is_empty() => out.push_str(v.trim()),
+                // A template with a missing part has no value: better none than a half name.
+                _ => return Value::Null,
+            },
+        }
+    }
+    Value::String(out)
+}
+
+fn parse_template(text: &str) -> Result<Vec<TemplatePart>, String> {
+    let mut parts = Vec::new();
+    let mut literal = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                literal.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                literal.push('}');
+            }
+            '{' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(c) => name.push(c),
+                        None => return Err(format!("unclosed `{{` in template `{text}`")),
+                    }
+                }
+                if !literal.is_empty() {
+                    parts.push(TemplatePart::Text(std::mem::take(&mut literal)));
+                }
+                parts.push(TemplatePart::Field(Path::parse(&name)?));
+            }
+            '}' => {
+                return Err(format!(
+                    "unmatched `}}` in template `{text}` (write `}}}}`)"
+                ))
+            }
+            c => literal.push(c),
+        }
+    }
+    if !literal.is_empty() {
+        parts.push(TemplatePart::Text(literal));
+    }
+    if !parts.iter().any(|p| matches!(p, TemplatePart::Field(_))) {
+        return Err(format!(
+            "template `{text}` names no source field; use `const` for a constant"
+        ));
+    }
+    Ok(parts)
+}
+
+/// Parses a duration: `0`, `90s`, `30m`, `24h`, `7d`, `2w`.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(0);
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like `24h` or `7d`"))?;
+    let scale = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(format!("`{text}` is not a duration like `24h` or `7d`")),
+    };
+    Ok(number * scale)
+}
+
+// ---------------------------------------------------------------------------------------
+// The file format (serde) and its compilation.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMapping {
+    name: Option<String>,
+    source: RawSource,
+    target: RawTarget,
+    #[serde(default)]
+    identify: Vec<Spanned<RawIdentify>>,
+    fields: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    retire: Option<RawRetire>,
+    #[serde(default)]
+    lifecycle: RawLifecycle,
+    #[serde(default)]
+    guards: RawGuards,
+    #[serde(default)]
+    report: RawReport,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    #[serde(default = "default_collection")]
+    collection: String,
+    #[serde(default)]
+    filter: Vec<Spanned<String>>,
+    #[serde(default)]
+    attributes: Vec<String>,
+}
+
+fn default_collection() -> String {
+    "vms".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    table: Spanned<String>,
+    scope: Spanned<String>,
+    #[serde(default)]
+    on_create: BTreeMap<String, Spanned<toml::Value>>,
+    #[serde(default)]
+    adopt: bool,
+    freeze: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdentify {
+    fields: Vec<String>,
+    #[serde(default)]
+    weak: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFieldSpec {
+    from: Option<String>,
+    template: Option<String>,
+    #[serde(rename = "const")]
+    constant: Option<toml::Value>,
+    from_tag: Option<String>,
+    pick: Option<Pick>,
+    separator: Option<String>,
+    convert: Option<Convert>,
+    decimals: Option<u32>,
+    trim: Option<bool>,
+    case: Option<Case>,
+    map: Option<BTreeMap<String, toml::Value>>,
+    default: Option<toml::Value>,
+    lookup: Option<Lookup>,
+    mode: Option<FieldMode>,
+    compare: Option<Compare>,
+    on_empty: Option<OnEmpty>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetire {
+    action: Spanned<String>,
+    #[serde(default)]
+    set: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLifecycle {
+    last_discovered: Option<String>,
+    first_discovered: Option<String>,
+    heartbeat: Option<Spanned<String>>,
+    retire_after: Option<Spanned<String>>,
+    absent: Option<BTreeMap<String, toml::Value>>,
+    restore: Option<BTreeMap<String, toml::Value>>,
+    missing_when: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGuards {
+    max_retire: Option<Spanned<toml::Value>>,
+    max_delete: Option<Spanned<toml::Value>>,
+    max_update: Option<Spanned<toml::Value>>,
+    max_create: Option<Spanned<toml::Value>>,
+    min_source_ratio: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    context: Option<BTreeMap<String, String>>,
+}
+
+/// Turns byte offsets into positioned errors.
+struct Locator<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Locator<'_> {
+    fn error(
+        &self,
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> MappingError {
+        let offset = span.map(|s| s.start).unwrap_or(0).min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0)
+            + 1;
+        MappingError {
+            origin: self.origin.to_owned(),
+            line,
+            column,
+            message: message.into(),
+            hint,
+        }
+    }
+}
+
+fn toml_text(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(format_number(*f)),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn hint_for(message: &str) -> Option<String> {
+    if message.contains("unknown field") {
+        Some("see README.md, \"Mapping reference\", for the keys each section takes".into())
+    } else if message.contains("unknown variant") {
+        Some("the value must be one of those listed".into())
+    } else if message.contains("missing field") {
+        Some("every mapping needs [source], [target] with `table` and `scope`, and [fields]".into())
+    } else {
+        None
+    }
+}
+
+impl Mapping {
+    /// Compiles a mapping file. `origin` names the file in errors and reports.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, MappingError> {
+        let loc = Locator { text, origin };
+        let raw: RawMapping = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim().to_owned();
+            let hint = hint_for(&message);
+            loc.error(e.span(), message, hint)
+        })?;
+        let text_value = |v: &Spanned<toml::Value>, what: &str| {
+            toml_text(v.get_ref()).ok_or_else(|| {
+                loc.error(
+                    Some(v.span()),
+                    format!("{what} must be a string, number or boolean"),
+                    None,
+                )
+            })
+        };
+
+        let name = raw.name.unwrap_or_else(|| {
+            let file = origin.rsplit(['/', '\\']).next().unwrap_or(origin);
+            file.strip_suffix(".toml").unwrap_or(file).to_owned()
+        });
+
+        let filters = raw
+            .source
+            .filter
+            .iter()
+            .map(|f| Filter::parse(f.get_ref()).map_err(|e| loc.error(Some(f.span()), e, None)))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let table = raw.target.table.get_ref().trim().to_owned();
+        if !is_field_name(&table) || table.contains('.') {
+            return Err(loc.error(
+                Some(raw.target.table.span()),
+                format!("`{table}` is not a table name"),
+                Some("e.g. `cmdb_ci_vmware_instance`".into()),
+            ));
+        }
+        let scope = Conditions::parse(raw.target.scope.get_ref()).map_err(|e| {
+            loc.error(
+                Some(raw.target.scope.span()),
+                format!("scope: {e}"),
+                Some(
+                    "the scope names the CIs this job owns, e.g. `discovery_source=CloudForms`"
+                        .into(),
+                ),
+            )
+        })?;
+        let freeze = raw
+            .target
+            .freeze
+            .as_ref()
+            .map(|f| {
+                Conditions::parse(f.get_ref())
+                    .map_err(|e| loc.error(Some(f.span()), format!("freeze: {e}"), None))
+            })
+            .transpose()?;
+        let mut on_create = Vec::new();
+        for (field, value) in &raw.target.on_create {
+            on_create.push((field.clone(), text_value(value, "an on_create value")?));
+        }
+
+        let mut fields = Vec::new();
+        for (field, spec) in &raw.fields {
+            fields.push(compile_field(field, spec, &loc)?);
+        }
+        if !fields.iter().any(|f| f.name == "name") {
+            return Err(loc.error(
+                None,
+                "[fields] has no `name`",
+                Some("map the CI name, e.g. `name = \"name\"`".into()),
+            ));
+        }
+
+        let mut identify = Vec::new();
+        for rule in &raw.identify {
+            let r = rule.get_ref();
+            if r.fields.is_empty() {
+                return Err(loc.error(
+                    Some(rule.span()),
+                    "an [[identify]] rule names no fields",
+                    None,
+                ));
+            }
+            for field in &r.fields {
+                if !fields.iter().any(|f| &f.name == field) {
+                    return Err(loc.error(
+                        Some(rule.span()),
+                        format!("identity field `{field}` is not mapped in [fields]"),
+                        Some("identity compares the mapped value with the CI's field of the same name".into()),
+                    ));
+                }
+            }
+            identify.push(IdentityRule {
+                fields: r.fields.clone(),
+                weak: r.weak,
+            });
+        }
+        if identify.is_empty() {
+            return Err(loc.error(
+                None,
+                "no [[identify]] rule",
+                Some(
+                    "add at least one, e.g. `[[identify]]` with `fields = [\"correlation_id\"]`"
+                        .into(),
+                ),
+            ));
+        }
+
+        let retire = match &raw.retire {
+            None => RetirePolicy::None,
+            Some(r) => match r.action.get_ref().as_str() {
+                "set" => {
+                    if r.set.is_empty() {
+                        return Err(loc.error(
+                            Some(r.action.span()),
+                            "retire action `set` needs a `set` table",
+                            Some("e.g. `set = { install_status = \"7\" }`".into()),
+                        ));
+                    }
+                    let mut set = Vec::new();
+                    for (field, value) in &r.set {
+                        let v = toml_text(value).ok_or_else(|| {
+                            loc.error(
+                                Some(r.action.span()),
+                                format!("retire value of `{field}` must be a string"),
+                                None,
+                            )
+                        })?;
+                        set.push((field.clone(), v));
+                    }
+                    RetirePolicy::Set(set)
+                }
+                "delete" => RetirePolicy::Delete,
+                "none" => RetirePolicy::None,
+                other => {
+                    return Err(loc.error(
+                        Some(r.action.span()),
+                        format!("unknown retire action `{other}`"),
+                        Some("one of `set`, `delete`, `none`".into()),
+                    ))
+                }
+            },
+        };
+
+        let lifecycle = compile_lifecycle(&raw.lifecycle, &loc)?;
+        let guards = compile_guards(&raw.guards, &loc)?;
+        let context_raw = raw.report.context.unwrap_or_else(|| {
+            [
+                ("provider", "ext_management_system.name"),
+                ("cluster", "ems_cluster_name"),
+                ("owner", "evm_owner_email"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+        });
+        let mut context = Vec::new();
+        for (key, path) in context_raw {
+            let path = Path::parse(&path)
+                .map_err(|e| loc.error(None, format!("[report] context `{key}`: {e}"), None))?;
+            context.push((key, path));
+        }
+
+        Ok(Self {
+            name,
+            origin: origin.to_owned(),
+            digest: fnv1a(text),
+            source: SourceSpec {
+                collection: raw.source.collection,
+                filters,
+                extra_attributes: raw.source.attributes,
+            },
+            target: TargetSpec {
+                table,
+                scope,
+                on_create,
+                adopt: raw.target.adopt,
+                freeze,
+            },
+            identify,
+            fields,
+            retire,
+            lifecycle,
+            guards,
+            context,
+        })
+    }
+
+    /// The CloudForms attributes the mapping reads (for `attributes=`), sorted.
+    pub fn source_attributes(&self) -> Vec<String> {
+        let mut paths: Vec<&Path> = Vec::new();
+        let mut attrs: BTreeSet<String> = BTreeSet::new();
+        for field in &self.fields {
+            match &field.extract {
+                Extract::Path(p) => paths.push(p),
+                Extract::Template(parts) => {
+                    paths.extend(parts.iter().filter_map(|part| match part {
+                        TemplatePart::Field(p) => Some(p),
+                        TemplatePart::Text(_) => None,
+                    }))
+                }
+                Extract::Tag(_) => {
+                    attrs.insert("tags".into());
+                }
+                Extract::Const(_) => {}
+            }
+        }
+        paths.extend(self.source.filters.iter().map(|f| &f.path));
+        paths.extend(self.context.iter().map(|(_, p)| p));
+        attrs.extend(
+            paths
+                .iter()
+                .map(|p| p.attribute())
+                .filter(|a| !a.is_empty()),
+        );
+        attrs.extend(self.lifecycle.missing_when.iter().cloned());
+        attrs.extend(self.source.extra_attributes.iter().cloned());
+        attrs.insert("template".into());
+        attrs.remove("id");
+        attrs.remove("href");
+        attrs.into_iter().collect()
+    }
+
+    /// The CI fields the plan reads (for `sysparm_fields`), sorted: mapped fields, identity,
+    /// scope, freeze, lifecycle and retire fields, plus the version fields.
+    pub fn target_fields(&self) -> Vec<String> {
+        let mut fields: BTreeSet<String> = BTreeSet::new();
+        fields.extend(self.fields.iter().map(|f| f.name.clone()));
+        fields.extend(self.target.scope.fields().map(str::to_owned));
+        if let Some(freeze) = &self.target.freeze {
+            fields.extend(freeze.fields().map(str::to_owned));
+        }
+        fields.extend(self.target.on_create.iter().map(|(f, _)| f.clone()));
+        if let RetirePolicy::Set(set) = &self.retire {
+            fields.extend(set.iter().map(|(f, _)| f.clone()));
+        }
+        let lc = &self.lifecycle;
+        fields.extend(lc.absent.iter().chain(&lc.restore).map(|(f, _)| f.clone()));
+        fields.extend(lc.last_discovered.iter().cloned());
+        fields.extend(
+            [
+                "sys_id",
+                "sys_updated_on",
+                "sys_mod_count",
+                "sys_created_on",
+            ]
+            .map(String::from),
+        );
+        fields.into_iter().collect()
+    }
+
+    /// The field rule for a CI field, if mapped.
+    pub fn field(&self, name: &str) -> Option<&FieldRule> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+fn compile_field(
+    field: &Spanned<String>,
+    spec: &Spanned<toml::Value>,
+    loc: &Locator,
+) -> Result<FieldRule, MappingError> {
+    let name = field.get_ref().clone();
+    let at = Some(spec.span());
+    if !is_field_name(&name) || name.contains('.') {
+        return Err(loc.error(
+            Some(field.span()),
+            format!("`{name}` is not a CI field name"),
+            None,
+        ));
+    }
+    let raw = match spec.get_ref() {
+        toml::Value::String(path) => RawFieldSpec { from: Some(path.clone()), ..Default::default() },
+        toml::Value::Table(_) => spec.get_ref().clone().try_into::<RawFieldSpec>().map_err(|e| {
+            let message = format!("field `{name}`: {}", e.message().trim());
+            let hint = hint_for(&message).or_else(|| {
+                Some("a field is a source path string or a table with one of `from`, `template`, `const`, `from_tag`".into())
+            });
+            loc.error(at.clone(), message, hint)
+        })?,
+        _ => {
+            return Err(loc.error(
+                at,
+                format!("field `{name}` must be a source path string or a table"),
+                Some("e.g. `cpus = \"cpu_total_cores\"` or `state = { from = \"power_state\", map = { on = \"on\" } }`".into()),
+            ))
+        }
+    };
+    let err = |message: String, hint: Option<&str>| {
+        loc.error(
+            at.clone(),
+            format!("field `{name}`: {message}"),
+            hint.map(String::from),
+        )
+    };
+
+    let sources = [
+        raw.from.is_some(),
+        raw.template.is_some(),
+        raw.constant.is_some(),
+        raw.from_tag.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() != 1 {
+        return Err(err(
+            "needs exactly one of `from`, `template`, `const`, `from_tag`".into(),
+            Some(
+                "e.g. `{ from = \"hardware.memory_mb\" }` or `{ template = \"{name}.{domain}\" }`",
+            ),
+        ));
+    }
+    let (extract, describe) = if let Some(from) = &raw.from {
+        (
+            Extract::Path(Path::parse(from).map_err(|e| err(e, None))?),
+            from.clone(),
+        )
+    } else if let Some(template) = &raw.template {
+        (
+            Extract::Template(parse_template(template).map_err(|e| err(e, None))?),
+            format!("template \"{template}\""),
+        )
+    } else if let Some(constant) = &raw.constant {
+        let value = toml_text(constant)
+            .ok_or_else(|| err("`const` must be a string, number or boolean".into(), None))?;
+        (Extract::Const(value.clone()), format!("const \"{value}\""))
+    } else {
+        let category = raw.from_tag.clone().unwrap_or_default();
+        if category.is_empty() || category.contains('/') {
+            return Err(err(
+                format!("`{category}` is not a tag category"),
+                Some("name the category only: `environment` for /managed/environment/prod"),
+            ));
+        }
+        (Extract::Tag(category.clone()), format!("tag {category}"))
+    };
+    let map = match &raw.map {
+        None => None,
+        Some(m) => {
+            let mut out = BTreeMap::new();
+            for (k, v) in m {
+                let v = toml_text(v)
+                    .ok_or_else(|| err(format!("map value of `{k}` must be a string"), None))?;
+                out.insert(k.clone(), v);
+            }
+            Some(out)
+        }
+    };
+    let default = match &raw.default {
+        None => None,
+        Some(v) => Some(
+            toml_text(v)
+                .ok_or_else(|| err("`default` must be a string, number or boolean".into(), None))?,
+        ),
+    };
+    if raw.decimals.is_some() && raw.convert.is_none() {
+        return Err(err("`decimals` only applies with `convert`".into(), None));
+    }
+    if raw.decimals.is_some_and(|d| d > 6) {
+        return Err(err("`decimals` must be 0 to 6".into(), None));
+    }
+    let compare = raw.compare.unwrap_or(
+        if map.is_some() || raw.lookup.is_some() || raw.case.is_some() {
+            Compare::IgnoreCase
+        } else {
+            Compare::Auto
+        },
+    );
+    let mut describe = describe;
+    if let Some(pick) = raw.pick {
+        describe.push_str(&format!(" | pick {pick:?}").to_lowercase());
+    }
+    if let Some(convert) = raw.convert {
+        describe.push_str(&format!(" | {}", snake(&format!("{convert:?}"))));
+    }
+    if map.is_some() {
+        describe.push_str(" | map");
+    }
+    if let Some(lookup) = &raw.lookup {
+        describe.push_str(&format!(" | lookup {}.{}", lookup.table, lookup.by));
+    }
+    Ok(FieldRule {
+        name,
+        extract,
+        pick: raw.pick,
+        separator: raw.separator.unwrap_or_else(|| ", ".into()),
+        convert: raw.convert,
+        decimals: raw.decimals.unwrap_or(0),
+        trim: raw.trim.unwrap_or(true),
+        case: raw.case,
+        map,
+        default,
+        lookup: raw.lookup,
+        mode: raw.mode.unwrap_or_default(),
+        compare,
+        on_empty: raw.on_empty.unwrap_or_default(),
+        describe,
+    })
+}
+
+fn snake(camel: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+fn pairs(
+    map: &BTreeMap<String, toml::Value>,
+    what: &str,
+    loc: &Locator,
+) -> Result<Vec<(String, String)>, MappingError> {
+    map.iter()
+        .map(|(k, v)| {
+            toml_text(v).map(|v| (k.clone(), v)).ok_or_else(|| {
+                loc.error(
+                    None,
+                    format!("{what} value of `{k}` must be a string"),
+                    None,
+                )
+            })
+        })
+        .collect()
+}
+
+fn compile_lifecycle(raw: &RawLifecycle, loc: &Locator) -> Result<Lifecycle, MappingError> {
+    let duration = |d: &Option<Spanned<String>>, default: i64| match d {
+        None => Ok(default),
+        Some(s) => parse_duration(s.get_ref()).map_err(|e| loc.error(Some(s.span()), e, None)),
+    };
+    let opt_field = |f: &Option<String>, default: &str| match f.as_deref() {
+        None => Some(default.to_owned()),
+        Some("") => None,
+        Some(f) => Some(f.to_owned()),
+    };
+    Ok(Lifecycle {
+        last_discovered: opt_field(&raw.last_discovered, "last_discovered"),
+        first_discovered: opt_field(&raw.first_discovered, "first_discovered"),
+        heartbeat_secs: duration(&raw.heartbeat, 86_400)?,
+        retire_after_secs: duration(&raw.retire_after, 7 * 86_400)?,
+        absent: match &raw.absent {
+            Some(m) => pairs(m, "[lifecycle] absent", loc)?,
+            None => vec![("install_status".into(), "100".into())],
+        },
+        restore: match &raw.restore {
+            Some(m) => pairs(m, "[lifecycle] restore", loc)?,
+            None => vec![
+                ("install_status".into(), "1".into()),
+                ("operational_status".into(), "1".into()),
+            ],
+        },
+        missing_when: raw
+            .missing_when
+            .clone()
+            .unwrap_or_else(|| vec!["archived".into(), "orphaned".into(), "retired".into()]),
+    })
+}
+
+fn compile_limit(
+    raw: &Option<Spanned<toml::Value>>,
+    default: Limit,
+    loc: &Locator,
+) -> Result<Limit, MappingError> {
+    let Some(value) = raw else { return Ok(default) };
+    let bad = || {
+        loc.error(
+            Some(value.span()),
+            "a limit is a count (`50`), a percentage (`\"5%\"`) or `\"unlimited\"`",
+            None,
+        )
+    };
+    match value.get_ref() {
+        toml::Value::Integer(n) if *n >= 0 => Ok(Limit::Count(*n as usize)),
+        toml::Value::String(s) if s == "unlimited" => Ok(Limit::Unlimited),
+        toml::Value::String(s) => {
+            let p: f64 = s
+                .strip_suffix('%')
+                .ok_or_else(bad)?
+                .trim()
+                .parse()
+                .map_err(|_| bad())?;
+            if !(0.0..=100.0).contains(&p) {
+                return Err(bad());
+            }
+            Ok(Limit::Percent(p))
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn compile_guards(raw: &RawGuards, loc: &Locator) -> Result<Guards, MappingError> {
+    let ratio = raw.min_source_ratio.unwrap_or(0.5);
+    if !(0.0..=1.0).contains(&ratio) {
+        return Err(loc.error(
+            None,
+            format!("[guards] min_source_ratio `{ratio}` must be between 0 and 1"),
+            None,
+        ));
+    }
+    Ok(Guards {
+        max_retire: compile_limit(&raw.max_retire, Limit::Percent(5.0), loc)?,
+        max_delete: compile_limit(&raw.max_delete, Limit::Percent(5.0), loc)?,
+        max_update: compile_limit(&raw.max_update, Limit::Unlimited, loc)?,
+        max_create: compile_limit(&raw.max_create, Limit::Unlimited, loc)?,
+        min_source_ratio: ratio,
+    })
+}
+
+/// 64-bit FNV-1a, hex: a stable fingerprint of the mapping text (not a security hash).
+fn fnv1a(text: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+#[path = "mapping_tests.rs"]
+mod tests;

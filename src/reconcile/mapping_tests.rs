@@ -1,0 +1,557 @@
+//! Unit tests of the mapping language: every transform, comparison default and error.
+
+use serde_json::json;
+
+use super::*;
+
+const HEAD: &str = r#"
+[source]
+[target]
+table = "cmdb_ci_vm_instance"
+scope = "discovery_source=CloudForms"
+[[identify]]
+fields = ["name"]
+"#;
+
+fn mapping(fields: &str) -> Mapping {
+    Mapping::parse(
+        &format!("{HEAD}[fields]\nname = \"name\"\n{fields}"),
+        "m.toml",
+    )
+    .unwrap()
+}
+
+fn error(fields: &str) -> MappingError {
+    Mapping::parse(
+        &format!("{HEAD}[fields]\nname = \"name\"\n{fields}"),
+        "m.toml",
+    )
+    .unwrap_err()
+}
+
+fn record(data: serde_json::Value) -> SourceRecord {
+    let serde_json::Value::Object(map) = data else {
+        panic!("not an object")
+    };
+    SourceRecord::from_object(map).unwrap()
+}
+
+fn eval(fields: &str, field: &str, data: serde_json::Value) -> Result<Option<String>, EvalError> {
+    let m = mapping(fields);
+    m.field(field)
+        .unwrap()
+        .eval(&record(data), &References::default())
+}
+
+fn value(fields: &str, field: &str, data: serde_json::Value) -> Option<String> {
+    eval(fields, field, data).unwrap()
+}
+
+#[test]
+fn plain_and_nested_paths() {
+    let data = json!({"id": 1, "name": "web", "hardware": {"memory_mb": 2048, "disks": [{"size": 10}, {"size": 20}]}});
+    assert_eq!(
+        value("m = \"hardware.memory_mb\"", "m", data.clone()),
+        Some("2048".into())
+    );
+    assert_eq!(
+        value("d = \"hardware.disks[1].size\"", "d", data.clone()),
+        Some("20".into())
+    );
+    assert_eq!(
+        value("d = \"hardware.disks.0.size\"", "d", data.clone()),
+        Some("10".into())
+    );
+    assert_eq!(value("d = \"hardware.nope\"", "d", data), None);
+}
+
+#[test]
+fn ids_may_be_integers_or_strings() {
+    assert_eq!(record(json!({"id": 7})).id, "7");
+    assert_eq!(record(json!({"id": "10000000002056"})).id, "10000000002056");
+    let serde_json::Value::Object(no_id) = json!({"name": "x"}) else {
+        unreachable!()
+    };
+    assert!(SourceRecord::from_object(no_id).is_none());
+}
+
+#[test]
+fn constants_and_templates() {
+    let data = json!({"id": 1, "name": "web", "domain": "example.com"});
+    assert_eq!(
+        value("c = { const = \"CloudForms\" }", "c", data.clone()),
+        Some("CloudForms".into())
+    );
+    assert_eq!(
+        value("c = { const = 42 }", "c", data.clone()),
+        Some("42".into())
+    );
+    assert_eq!(
+        value("f = { template = \"{name}.{domain}\" }", "f", data.clone()),
+        Some("web.example.com".into())
+    );
+    assert_eq!(
+        value("f = { template = \"{{{name}}}\" }", "f", data.clone()),
+        Some("{web}".into())
+    );
+    // A template with a missing part has no value, rather than a half-built one.
+    assert_eq!(
+        value("f = { template = \"{name}.{nope}\" }", "f", data),
+        None
+    );
+}
+
+#[test]
+fn value_maps_with_and_without_default() {
+    let spec = "s = { from = \"power_state\", map = { on = \"on\", suspended = \"paused\" }, default = \"off\" }";
+    assert_eq!(
+        value(spec, "s", json!({"id": 1, "power_state": "suspended"})),
+        Some("paused".into())
+    );
+    assert_eq!(
+        value(spec, "s", json!({"id": 1, "power_state": "ON"})),
+        Some("on".into())
+    );
+    assert_eq!(
+        value(spec, "s", json!({"id": 1, "power_state": "unknown"})),
+        Some("off".into())
+    );
+    assert_eq!(value(spec, "s", json!({"id": 1})), Some("off".into()));
+    let strict = "s = { from = \"power_state\", map = { on = \"on\" } }";
+    assert!(
+        matches!(eval(strict, "s", json!({"id": 1, "power_state": "never"})), Err(EvalError::BadValue(m)) if m.contains("`never`"))
+    );
+}
+
+#[test]
+fn unit_conversions() {
+    let data = json!({"id": 1, "disk": 42949672960u64, "mem": 3072, "text": "2048", "bad": "lots"});
+    assert_eq!(
+        value(
+            "g = { from = \"disk\", convert = \"bytes_to_gb\" }",
+            "g",
+            data.clone()
+        ),
+        Some("40".into())
+    );
+    assert_eq!(
+        value(
+            "g = { from = \"mem\", convert = \"mb_to_gb\", decimals = 1 }",
+            "g",
+            data.clone()
+        ),
+        Some("3".into())
+    );
+    assert_eq!(
+        value(
+            "g = { from = \"mem\", convert = \"mb_to_gb\", decimals = 2 }",
+            "g",
+            json!({"id": 1, "mem": 1536})
+        ),
+        Some("1.5".into())
+    );
+    assert_eq!(
+        value(
+            "g = { from = \"text\", convert = \"mb_to_gb\" }",
+            "g",
+            data.clone()
+        ),
+        Some("2".into())
+    );
+    assert_eq!(
+        value(
+            "g = { from = \"mem\", convert = \"gb_to_mb\" }",
+            "g",
+            json!({"id": 1, "mem": 2})
+        ),
+        Some("2048".into())
+    );
+    assert_eq!(
+        value(
+            "g = { from = \"disk\", convert = \"bytes_to_mb\" }",
+            "g",
+            data.clone()
+        ),
+        Some("40960".into())
+    );
+    assert!(
+        matches!(eval("g = { from = \"bad\", convert = \"mb_to_gb\" }", "g", data), Err(EvalError::BadValue(m)) if m.contains("`lots`"))
+    );
+}
+
+#[test]
+fn picks_from_lists() {
+    let data = json!({"id": 1, "ips": ["fe80::1", "10.0.0.5", "10.0.0.6"], "empty": []});
+    assert_eq!(
+        value(
+            "i = { from = \"ips\", pick = \"first_ipv4\" }",
+            "i",
+            data.clone()
+        ),
+        Some("10.0.0.5".into())
+    );
+    assert_eq!(
+        value(
+            "i = { from = \"ips\", pick = \"first_ipv6\" }",
+            "i",
+            data.clone()
+        ),
+        Some("fe80::1".into())
+    );
+    assert_eq!(
+        value(
+            "i = { from = \"ips\", pick = \"first\" }",
+            "i",
+            data.clone()
+        ),
+        Some("fe80::1".into())
+    );
+    assert_eq!(
+        value("i = { from = \"ips\", pick = \"last\" }", "i", data.clone()),
+        Some("10.0.0.6".into())
+    );
+    assert_eq!(
+        value(
+            "i = { from = \"ips\", pick = \"count\" }",
+            "i",
+            data.clone()
+        ),
+        Some("3".into())
+    );
+    assert_eq!(
+        value(
+            "i = { from = \"ips\", pick = \"join\", separator = \";\" }",
+            "i",
+            data.clone()
+        ),
+        Some("fe80::1;10.0.0.5;10.0.0.6".into())
+    );
+    assert_eq!(
+        value("i = \"ips\"", "i", data.clone()),
+        Some("fe80::1, 10.0.0.5, 10.0.0.6".into())
+    );
+    assert_eq!(
+        value(
+            "i = { from = \"empty\", pick = \"first_ipv4\" }",
+            "i",
+            data.clone()
+        ),
+        None
+    );
+    // A single value counts as a list of one.
+    assert_eq!(
+        value(
+            "i = { from = \"ip\", pick = \"first_ipv4\" }",
+            "i",
+            json!({"id": 1, "ip": "10.1.1.1"})
+        ),
+        Some("10.1.1.1".into())
+    );
+    assert_eq!(
+        value(
+            "i = { from = \"ip\", pick = \"first_ipv4\" }",
+            "i",
+            json!({"id": 1, "ip": "fe80::1"})
+        ),
+        None
+    );
+}
+
+#[test]
+fn trim_and_case() {
+    let data = json!({"id": 1, "name": "  Web01  "});
+    assert_eq!(
+        value("n = \"name\"", "n", data.clone()),
+        Some("Web01".into())
+    );
+    assert_eq!(
+        value(
+            "n = { from = \"name\", case = \"lower\" }",
+            "n",
+            data.clone()
+        ),
+        Some("web01".into())
+    );
+    assert_eq!(
+        value(
+            "n = { from = \"name\", case = \"upper\" }",
+            "n",
+            data.clone()
+        ),
+        Some("WEB01".into())
+    );
+    assert_eq!(
+        value("n = { from = \"name\", trim = false }", "n", data),
+        Some("  Web01  ".into())
+    );
+}
+
+#[test]
+fn booleans_and_objects() {
+    assert_eq!(
+        value("t = \"template\"", "t", json!({"id": 1, "template": false})),
+        Some("false".into())
+    );
+    assert!(matches!(
+        eval(
+            "h = \"hardware\"",
+            "h",
+            json!({"id": 1, "hardware": {"a": 1}})
+        ),
+        Err(EvalError::BadValue(_))
+    ));
+}
+
+#[test]
+fn tags_by_category() {
+    let data = json!({"id": 1, "tags": [
+        {"href": "x", "id": "1", "name": "/managed/environment/prod"},
+        {"name": "/managed/department/finance"},
+        "/managed/department/engineering",
+        {"name": "/user/environment/ignored"}
+    ]});
+    let spec = "u = { from_tag = \"environment\", map = { prod = \"Production\" } }";
+    assert_eq!(value(spec, "u", data.clone()), Some("Production".into()));
+    assert_eq!(
+        value("d = { from_tag = \"department\" }", "d", data.clone()),
+        Some("engineering, finance".into())
+    );
+    assert_eq!(
+        value(
+            "d = { from_tag = \"department\", pick = \"first\" }",
+            "d",
+            data.clone()
+        ),
+        Some("engineering".into())
+    );
+    assert_eq!(value("d = { from_tag = \"location\" }", "d", data), None);
+}
+
+#[test]
+fn reference_lookups() {
+    let m = mapping("o = { from = \"email\", lookup = { table = \"sys_user\", by = \"email\" } }");
+    let rule = m.field("o").unwrap();
+    let rec = record(json!({"id": 1, "email": "Ann@Example.com"}));
+    let none = References::default();
+    assert!(
+        matches!(rule.eval(&rec, &none), Err(EvalError::Unresolved(m)) if m.contains("not loaded"))
+    );
+    let mut refs = References::default();
+    let user = |id: &str, email: &str| Ci {
+        sys_id: id.into(),
+        fields: [("email".to_string(), email.to_string())].into(),
+    };
+    refs.add_table(
+        "sys_user",
+        vec![
+            user("u1", "ann@example.com"),
+            user("u2", "bob@example.com"),
+            user("u3", "bob@example.com"),
+        ],
+    );
+    assert_eq!(rule.eval(&rec, &refs), Ok(Some("u1".into())));
+    let bob = record(json!({"id": 2, "email": "bob@example.com"}));
+    assert!(
+        matches!(rule.eval(&bob, &refs), Err(EvalError::Unresolved(m)) if m.contains("2 `sys_user` rows"))
+    );
+    let nobody = record(json!({"id": 3, "email": "eve@example.com"}));
+    assert!(
+        matches!(rule.eval(&nobody, &refs), Err(EvalError::Unresolved(m)) if m.contains("no `sys_user` row"))
+    );
+}
+
+#[test]
+fn modes_and_compare_defaults() {
+    let m = mapping(
+        "a = { from = \"a\", mode = \"fill_empty\" }\nb = { from = \"b\", mode = \"create_only\" }\nc = { from = \"c\", mode = \"ignore\" }\nd = { from = \"d\", map = { x = \"X\" } }\ne = { from = \"e\", compare = \"ip\" }",
+    );
+    assert_eq!(m.field("name").unwrap().mode, FieldMode::Authoritative);
+    assert_eq!(m.field("a").unwrap().mode, FieldMode::FillEmpty);
+    assert_eq!(m.field("b").unwrap().mode, FieldMode::CreateOnly);
+    assert_eq!(m.field("c").unwrap().mode, FieldMode::Ignore);
+    assert_eq!(m.field("name").unwrap().compare, Compare::Auto);
+    assert_eq!(m.field("d").unwrap().compare, Compare::IgnoreCase);
+    assert_eq!(m.field("e").unwrap().compare, Compare::Ip);
+}
+
+#[test]
+fn source_attributes_cover_every_path() {
+    let m = Mapping::parse(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/mappings/vmware-vm.toml"
+        ))
+        .unwrap(),
+        "vmware-vm.toml",
+    )
+    .unwrap();
+    let attrs = m.source_attributes();
+    for a in [
+        "name",
+        "ems_ref",
+        "ext_management_system.guid",
+        "ipaddresses",
+        "tags",
+        "archived",
+        "template",
+        "vendor",
+        "hardware.guest_os_full_name",
+        "ems_cluster_name",
+    ] {
+        assert!(attrs.contains(&a.to_string()), "{a} missing from {attrs:?}");
+    }
+    let fields = m.target_fields();
+    for f in [
+        "name",
+        "object_id",
+        "discovery_source",
+        "install_status",
+        "last_discovered",
+        "sys_mod_count",
+        "sys_updated_on",
+    ] {
+        assert!(
+            fields.contains(&f.to_string()),
+            "{f} missing from {fields:?}"
+        );
+    }
+}
+
+#[test]
+fn errors_name_file_line_and_column() {
+    let e = error("bad = { from = \"x\", convert = \"bytes_to_gib\" }");
+    assert_eq!((e.origin.as_str(), e.line), ("m.toml", 10));
+    assert!(e.message.contains("bytes_to_gib"), "{e}");
+    assert!(e.to_string().starts_with("m.toml:10:7: field `bad`"), "{e}");
+
+    let e = error("bad = { form = \"x\" }");
+    assert!(e.message.contains("form") && e.hint.is_some(), "{e}");
+
+    let e = error("bad = { from = \"x\", template = \"{y}\" }");
+    assert!(e.message.contains("exactly one of"), "{e}");
+
+    let e = error("bad = 12");
+    assert!(e.message.contains("source path string or a table"), "{e}");
+
+    let e = error("bad = { template = \"{unclosed\" }");
+    assert!(e.message.contains("unclosed"), "{e}");
+
+    let e = error("bad = { from = \"a[x]\" }");
+    assert!(e.message.contains("not an array index"), "{e}");
+}
+
+#[test]
+fn structural_errors() {
+    let e = Mapping::parse(
+        "[source]\n[target]\ntable = \"t\"\n[fields]\nname = \"name\"\n",
+        "x.toml",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("scope"), "{e}");
+    let e = Mapping::parse(&format!("{HEAD}[fields]\ncpus = \"c\"\n"), "x.toml").unwrap_err();
+    assert!(e.message.contains("no `name`"), "{e}");
+    let e = Mapping::parse(
+        &format!("{HEAD}[[identify]]\nfields = [\"serial\"]\n[fields]\nname = \"name\"\n"),
+        "x.toml",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("`serial` is not mapped"), "{e}");
+    let e = Mapping::parse(
+        &format!("{HEAD}[fields]\nname = \"name\"\n[retire]\naction = \"shred\"\n"),
+        "x.toml",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("shred") && e.line == 11, "{e}");
+    let e = Mapping::parse("[source\n", "x.toml").unwrap_err();
+    assert_eq!(e.line, 1);
+    let e = Mapping::parse(
+        &format!("{HEAD}[fields]\nname = \"name\"\n[guards]\nmax_retire = \"500%\"\n"),
+        "x.toml",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("limit"), "{e}");
+    let e = Mapping::parse(
+        &format!("{HEAD}[fields]\nname = \"name\"\n[lifecycle]\nretire_after = \"7 days\"\n"),
+        "x.toml",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("duration"), "{e}");
+}
+
+#[test]
+fn scope_conditions() {
+    let c = Conditions::parse(
+        "discovery_source=CloudForms^install_status!=7^sys_class_nameINa,b^nameISNOTEMPTY",
+    )
+    .unwrap();
+    let ci = |pairs: &[(&str, &str)]| Ci {
+        sys_id: "s".into(),
+        fields: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    assert!(c.matches(&ci(&[
+        ("discovery_source", "cloudforms"),
+        ("install_status", "1"),
+        ("sys_class_name", "b"),
+        ("name", "x")
+    ])));
+    assert!(!c.matches(&ci(&[
+        ("discovery_source", "CloudForms"),
+        ("install_status", "7"),
+        ("sys_class_name", "b"),
+        ("name", "x")
+    ])));
+    assert!(!c.matches(&ci(&[
+        ("discovery_source", "CloudForms"),
+        ("sys_class_name", "c"),
+        ("name", "x")
+    ])));
+    assert!(!c.matches(&ci(&[
+        ("discovery_source", "CloudForms"),
+        ("sys_class_name", "a")
+    ])));
+    assert_eq!(
+        c.required_values(),
+        vec![("discovery_source".to_string(), "CloudForms".to_string())]
+    );
+    assert!(Conditions::parse("").is_err());
+    assert!(Conditions::parse("bad field=1").is_err());
+}
+
+#[test]
+fn source_filters() {
+    let f = Filter::parse("vendor=vmware").unwrap();
+    assert!(f.accepts(&record(json!({"id": 1, "vendor": "VMware"}))));
+    assert!(!f.accepts(&record(json!({"id": 1, "vendor": "redhat"}))));
+    let f = Filter::parse("vendor!='redhat'").unwrap();
+    assert!(f.accepts(&record(json!({"id": 1, "vendor": "vmware"}))));
+    let f = Filter::parse("cloud=false").unwrap();
+    assert!(f.accepts(&record(json!({"id": 1, "cloud": false}))));
+    let f = Filter::parse("retires_on=NULL").unwrap();
+    assert!(f.accepts(&record(json!({"id": 1, "retires_on": null}))));
+    assert!(Filter::parse("vendor").is_err());
+}
+
+#[test]
+fn durations_and_limits() {
+    assert_eq!(parse_duration("0"), Ok(0));
+    assert_eq!(parse_duration("24h"), Ok(86_400));
+    assert_eq!(parse_duration("7d"), Ok(604_800));
+    assert_eq!(parse_duration("90s"), Ok(90));
+    assert_eq!(parse_duration("2w"), Ok(1_209_600));
+    assert!(parse_duration("7 days").is_err());
+    assert_eq!(Limit::Percent(5.0).allowed(1000), Some(50));
+    assert_eq!(Limit::Count(3).allowed(1000), Some(3));
+    assert_eq!(Limit::Unlimited.allowed(1000), None);
+}
+
+#[test]
+fn shipped_mappings_compile() {
+    for name in ["vmware-vm.toml", "vm.toml"] {
+        let path = format!("{}/mappings/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        Mapping::parse(&text, &path).unwrap_or_else(|e| panic!("{e}"));
+    }
+}

@@ -1,0 +1,15 @@
+//! Sources of VM records: a CloudForms snapshot file (here) and, later, the live API.
+
+pub mod snapshot;
+
+use serde_json::Value;
+
+/// What a source read produced: the records as JSON values, whether the read is complete
+/// (and why not), and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceRead {
+    pub origin: String,
+    pub records: Vec<Value>,
+    /// Why the read is not complete; `None` when every record the server has was read.
+    pub incomplete: Option<String>,
+}

@@ -1,0 +1,3 @@
+//! Targets: the CIs of a ServiceNow table from a snapshot file (here) and, later, the live API.
+
+pub mod snapshot;

@@ -1,0 +1,224 @@
+//! Reads a ServiceNow export: a Table API response (`{"result":[...]}`) or a CSV export with
+//! a header row of field names. Used for the target table and for referenced tables
+//! (e.g. `sys_user` to resolve owners).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::reconcile::record::Ci;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("cannot read ServiceNow export `{path}`")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ServiceNow export `{path}` line {line}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("ServiceNow export `{path}`: {message}")]
+    Shape { path: PathBuf, message: String },
+}
+
+/// Reads an export file: JSON when it starts with `{` or `[`, CSV otherwise.
+pub fn read(path: &Path) -> Result<Vec<Ci>, ExportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ExportError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses export text; `path` names the file in errors.
+pub fn parse(text: &str, path: &Path) -> Result<Vec<Ci>, ExportError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text); // Excel's BOM
+    match text.trim_start().chars().next() {
+        Some('{') | Some('[') => parse_json(text, path),
+        Some(_) => parse_csv(text, path),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// A Table API value as a string: references (`{"link","value"}`) and display values
+/// (`{"display_value","value"}`) give their `value`.
+fn field_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        Value::Object(o) => o.get("value").map(field_text).unwrap_or_default(),
+        other => other.to_string(),
+    }
+}
+
+fn parse_json(text: &str, path: &Path) -> Result<Vec<Ci>, ExportError> {
+    let document: Value = serde_json::from_str(text).map_err(|e| ExportError::Parse {
+        path: path.to_owned(),
+        line: e.line(),
+        message: e
+            .to_string()
+            .split(" at line")
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    })?;
+    let rows = match document {
+        Value::Object(mut o) => match o.remove("result") {
+            Some(Value::Array(rows)) => rows,
+            _ => {
+                return Err(ExportError::Shape {
+                    path: path.to_owned(),
+                    message: "expected `{\"result\": [...]}`".into(),
+                })
+            }
+        },
+        Value::Array(rows) => rows,
+        _ => {
+            return Err(ExportError::Shape {
+                path: path.to_owned(),
+                message: "expected `{\"result\": [...]}`".into(),
+            })
+        }
+    };
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let Value::Object(object) = row else {
+                return Err(ExportError::Shape {
+                    path: path.to_owned(),
+                    message: format!("row {} is not an object", i + 1),
+                });
+            };
+            let mut fields: BTreeMap<String, String> = object
+                .iter()
+                .map(|(k, v)| (k.clone(), field_text(v)))
+                .collect();
+            let sys_id = fields
+                .remove("sys_id")
+                .filter(|s| !s.trim().is_empty())
+                .ok_or_else(|| ExportError::Shape {
+                    path: path.to_owned(),
+                    message: format!("row {} has no `sys_id`", i + 1),
+                })?;
+            Ok(Ci { sys_id, fields })
+        })
+        .collect()
+}
+
+fn parse_csv(text: &str, path: &Path) -> Result<Vec<Ci>, ExportError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let csv_error = |e: csv::Error| ExportError::Parse {
+        path: path.to_owned(),
+        line: e.position().map(|p| p.line() as usize).unwrap_or(0),
+        message: e.to_string(),
+    };
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(csv_error)?
+        .iter()
+        .map(|h| h.trim().to_owned())
+        .collect();
+    let Some(sys_id_column) = headers.iter().position(|h| h == "sys_id") else {
+        return Err(ExportError::Shape {
+            path: path.to_owned(),
+            message: format!(
+                "the header row has no `sys_id` column (columns: {})",
+                headers.join(", ")
+            ),
+        });
+    };
+    let mut cis = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(csv_error)?;
+        let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
+        let sys_id = record
+            .get(sys_id_column)
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        if sys_id.is_empty() {
+            return Err(ExportError::Parse {
+                path: path.to_owned(),
+                line,
+                message: "empty `sys_id`".into(),
+            });
+        }
+        let fields = headers
+            .iter()
+            .zip(record.iter())
+            .filter(|(h, _)| h.as_str() != "sys_id")
+            .map(|(h, v)| (h.clone(), v.to_owned()))
+            .collect();
+        cis.push(Ci { sys_id, fields });
+    }
+    Ok(cis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p() -> &'static Path {
+        Path::new("cmdb.csv")
+    }
+
+    #[test]
+    fn reads_a_table_api_response_with_references() {
+        let cis = parse(
+            r#"{"result":[{"sys_id":"a1","name":"web","cpus":"4","owned_by":{"link":"https://x/api/now/table/sys_user/u1","value":"u1"},"x":null}]}"#,
+            p(),
+        )
+        .unwrap();
+        assert_eq!(cis[0].sys_id, "a1");
+        assert_eq!(cis[0].get("owned_by"), "u1");
+        assert_eq!(cis[0].get("cpus"), "4");
+        assert_eq!(cis[0].get("x"), "");
+    }
+
+    #[test]
+    fn reads_a_csv_export() {
+        let cis = parse(
+            "\u{feff}sys_id,name,memory\na1,\"web, 01\",4096\nb2,db,8192\n",
+            p(),
+        )
+        .unwrap();
+        assert_eq!(cis.len(), 2);
+        assert_eq!(cis[0].get("name"), "web, 01");
+        assert_eq!(cis[1].get("memory"), "8192");
+    }
+
+    #[test]
+    fn csv_without_sys_id_is_an_error() {
+        let err = parse("name,memory\nweb,1\n", p()).unwrap_err().to_string();
+        assert!(err.contains("no `sys_id` column"), "{err}");
+    }
+
+    #[test]
+    fn csv_row_errors_name_the_line() {
+        let err = parse("sys_id,name\na1,web\nb2,db,extra\n", p())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3"), "{err}");
+        let err = parse("sys_id,name\na1,web\n,db\n", p())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 3") && err.contains("empty `sys_id`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn json_without_result_is_an_error() {
+        assert!(parse(r#"{"rows":[]}"#, p()).is_err());
+        assert!(parse(r#"{"result":[{"name":"x"}]}"#, p()).is_err());
+    }
+}
