@@ -3,6 +3,9 @@
 //! The pipeline runs one way: source records and target CIs go into the pure [`reconcile`]
 //! core, which returns a [`reconcile::plan::Plan`]; [`report`] renders it. See ARCHITECTURE.md.
 
+pub mod app;
+pub mod cli;
+pub mod config;
 pub mod reconcile;
 pub mod report;
 pub mod source;

@@ -1,7 +1,7 @@
 //! Field comparison: is the CI's value (always a string from ServiceNow) the value the VM
 //! says it should be? Numbers compare as numbers, addresses as addresses, choices without case.
 
-use std::net::IpAddr;
+use core::net::IpAddr;
 
 use super::mapping::Compare;
 

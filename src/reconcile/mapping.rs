@@ -5,9 +5,9 @@
 //!
 //! Parsing is pure (text in, rules or a positioned error out): the caller reads the file.
 
+use core::net::{Ipv4Addr, Ipv6Addr};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
 use serde::Deserialize;
@@ -121,6 +121,9 @@ pub struct Guards {
     /// Retirements are blocked when the source holds fewer records than this fraction of the
     /// in-scope CIs.
     pub min_source_ratio: f64,
+    /// A percentage limit never allows fewer than this many CIs, so that a small CMDB can
+    /// still retire a handful (5% of 40 CIs would otherwise be 2).
+    pub percent_floor: usize,
 }
 
 /// A limit as a count or a percentage of the in-scope CIs.
@@ -132,11 +135,12 @@ pub enum Limit {
 }
 
 impl Limit {
-    /// The count this limit allows out of `base` in-scope CIs.
-    pub fn allowed(self, base: usize) -> Option<usize> {
+    /// The count this limit allows out of `base` in-scope CIs; a percentage allows at least
+    /// `floor`.
+    pub fn allowed(self, base: usize, floor: usize) -> Option<usize> {
         match self {
             Self::Count(n) => Some(n),
-            Self::Percent(p) => Some((base as f64 * p / 100.0).floor() as usize),
+            Self::Percent(p) => Some(((base as f64 * p / 100.0).floor() as usize).max(floor)),
             Self::Unlimited => None,
         }
     }
@@ -977,6 +981,7 @@ struct RawGuards {
     max_update: Option<Spanned<toml::Value>>,
     max_create: Option<Spanned<toml::Value>>,
     min_source_ratio: Option<f64>,
+    percent_floor: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1147,6 +1152,18 @@ impl Mapping {
                         .into(),
                 ),
             ));
+        }
+
+        // Identity values are matched without case (UUIDs come in both cases); comparing them
+        // the same way keeps a matched CI from being rewritten only to change case.
+        for field in &mut fields {
+            if field.compare == Compare::Auto
+                && identify
+                    .iter()
+                    .any(|r: &IdentityRule| r.fields.contains(&field.name))
+            {
+                field.compare = Compare::IgnoreCase;
+            }
         }
 
         let retire = match &raw.retire {
@@ -1409,7 +1426,7 @@ fn compile_field(
     );
     let mut describe = describe;
     if let Some(pick) = raw.pick {
-        describe.push_str(&format!(" | pick {pick:?}").to_lowercase());
+        describe.push_str(&format!(" | pick {}", snake(&format!("{pick:?}"))));
     }
     if let Some(convert) = raw.convert {
         describe.push_str(&format!(" | {}", snake(&format!("{convert:?}"))));
@@ -1548,6 +1565,7 @@ fn compile_guards(raw: &RawGuards, loc: &Locator) -> Result<Guards, MappingError
         max_update: compile_limit(&raw.max_update, Limit::Unlimited, loc)?,
         max_create: compile_limit(&raw.max_create, Limit::Unlimited, loc)?,
         min_source_ratio: ratio,
+        percent_floor: raw.percent_floor.unwrap_or(10),
     })
 }
 

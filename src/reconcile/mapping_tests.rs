@@ -369,7 +369,9 @@ fn modes_and_compare_defaults() {
     assert_eq!(m.field("a").unwrap().mode, FieldMode::FillEmpty);
     assert_eq!(m.field("b").unwrap().mode, FieldMode::CreateOnly);
     assert_eq!(m.field("c").unwrap().mode, FieldMode::Ignore);
-    assert_eq!(m.field("name").unwrap().compare, Compare::Auto);
+    assert_eq!(m.field("a").unwrap().compare, Compare::Auto);
+    // Identity fields (here `name`) and value maps compare without case.
+    assert_eq!(m.field("name").unwrap().compare, Compare::IgnoreCase);
     assert_eq!(m.field("d").unwrap().compare, Compare::IgnoreCase);
     assert_eq!(m.field("e").unwrap().compare, Compare::Ip);
 }
@@ -377,11 +379,7 @@ fn modes_and_compare_defaults() {
 #[test]
 fn source_attributes_cover_every_path() {
     let m = Mapping::parse(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/mappings/vmware-vm.toml"
-        ))
-        .unwrap(),
+        include_str!("../../mappings/vmware-vm.toml"),
         "vmware-vm.toml",
     )
     .unwrap();
@@ -542,16 +540,23 @@ fn durations_and_limits() {
     assert_eq!(parse_duration("90s"), Ok(90));
     assert_eq!(parse_duration("2w"), Ok(1_209_600));
     assert!(parse_duration("7 days").is_err());
-    assert_eq!(Limit::Percent(5.0).allowed(1000), Some(50));
-    assert_eq!(Limit::Count(3).allowed(1000), Some(3));
-    assert_eq!(Limit::Unlimited.allowed(1000), None);
+    assert_eq!(Limit::Percent(5.0).allowed(1000, 10), Some(50));
+    assert_eq!(Limit::Percent(5.0).allowed(40, 10), Some(10));
+    assert_eq!(Limit::Percent(5.0).allowed(40, 0), Some(2));
+    assert_eq!(Limit::Count(3).allowed(1000, 10), Some(3));
+    assert_eq!(Limit::Unlimited.allowed(1000, 10), None);
 }
 
 #[test]
 fn shipped_mappings_compile() {
-    for name in ["vmware-vm.toml", "vm.toml"] {
-        let path = format!("{}/mappings/{name}", env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(&path).unwrap();
-        Mapping::parse(&text, &path).unwrap_or_else(|e| panic!("{e}"));
+    let shipped = [
+        (
+            "vmware-vm.toml",
+            include_str!("../../mappings/vmware-vm.toml"),
+        ),
+        ("vm.toml", include_str!("../../mappings/vm.toml")),
+    ];
+    for (name, text) in shipped {
+        Mapping::parse(text, name).unwrap_or_else(|e| panic!("{e}"));
     }
 }

@@ -599,7 +599,7 @@ fn lifecycle_step(mapping: &Mapping, ci: &Ci, now: DateTime<Utc>) -> Option<Reti
         return None; // waiting out the grace period
     }
     let when = retire_on
-        .map(|t| format!("; retired on {}", fmt(t)))
+        .map(|t| format!("; due for retirement on {}", fmt(t)))
         .unwrap_or_default();
     Some(base(
         RetireAction::MarkAbsent,
@@ -643,6 +643,7 @@ fn safety(
         ))
     } else if !facts.allow_mass_change
         && (facts.present as f64) < guards.min_source_ratio * facts.in_scope as f64
+        && facts.in_scope - facts.present > guards.percent_floor
     {
         Some(format!(
             "the source holds {} VMs, fewer than {}% of the {} CIs in scope (min_source_ratio); use --allow-mass-change if this is real",
@@ -684,12 +685,15 @@ fn safety(
         ("max_create", guards.max_create, creates.len(), "create"),
     ];
     for (guard, limit, planned, verb) in checks {
-        let Some(allowed) = limit.allowed(facts.in_scope) else {
+        let Some(allowed) = limit.allowed(facts.in_scope, guards.percent_floor) else {
             continue;
         };
         if planned > allowed {
             let of = match limit {
-                Limit::Percent(_) => format!(" of {} CIs in scope", facts.in_scope),
+                Limit::Percent(_) => format!(
+                    " of {} CIs in scope, at least {}",
+                    facts.in_scope, guards.percent_floor
+                ),
                 _ => String::new(),
             };
             safety.guards_tripped.push(GuardTrip {

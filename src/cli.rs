@@ -1,0 +1,165 @@
+//! Command-line types (clap derive) and nothing else: parsing lives here, behaviour in `app`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Keep a ServiceNow CMDB true to what CloudForms (ManageIQ) knows about virtual machines.
+///
+/// Each run reads the VM inventory and the CIs of a CMDB table, maps every VM to the CI it
+/// should be (a mapping file in `mappings/`), and plans creates, updates and retirements.
+/// `plan` writes that plan as a drift report for review.
+///
+/// Exit codes: 0 success (nothing to change, or changes without --detailed-exitcode),
+/// 1 error, 2 changes planned (with --detailed-exitcode), 4 refused by a safety rule.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cmdb-reconcile",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log format: `text` for people, `json` for log collectors; `auto` picks text on a
+    /// terminal and JSON otherwise (a CronJob's log).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto, env = "CMDB_RECONCILE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// More log detail (-v debug, -vv trace). `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only warnings and errors in the log.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Auto,
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compute the plan and write the drift report; changes nothing.
+    ///
+    /// Reads the inventory and the CMDB from snapshot files (--source-file, --target-file) or
+    /// from the entries of a config file (--config), and writes plan.json, drift.csv, drift.md
+    /// and drift.html into --out-dir.
+    Plan(PlanArgs),
+
+    /// Validate mapping files and print what each one reads and writes.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Config file with one or more [[sync]] entries (see README "Configuration").
+    #[arg(long, short = 'c', env = "CMDB_RECONCILE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Mapping file (TOML); overrides the config's when a single sync is planned.
+    #[arg(long, short = 'm', value_name = "FILE")]
+    pub mapping: Option<PathBuf>,
+
+    /// CloudForms inventory snapshot: a `GET /api/vms?expand=resources` response, a JSON
+    /// array of VM records, or JSON lines.
+    #[arg(long, value_name = "FILE")]
+    pub source_file: Option<PathBuf>,
+
+    /// CMDB export of the mapping's table: a Table API response (`{"result":[...]}`) or a
+    /// CSV export with a header row of field names (must include sys_id).
+    #[arg(long, value_name = "FILE")]
+    pub target_file: Option<PathBuf>,
+
+    /// Export of a referenced table, for lookups such as owner email -> sys_user
+    /// (`sys_user=users.csv`); repeatable.
+    #[arg(long = "reference", value_name = "TABLE=FILE", value_parser = parse_reference)]
+    pub references: Vec<(String, PathBuf)>,
+
+    #[command(flatten)]
+    pub report: ReportArgs,
+
+    #[command(flatten)]
+    pub plan_opts: PlanOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Where reports go; default `<report dir>/<UTC timestamp>-<mapping name>/`.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+
+    /// Report formats to write (comma-separated); default all.
+    #[arg(long, value_delimiter = ',', value_name = "FORMAT", value_parser = clap::builder::PossibleValuesParser::new(["json", "csv", "markdown", "html"]))]
+    pub format: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanOpts {
+    /// Exit 2 when changes are planned, 0 when none (terraform's convention).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+
+    /// Lift the count guards (max_retire, max_delete, max_update, max_create) and the
+    /// min_source_ratio guard for this run; the report records that it was used. Never
+    /// lifts the block on an incomplete or empty source read.
+    #[arg(long)]
+    pub allow_mass_change: bool,
+
+    /// Plan as of this time (RFC 3339) instead of now: to reproduce a past run.
+    #[arg(long, value_name = "TIME", hide = true)]
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Mapping files to validate.
+    #[arg(long, short = 'm', value_name = "FILE", required = true, num_args = 1..)]
+    pub mapping: Vec<PathBuf>,
+}
+
+fn parse_reference(text: &str) -> Result<(String, PathBuf), String> {
+    let (table, file) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not TABLE=FILE (e.g. sys_user=users.csv)"))?;
+    if table.trim().is_empty() || file.trim().is_empty() {
+        return Err(format!(
+            "`{text}` is not TABLE=FILE (e.g. sys_user=users.csv)"
+        ));
+    }
+    Ok((table.trim().to_owned(), PathBuf::from(file.trim())))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn references_parse() {
+        assert_eq!(
+            parse_reference("sys_user=u.csv").unwrap(),
+            ("sys_user".into(), PathBuf::from("u.csv"))
+        );
+        assert!(parse_reference("sys_user").is_err());
+        assert!(parse_reference("=u.csv").is_err());
+    }
+}
