@@ -1,1 +1,229 @@
-//! Report rendering (in progress).
+//! Drift reports: the plan rendered for the people who review it, and the files written for
+//! them (`plan.json`, `drift.csv`, `drift.md`, `drift.html`, and `outcome.json` after `apply`).
+//!
+//! Every renderer is a pure function of the [`model::ReportModel`] (design invariant 5): the
+//! model decides what a plan means for display, the renderers only decide how it looks. The one
+//! exception is `plan.json`, which is the plan itself because `apply` reads it back.
+//!
+//! Inventory values are untrusted (anyone who can name a VM writes into these reports): each
+//! renderer escapes for its own format, see the module docs of [`csv`], [`markdown`], [`html`].
+
+pub mod csv;
+pub mod html;
+pub mod json;
+pub mod markdown;
+pub mod model;
+
+use std::fmt;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::reconcile::plan::Plan;
+use model::{OperationOutcome, ReportModel};
+
+/// A report format; one or more files per format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// `plan.json` (the plan `apply` reads back), and `outcome.json` after `apply`.
+    Json,
+    /// `drift.csv`: one row per field change, for spreadsheets.
+    Csv,
+    /// `drift.md`: for tickets, merge requests and chat.
+    Markdown,
+    /// `drift.html`: one self-contained page with filters.
+    Html,
+}
+
+impl Format {
+    /// Every format, in the order reports are written.
+    pub const ALL: [Format; 4] = [Self::Json, Self::Csv, Self::Markdown, Self::Html];
+
+    /// The names [`FromStr`] accepts (aliases aside), e.g. for a CLI's possible values.
+    pub const NAMES: [&'static str; 4] = ["json", "csv", "markdown", "html"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Csv => "csv",
+            Self::Markdown => "markdown",
+            Self::Html => "html",
+        }
+    }
+
+    /// The file the format's report is written to.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Self::Json => PLAN_FILE,
+            Self::Csv => "drift.csv",
+            Self::Markdown => "drift.md",
+            Self::Html => "drift.html",
+        }
+    }
+}
+
+/// The file `apply` reads the reviewed plan from.
+pub const PLAN_FILE: &str = "plan.json";
+
+/// The file the outcomes of `apply` are written to, next to the plan.
+pub const OUTCOME_FILE: &str = "outcome.json";
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A report format name that is not one of [`Format::NAMES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown report format `{0}` (expected json, csv, markdown or html)")]
+pub struct ParseFormatError(String);
+
+impl FromStr for Format {
+    type Err = ParseFormatError;
+
+    /// Parses a format by name, case-insensitively; `md` and `htm` are accepted as aliases.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(Self::Json),
+            "csv" => Ok(Self::Csv),
+            "markdown" | "md" => Ok(Self::Markdown),
+            "html" | "htm" => Ok(Self::Html),
+            _ => Err(ParseFormatError(s.to_owned())),
+        }
+    }
+}
+
+/// Writing a report failed; the message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot create report folder `{}`", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write report `{}`", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot serialise report `{}`", path.display())]
+    Serialize {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// Writes the reports of `plan` in each of `formats` into `dir` (created if missing) and
+/// returns the files written, in the order written. With `outcomes` (after `apply`) the
+/// reports also show what happened to each operation, and `json` adds `outcome.json`.
+///
+/// Each file is written to a temporary name and renamed into place, so a reader (a person, or
+/// `apply` reading `plan.json`) never sees half a report.
+pub fn write_reports(
+    plan: &Plan,
+    outcomes: Option<&[OperationOutcome]>,
+    dir: &Path,
+    formats: &[Format],
+) -> Result<Vec<PathBuf>, ReportError> {
+    fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut model = ReportModel::from_plan(plan);
+    if let Some(outcomes) = outcomes {
+        model = model.with_outcomes(outcomes);
+    }
+    let mut formats = formats.to_vec();
+    formats.sort();
+    formats.dedup();
+    let mut written = Vec::new();
+    for format in formats {
+        let path = dir.join(format.file_name());
+        let serialize_error = |source| ReportError::Serialize {
+            path: path.clone(),
+            source,
+        };
+        let contents = match format {
+            Format::Json => json::render_plan(plan).map_err(serialize_error)?,
+            Format::Csv => csv::render(&model),
+            Format::Markdown => markdown::render(&model),
+            Format::Html => html::render(&model),
+        };
+        write_atomically(&path, contents.as_bytes())?;
+        written.push(path);
+        if format == Format::Json {
+            if let Some(outcome) = &model.outcomes {
+                let path = dir.join(OUTCOME_FILE);
+                let contents = json::render_outcome(&model, outcome).map_err(|source| {
+                    ReportError::Serialize {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                write_atomically(&path, contents.as_bytes())?;
+                written.push(path);
+            }
+        }
+    }
+    Ok(written)
+}
+
+fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
+    let error = |source| ReportError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{file_name}.tmp"));
+    let result = fs::File::create(&tmp)
+        .and_then(|mut file| {
+            file.write_all(contents)?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        // Best effort: a leftover temporary file is harmless, the error is what matters.
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_parse_by_name_and_alias() {
+        for format in Format::ALL {
+            assert_eq!(format.as_str().parse::<Format>(), Ok(format));
+            assert_eq!(
+                format.to_string().to_uppercase().parse::<Format>(),
+                Ok(format)
+            );
+        }
+        assert_eq!("md".parse::<Format>(), Ok(Format::Markdown));
+        let err = "pdf".parse::<Format>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown report format `pdf` (expected json, csv, markdown or html)"
+        );
+    }
+
+    #[test]
+    fn formats_serialise_by_name() {
+        assert_eq!(
+            serde_json::to_string(&Format::Markdown).unwrap(),
+            "\"markdown\""
+        );
+        let names: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
+        assert_eq!(names, Format::NAMES);
+    }
+}

@@ -1,0 +1,85 @@
+//! `drift.csv`: one row per field change, for owners who review drift in a spreadsheet.
+//!
+//! Every cell holds inventory data, which is untrusted: a VM named `=HYPERLINK(...)` would be a
+//! live formula in Excel or LibreOffice. Per the OWASP CSV injection guidance, every cell that
+//! starts with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`, which makes
+//! spreadsheets show it as text. Quoting of commas, quotes and newlines is left to the `csv`
+//! crate, so the file still parses as ordinary CSV.
+
+use std::borrow::Cow;
+use std::io;
+
+use super::model::ReportModel;
+
+/// The header row; the column order is part of the report's contract with its readers.
+pub const HEADER: [&str; 10] = [
+    "action",
+    "source_id",
+    "matched_by",
+    "sys_id",
+    "name",
+    "field",
+    "current",
+    "desired",
+    "mode",
+    "from",
+];
+
+/// Makes a cell inert in spreadsheets: a formula-looking cell gets a leading `'`.
+pub fn neutralise(cell: &str) -> Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => Cow::Owned(format!("'{cell}")),
+        _ => Cow::Borrowed(cell),
+    }
+}
+
+/// Writes the CSV report to `out`.
+pub fn write<W: io::Write>(model: &ReportModel, out: W) -> Result<(), ::csv::Error> {
+    let mut writer = ::csv::Writer::from_writer(out);
+    writer.write_record(HEADER)?;
+    for row in &model.changes {
+        let cells = [
+            row.action.as_str(),
+            &row.source_id,
+            &row.matched_by,
+            &row.sys_id,
+            &row.name,
+            &row.field,
+            &row.current,
+            &row.desired,
+            &row.mode,
+            &row.from,
+        ];
+        writer.write_record(cells.iter().map(|cell| neutralise(cell).into_owned()))?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// The CSV report as a string.
+pub fn render(model: &ReportModel) -> String {
+    let mut out = Vec::new();
+    // Writing plain string records into memory has no failure mode: no I/O, no serde.
+    write(model, &mut out).expect("writing CSV to memory cannot fail");
+    // The input was all `str`, and the writer only adds ASCII quotes and separators.
+    String::from_utf8(out).expect("CSV of UTF-8 cells is UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_prefixes_are_neutralised() {
+        for cell in ["=1+1", "+cmd", "-1+1", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(neutralise(cell), format!("'{cell}"));
+        }
+    }
+
+    #[test]
+    fn plain_cells_are_untouched() {
+        for cell in ["", "vm-01", "1=1", " =1", "'quoted", "ünïcode"] {
+            assert!(matches!(neutralise(cell), Cow::Borrowed(c) if c == cell));
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The JSON files: `plan.json` (the plan itself, which `apply` reads back) and `outcome.json`
+//! (what `apply` did with it).
+//!
+//! `plan.json` is the one file not rendered from the report model: it must carry everything
+//! `apply` needs, exactly as the core produced it, versioned by `format_version`.
+
+use serde::Serialize;
+
+use super::model::{OperationOutcome, OutcomeReport, ReportModel};
+use crate::reconcile::plan::Plan;
+
+/// Bumped whenever `outcome.json` changes incompatibly.
+pub const OUTCOME_FORMAT_VERSION: u32 = 1;
+
+/// `plan.json`: the plan, pretty-printed so a reviewer can diff two plans.
+pub fn render_plan(plan: &Plan) -> Result<String, serde_json::Error> {
+    let mut json = serde_json::to_string_pretty(plan)?;
+    json.push('\n');
+    Ok(json)
+}
+
+/// The contents of `outcome.json`.
+#[derive(Debug, Serialize)]
+struct OutcomeFile<'a> {
+    format_version: u32,
+    /// The plan's `generated_at`: ties the outcomes to the plan they carried out.
+    plan_generated_at: &'a str,
+    mapping: &'a str,
+    mapping_digest: &'a str,
+    table: &'a str,
+    applied: usize,
+    failed: usize,
+    skipped_stale: usize,
+    skipped: usize,
+    not_attempted: usize,
+    outcomes: &'a [OperationOutcome],
+}
+
+/// `outcome.json`: counts and every operation's outcome.
+pub fn render_outcome(
+    model: &ReportModel,
+    outcome: &OutcomeReport,
+) -> Result<String, serde_json::Error> {
+    let file = OutcomeFile {
+        format_version: OUTCOME_FORMAT_VERSION,
+        plan_generated_at: &model.header.generated_at_rfc3339,
+        mapping: &model.header.mapping,
+        mapping_digest: &model.header.mapping_digest,
+        table: &model.header.table,
+        applied: outcome.applied,
+        failed: outcome.failed,
+        skipped_stale: outcome.skipped_stale,
+        skipped: outcome.skipped,
+        not_attempted: outcome.not_attempted,
+        outcomes: &outcome.outcomes,
+    };
+    let mut json = serde_json::to_string_pretty(&file)?;
+    json.push('\n');
+    Ok(json)
+}

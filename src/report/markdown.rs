@@ -1,0 +1,389 @@
+//! `drift.md`: the report as Markdown, for tickets, merge requests and chat.
+//!
+//! Inventory values are untrusted and land in table cells: [`escape`] keeps each value inside
+//! its cell and inert (no pipes splitting the row, no HTML, no links or emphasis).
+
+use std::fmt::Write as _;
+
+use super::model::{plural, Action, ChangeRow, IssueGroup, OutcomeStatus, ReportModel};
+
+/// Escapes a value for a Markdown table cell (or any inline text).
+///
+/// `|` would split the row and a newline would end it; `<`, `>`, `&` would be raw HTML or
+/// entities; backticks, `*`, `_`, `~`, `[`, `]` would be code, emphasis or links. Punctuation is
+/// backslash-escaped (CommonMark), HTML characters become entities, and line breaks `<br>`.
+pub fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars().peekable();
+    let mut previous = None;
+    while let Some(c) = chars.next() {
+        let after_word = previous.is_some_and(char::is_alphanumeric);
+        previous = Some(c);
+        match c {
+            // An intra-word `_` cannot start or end emphasis (CommonMark flanking rules): left
+            // as is, identifiers like `cmdb_ci_vmware_instance` stay readable in the raw file.
+            '_' if after_word && chars.peek().is_some_and(|n| n.is_alphanumeric()) => out.push(c),
+            '\\' | '|' | '`' | '*' | '_' | '~' | '[' | ']' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.push_str("<br>");
+            }
+            '\n' => out.push_str("<br>"),
+            // Other control characters cannot be shown and could confuse a terminal.
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A value cell: an empty value is shown as such, so "set to empty" is not a blank cell.
+fn value(v: &str) -> String {
+    if v.is_empty() {
+        "*(empty)*".to_owned()
+    } else {
+        escape(v)
+    }
+}
+
+fn list(values: &[String]) -> String {
+    values
+        .iter()
+        .map(|v| escape(v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The Markdown report.
+pub fn render(model: &ReportModel) -> String {
+    let mut md = String::new();
+    header(&mut md, model);
+    summary(&mut md, model);
+    safety(&mut md, model);
+    outcomes(&mut md, model);
+    drift(&mut md, model);
+    issue_section(
+        &mut md,
+        "Quarantined records",
+        "No record is quarantined.",
+        &model.quarantined,
+    );
+    issue_section(&mut md, "Issues", "No other issue.", &model.issues);
+    changes(&mut md, model);
+    md
+}
+
+fn header(md: &mut String, model: &ReportModel) {
+    let h = &model.header;
+    let _ = writeln!(
+        md,
+        "# Drift report: {} → {}\n",
+        escape(&h.mapping),
+        escape(&h.table)
+    );
+    let _ = writeln!(md, "Generated {}.\n", escape(&h.generated_at));
+    let completeness = if h.source_complete {
+        ""
+    } else {
+        ", **incomplete**"
+    };
+    let _ = writeln!(
+        md,
+        "- **Source:** {} ({}): {} records, {} filtered out, {} inactive{completeness}",
+        escape(&h.source_origin),
+        escape(&h.collection),
+        h.source_records,
+        h.source_filtered_out,
+        h.source_inactive,
+    );
+    let _ = writeln!(
+        md,
+        "- **Target:** {} ({}): {} CIs, {} in scope ({})",
+        escape(&h.target_origin),
+        escape(&h.table),
+        h.target_cis,
+        h.target_in_scope,
+        escape(&h.scope),
+    );
+    let _ = writeln!(
+        md,
+        "- **Mapping:** {} (digest {})\n",
+        escape(&h.mapping_origin),
+        escape(&h.mapping_digest),
+    );
+}
+
+fn summary(md: &mut String, model: &ReportModel) {
+    let s = &model.summary;
+    md.push_str("## Summary\n\n| | CIs |\n|---|---:|\n");
+    let rows: [(&str, usize); 11] = [
+        ("Create", s.creates),
+        ("Update", s.updates),
+        ("… of which restore", s.restores),
+        ("… of which heartbeat", s.heartbeats),
+        ("Drift on `ignore` fields only (not written)", s.report_only),
+        ("Mark absent", s.marked_absent),
+        ("Retire", s.retirements),
+        ("Delete", s.deletes),
+        ("Unchanged", s.unchanged),
+        ("Quarantined", s.quarantined),
+        ("Other issues", s.other_issues),
+    ];
+    for (label, count) in rows {
+        let _ = writeln!(md, "| {label} | {count} |");
+    }
+    md.push('\n');
+    if !s.has_writes {
+        md.push_str("Nothing to write: the CMDB matches the inventory.\n\n");
+    }
+}
+
+fn safety(md: &mut String, model: &ReportModel) {
+    let safety = &model.safety;
+    md.push_str("## Safety\n\n");
+    if let Some(reason) = &safety.source_incomplete {
+        let _ = writeln!(
+            md,
+            "> **The source read is incomplete:** {}\n",
+            escape(reason)
+        );
+    }
+    if let Some(reason) = &safety.retirements_blocked {
+        let _ = writeln!(
+            md,
+            "> **Retirements are blocked** ({} withheld): {}\n",
+            safety.retirements_withheld,
+            escape(reason)
+        );
+    }
+    if !safety.guards_tripped.is_empty() {
+        md.push_str("> **A guard tripped: `apply` will write nothing.**\n\n");
+        md.push_str("| Guard | Limit | Planned | Why |\n|---|---|---:|---|\n");
+        for guard in &safety.guards_tripped {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                escape(&guard.guard),
+                escape(&guard.limit),
+                guard.planned,
+                escape(&guard.message)
+            );
+        }
+        md.push('\n');
+    }
+    if !safety.needs_attention() {
+        md.push_str("No safety block: the source read is complete and no guard tripped.\n\n");
+    }
+    if safety.mass_change_allowed {
+        md.push_str("Mass change was explicitly allowed for this run.\n\n");
+    }
+}
+
+fn outcomes(md: &mut String, model: &ReportModel) {
+    let Some(outcome) = &model.outcomes else {
+        return;
+    };
+    md.push_str("## Apply outcome\n\n");
+    md.push_str("| Applied | Failed | Skipped (stale) | Skipped | Not attempted |\n");
+    md.push_str("|---:|---:|---:|---:|---:|\n");
+    let _ = writeln!(
+        md,
+        "| {} | {} | {} | {} | {} |\n",
+        outcome.applied,
+        outcome.failed,
+        outcome.skipped_stale,
+        outcome.skipped,
+        outcome.not_attempted
+    );
+    let problems: Vec<_> = outcome
+        .outcomes
+        .iter()
+        .filter(|o| o.status != OutcomeStatus::Applied)
+        .collect();
+    if !problems.is_empty() {
+        md.push_str("| Status | sys_id | VM | Message |\n|---|---|---|---|\n");
+        for o in problems {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                o.status.label(),
+                escape(o.sys_id.as_deref().unwrap_or("")),
+                escape(o.source_id.as_deref().unwrap_or("")),
+                escape(&o.message)
+            );
+        }
+        md.push('\n');
+    }
+}
+
+fn drift(md: &mut String, model: &ReportModel) {
+    md.push_str("## Drift by field\n\n");
+    if model.drift_by_field.is_empty() {
+        md.push_str("No field drifted.\n\n");
+        return;
+    }
+    md.push_str("| Field | Changes | Written |\n|---|---:|---:|\n");
+    for drift in &model.drift_by_field {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            escape(&drift.field),
+            drift.changes,
+            drift.written
+        );
+    }
+    md.push('\n');
+}
+
+fn issue_section(md: &mut String, title: &str, none: &str, groups: &[IssueGroup]) {
+    let _ = writeln!(md, "## {title}\n");
+    if groups.is_empty() {
+        let _ = writeln!(md, "{none}\n");
+        return;
+    }
+    for group in groups {
+        let _ = writeln!(
+            md,
+            "### {} ({})\n\n{}\n",
+            group.label,
+            group.issues.len(),
+            group.description
+        );
+        md.push_str("| Name | VMs | CIs | Field | Why |\n|---|---|---|---|---|\n");
+        for issue in &group.issues {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                escape(&issue.name),
+                list(&issue.source_ids),
+                list(&issue.sys_ids),
+                escape(&issue.field),
+                escape(&issue.message)
+            );
+        }
+        md.push('\n');
+    }
+}
+
+/// A column of a change table: its heading and how a row fills it.
+type Column = (&'static str, fn(&ChangeRow) -> String);
+
+/// The columns worth showing for an action (a create has no current value, a retirement no VM).
+fn columns(action: Action, with_outcomes: bool) -> Vec<Column> {
+    let mut cols: Vec<Column> = vec![("CI", |r| escape(&r.name))];
+    match action {
+        Action::Create => {
+            cols.push(("VM", |r| escape(&r.source_id)));
+            cols.push(("Field", |r| escape(&r.field)));
+            cols.push(("Value", |r| value(&r.desired)));
+            cols.push(("From", |r| escape(&r.from)));
+        }
+        Action::Update | Action::Restore | Action::Heartbeat => {
+            cols.push(("sys_id", |r| escape(&r.sys_id)));
+            cols.push(("VM", |r| escape(&r.source_id)));
+            cols.push(("Matched by", |r| escape(&r.matched_by)));
+            cols.push(("Field", |r| escape(&r.field)));
+            cols.push(("Current", |r| value(&r.current)));
+            cols.push(("Desired", |r| value(&r.desired)));
+            cols.push(("Mode", |r| {
+                if r.written {
+                    escape(&r.mode)
+                } else {
+                    format!("{} (not written)", escape(&r.mode))
+                }
+            }));
+            cols.push(("From", |r| escape(&r.from)));
+        }
+        Action::MarkAbsent | Action::Retire | Action::Delete => {
+            cols.push(("sys_id", |r| escape(&r.sys_id)));
+            cols.push(("Field", |r| escape(&r.field)));
+            cols.push(("Current", |r| {
+                if r.field.is_empty() {
+                    String::new()
+                } else {
+                    value(&r.current)
+                }
+            }));
+            cols.push(("Desired", |r| {
+                if r.field.is_empty() {
+                    String::new()
+                } else {
+                    value(&r.desired)
+                }
+            }));
+            cols.push(("Why", |r| escape(r.reason.as_deref().unwrap_or(""))));
+        }
+    }
+    if with_outcomes {
+        cols.push(("Outcome", |r| match &r.outcome {
+            Some(o) if o.message.is_empty() => o.status.label().to_owned(),
+            Some(o) => format!("{}: {}", o.status.label(), escape(&o.message)),
+            None if r.written => "not attempted".to_owned(),
+            None => String::new(),
+        }));
+    }
+    cols
+}
+
+fn changes(md: &mut String, model: &ReportModel) {
+    md.push_str("## Changes\n\n");
+    let actions = model.actions_present();
+    if actions.is_empty() {
+        md.push_str("No change.\n");
+        return;
+    }
+    for action in actions {
+        let rows: Vec<&ChangeRow> = model.rows_of(action).collect();
+        let mut cis: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.sys_id.as_str(), r.source_id.as_str()))
+            .collect();
+        cis.dedup();
+        let _ = writeln!(
+            md,
+            "### {} ({}, {})\n\n{}\n",
+            action.label(),
+            plural(cis.len(), "CI", "CIs"),
+            plural(rows.len(), "change", "changes"),
+            action.description()
+        );
+        let cols = columns(action, model.outcomes.is_some());
+        let heads: Vec<&str> = cols.iter().map(|(h, _)| *h).collect();
+        let _ = writeln!(md, "| {} |", heads.join(" | "));
+        let _ = writeln!(md, "|{}", "---|".repeat(cols.len()));
+        for row in rows {
+            let cells: Vec<String> = cols.iter().map(|(_, cell)| cell(row)).collect();
+            let _ = writeln!(md, "| {} |", cells.join(" | "));
+        }
+        md.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_table_breakers_html_and_markup() {
+        assert_eq!(escape("a|b"), "a\\|b");
+        assert_eq!(escape("a\nb\r\nc\rd"), "a<br>b<br>c<br>d");
+        assert_eq!(escape("`x`"), "\\`x\\`");
+        assert_eq!(
+            escape("<script>alert(1)</script>"),
+            "&lt;script&gt;alert(1)&lt;/script&gt;"
+        );
+        assert_eq!(escape("a & b"), "a &amp; b");
+        assert_eq!(escape("[x](http://y)"), "\\[x\\](http://y)");
+        assert_eq!(escape("*_~\\"), "\\*\\_\\~\\\\");
+        assert_eq!(escape("cmdb_ci _x_ y_"), "cmdb_ci \\_x\\_ y\\_");
+        assert_eq!(escape("ünï ✓"), "ünï ✓");
+    }
+}
