@@ -1,24 +1,61 @@
-//! ServiceNow simulator: Table, Batch, Attachment and OAuth APIs over an in-memory store.
+//! ServiceNow simulator: the Table, Batch, Attachment (empty) and OAuth APIs over an in-memory
+//! store of any number of tables, speaking raw JSON as an instance does.
 //!
-//! This first version only fixes the public contract; the behaviour is filled in by the
-//! following commits.
+//! Layout: [`store`] holds the rows, [`query`] parses and evaluates encoded queries, [`render`]
+//! turns rows into JSON per the display options, [`table`] and [`batch`] serve those APIs,
+//! [`auth`] checks credentials and issues OAuth tokens, and [`api`] ties requests to handlers
+//! independently of axum so that batch items and direct calls share one code path.
+//!
+//! Absolute URLs (`Link`, `Location`, reference links) need the scheme the client used, which
+//! an HTTP/1.1 request over TLS does not carry: serve [`ServiceNow::https_router`] on the TLS
+//! listener and [`ServiceNow::router`] on the plain one.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+mod api;
+mod auth;
+mod batch;
+mod query;
+mod render;
+mod schema;
+mod store;
+mod table;
 
+use std::io::{BufWriter, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use axum::Router;
 use serde_json::{Map, Value};
+
+use self::api::ApiRequest;
+use self::auth::Auth;
+use self::store::{string_fields, Stamp, Store};
+
+/// Largest request body accepted: a PySNC `update_multiple` over thousands of CIs is one batch.
+const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+
+/// Who seeded and state-file rows are stamped as when they lack `sys_created_by`.
+const SYSTEM_USER: &str = "system";
+
+/// Who [`ServiceNow::update_row`]'s hand edits are stamped as.
+const HAND_EDIT_USER: &str = "admin";
 
 /// Settings of one simulated ServiceNow instance.
 #[derive(Debug, Clone)]
 pub struct SnowConfig {
-    /// Basic-auth users and OAuth password-grant users: (user name, password).
+    /// Basic-auth users, also accepted by the OAuth password grant: (user name, password).
     pub users: Vec<(String, String)>,
     /// OAuth clients: (client id, client secret).
     pub oauth_clients: Vec<(String, String)>,
     /// Lifetime of an OAuth access token, in seconds.
     pub token_ttl_secs: u64,
-    /// Where `save_state` writes the tables and `new` reads them back.
+    /// Where [`ServiceNow::save_state`] writes the tables and [`ServiceNow::new`] reads them.
     pub state_file: Option<PathBuf>,
 }
 
@@ -33,65 +70,250 @@ impl Default for SnowConfig {
     }
 }
 
-/// A simulated ServiceNow instance; cheap to clone (the state is shared).
+/// A simulated ServiceNow instance; cheap to clone (clones share the state).
 #[derive(Clone)]
 pub struct ServiceNow {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    cfg: SnowConfig,
-    tables: RwLock<HashMap<String, BTreeMap<String, Map<String, Value>>>>,
+/// The state behind every clone and every route.
+pub(crate) struct Inner {
+    state_file: Option<PathBuf>,
+    store: RwLock<Store>,
+    auth: Auth,
+    /// Items a batch runs before the rest go to `unserviced_requests`.
+    batch_max_items: AtomicUsize,
+}
+
+impl Inner {
+    pub(crate) fn read_store(&self) -> RwLockReadGuard<'_, Store> {
+        // A panic elsewhere never leaves a row half-written (writes are single inserts or
+        // assignments), so a poisoned lock's data is still sound.
+        self.store.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn write_store(&self) -> RwLockWriteGuard<'_, Store> {
+        self.store.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn batch_max_items(&self) -> usize {
+        self.batch_max_items.load(Ordering::Relaxed)
+    }
+}
+
+/// What every route's handler gets.
+#[derive(Clone)]
+pub(crate) struct RouteState {
+    snow: ServiceNow,
+    /// `http` or `https`, for absolute URLs.
+    scheme: &'static str,
+}
+
+fn load_state(path: Option<&Path>) -> std::io::Result<Store> {
+    let mut store = Store::default();
+    let Some(path) = path.filter(|p| p.exists()) else {
+        return Ok(store);
+    };
+    let invalid = |e: String| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("reading state file `{}`: {e}", path.display()),
+        )
+    };
+    let text = std::fs::read(path)?;
+    let dump: Value = serde_json::from_slice(&text).map_err(|e| invalid(e.to_string()))?;
+    store
+        .load_json(&dump, &Stamp::now(SYSTEM_USER))
+        .map_err(invalid)?;
+    Ok(store)
 }
 
 impl ServiceNow {
-    /// A new instance, loading `cfg.state_file` when it exists.
+    /// A new instance, loading `cfg.state_file` when it exists. A state file that cannot be
+    /// read is logged and the instance starts empty; use [`ServiceNow::try_new`] to fail
+    /// instead.
     pub fn new(cfg: SnowConfig) -> Self {
+        let store = load_state(cfg.state_file.as_deref()).unwrap_or_else(|e| {
+            tracing::error!("servicenow simulator starts empty: {e}");
+            Store::default()
+        });
+        Self::with_store(cfg, store)
+    }
+
+    /// Like [`ServiceNow::new`], but a state file that exists and cannot be loaded is an error.
+    pub fn try_new(cfg: SnowConfig) -> std::io::Result<Self> {
+        let store = load_state(cfg.state_file.as_deref())?;
+        Ok(Self::with_store(cfg, store))
+    }
+
+    fn with_store(cfg: SnowConfig, store: Store) -> Self {
         Self {
             inner: Arc::new(Inner {
-                cfg,
-                tables: RwLock::default(),
+                auth: Auth::new(&cfg),
+                state_file: cfg.state_file,
+                store: RwLock::new(store),
+                batch_max_items: AtomicUsize::new(usize::MAX),
             }),
         }
     }
 
-    /// Adds rows to `table`, filling the system fields the rows lack.
+    /// Adds rows to `table` as given (values stringified), filling `sys_id` when absent and
+    /// the other system fields (`sys_created_on`, `sys_updated_on`, `sys_mod_count`, ...) the
+    /// rows lack. A row with the sys_id of an existing one replaces it.
     pub fn seed(&self, table: &str, rows: Vec<Map<String, Value>>) {
-        let mut tables = self.inner.tables.write().unwrap_or_else(|e| e.into_inner());
-        let t = tables.entry(table.to_owned()).or_default();
+        let stamp = Stamp::now(SYSTEM_USER);
+        let mut store = self.inner.write_store();
         for row in rows {
-            let id = row
-                .get("sys_id")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-            t.insert(id, row);
+            store.load(table, string_fields(&row), &stamp);
         }
     }
 
-    /// All routes of the simulated instance, without fault or stats layers.
-    pub fn router(&self) -> axum::Router {
-        axum::Router::new()
+    /// All routes, for a plain-HTTP listener; no fault or stats layers.
+    pub fn router(&self) -> Router {
+        self.router_with_scheme("http")
     }
 
-    /// Every table as `{"table": [rows...]}`.
+    /// The same routes for a TLS listener: absolute URLs in responses say `https`.
+    pub fn https_router(&self) -> Router {
+        self.router_with_scheme("https")
+    }
+
+    fn router_with_scheme(&self, scheme: &'static str) -> Router {
+        Router::new()
+            .route("/oauth_token.do", post(auth::token_endpoint))
+            .route("/api/now/{*path}", any(api_endpoint))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(RouteState {
+                snow: self.clone(),
+                scheme,
+            })
+    }
+
+    /// Every table as `{"table": [rows...]}` (tables by name, rows by sys_id; every row has
+    /// every column of its table).
     pub fn dump(&self) -> Value {
-        let tables = self.inner.tables.read().unwrap_or_else(|e| e.into_inner());
-        let mut out = Map::new();
-        for (name, rows) in tables.iter() {
-            out.insert(
-                name.clone(),
-                Value::Array(rows.values().cloned().map(Value::Object).collect()),
-            );
-        }
-        Value::Object(out)
+        self.inner.read_store().to_json()
     }
 
-    /// Writes `dump()` to the state file, if one is configured.
+    /// Writes [`ServiceNow::dump`] to the state file, if one is configured, replacing it
+    /// atomically so that a crash never leaves half a file.
     pub fn save_state(&self) -> std::io::Result<()> {
-        match &self.inner.cfg.state_file {
-            Some(path) => std::fs::write(path, serde_json::to_vec(&self.dump())?),
-            None => Ok(()),
-        }
+        let Some(path) = &self.inner.state_file else {
+            return Ok(());
+        };
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut out = BufWriter::new(std::fs::File::create(&tmp)?);
+        self.inner.read_store().write_json(&mut out)?;
+        out.flush()?;
+        drop(out);
+        std::fs::rename(&tmp, path)
     }
+
+    /// The rows of `table` in sys_id order (empty for a table never written to).
+    pub fn rows(&self, table: &str) -> Vec<Map<String, Value>> {
+        let store = self.inner.read_store();
+        store.table(table).map_or_else(Vec::new, |t| {
+            t.rows().values().map(|row| t.to_json(row)).collect()
+        })
+    }
+
+    /// One row of `table`.
+    pub fn get(&self, table: &str, sys_id: &str) -> Option<Map<String, Value>> {
+        let store = self.inner.read_store();
+        let table = store.table(table)?;
+        Some(table.to_json(table.get(sys_id)?))
+    }
+
+    /// How many rows `table` holds.
+    pub fn count(&self, table: &str) -> usize {
+        self.inner.read_store().table(table).map_or(0, |t| t.len())
+    }
+
+    /// The names of the tables that exist (were ever written to), sorted.
+    pub fn tables(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .inner
+            .read_store()
+            .table_names()
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Changes a row as an operator's hand edit would: system fields are left to the instance,
+    /// which bumps `sys_mod_count` and `sys_updated_on` if anything changed. False when there
+    /// is no such row.
+    pub fn update_row(&self, table: &str, sys_id: &str, fields: Map<String, Value>) -> bool {
+        self.inner
+            .write_store()
+            .update(
+                table,
+                sys_id,
+                string_fields(&fields),
+                &Stamp::now(HAND_EDIT_USER),
+            )
+            .is_some()
+    }
+
+    /// Removes a row; false when there was none.
+    pub fn delete_row(&self, table: &str, sys_id: &str) -> bool {
+        self.inner.write_store().delete(table, sys_id)
+    }
+
+    /// Caps the items one batch request runs; the rest are returned as `unserviced_requests`.
+    /// `None` (the default) runs them all.
+    pub fn set_batch_max_items(&self, max: Option<usize>) {
+        self.inner
+            .batch_max_items
+            .store(max.unwrap_or(usize::MAX), Ordering::Relaxed);
+    }
+}
+
+/// `scheme://host[:port]` as the client addressed us.
+fn base_url(default_scheme: &str, uri: &Uri, headers: &HeaderMap) -> String {
+    let scheme = uri.scheme_str().unwrap_or(default_scheme);
+    let host = uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+/// Every `/api/now/...` call: authenticate, then dispatch.
+async fn api_endpoint(
+    State(state): State<RouteState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let inner = &state.snow.inner;
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(user) = inner.auth.authenticate(authorization, Instant::now()) else {
+        return auth::unauthenticated().into_response();
+    };
+    let base_url = base_url(state.scheme, &uri, &headers);
+    let query = uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let req = ApiRequest {
+        method,
+        path: uri.path(),
+        query,
+        body: &body,
+        user: &user,
+        base_url: &base_url,
+    };
+    api::dispatch(inner, &req, false).into_response()
 }

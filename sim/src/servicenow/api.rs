@@ -1,0 +1,281 @@
+//! The REST layer below axum: a request as plain data, a response as plain data, the error
+//! envelopes, and the dispatch of `/api/now/...` paths to their handlers.
+//!
+//! Keeping this independent of axum lets the Batch API run its items through exactly the code
+//! that serves direct requests.
+
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+use super::{batch, table, Inner};
+
+/// What ServiceNow sends as the type of its JSON bodies.
+pub(crate) const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
+
+/// One authenticated API call.
+pub(crate) struct ApiRequest<'a> {
+    pub method: Method,
+    /// The URL path, e.g. `/api/now/v2/table/incident/<sys_id>`.
+    pub path: &'a str,
+    /// Decoded query parameters, in order.
+    pub query: Vec<(String, String)>,
+    pub body: &'a [u8],
+    /// The user the call acts as (`sys_created_by`, `sys_updated_by`).
+    pub user: &'a str,
+    /// `scheme://host[:port]` the client reached us at, for absolute URLs.
+    pub base_url: &'a str,
+}
+
+impl ApiRequest<'_> {
+    /// The first value of a query parameter.
+    pub(crate) fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A boolean `sysparm_*` flag; clients send `true`, `True` or `TRUE`.
+    pub(crate) fn flag(&self, name: &str) -> bool {
+        self.param(name)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
+/// An API answer: status, headers besides Content-Type, and a JSON body (none for 204).
+#[derive(Debug)]
+pub(crate) struct ApiResponse {
+    pub status: StatusCode,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Option<Value>,
+}
+
+impl ApiResponse {
+    pub(crate) fn json(status: StatusCode, body: Value) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Some(body),
+        }
+    }
+
+    /// `{"result": ...}` with 200.
+    pub(crate) fn result(result: Value) -> Self {
+        Self::json(StatusCode::OK, json!({ "result": result }))
+    }
+
+    pub(crate) fn no_content() -> Self {
+        Self {
+            status: StatusCode::NO_CONTENT,
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// The ServiceNow error envelope.
+    pub(crate) fn error(status: StatusCode, message: &str, detail: impl Into<Value>) -> Self {
+        Self::json(
+            status,
+            json!({"error": {"message": message, "detail": detail.into()}, "status": "failure"}),
+        )
+    }
+
+    pub(crate) fn not_found() -> Self {
+        Self::error(
+            StatusCode::NOT_FOUND,
+            "No Record found",
+            "Record doesn't exist or ACL restricts the record retrieval",
+        )
+    }
+
+    pub(crate) fn no_such_resource() -> Self {
+        Self::error(
+            StatusCode::BAD_REQUEST,
+            "Requested URI does not represent any resource",
+            Value::Null,
+        )
+    }
+
+    pub(crate) fn method_not_allowed() -> Self {
+        Self::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not Supported",
+            "The requested method is not supported for this resource",
+        )
+    }
+
+    pub(crate) fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The body as sent: JSON bytes, empty for no body.
+    pub(crate) fn body_bytes(&self) -> Vec<u8> {
+        self.body
+            .as_ref()
+            .map(|b| serde_json::to_vec(b).unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl IntoResponse for ApiResponse {
+    fn into_response(self) -> Response {
+        let body = self.body_bytes();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        if self.body.is_some() {
+            headers.insert(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static(JSON_CONTENT_TYPE),
+            );
+        }
+        for (name, value) in self.headers {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        response
+    }
+}
+
+/// A JSON object request body, or the 400 an instance answers.
+pub(crate) fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiResponse> {
+    let bad = |detail: &str| {
+        ApiResponse::error(
+            StatusCode::BAD_REQUEST,
+            "Exception while reading request",
+            detail,
+        )
+    };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(bad("Empty request body"));
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(bad("The payload is not a JSON object.")),
+        Err(_) => Err(bad("The payload is not valid JSON.")),
+    }
+}
+
+/// The API a path addresses.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Endpoint<'p> {
+    Table {
+        table: &'p str,
+        sys_id: Option<&'p str>,
+    },
+    Batch,
+    Attachment {
+        sys_id: Option<&'p str>,
+    },
+}
+
+/// Parses `/api/now[/vN]/table/{table}[/{sys_id}]`, `/api/now[/vN]/batch` and
+/// `/api/now[/vN]/attachment[/{sys_id}]`.
+pub(crate) fn endpoint(path: &str) -> Option<Endpoint<'_>> {
+    let rest = path.strip_prefix("/api/now/")?;
+    let mut segments: Vec<&str> = rest.split('/').collect();
+    if segments.last() == Some(&"") {
+        segments.pop();
+    }
+    let is_version = |s: &str| {
+        s.strip_prefix('v')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if segments.first().is_some_and(|s| is_version(s)) {
+        segments.remove(0);
+    }
+    match segments.as_slice() {
+        ["table", table] => Some(Endpoint::Table {
+            table,
+            sys_id: None,
+        }),
+        ["table", table, sys_id] => Some(Endpoint::Table {
+            table,
+            sys_id: Some(sys_id),
+        }),
+        ["batch"] => Some(Endpoint::Batch),
+        ["attachment"] => Some(Endpoint::Attachment { sys_id: None }),
+        ["attachment", sys_id] => Some(Endpoint::Attachment {
+            sys_id: Some(sys_id),
+        }),
+        _ => None,
+    }
+}
+
+/// Runs one API call. `in_batch` refuses nested batches.
+pub(crate) fn dispatch(inner: &Inner, req: &ApiRequest<'_>, in_batch: bool) -> ApiResponse {
+    match endpoint(req.path) {
+        Some(Endpoint::Table { table, sys_id }) => table::handle(inner, req, table, sys_id),
+        Some(Endpoint::Batch) if !in_batch => match req.method {
+            Method::POST => batch::handle(inner, req),
+            _ => ApiResponse::method_not_allowed(),
+        },
+        Some(Endpoint::Attachment { sys_id }) => match (&req.method, sys_id) {
+            // No attachments are kept; clients (servicenow.itsm) only need an empty list with
+            // its count.
+            (&Method::GET, None) => {
+                ApiResponse::result(json!([])).with_header("X-Total-Count", "0".to_owned())
+            }
+            (&Method::GET | &Method::DELETE, Some(_)) => ApiResponse::not_found(),
+            _ => ApiResponse::method_not_allowed(),
+        },
+        Some(Endpoint::Batch) | None => ApiResponse::no_such_resource(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_with_and_without_a_version() {
+        let t = |table, sys_id| Some(Endpoint::Table { table, sys_id });
+        assert_eq!(endpoint("/api/now/table/incident"), t("incident", None));
+        assert_eq!(endpoint("/api/now/v2/table/incident/"), t("incident", None));
+        assert_eq!(
+            endpoint("/api/now/v1/table/incident/abc"),
+            t("incident", Some("abc"))
+        );
+        assert_eq!(endpoint("/api/now/v1/batch"), Some(Endpoint::Batch));
+        assert_eq!(endpoint("/api/now/batch"), Some(Endpoint::Batch));
+        assert_eq!(
+            endpoint("/api/now/attachment"),
+            Some(Endpoint::Attachment { sys_id: None })
+        );
+        assert_eq!(endpoint("/api/now/vx/table/incident"), None);
+        assert_eq!(endpoint("/api/now/table"), None);
+        assert_eq!(endpoint("/api/now/table/a/b/c"), None);
+        assert_eq!(endpoint("/api/global/table/a"), None);
+    }
+
+    #[test]
+    fn bodies_must_be_json_objects() {
+        assert!(json_object(br#"{"a": 1}"#).is_ok());
+        for bad in [&b""[..], b"  ", b"{", b"[1]", b"\"x\""] {
+            let err = json_object(bad).expect_err("refused");
+            assert_eq!(err.status, StatusCode::BAD_REQUEST);
+            let body = err.body.expect("body");
+            assert_eq!(body["status"], "failure");
+            assert_eq!(body["error"]["message"], "Exception while reading request");
+        }
+    }
+
+    #[test]
+    fn the_404_envelope_is_exactly_the_reference() {
+        assert_eq!(
+            ApiResponse::not_found().body,
+            Some(json!({
+                "error": {
+                    "message": "No Record found",
+                    "detail": "Record doesn't exist or ACL restricts the record retrieval",
+                },
+                "status": "failure",
+            }))
+        );
+    }
+}
