@@ -1,0 +1,398 @@
+//! The ManageIQ (CloudForms) REST API simulator: authentication, the entry
+//! point, `/api/vms` and `/api/templates` with the real server's query
+//! language and response shapes, and the smaller collections a
+//! reconciliation might read. It serves a generated [`Estate`] read-only.
+//!
+//! Fidelity notes (each mirrors manageiq-api, see the reference document):
+//! ids and `*_id` columns are strings; NULL physical columns are left out of
+//! records while NULL virtual attributes are rendered; `count` ignores
+//! filters; `links.last` points past the end when the total is a multiple of
+//! the limit; unknown routes answer Rails' `{"status":404,"error":"Not Found"}`.
+
+mod auth;
+mod catalog;
+mod entrypoint;
+mod error;
+mod field;
+mod filter;
+mod flat;
+mod query;
+mod render;
+mod vms;
+
+pub use error::MiqError;
+
+use crate::generator::Estate;
+use auth::Authenticator;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use flat::FlatCollection;
+use query::CollectionQuery;
+use render::{ok_json, CollectionBody};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use vms::{Kind, ListRequest, Plan, VmView};
+
+/// Credentials and session settings of the simulated appliance.
+#[derive(Debug, Clone)]
+pub struct MiqConfig {
+    pub user: String,
+    pub password: String,
+    /// The user's group; `X-MIQ-Group` must name it when sent.
+    pub group: String,
+    /// Lifetime of an `X-Auth-Token` (sliding).
+    pub token_ttl: Duration,
+}
+
+impl Default for MiqConfig {
+    /// The appliance's factory login, `admin` / `smartvm`.
+    fn default() -> Self {
+        MiqConfig {
+            user: "admin".into(),
+            password: "smartvm".into(),
+            group: "EvmGroup-super_administrator".into(),
+            token_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The simulator. Cheap to clone.
+#[derive(Clone)]
+pub struct ManageIq {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    estate: Arc<Estate>,
+    auth: Authenticator,
+    flat: Vec<FlatCollection>,
+}
+
+#[derive(Clone)]
+struct AuthUser(String);
+
+impl ManageIq {
+    pub fn new(estate: Arc<Estate>, cfg: MiqConfig) -> Self {
+        let flat = flat::collections(&estate);
+        ManageIq {
+            inner: Arc::new(Inner {
+                auth: Authenticator::new(&cfg.user, &cfg.password, &cfg.group, cfg.token_ttl),
+                estate,
+                flat,
+            }),
+        }
+    }
+
+    pub fn estate(&self) -> &Estate {
+        &self.inner.estate
+    }
+
+    /// All API routes under `/api`; no fault or stats layers.
+    pub fn router(&self) -> Router {
+        let mut api = Router::new()
+            .route("/api", get(entry_point))
+            .route("/api/auth", get(auth_token).delete(auth_logout))
+            .route("/api/vms", get(list_vms).options(vm_options))
+            .route("/api/vms/{id}", get(show_vm))
+            .route("/api/vms/{id}/tags", get(vm_tags))
+            .route("/api/vms/{id}/custom_attributes", get(vm_custom_attributes))
+            .route("/api/templates", get(list_templates))
+            .route("/api/templates/{id}", get(show_template));
+        for index in 0..self.inner.flat.len() {
+            let name = self.inner.flat[index].name;
+            api = api
+                .route(
+                    &format!("/api/{name}"),
+                    get(move |s: State<ManageIq>, h: HeaderMap, u: Uri| list_flat(s, h, u, index)),
+                )
+                .route(
+                    &format!("/api/{name}/{{id}}"),
+                    get(
+                        move |s: State<ManageIq>, h: HeaderMap, u: Uri, p: Path<String>| {
+                            show_flat(s, h, u, p, index)
+                        },
+                    ),
+                );
+        }
+        api.route_layer(middleware::from_fn_with_state(self.clone(), require_auth))
+            .method_not_allowed_fallback(unsupported_method)
+            .fallback(|| async { error::route_not_found() })
+            .with_state(self.clone())
+    }
+}
+
+async fn require_auth(State(miq): State<ManageIq>, mut req: Request, next: Next) -> Response {
+    match miq.inner.auth.check(req.headers()) {
+        Ok(user) => {
+            req.extensions_mut().insert(AuthUser(user));
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn unsupported_method(method: Method, uri: Uri) -> Response {
+    let collection = uri.path().trim_start_matches("/api/");
+    MiqError::bad_request(format!(
+        "Unsupported HTTP Method {} for the Collection {collection} specified",
+        method.as_str().to_lowercase()
+    ))
+    .into_response()
+}
+
+/// `http://host:port` as the client addressed us (hrefs are built from it).
+fn base_url(headers: &HeaderMap) -> String {
+    let host = auth::header(headers, "host").unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
+
+/// The request URL as received, for `links`.
+fn request_url(base: &str, uri: &Uri) -> String {
+    match uri.query() {
+        Some(q) => format!("{base}{}?{q}", uri.path()),
+        None => format!("{base}{}", uri.path()),
+    }
+}
+
+async fn entry_point(
+    State(miq): State<ManageIq>,
+    Extension(AuthUser(user)): Extension<AuthUser>,
+    headers: HeaderMap,
+) -> Response {
+    let base = base_url(&headers);
+    ok_json(&entrypoint::entry_point(
+        &base,
+        &user,
+        miq.inner.auth.group(),
+        miq.estate(),
+    ))
+}
+
+async fn auth_token(
+    State(miq): State<ManageIq>,
+    Extension(AuthUser(user)): Extension<AuthUser>,
+) -> Response {
+    let issued = miq.inner.auth.issue(&user);
+    ok_json(&json!({
+        "auth_token": issued.token,
+        "token_ttl": issued.ttl_secs,
+        "expires_on": issued.expires_on.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    }))
+}
+
+async fn auth_logout(State(miq): State<ManageIq>, headers: HeaderMap) -> StatusCode {
+    if let Some(token) = auth::header(&headers, "x-auth-token") {
+        miq.inner.auth.revoke(token);
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn vm_options() -> Response {
+    ok_json(&entrypoint::vm_options())
+}
+
+async fn list_vms(state: State<ManageIq>, headers: HeaderMap, uri: Uri) -> Response {
+    list(state, headers, uri, Kind::Vms).await
+}
+
+async fn list_templates(state: State<ManageIq>, headers: HeaderMap, uri: Uri) -> Response {
+    list(state, headers, uri, Kind::Templates).await
+}
+
+/// Filtering and sorting a large estate is CPU work: keep it off the reactor.
+async fn list(State(miq): State<ManageIq>, headers: HeaderMap, uri: Uri, kind: Kind) -> Response {
+    let work = move || {
+        let base = base_url(&headers);
+        let url = request_url(&base, &uri);
+        let q = CollectionQuery::parse(uri.query());
+        let estate = miq.estate();
+        let req = match ListRequest::new(kind, &q) {
+            Ok(r) => r,
+            Err(e) => return e.into_response(),
+        };
+        match vms::page_body(kind, estate, &q, &req, &url, &base) {
+            Ok(body) => ok_json(&body),
+            Err(e) => e.into_response(),
+        }
+    };
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| internal(format!("list handler failed: {e}")))
+}
+
+fn internal(message: String) -> Response {
+    MiqError::for_status(StatusCode::INTERNAL_SERVER_ERROR, message).into_response()
+}
+
+/// Parses a resource id; the real server rejects non-numeric ones.
+fn parse_id(collection: &str, id: &str) -> Result<u64, MiqError> {
+    id.parse::<u64>()
+        .map_err(|_| MiqError::bad_request(format!("Invalid {collection} id {id} specified")))
+}
+
+fn find_vm(miq: &ManageIq, kind: Kind, id: &str) -> Result<usize, MiqError> {
+    let n = parse_id(kind.name(), id)?;
+    kind.items(miq.estate())
+        .binary_search_by_key(&n, |vm| vm.id)
+        .map_err(|_| kind.not_found(id))
+}
+
+async fn show_vm(
+    state: State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+    id: Path<String>,
+) -> Response {
+    show(state, headers, uri, id, Kind::Vms)
+}
+
+async fn show_template(
+    state: State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+    id: Path<String>,
+) -> Response {
+    show(state, headers, uri, id, Kind::Templates)
+}
+
+fn show(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+    kind: Kind,
+) -> Response {
+    let q = CollectionQuery::parse(uri.query());
+    let result = Plan::new(&q).and_then(|plan| Ok((plan, find_vm(&miq, kind, &id)?)));
+    match result {
+        Ok((plan, index)) => {
+            let base = base_url(&headers);
+            ok_json(&VmView {
+                kind,
+                vm: &kind.items(miq.estate())[index],
+                estate: miq.estate(),
+                plan: &plan,
+                base: &base,
+            })
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn vm_tags(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
+    let index = match find_vm(&miq, Kind::Vms, &id) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    let base = base_url(&headers);
+    let vm = &miq.estate().vms[index];
+    let tags = catalog::managed_tags(vm, miq.estate(), &base, "vms");
+    subcollection(&uri, "tags", tags, miq.estate().tags.len(), &base)
+}
+
+async fn vm_custom_attributes(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
+    let index = match find_vm(&miq, Kind::Vms, &id) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    let base = base_url(&headers);
+    let vm = &miq.estate().vms[index];
+    let list: Vec<Value> = vm
+        .custom_attributes
+        .iter()
+        .map(|ca| catalog::custom_attribute_json(vm, ca, &base, "vms"))
+        .collect();
+    let count = list.len();
+    subcollection(&uri, "custom_attributes", Value::Array(list), count, &base)
+}
+
+/// A VM's subcollection: hrefs only unless `expand=resources`.
+fn subcollection(
+    uri: &Uri,
+    name: &'static str,
+    records: Value,
+    count: usize,
+    base: &str,
+) -> Response {
+    let q = CollectionQuery::parse(uri.query());
+    let records = match records {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    };
+    let resources: Vec<Value> = if q.expands("resources") {
+        records
+    } else {
+        records
+            .into_iter()
+            .map(|r| json!({"href": r.get("href").cloned().unwrap_or(Value::Null)}))
+            .collect()
+    };
+    ok_json(&CollectionBody {
+        name,
+        count: count as u64,
+        subcount: resources.len() as u64,
+        subquery_count: None,
+        pages: None,
+        resources: Some(resources),
+        actions: &[],
+        collection_href: format!("{base}{}", uri.path()),
+        links: Vec::new(),
+    })
+}
+
+async fn list_flat(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+    index: usize,
+) -> Response {
+    let base = base_url(&headers);
+    let url = request_url(&base, &uri);
+    let q = CollectionQuery::parse(uri.query());
+    match miq.inner.flat[index].page(&q, &url, &base) {
+        Ok(body) => ok_json(&body),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn show_flat(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+    index: usize,
+) -> Response {
+    let collection = &miq.inner.flat[index];
+    let q = CollectionQuery::parse(uri.query());
+    let found = parse_id(collection.name, &id).and_then(|n| {
+        collection.find(n).ok_or_else(|| {
+            MiqError::record_not_found(format!("Couldn't find {} with 'id'={id}", collection.klass))
+        })
+    });
+    let selection = match collection.selection(&q) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    match found {
+        Ok(i) => {
+            let base = base_url(&headers);
+            ok_json(&collection.view(i, &selection, &base))
+        }
+        Err(e) => e.into_response(),
+    }
+}
