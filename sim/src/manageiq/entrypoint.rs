@@ -58,6 +58,8 @@ pub fn entry_point(base: &str, userid: &str, group: &str, estate: &Estate) -> Va
                 "settings": null,
                 "tenant_id": catalog::TENANT_ID.to_string(),
                 "detailed_description": null,
+                "sui_product_features": ["sui_core", "sui_vm_details_view", "sui_vm_tags"],
+                "product_features": ["everything"],
             }],
         },
         "server_info": {

@@ -297,7 +297,14 @@ async fn vm_tags(
     let base = base_url(&headers);
     let vm = &miq.estate().vms[index];
     let tags = catalog::managed_tags(vm, miq.estate(), &base, "vms");
-    subcollection(&uri, "tags", tags, miq.estate().tags.len(), &base)
+    subcollection(
+        &uri,
+        "tags",
+        tags,
+        miq.estate().tags.len(),
+        &base,
+        &["assign", "unassign"],
+    )
 }
 
 async fn vm_custom_attributes(
@@ -318,30 +325,48 @@ async fn vm_custom_attributes(
         .map(|ca| catalog::custom_attribute_json(vm, ca, &base, "vms"))
         .collect();
     let count = list.len();
-    subcollection(&uri, "custom_attributes", Value::Array(list), count, &base)
+    subcollection(
+        &uri,
+        "custom_attributes",
+        Value::Array(list),
+        count,
+        &base,
+        &["add", "edit", "delete"],
+    )
 }
 
-/// A VM's subcollection: hrefs only unless `expand=resources`.
+/// A VM's subcollection: hrefs only unless `expand=resources`; `actions`
+/// are offered on the subcollection and on each expanded record.
 fn subcollection(
     uri: &Uri,
     name: &'static str,
     records: Value,
     count: usize,
     base: &str,
+    actions: &'static [&'static str],
 ) -> Response {
     let q = CollectionQuery::parse(uri.query());
     let records = match records {
         Value::Array(items) => items,
         _ => Vec::new(),
     };
-    let resources: Vec<Value> = if q.expands("resources") {
-        records
-    } else {
-        records
-            .into_iter()
-            .map(|r| json!({"href": r.get("href").cloned().unwrap_or(Value::Null)}))
-            .collect()
-    };
+    let resources: Vec<Value> = records
+        .into_iter()
+        .map(|mut r| {
+            let href = r.get("href").cloned().unwrap_or(Value::Null);
+            if !q.expands("resources") {
+                return json!({ "href": href });
+            }
+            let list: Vec<Value> = actions
+                .iter()
+                .map(|a| json!({"name": a, "method": "post", "href": href}))
+                .collect();
+            if let Value::Object(m) = &mut r {
+                m.insert("actions".into(), Value::Array(list));
+            }
+            r
+        })
+        .collect();
     ok_json(&CollectionBody {
         name,
         count: count as u64,
@@ -349,7 +374,7 @@ fn subcollection(
         subquery_count: None,
         pages: None,
         resources: Some(resources),
-        actions: &[],
+        actions,
         collection_href: format!("{base}{}", uri.path()),
         links: Vec::new(),
     })

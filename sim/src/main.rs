@@ -1,0 +1,147 @@
+//! `cmdb-sim`: runs both simulators until Ctrl-C or SIGTERM and prints how to
+//! reach them (human text, or one JSON line with `--json`).
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use clap::Parser;
+use cmdb_sim::{FaultConfig, SimOptions, Sims};
+use std::path::PathBuf;
+
+/// Simulated CloudForms (ManageIQ) and ServiceNow APIs on 127.0.0.1.
+#[derive(Debug, Parser)]
+#[command(name = "cmdb-sim", version)]
+struct Cli {
+    /// VMs in the generated estate (templates come on top).
+    #[arg(long, default_value_t = 1000)]
+    vms: usize,
+    /// Fraction of CIs whose cpus/memory/state/ip_address/name drifted.
+    #[arg(long, default_value_t = 0.05)]
+    drift: f64,
+    /// Seed of the generator: the same seed gives the same estate and CMDB.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The generator's clock (RFC 3339); default: now. Fix it for byte-identical data.
+    #[arg(long)]
+    now: Option<DateTime<Utc>>,
+    /// ServiceNow state file: loaded at start if it exists, written on exit.
+    #[arg(long)]
+    state_file: Option<PathBuf>,
+    /// Where to write the HTTPS listener's self-signed certificate (PEM).
+    #[arg(long)]
+    ca_pem: Option<PathBuf>,
+    /// ManageIQ fault rules, JSON (`{"seed":1,"rules":[...]}` or `[...]`).
+    #[arg(long)]
+    miq_faults: Option<String>,
+    /// ServiceNow fault rules, JSON.
+    #[arg(long)]
+    snow_faults: Option<String>,
+    /// Print one JSON line with URLs and credentials instead of text.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, env = "CMDB_SIM_MIQ_USER", default_value = "admin")]
+    miq_user: String,
+    #[arg(long, env = "CMDB_SIM_MIQ_PASSWORD", default_value = "smartvm")]
+    miq_password: String,
+    #[arg(long, env = "CMDB_SIM_SNOW_USER", default_value = "admin")]
+    snow_user: String,
+    #[arg(long, env = "CMDB_SIM_SNOW_PASSWORD", default_value = "admin")]
+    snow_password: String,
+}
+
+fn faults(flag: &str, json: Option<&str>) -> anyhow::Result<FaultConfig> {
+    json.map_or(Ok(FaultConfig::default()), |text| {
+        FaultConfig::from_json(text).with_context(|| format!("reading `{flag}`"))
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let opts = SimOptions {
+        vms: cli.vms,
+        drift: cli.drift,
+        seed: cli.seed,
+        now: cli.now.unwrap_or_else(Utc::now),
+        miq_faults: faults("--miq-faults", cli.miq_faults.as_deref())?,
+        snow_faults: faults("--snow-faults", cli.snow_faults.as_deref())?,
+        ca_pem_out: cli.ca_pem,
+        state_file: cli.state_file,
+        miq_user: cli.miq_user,
+        miq_password: cli.miq_password,
+        snow_user: cli.snow_user,
+        snow_password: cli.snow_password,
+        ..SimOptions::default()
+    };
+    let sims = Sims::start(opts).await?;
+    let info = sims.connection_info();
+    if cli.json {
+        println!("{info}");
+    } else {
+        print_human(&sims, &info);
+    }
+    wait_for_shutdown().await?;
+    if sims.options().state_file.is_some() {
+        sims.save_state()
+            .context("saving the ServiceNow state file")?;
+    }
+    sims.stop().await;
+    Ok(())
+}
+
+fn print_human(sims: &Sims, info: &serde_json::Value) {
+    let (m, s) = (&info["manageiq"], &info["servicenow"]);
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    println!(
+        "ManageIQ   {}/api   user {} password {}",
+        text(&m["url"]),
+        text(&m["user"]),
+        text(&m["password"])
+    );
+    println!(
+        "ServiceNow {} and {}   user {} password {}   OAuth client {} secret {}",
+        text(&s["url"]),
+        text(&s["https_url"]),
+        text(&s["user"]),
+        text(&s["password"]),
+        text(&s["client_id"]),
+        text(&s["client_secret"]),
+    );
+    if let Some(path) = s["ca_pem"].as_str() {
+        println!("HTTPS certificate: {path}");
+    }
+    let e = sims.estate();
+    println!(
+        "Estate: {} VMs, {} templates, {} hosts; CMDB drift {} CIs, {} VMs without CI, {} CIs without VM",
+        e.vms.len(),
+        e.templates.len(),
+        e.hosts.len(),
+        e.expected.drifted.len(),
+        e.expected.vms_without_ci.len(),
+        e.expected.cis_without_vm.len(),
+    );
+    println!("Admin: GET|POST|DELETE /_sim/faults, GET|DELETE /_sim/stats, GET /_sim/dump (ServiceNow). Ctrl-C stops.");
+}
+
+async fn wait_for_shutdown() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    Ok(())
+}
