@@ -6,6 +6,7 @@
 
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::{batch, table, Inner};
@@ -48,21 +49,34 @@ impl ApiRequest<'_> {
 pub(crate) struct ApiResponse {
     pub status: StatusCode,
     pub headers: Vec<(&'static str, String)>,
-    pub body: Option<Value>,
+    /// The body, already serialized: pages are written straight from the store.
+    pub body: Option<Vec<u8>>,
+}
+
+/// `{"result": ...}`.
+#[derive(Serialize)]
+struct Envelope<T> {
+    result: T,
 }
 
 impl ApiResponse {
-    pub(crate) fn json(status: StatusCode, body: Value) -> Self {
+    pub(crate) fn json(status: StatusCode, body: &impl Serialize) -> Self {
         Self {
             status,
             headers: Vec::new(),
-            body: Some(body),
+            // Only maps with string keys and strings are serialized here, which cannot fail.
+            body: Some(serde_json::to_vec(body).unwrap_or_default()),
         }
     }
 
+    /// `{"result": ...}` with `status`.
+    pub(crate) fn result_with(status: StatusCode, result: &impl Serialize) -> Self {
+        Self::json(status, &Envelope { result })
+    }
+
     /// `{"result": ...}` with 200.
-    pub(crate) fn result(result: Value) -> Self {
-        Self::json(StatusCode::OK, json!({ "result": result }))
+    pub(crate) fn result(result: &impl Serialize) -> Self {
+        Self::result_with(StatusCode::OK, result)
     }
 
     pub(crate) fn no_content() -> Self {
@@ -77,7 +91,7 @@ impl ApiResponse {
     pub(crate) fn error(status: StatusCode, message: &str, detail: impl Into<Value>) -> Self {
         Self::json(
             status,
-            json!({"error": {"message": message, "detail": detail.into()}, "status": "failure"}),
+            &json!({"error": {"message": message, "detail": detail.into()}, "status": "failure"}),
         )
     }
 
@@ -110,21 +124,22 @@ impl ApiResponse {
         self
     }
 
-    /// The body as sent: JSON bytes, empty for no body.
-    pub(crate) fn body_bytes(&self) -> Vec<u8> {
+    /// The body parsed back, for tests.
+    #[cfg(test)]
+    pub(crate) fn json_body(&self) -> Value {
         self.body
-            .as_ref()
-            .map(|b| serde_json::to_vec(b).unwrap_or_default())
-            .unwrap_or_default()
+            .as_deref()
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or(Value::Null)
     }
 }
 
 impl IntoResponse for ApiResponse {
     fn into_response(self) -> Response {
-        let body = self.body_bytes();
-        let mut response = (self.status, body).into_response();
+        let has_body = self.body.is_some();
+        let mut response = (self.status, self.body.unwrap_or_default()).into_response();
         let headers = response.headers_mut();
-        if self.body.is_some() {
+        if has_body {
             headers.insert(
                 axum::http::header::CONTENT_TYPE,
                 HeaderValue::from_static(JSON_CONTENT_TYPE),
@@ -219,7 +234,7 @@ pub(crate) fn dispatch(inner: &Inner, req: &ApiRequest<'_>, in_batch: bool) -> A
             // No attachments are kept; clients (servicenow.itsm) only need an empty list with
             // its count.
             (&Method::GET, None) => {
-                ApiResponse::result(json!([])).with_header("X-Total-Count", "0".to_owned())
+                ApiResponse::result(&json!([])).with_header("X-Total-Count", "0".to_owned())
             }
             (&Method::GET | &Method::DELETE, Some(_)) => ApiResponse::not_found(),
             _ => ApiResponse::method_not_allowed(),
@@ -259,7 +274,7 @@ mod tests {
         for bad in [&b""[..], b"  ", b"{", b"[1]", b"\"x\""] {
             let err = json_object(bad).expect_err("refused");
             assert_eq!(err.status, StatusCode::BAD_REQUEST);
-            let body = err.body.expect("body");
+            let body = err.json_body();
             assert_eq!(body["status"], "failure");
             assert_eq!(body["error"]["message"], "Exception while reading request");
         }
@@ -268,14 +283,14 @@ mod tests {
     #[test]
     fn the_404_envelope_is_exactly_the_reference() {
         assert_eq!(
-            ApiResponse::not_found().body,
-            Some(json!({
+            ApiResponse::not_found().json_body(),
+            json!({
                 "error": {
                     "message": "No Record found",
                     "detail": "Record doesn't exist or ACL restricts the record retrieval",
                 },
                 "status": "failure",
-            }))
+            })
         );
     }
 }

@@ -419,11 +419,11 @@ mod tests {
         let response = unauthenticated();
         assert_eq!(response.status, StatusCode::UNAUTHORIZED);
         assert_eq!(
-            response.body,
-            Some(json!({
+            response.json_body(),
+            json!({
                 "error": {"message": "User Not Authenticated", "detail": "Required to provide Auth information"},
                 "status": "failure",
-            }))
+            })
         );
     }
 }

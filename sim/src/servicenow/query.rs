@@ -14,22 +14,38 @@ use std::cmp::Ordering;
 /// A comparison operator and its operand(s).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Op {
-    Eq(String),
-    Ne(String),
-    In(Vec<String>),
-    NotIn(Vec<String>),
+    Eq(Operand),
+    Ne(Operand),
+    In(Vec<Operand>),
+    NotIn(Vec<Operand>),
     IsEmpty,
     IsNotEmpty,
     StartsWith(String),
     EndsWith(String),
     Like(String),
     NotLike(String),
-    Lt(String),
-    Le(String),
-    Gt(String),
-    Ge(String),
-    Between(String, String),
+    Lt(Operand),
+    Le(Operand),
+    Gt(Operand),
+    Ge(Operand),
+    Between(Operand, Operand),
     Anything,
+}
+
+/// A value to compare with, its number parsed once per query rather than once per row.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Operand {
+    text: String,
+    number: Option<f64>,
+}
+
+impl From<&str> for Operand {
+    fn from(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            number: as_number(text),
+        }
+    }
 }
 
 /// `field` `op`, e.g. `install_status!=7`.
@@ -164,28 +180,28 @@ fn parse_condition(term: &str) -> Option<Condition<String>> {
         return None;
     }
     let op_name = OPERATORS.iter().find(|op| rest.starts_with(**op))?;
-    let value = rest[op_name.len()..].to_owned();
-    let list = |v: &str| v.split(',').map(|s| s.trim().to_owned()).collect();
+    let value = &rest[op_name.len()..];
+    let list = |v: &str| v.split(',').map(|s| Operand::from(s.trim())).collect();
     let op = match *op_name {
         "ISNOTEMPTY" => Op::IsNotEmpty,
         "ISEMPTY" => Op::IsEmpty,
         "ANYTHING" => Op::Anything,
-        "NOT LIKE" => Op::NotLike(value),
-        "NOT IN" => Op::NotIn(list(&value)),
-        "IN" => Op::In(list(&value)),
-        "STARTSWITH" => Op::StartsWith(value),
-        "ENDSWITH" => Op::EndsWith(value),
-        "LIKE" => Op::Like(value),
+        "NOT LIKE" => Op::NotLike(value.to_owned()),
+        "NOT IN" => Op::NotIn(list(value)),
+        "IN" => Op::In(list(value)),
+        "STARTSWITH" => Op::StartsWith(value.to_owned()),
+        "ENDSWITH" => Op::EndsWith(value.to_owned()),
+        "LIKE" => Op::Like(value.to_owned()),
         "BETWEEN" => {
             let (low, high) = value.split_once('@')?;
-            Op::Between(low.to_owned(), high.to_owned())
+            Op::Between(low.into(), high.into())
         }
-        "!=" => Op::Ne(value),
-        "<=" => Op::Le(value),
-        ">=" => Op::Ge(value),
-        "<" => Op::Lt(value),
-        ">" => Op::Gt(value),
-        _ => Op::Eq(value),
+        "!=" => Op::Ne(value.into()),
+        "<=" => Op::Le(value.into()),
+        ">=" => Op::Ge(value.into()),
+        "<" => Op::Lt(value.into()),
+        ">" => Op::Gt(value.into()),
+        _ => Op::Eq(value.into()),
     };
     Some(Condition {
         field: field.to_owned(),
@@ -203,7 +219,7 @@ impl EncodedQuery<String> {
                 let textual = is_textual(&field);
                 vec![Condition {
                     field,
-                    op: Op::Eq(value),
+                    op: Op::Eq(value.as_str().into()),
                     textual,
                 }]
             })
@@ -247,6 +263,11 @@ impl EncodedQuery<String> {
         if groups.len() > 1 {
             groups.retain(|g: &Vec<_>| !g.is_empty());
         }
+        // One empty group (matches everything) stands for "no filter", so that `matches`
+        // needs no special case per row.
+        if groups.is_empty() {
+            groups.push(Vec::new());
+        }
         let order = self
             .order
             .iter()
@@ -263,19 +284,19 @@ impl EncodedQuery<String> {
 }
 
 impl<F> EncodedQuery<F> {
-    /// Whether the query filters at all.
+    /// Whether the query filters at all (an empty group matches everything).
     pub(crate) fn is_unfiltered(&self) -> bool {
-        self.groups.iter().all(Vec::is_empty)
+        self.groups.is_empty() || self.groups.iter().any(Vec::is_empty)
     }
 
-    /// Whether a row matches; `value` reads a field of that row.
+    /// Whether a row matches; `value` reads a field of that row. Only for compiled queries,
+    /// whose groups are never empty.
     pub(crate) fn matches<'r>(&self, mut value: impl FnMut(&F) -> &'r str) -> bool {
-        self.is_unfiltered()
-            || self.groups.iter().any(|group| {
-                group
-                    .iter()
-                    .all(|clause| clause.iter().any(|c| c.op.test(value(&c.field), c.textual)))
-            })
+        self.groups.iter().any(|group| {
+            group
+                .iter()
+                .all(|clause| clause.iter().any(|c| c.op.test(value(&c.field), c.textual)))
+        })
     }
 }
 
@@ -283,14 +304,14 @@ impl Op {
     /// Whether a stored `value` satisfies the operator. Text comparisons ignore ASCII case,
     /// as an instance's database collation does.
     pub(crate) fn test(&self, value: &str, textual: bool) -> bool {
-        let eq = |other: &str| values_equal(value, other, textual);
+        let eq = |other: &Operand| values_equal(value, other, textual);
         // Ordering operators never match an empty (NULL) value, as in SQL.
-        let cmp = |other: &str| (!value.is_empty()).then(|| compare(value, other, textual));
+        let cmp = |other: &Operand| (!value.is_empty()).then(|| compare(value, other, textual));
         match self {
             Op::Eq(v) => eq(v),
             Op::Ne(v) => !eq(v),
-            Op::In(vs) => vs.iter().any(|v| eq(v)),
-            Op::NotIn(vs) => !vs.iter().any(|v| eq(v)),
+            Op::In(vs) => vs.iter().any(eq),
+            Op::NotIn(vs) => !vs.iter().any(eq),
             Op::IsEmpty => value.is_empty(),
             Op::IsNotEmpty => !value.is_empty(),
             Op::StartsWith(v) => starts_with_ci(value, v),
@@ -323,18 +344,25 @@ fn as_number(s: &str) -> Option<f64> {
     }
 }
 
-fn values_equal(a: &str, b: &str, textual: bool) -> bool {
-    match (textual, as_number(a), as_number(b)) {
-        (false, Some(x), Some(y)) => x == y,
-        _ => a.eq_ignore_ascii_case(b),
+/// The stored value as a number, when it should be compared as one: the operand is a number
+/// and the field is not textual.
+fn numbers(value: &str, operand: &Operand, textual: bool) -> Option<(f64, f64)> {
+    let y = operand.number.filter(|_| !textual)?;
+    Some((as_number(value)?, y))
+}
+
+fn values_equal(value: &str, operand: &Operand, textual: bool) -> bool {
+    match numbers(value, operand, textual) {
+        Some((x, y)) => x == y,
+        None => value.eq_ignore_ascii_case(&operand.text),
     }
 }
 
 /// Numeric when both sides are numbers (and the field is not textual), else byte order.
-pub(crate) fn compare(a: &str, b: &str, textual: bool) -> Ordering {
-    match (textual, as_number(a), as_number(b)) {
-        (false, Some(x), Some(y)) => x.total_cmp(&y),
-        _ => a.cmp(b),
+fn compare(value: &str, operand: &Operand, textual: bool) -> Ordering {
+    match numbers(value, operand, textual) {
+        Some((x, y)) => x.total_cmp(&y),
+        None => value.cmp(&operand.text),
     }
 }
 
@@ -450,17 +478,17 @@ mod tests {
             ("fNOT INa,b", Op::NotIn(vec!["a".into(), "b".into()])),
             ("fISEMPTY", Op::IsEmpty),
             ("fISNOTEMPTY", Op::IsNotEmpty),
-            ("fSTARTSWITHab", Op::StartsWith("ab".into())),
-            ("fENDSWITHab", Op::EndsWith("ab".into())),
-            ("fLIKEab", Op::Like("ab".into())),
-            ("fNOT LIKEab", Op::NotLike("ab".into())),
+            ("fSTARTSWITHab", Op::StartsWith("ab".to_owned())),
+            ("fENDSWITHab", Op::EndsWith("ab".to_owned())),
+            ("fLIKEab", Op::Like("ab".to_owned())),
+            ("fNOT LIKEab", Op::NotLike("ab".to_owned())),
             ("f<3", Op::Lt("3".into())),
             ("f<=3", Op::Le("3".into())),
             ("f>3", Op::Gt("3".into())),
             ("f>=3", Op::Ge("3".into())),
             ("fBETWEEN1@5", Op::Between("1".into(), "5".into())),
             ("fANYTHING", Op::Anything),
-            ("f=", Op::Eq(String::new())),
+            ("f=", Op::Eq("".into())),
         ];
         for (text, op) in ops {
             assert_eq!(
@@ -508,6 +536,9 @@ mod tests {
         let all = parse("nope=1").compile(|f| (f == "name").then_some(0usize));
         assert!(all.is_unfiltered());
         assert!(all.matches(|_| "x"));
+        let none = parse("").compile(|f| Some(f.to_owned()));
+        assert!(none.is_unfiltered());
+        assert!(none.matches(|_| "x"));
     }
 
     #[test]

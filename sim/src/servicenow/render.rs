@@ -2,7 +2,8 @@
 //! `owned_by.email` returned under that flat key) and how (`sysparm_display_value`,
 //! `sysparm_exclude_reference_link`): choice labels, reference display values and links.
 
-use serde_json::{json, Map, Value};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 
 use super::schema;
 use super::store::{Row, Store, Table};
@@ -179,42 +180,80 @@ fn walk<'s, 'f>(
     None
 }
 
-/// A row as a JSON object of the requested fields.
-pub(crate) fn row(
-    store: &Store,
-    table_name: &str,
-    row: &Row,
-    fields: &[FieldSpec],
-    opts: &RenderOptions<'_>,
-) -> Value {
-    let object: Map<String, Value> = fields
-        .iter()
-        .map(|spec| {
-            let cell = spec.cell(store, table_name, row);
-            (spec.key.clone(), render_cell(store, &cell, opts))
-        })
-        .collect();
-    Value::Object(object)
+/// A row as the JSON object of the requested fields, serialized straight from the store: a
+/// page of 1000 rows builds no intermediate JSON values.
+pub(crate) struct RowJson<'a> {
+    pub store: &'a Store,
+    pub table_name: &'a str,
+    pub row: &'a Row,
+    pub fields: &'a [FieldSpec],
+    pub opts: &'a RenderOptions<'a>,
+}
+
+impl Serialize for RowJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.fields.len()))?;
+        for spec in self.fields {
+            let cell = CellJson {
+                store: self.store,
+                cell: spec.cell(self.store, self.table_name, self.row),
+                opts: self.opts,
+            };
+            map.serialize_entry(&spec.key, &cell)?;
+        }
+        map.end()
+    }
 }
 
 /// One field's JSON, per the display options.
-pub(crate) fn render_cell(store: &Store, cell: &Cell<'_>, opts: &RenderOptions<'_>) -> Value {
-    if let Some(target) = schema::reference_target(cell.table, cell.field) {
-        return render_reference(store, target, cell.value, opts);
-    }
-    let label = || schema::choice_label(cell.table, cell.field, cell.value).unwrap_or(cell.value);
-    match opts.display {
-        DisplayMode::Value => json!(cell.value),
-        DisplayMode::Display => json!(label()),
-        DisplayMode::All => json!({"display_value": label(), "value": cell.value}),
+struct CellJson<'a> {
+    store: &'a Store,
+    cell: Cell<'a>,
+    opts: &'a RenderOptions<'a>,
+}
+
+impl Serialize for CellJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Cell {
+            table,
+            field,
+            value,
+        } = self.cell;
+        if let Some(target) = schema::reference_target(table, field) {
+            return serialize_reference(s, self.store, target, value, self.opts);
+        }
+        let label = || schema::choice_label(table, field, value).unwrap_or(value);
+        match self.opts.display {
+            DisplayMode::Value => s.serialize_str(value),
+            DisplayMode::Display => s.serialize_str(label()),
+            DisplayMode::All => {
+                let mut map = s.serialize_map(Some(2))?;
+                map.serialize_entry("display_value", label())?;
+                map.serialize_entry("value", value)?;
+                map.end()
+            }
+        }
     }
 }
 
-fn render_reference(store: &Store, target: &str, sys_id: &str, opts: &RenderOptions<'_>) -> Value {
+/// A reference: the bare sys_id or display value, or an object with `display_value`,
+/// `value` and `link` as the options ask; an empty reference is `""`.
+fn serialize_reference<S: Serializer>(
+    s: S,
+    store: &Store,
+    target: &str,
+    sys_id: &str,
+    opts: &RenderOptions<'_>,
+) -> Result<S::Ok, S::Error> {
     if sys_id.is_empty() {
         return match opts.display {
-            DisplayMode::All => json!({"display_value": "", "value": ""}),
-            _ => json!(""),
+            DisplayMode::All => {
+                let mut map = s.serialize_map(Some(2))?;
+                map.serialize_entry("display_value", "")?;
+                map.serialize_entry("value", "")?;
+                map.end()
+            }
+            _ => s.serialize_str(""),
         };
     }
     let found = store.find_ref(target, sys_id);
@@ -223,26 +262,53 @@ fn render_reference(store: &Store, target: &str, sys_id: &str, opts: &RenderOpti
     });
     // The link names the table the row is in, so that following it finds the row in a store
     // without table inheritance.
-    let link = || {
+    let link = (!opts.exclude_links).then(|| {
         let table = found.map_or(target, |(name, _, _)| name);
         format!("{}/api/now/table/{table}/{sys_id}", opts.base_url)
-    };
-    match (opts.display, opts.exclude_links) {
-        (DisplayMode::Value, true) => json!(sys_id),
-        (DisplayMode::Value, false) => json!({"link": link(), "value": sys_id}),
-        (DisplayMode::Display, true) => json!(display),
-        (DisplayMode::Display, false) => json!({"display_value": display, "link": link()}),
-        (DisplayMode::All, true) => json!({"display_value": display, "value": sys_id}),
-        (DisplayMode::All, false) => {
-            json!({"display_value": display, "value": sys_id, "link": link()})
+    });
+    let entries: [(&str, Option<&str>); 3] = match (opts.display, link.as_deref()) {
+        (DisplayMode::Value, None) => return s.serialize_str(sys_id),
+        (DisplayMode::Display, None) => return s.serialize_str(display),
+        (DisplayMode::Value, link) => [("link", link), ("value", Some(sys_id)), ("", None)],
+        (DisplayMode::Display, link) => {
+            [("display_value", Some(display)), ("link", link), ("", None)]
         }
+        (DisplayMode::All, link) => [
+            ("display_value", Some(display)),
+            ("value", Some(sys_id)),
+            ("link", link),
+        ],
+    };
+    let present = || entries.iter().filter_map(|(k, v)| Some((*k, (*v)?)));
+    let mut map = s.serialize_map(Some(present().count()))?;
+    for (key, value) in present() {
+        map.serialize_entry(key, value)?;
     }
+    map.end()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::servicenow::store::{string_fields, Stamp};
+    use serde_json::{json, Value};
+
+    fn row(
+        store: &Store,
+        table_name: &str,
+        row: &Row,
+        fields: &[FieldSpec],
+        opts: &RenderOptions<'_>,
+    ) -> Value {
+        serde_json::to_value(RowJson {
+            store,
+            table_name,
+            row,
+            fields,
+            opts,
+        })
+        .expect("serializable")
+    }
 
     const BASE: &str = "https://127.0.0.1:8443";
 

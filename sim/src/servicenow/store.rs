@@ -1,9 +1,10 @@
 //! The in-memory tables: rows keyed by sys_id (kept in sys_id order, which is also the order
 //! PySNC pages in), every value a string, system fields maintained on every write.
 //!
-//! A row is a vector of strings indexed by its table's column list rather than a map: with
-//! 100,000 CIs the per-row field names would otherwise dominate memory, and a compiled field
-//! is then a plain index.
+//! A row is its values packed into one string plus their end offsets, indexed by the table's
+//! column list: with 100,000 CIs, field names per row, or one allocation per value, would
+//! dominate memory and scatter a table scan over the heap. A compiled field is a plain index.
+//! Writes unpack a row into a [`Draft`], change it and pack it again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -24,9 +25,56 @@ pub(crate) const SYSTEM_FIELDS: [&str; 6] = [
     "sys_mod_count",
 ];
 
-/// One row: values by column index; a row shorter than its table's column list reads "" past
-/// its end (columns added after it was written).
-pub(crate) type Row = Vec<String>;
+/// One stored row: values by column index, packed. A row shorter than its table's column list
+/// reads "" past its end (columns added after it was written, or trailing empty values).
+#[derive(Debug, Default)]
+pub(crate) struct Row {
+    text: Box<str>,
+    /// End offset in `text` of each column's value. `u32` keeps rows small; a row is bounded
+    /// by the request body limit, far below 4 GiB.
+    ends: Box<[u32]>,
+}
+
+impl Row {
+    fn pack(values: &[String]) -> Self {
+        let len = values
+            .iter()
+            .rposition(|v| !v.is_empty())
+            .map_or(0, |last| last + 1);
+        let values = &values[..len];
+        let mut text = String::with_capacity(values.iter().map(String::len).sum());
+        let mut ends = Vec::with_capacity(len);
+        for value in values {
+            text.push_str(value);
+            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
+        }
+        Self {
+            text: text.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+        }
+    }
+
+    /// The value of column `col`.
+    pub(crate) fn get(&self, col: usize) -> &str {
+        let Some(&end) = self.ends.get(col) else {
+            return "";
+        };
+        let start = col.checked_sub(1).map_or(0, |prev| self.ends[prev]);
+        self.text.get(start as usize..end as usize).unwrap_or("")
+    }
+
+    fn unpack(&self) -> Draft {
+        Draft(
+            (0..self.ends.len())
+                .map(|col| self.get(col).to_owned())
+                .collect(),
+        )
+    }
+}
+
+/// A row being written: its values unpacked so fields can be set one by one.
+#[derive(Default)]
+struct Draft(Vec<String>);
 
 /// Who writes and when, stamped into `sys_*` fields.
 pub(crate) struct Stamp {
@@ -103,7 +151,7 @@ impl Table {
 
     /// The value of column `col` in `row`.
     pub(crate) fn cell(row: &Row, col: usize) -> &str {
-        row.get(col).map_or("", String::as_str)
+        row.get(col)
     }
 
     /// The value of the column named `name` in `row`, "" when the table has no such column.
@@ -120,17 +168,24 @@ impl Table {
         self.columns.len() - 1
     }
 
-    /// Sets a field, adding the column if needed; returns whether the value changed.
-    fn set(&mut self, row: &mut Row, name: &str, value: String) -> bool {
+    /// Sets a field of a draft, adding the column if needed; returns whether the value changed.
+    fn set(&mut self, draft: &mut Draft, name: &str, value: String) -> bool {
         let col = self.ensure_column(name);
-        if row.len() <= col {
-            row.resize(col + 1, String::new());
+        if draft.0.len() <= col {
+            draft.0.resize(col + 1, String::new());
         }
-        if row[col] == value {
+        if draft.0[col] == value {
             return false;
         }
-        row[col] = value;
+        draft.0[col] = value;
         true
+    }
+
+    /// The value of the column named `name` in a draft.
+    fn draft_value<'d>(&self, draft: &'d Draft, name: &str) -> &'d str {
+        self.column(name)
+            .and_then(|col| draft.0.get(col))
+            .map_or("", String::as_str)
     }
 
     /// `row` as a JSON object with every column of the table.
@@ -219,7 +274,7 @@ impl Store {
             }
             _ => new_sys_id(),
         };
-        let mut row = Row::new();
+        let mut row = Draft::default();
         for (name, value) in fields {
             if !SYSTEM_FIELDS.contains(&name.as_str()) {
                 table.set(&mut row, &name, value);
@@ -237,7 +292,7 @@ impl Store {
             table.set(&mut row, name, value);
         }
         fill_class_name(table_name, table, &mut row);
-        table.rows.insert(sys_id.clone(), row);
+        table.rows.insert(sys_id.clone(), Row::pack(&row.0));
         Ok(sys_id)
     }
 
@@ -245,7 +300,7 @@ impl Store {
     /// A row whose sys_id is already present replaces it.
     pub(crate) fn load(&mut self, table_name: &str, fields: Vec<(String, String)>, stamp: &Stamp) {
         let table = self.tables.entry(table_name.to_owned()).or_default();
-        let mut row = Row::new();
+        let mut row = Draft::default();
         for (name, value) in fields {
             table.set(&mut row, &name, value);
         }
@@ -257,17 +312,17 @@ impl Store {
             ("sys_updated_by", Some(&stamp.user)),
         ];
         for (name, default) in defaults {
-            if table.value(&row, name).is_empty() {
+            if table.draft_value(&row, name).is_empty() {
                 let value = default.cloned().unwrap_or_else(new_sys_id);
                 table.set(&mut row, name, value);
             }
         }
-        if table.value(&row, "sys_mod_count").is_empty() {
+        if table.draft_value(&row, "sys_mod_count").is_empty() {
             table.set(&mut row, "sys_mod_count", "0".to_owned());
         }
         fill_class_name(table_name, table, &mut row);
-        let sys_id = table.value(&row, "sys_id").to_owned();
-        table.rows.insert(sys_id, row);
+        let sys_id = table.draft_value(&row, "sys_id").to_owned();
+        table.rows.insert(sys_id, Row::pack(&row.0));
     }
 
     /// Applies a client's changes to a row. `None` when there is no such row, else whether
@@ -281,8 +336,7 @@ impl Store {
         stamp: &Stamp,
     ) -> Option<bool> {
         let table = self.tables.get_mut(table_name)?;
-        // Taken out and put back so that `table.set` may add columns meanwhile.
-        let mut row = table.rows.remove(sys_id)?;
+        let mut row = table.rows.get(sys_id)?.unpack();
         let mut changed = false;
         for (name, value) in fields {
             if !SYSTEM_FIELDS.contains(&name.as_str()) {
@@ -291,15 +345,17 @@ impl Store {
         }
         if changed {
             let count = table
-                .value(&row, "sys_mod_count")
+                .draft_value(&row, "sys_mod_count")
                 .parse::<u64>()
                 .unwrap_or(0)
                 .saturating_add(1);
             table.set(&mut row, "sys_mod_count", count.to_string());
             table.set(&mut row, "sys_updated_on", stamp.now.clone());
             table.set(&mut row, "sys_updated_by", stamp.user.clone());
+            if let Some(stored) = table.rows.get_mut(sys_id) {
+                *stored = Row::pack(&row.0);
+            }
         }
-        table.rows.insert(sys_id.to_owned(), row);
         Some(changed)
     }
 
@@ -341,8 +397,8 @@ impl Store {
 }
 
 /// `load` and `insert` give CMDB rows their class, as the platform does.
-fn fill_class_name(table_name: &str, table: &mut Table, row: &mut Row) {
-    if table_name.starts_with("cmdb_ci") && table.value(row, "sys_class_name").is_empty() {
+fn fill_class_name(table_name: &str, table: &mut Table, row: &mut Draft) {
+    if table_name.starts_with("cmdb_ci") && table.draft_value(row, "sys_class_name").is_empty() {
         table.set(row, "sys_class_name", table_name.to_owned());
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::api::{json_object, ApiRequest, ApiResponse};
 use super::query::{self, EncodedQuery};
-use super::render::{self, DisplayMode, FieldSpec, RenderOptions};
+use super::render::{DisplayMode, FieldSpec, RenderOptions, RowJson};
 use super::store::{string_fields, Row, Stamp, Store, Table, WriteError};
 use super::Inner;
 
@@ -77,22 +77,27 @@ fn list(inner: &Inner, req: &ApiRequest<'_>, table_name: &str) -> ApiResponse {
     let opts = render_options(req);
     let store = inner.read_store();
     // A table nobody wrote to yet is simply empty: the simulator accepts any table name.
-    let (total, rows) = match store.table(table_name) {
-        None => (0, Vec::new()),
+    let (total, mut response) = match store.table(table_name) {
+        None => (0, ApiResponse::result(&[(); 0])),
         Some(table) => {
             let query = request_query(req)
                 .compile(|name| FieldSpec::resolve(&store, table_name, table, name));
             let fields = FieldSpec::list(&store, table_name, table, req.param("sysparm_fields"));
             let (total, page) = select(&store, table, &query, offset, limit);
-            let rows = page
+            let rows: Vec<RowJson<'_>> = page
                 .into_iter()
-                .map(|row| render::row(&store, table_name, row, &fields, &opts))
+                .map(|row| RowJson {
+                    store: &store,
+                    table_name,
+                    row,
+                    fields: &fields,
+                    opts: &opts,
+                })
                 .collect();
-            (total, rows)
+            (total, ApiResponse::result(&rows))
         }
     };
     drop(store);
-    let mut response = ApiResponse::result(Value::Array(rows));
     if !req.flag("sysparm_no_count") {
         response = response.with_header("X-Total-Count", total.to_string());
     }
@@ -200,29 +205,31 @@ fn link_header(req: &ApiRequest<'_>, offset: usize, limit: usize, total: usize) 
     Some(rendered.join(","))
 }
 
-fn render_one(
+/// `{"result": row}` with `status`, or `None` when there is no such row.
+fn respond_one(
     store: &Store,
     req: &ApiRequest<'_>,
     table_name: &str,
     sys_id: &str,
-) -> Option<Value> {
+    status: StatusCode,
+) -> Option<ApiResponse> {
     let table = store.table(table_name)?;
     let row = table.get(sys_id)?;
     let fields = FieldSpec::list(store, table_name, table, req.param("sysparm_fields"));
-    Some(render::row(
+    let opts = render_options(req);
+    let row = RowJson {
         store,
         table_name,
         row,
-        &fields,
-        &render_options(req),
-    ))
+        fields: &fields,
+        opts: &opts,
+    };
+    Some(ApiResponse::result_with(status, &row))
 }
 
 fn get(inner: &Inner, req: &ApiRequest<'_>, table_name: &str, sys_id: &str) -> ApiResponse {
-    match render_one(&inner.read_store(), req, table_name, sys_id) {
-        Some(row) => ApiResponse::result(row),
-        None => ApiResponse::not_found(),
-    }
+    respond_one(&inner.read_store(), req, table_name, sys_id, StatusCode::OK)
+        .unwrap_or_else(ApiResponse::not_found)
 }
 
 fn create(inner: &Inner, req: &ApiRequest<'_>, table_name: &str) -> ApiResponse {
@@ -234,9 +241,9 @@ fn create(inner: &Inner, req: &ApiRequest<'_>, table_name: &str) -> ApiResponse 
     let mut store = inner.write_store();
     match store.insert(table_name, string_fields(&object), &stamp) {
         Ok(sys_id) => {
-            let row = render_one(&store, req, table_name, &sys_id).unwrap_or_default();
             let location = format!("{}/api/now/table/{table_name}/{sys_id}", req.base_url);
-            ApiResponse::json(StatusCode::CREATED, serde_json::json!({ "result": row }))
+            respond_one(&store, req, table_name, &sys_id, StatusCode::CREATED)
+                .unwrap_or_else(ApiResponse::not_found)
                 .with_header("Location", location)
         }
         Err(WriteError::DuplicateSysId(sys_id)) => ApiResponse::error(
@@ -260,10 +267,8 @@ fn update(inner: &Inner, req: &ApiRequest<'_>, table_name: &str, sys_id: &str) -
     {
         return ApiResponse::not_found();
     }
-    match render_one(&store, req, table_name, sys_id) {
-        Some(row) => ApiResponse::result(row),
-        None => ApiResponse::not_found(),
-    }
+    respond_one(&store, req, table_name, sys_id, StatusCode::OK)
+        .unwrap_or_else(ApiResponse::not_found)
 }
 
 fn delete(inner: &Inner, table_name: &str, sys_id: &str) -> ApiResponse {
