@@ -46,8 +46,9 @@ const SYSTEM_USER: &str = "system";
 /// Who [`ServiceNow::update_row`]'s hand edits are stamped as.
 const HAND_EDIT_USER: &str = "admin";
 
-/// Settings of one simulated ServiceNow instance.
-#[derive(Debug, Clone)]
+/// Settings of one simulated ServiceNow instance. `Debug` shows user and client names only,
+/// never their secrets.
+#[derive(Clone)]
 pub struct SnowConfig {
     /// Basic-auth users, also accepted by the OAuth password grant: (user name, password).
     pub users: Vec<(String, String)>,
@@ -67,6 +68,20 @@ impl Default for SnowConfig {
             token_ttl_secs: 1799,
             state_file: None,
         }
+    }
+}
+
+impl std::fmt::Debug for SnowConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |pairs: &[(String, String)]| -> Vec<String> {
+            pairs.iter().map(|(name, _)| name.clone()).collect()
+        };
+        f.debug_struct("SnowConfig")
+            .field("users", &names(&self.users))
+            .field("oauth_clients", &names(&self.oauth_clients))
+            .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("state_file", &self.state_file)
+            .finish()
     }
 }
 
@@ -204,11 +219,19 @@ impl ServiceNow {
         let mut tmp = path.clone().into_os_string();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
-        let mut out = BufWriter::new(std::fs::File::create(&tmp)?);
-        self.inner.read_store().write_json(&mut out)?;
-        out.flush()?;
-        drop(out);
-        std::fs::rename(&tmp, path)
+        let write = || -> std::io::Result<()> {
+            let mut out = BufWriter::new(std::fs::File::create(&tmp)?);
+            self.inner.read_store().write_json(&mut out)?;
+            out.flush()?;
+            drop(out);
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("writing state file `{}`: {e}", path.display()),
+            )
+        })
     }
 
     /// The rows of `table` in sys_id order (empty for a table never written to).
@@ -316,4 +339,59 @@ async fn api_endpoint(
         base_url: &base_url,
     };
     api::dispatch(inner, &req, false).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_debug_hides_secrets() {
+        let cfg = SnowConfig {
+            users: vec![("ann".into(), "hunter2".into())],
+            oauth_clients: vec![("app".into(), "s3cr3t".into())],
+            ..SnowConfig::default()
+        };
+        let shown = format!("{cfg:?}");
+        assert!(shown.contains("ann") && shown.contains("app"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn state_write_errors_name_the_file() {
+        let path = std::env::temp_dir()
+            .join(format!("cmdb-sim-missing-{}", uuid::Uuid::new_v4()))
+            .join("state.json");
+        let snow = ServiceNow::new(SnowConfig {
+            state_file: Some(path.clone()),
+            ..SnowConfig::default()
+        });
+        let err = snow.save_state().expect_err("no such directory");
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+        // Without a state file there is nothing to write.
+        assert!(ServiceNow::new(SnowConfig::default()).save_state().is_ok());
+    }
+
+    #[test]
+    fn base_url_prefers_the_request_authority() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "127.0.0.1:8443".parse().expect("header"));
+        let origin_form: Uri = "/api/now/table/x".parse().expect("uri");
+        assert_eq!(
+            base_url("https", &origin_form, &headers),
+            "https://127.0.0.1:8443"
+        );
+        let absolute: Uri = "http://localhost:9/api/now/table/x".parse().expect("uri");
+        assert_eq!(base_url("https", &absolute, &headers), "http://localhost:9");
+        assert_eq!(
+            base_url("http", &origin_form, &HeaderMap::new()),
+            "http://localhost"
+        );
+    }
 }
