@@ -158,10 +158,10 @@ pub fn plan_from(
 ) -> Plan {
     planner::plan(Input {
         mapping,
-        records: source.records,
+        records: &source.records,
         source_origin: source.origin,
         source_incomplete: source.incomplete,
-        cis,
+        cis: &cis,
         target_origin,
         references,
         now,

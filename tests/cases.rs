@@ -60,10 +60,10 @@ fn run_case(dir: &Path) -> (Case, Plan) {
     }
     let plan = planner::plan(Input {
         mapping: &mapping,
-        records: source.records,
+        records: &source.records,
         source_origin: "source".into(),
         source_incomplete: case.source_incomplete.clone().or(source.incomplete),
-        cis,
+        cis: &cis,
         target_origin: "cmdb".into(),
         references: &references,
         now: case.now,

@@ -27,10 +27,10 @@ fn mapping(name: &str) -> Mapping {
 fn plan_of(mapping: &Mapping, read: source::SourceRead) -> Plan {
     planner::plan(Input {
         mapping,
-        records: read.records,
+        records: &read.records,
         source_origin: read.origin,
         source_incomplete: read.incomplete,
-        cis: Vec::new(),
+        cis: &[],
         target_origin: "empty".into(),
         references: &References::default(),
         now: Utc.with_ymd_and_hms(2026, 11, 27, 0, 0, 0).unwrap(),

@@ -10,7 +10,7 @@ pub fn same(compare: Compare, current: &str, desired: &str) -> bool {
     let (current, desired) = (current.trim(), desired.trim());
     match compare {
         Compare::Exact => current == desired,
-        Compare::IgnoreCase => current.to_lowercase() == desired.to_lowercase(),
+        Compare::IgnoreCase => ignore_case_eq(current, desired),
         Compare::Number => match (number(current), number(desired)) {
             (Some(a), Some(b)) => a == b,
             _ => current == desired,
@@ -34,15 +34,33 @@ pub fn same(compare: Compare, current: &str, desired: &str) -> bool {
     }
 }
 
+/// Case-insensitive equality; allocation-free for ASCII, which nearly every value is.
+fn ignore_case_eq(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.chars()
+            .flat_map(char::to_lowercase)
+            .eq(b.chars().flat_map(char::to_lowercase))
+    }
+}
+
 /// A decimal number as ServiceNow may render it ("4096", "4,096", "4096.0"); not hex, not
 /// `inf`/`nan`, which `f64::from_str` would otherwise accept.
 fn number(text: &str) -> Option<f64> {
-    let plain: String = text.chars().filter(|c| *c != ',').collect();
-    let digits = plain.strip_prefix('-').unwrap_or(&plain);
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit() || c == '.') {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty()
+        || !digits
+            .bytes()
+            .all(|c| c.is_ascii_digit() || c == b'.' || c == b',')
+    {
         return None;
     }
-    plain.parse().ok()
+    if text.contains(',') {
+        text.replace(',', "").parse().ok()
+    } else {
+        text.parse().ok()
+    }
 }
 
 #[cfg(test)]
@@ -76,6 +94,7 @@ mod tests {
     #[test]
     fn ignore_case_for_choices() {
         assert!(same(Compare::IgnoreCase, "Production", "production"));
+        assert!(same(Compare::IgnoreCase, "Ünïcode", "üNÏCODE"));
         assert!(!same(Compare::IgnoreCase, "Production", "Test"));
     }
 

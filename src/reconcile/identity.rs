@@ -4,138 +4,187 @@
 //! Stage by stage means rule 1 is applied to every VM before rule 2 is tried for the VMs left
 //! over, and a CI claimed by a stronger rule is no longer available to a weaker one: a
 //! same-named VM can never steal a CI that another VM owns by its UUID.
+//!
+//! Keys are computed once per rule and item (VM or CI) and indexed by hash, so identifying
+//! 100,000 VMs against 100,000 CIs is a few linear passes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use super::mapping::IdentityRule;
 use super::plan::{Issue, IssueKind};
 use super::record::Ci;
 
-/// What identification needs of one VM: its id, display name and desired identity values.
+/// Joins the values of a multi-field key; cannot occur in trimmed field values.
+const SEP: char = '\u{1f}';
+
+/// What identification needs of one VM: its id, display name and one key per rule.
 pub struct Candidate<'a> {
     pub source_id: &'a str,
     pub name: &'a str,
-    /// Desired CI field -> value, for the identity fields (absent or empty = unknown).
-    pub values: &'a BTreeMap<String, String>,
+    /// The normalised key of each rule (by index), `None` where a value is missing.
+    pub keys: Vec<Option<String>>,
 }
 
 /// The outcome of identification.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Identification {
-    /// VM index -> (CI index, rule description).
-    pub matched: BTreeMap<usize, (usize, String)>,
-    /// VMs held back from any write.
-    pub quarantined: BTreeSet<usize>,
+    /// By VM index: the matched CI's index and the index of the rule that matched.
+    pub matched: Vec<Option<(usize, usize)>>,
+    /// By VM index: held back from any write.
+    pub quarantined: Vec<bool>,
     /// CIs that must be left alone (involved in an ambiguity, conflict or duplicate): never
     /// retired, since one of the quarantined VMs may well be theirs.
     pub held: BTreeSet<usize>,
     pub issues: Vec<Issue>,
 }
 
-/// A normalised identity key: values trimmed and lower-cased, joined by a separator that
-/// cannot appear in them. `None` when any value is missing (the rule cannot apply).
-fn key(rule: &IdentityRule, get: impl Fn(&str) -> Option<String>) -> Option<String> {
+/// A normalised identity key: values trimmed and lower-cased (UUIDs come in both cases),
+/// joined by a separator. `None` when any value is missing: the rule cannot apply.
+pub fn key<'v>(rule: &IdentityRule, get: impl Fn(&str) -> Option<&'v str>) -> Option<String> {
     let mut key = String::new();
     for (i, field) in rule.fields.iter().enumerate() {
-        let value = get(field)?;
-        let value = value.trim();
+        let value = get(field)?.trim();
         if value.is_empty() {
             return None;
         }
         if i > 0 {
-            key.push('\u{1f}');
+            key.push(SEP);
         }
-        key.push_str(&value.to_lowercase());
+        if value.is_ascii() {
+            let start = key.len();
+            key.push_str(value);
+            key[start..].make_ascii_lowercase();
+        } else {
+            key.extend(value.chars().flat_map(char::to_lowercase));
+        }
     }
     Some(key)
 }
 
-/// The candidate's key for a rule.
-pub fn candidate_key(rule: &IdentityRule, candidate: &Candidate) -> Option<String> {
-    key(rule, |f| candidate.values.get(f).cloned())
-}
-
-fn ci_key(rule: &IdentityRule, ci: &Ci) -> Option<String> {
-    key(rule, |f| Some(ci.get(f).to_owned()))
-}
-
-fn describe_key(rule: &IdentityRule, candidate: &Candidate) -> String {
+/// `object_id=vm-53, vcenter_uuid=abc` for messages.
+fn describe_key(rule: &IdentityRule, key: &str) -> String {
     rule.fields
         .iter()
-        .map(|f| {
-            format!(
-                "{f}={}",
-                candidate.values.get(f).map(String::as_str).unwrap_or("")
-            )
-        })
+        .zip(key.split(SEP))
+        .map(|(f, v)| format!("{f}={v}"))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
+/// The items sharing a key. Nearly every key has one: no allocation for those.
+#[derive(Debug)]
+enum Hits {
+    One(usize),
+    Many(Vec<usize>),
+}
+
+impl Hits {
+    fn push(&mut self, item: usize) {
+        match self {
+            Self::One(first) => *self = Self::Many(vec![*first, item]),
+            Self::Many(items) => items.push(item),
+        }
+    }
+
+    fn as_slice(&self) -> &[usize] {
+        match self {
+            Self::One(item) => std::slice::from_ref(item),
+            Self::Many(items) => items,
+        }
+    }
+}
+
+fn add<K: std::hash::Hash + Eq>(index: &mut HashMap<K, Hits>, key: K, item: usize) {
+    index
+        .entry(key)
+        .and_modify(|hits| hits.push(item))
+        .or_insert(Hits::One(item));
+}
+
+/// Index of one rule's CI keys: key -> CIs carrying it.
+fn ci_index(rule: &IdentityRule, cis: &[Ci]) -> HashMap<String, Hits> {
+    let mut index = HashMap::with_capacity(cis.len());
+    for (i, ci) in cis.iter().enumerate() {
+        if let Some(k) = key(rule, |f| Some(ci.get(f))) {
+            add(&mut index, k, i);
+        }
+    }
+    index
+}
+
 /// Matches VMs to CIs with the rules in order.
 pub fn identify(rules: &[IdentityRule], candidates: &[Candidate], cis: &[Ci]) -> Identification {
-    let mut out = Identification::default();
+    let mut out = Identification {
+        matched: vec![None; candidates.len()],
+        quarantined: vec![false; candidates.len()],
+        held: BTreeSet::new(),
+        issues: Vec::new(),
+    };
+    let indexes: Vec<HashMap<String, Hits>> =
+        rules.iter().map(|rule| ci_index(rule, cis)).collect();
 
     // Strong keys must be unique among the VMs: clones sharing a UUID cannot both be the CI
     // that carries it. All of them are quarantined and the CIs holding that key are held.
-    for rule in rules.iter().filter(|r| !r.weak) {
-        let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, c) in candidates.iter().enumerate() {
-            if let Some(k) = candidate_key(rule, c) {
-                by_key.entry(k).or_default().push(i);
+    for (r, rule) in rules.iter().enumerate().filter(|(_, r)| !r.weak) {
+        let mut by_key: HashMap<&str, Hits> = HashMap::with_capacity(candidates.len());
+        for (vm, c) in candidates.iter().enumerate() {
+            if let Some(k) = c.keys[r].as_deref() {
+                add(&mut by_key, k, vm);
             }
         }
-        let mut duplicates: Vec<(String, Vec<usize>)> = by_key
+        let mut duplicates: Vec<(&str, Vec<usize>)> = by_key
             .into_iter()
-            .filter(|(_, vms)| vms.len() > 1)
+            .filter_map(|(k, hits)| match hits {
+                Hits::Many(vms) => Some((k, vms)),
+                Hits::One(_) => None,
+            })
             .collect();
         duplicates.sort();
         for (k, vms) in duplicates {
-            let cis_with_key: Vec<usize> = (0..cis.len())
-                .filter(|&ci| ci_key(rule, &cis[ci]).as_deref() == Some(k.as_str()))
-                .collect();
-            out.held.extend(&cis_with_key);
-            out.quarantined.extend(&vms);
+            let holding = indexes[r].get(k).map(Hits::as_slice).unwrap_or_default();
+            out.held.extend(holding);
+            for &vm in &vms {
+                out.quarantined[vm] = true;
+            }
             out.issues.push(Issue {
                 kind: IssueKind::DuplicateSource,
-                source_ids: vms.iter().map(|&i| candidates[i].source_id.to_owned()).collect(),
-                sys_ids: cis_with_key.iter().map(|&ci| cis[ci].sys_id.clone()).collect(),
+                source_ids: vms.iter().map(|&vm| candidates[vm].source_id.to_owned()).collect(),
+                sys_ids: holding.iter().map(|&ci| cis[ci].sys_id.clone()).collect(),
                 name: candidates[vms[0]].name.to_owned(),
                 field: Some(rule.describe()),
                 message: format!(
                     "{} VMs share {} (e.g. clones sharing a UUID); none is written until they differ",
                     vms.len(),
-                    describe_key(rule, &candidates[vms[0]])
+                    describe_key(rule, k)
                 ),
             });
         }
     }
 
     let mut available: Vec<bool> = vec![true; cis.len()];
-    for rule in rules {
-        let mut index: HashMap<String, Vec<usize>> = HashMap::new();
-        for (ci_index, ci) in cis.iter().enumerate() {
-            if available[ci_index] {
-                if let Some(k) = ci_key(rule, ci) {
-                    index.entry(k).or_default().push(ci_index);
-                }
-            }
-        }
-        // CI index -> VMs proposing it under this rule.
-        let mut proposals: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (r, rule) in rules.iter().enumerate() {
+        // By CI index: the VMs proposing it under this rule.
+        let mut proposals: Vec<Option<Hits>> = (0..cis.len()).map(|_| None).collect();
         for (vm, candidate) in candidates.iter().enumerate() {
-            if out.matched.contains_key(&vm) || out.quarantined.contains(&vm) {
+            if out.matched[vm].is_some() || out.quarantined[vm] {
                 continue;
             }
-            let Some(k) = candidate_key(rule, candidate) else {
+            let Some(k) = candidate.keys[r].as_deref() else {
                 continue;
             };
-            match index.get(&k).map(Vec::as_slice) {
-                None | Some([]) => {}
-                Some([ci]) => proposals.entry(*ci).or_default().push(vm),
-                Some(many) => {
-                    out.quarantined.insert(vm);
-                    out.held.extend(many);
+            let all = indexes[r].get(k).map(Hits::as_slice).unwrap_or_default();
+            let mut found = all.iter().copied().filter(|&ci| available[ci]);
+            match (found.next(), found.next()) {
+                (None, _) => {}
+                (Some(ci), None) => match &mut proposals[ci] {
+                    Some(hits) => hits.push(vm),
+                    slot => *slot = Some(Hits::One(vm)),
+                },
+                _ => {
+                    let many: Vec<usize> =
+                        all.iter().copied().filter(|&ci| available[ci]).collect();
+                    out.quarantined[vm] = true;
+                    out.held.extend(&many);
                     out.issues.push(Issue {
                         kind: IssueKind::Ambiguous,
                         source_ids: vec![candidate.source_id.to_owned()],
@@ -146,20 +195,24 @@ pub fn identify(rules: &[IdentityRule], candidates: &[Candidate], cis: &[Ci]) ->
                             "rule `{}` matches {} CIs ({}); the VM is not written until the CMDB holds one",
                             rule.describe(),
                             many.len(),
-                            describe_key(rule, candidate)
+                            describe_key(rule, k)
                         ),
                     });
                 }
             }
         }
-        for (ci, vms) in proposals {
+        for (ci, hits) in proposals.iter().enumerate() {
+            let Some(hits) = hits else { continue };
+            let vms = hits.as_slice();
             available[ci] = false;
-            if let [vm] = vms.as_slice() {
-                out.matched.insert(*vm, (ci, rule.describe()));
+            if let [vm] = vms {
+                out.matched[*vm] = Some((ci, r));
                 continue;
             }
             out.held.insert(ci);
-            out.quarantined.extend(&vms);
+            for &vm in vms {
+                out.quarantined[vm] = true;
+            }
             out.issues.push(Issue {
                 kind: IssueKind::Conflict,
                 source_ids: vms

@@ -6,6 +6,7 @@
 //! Parsing is pure (text in, rules or a positioned error out): the caller reads the file.
 
 use core::net::{Ipv4Addr, Ipv6Addr};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Range;
@@ -284,7 +285,7 @@ impl Filter {
     pub fn accepts(&self, record: &SourceRecord) -> bool {
         let actual = self
             .path
-            .get(&record.data)
+            .get(record.data)
             .and_then(scalar_text)
             .unwrap_or_default();
         let equal = if self.value.eq_ignore_ascii_case("null") {
@@ -547,23 +548,30 @@ impl FieldRule {
         record: &SourceRecord,
         refs: &References,
     ) -> Result<Option<String>, EvalError> {
-        let raw = match &self.extract {
-            Extract::Path(path) => path.get(&record.data).cloned().unwrap_or(Value::Null),
-            Extract::Const(value) => Value::String(value.clone()),
-            Extract::Tag(category) => Value::Array(
-                tag_values(record, category)
-                    .into_iter()
-                    .map(Value::String)
-                    .collect(),
-            ),
-            Extract::Template(parts) => render_template(parts, record),
+        // Paths borrow from the record; only what is built here is owned.
+        let built;
+        let raw: &Value = match &self.extract {
+            Extract::Path(path) => path.get(record.data).unwrap_or(&Value::Null),
+            Extract::Const(value) => {
+                built = Value::String(value.clone());
+                &built
+            }
+            Extract::Tag(category) => {
+                built = Value::Array(
+                    tag_values(record, category)
+                        .into_iter()
+                        .map(Value::String)
+                        .collect(),
+                );
+                &built
+            }
+            Extract::Template(parts) => {
+                built = render_template(parts, record);
+                &built
+            }
         };
-        let value = self.reduce(raw)?;
-        let value = self.shape(value)?;
-        let value = match value {
-            Some(v) => Some(v),
-            None => self.default.clone(),
-        };
+        let value = self.shape(self.reduce(raw)?)?;
+        let value = value.or_else(|| self.default.clone());
         match (value, &self.lookup) {
             (Some(v), Some(lookup)) => self.resolve(&v, lookup, refs).map(Some),
             (value, _) => Ok(value),
@@ -571,32 +579,24 @@ impl FieldRule {
     }
 
     /// Lists to one value (pick), objects rejected, numbers converted.
-    fn reduce(&self, raw: Value) -> Result<Option<Scalar>, EvalError> {
+    fn reduce<'a>(&self, raw: &'a Value) -> Result<Option<Scalar<'a>>, EvalError> {
         let scalar = match raw {
             Value::Array(items) => {
-                let texts: Vec<String> = items.iter().filter_map(scalar_text).collect();
+                let texts = || items.iter().filter_map(Scalar::of).map(Scalar::into_text);
                 match self.pick.unwrap_or(Pick::Join) {
-                    Pick::First => items
-                        .into_iter()
-                        .find(|v| !v.is_null())
-                        .and_then(Scalar::from_json),
-                    Pick::Last => items
-                        .into_iter()
-                        .rev()
-                        .find(|v| !v.is_null())
-                        .and_then(Scalar::from_json),
-                    Pick::FirstIpv4 => texts
-                        .iter()
+                    Pick::First => items.iter().find_map(Scalar::of),
+                    Pick::Last => items.iter().rev().find_map(Scalar::of),
+                    Pick::FirstIpv4 => texts()
                         .find(|t| t.parse::<Ipv4Addr>().is_ok())
-                        .map(|t| Scalar::Text(t.clone())),
-                    Pick::FirstIpv6 => texts
-                        .iter()
+                        .map(Scalar::Text),
+                    Pick::FirstIpv6 => texts()
                         .find(|t| t.parse::<Ipv6Addr>().is_ok())
-                        .map(|t| Scalar::Text(t.clone())),
+                        .map(Scalar::Text),
                     Pick::Join => {
-                        (!texts.is_empty()).then(|| Scalar::Text(texts.join(&self.separator)))
+                        let joined = texts().collect::<Vec<_>>().join(&self.separator);
+                        (!joined.is_empty()).then_some(Scalar::Text(Cow::Owned(joined)))
                     }
-                    Pick::Count => Some(Scalar::Number(texts.len() as f64)),
+                    Pick::Count => Some(Scalar::Number(texts().count() as f64)),
                 }
             }
             Value::Object(_) => {
@@ -606,7 +606,7 @@ impl FieldRule {
                 )))
             }
             Value::Null => None,
-            other => match (self.pick, Scalar::from_json(other)) {
+            other => match (self.pick, Scalar::of(other)) {
                 // A single value where a list was expected counts as a list of one.
                 (Some(Pick::FirstIpv4), Some(Scalar::Text(t)))
                     if t.parse::<Ipv4Addr>().is_err() =>
@@ -624,30 +624,28 @@ impl FieldRule {
         let Some(scalar) = scalar else {
             return Ok(None);
         };
-        match self.convert {
-            None => Ok(Some(scalar)),
-            Some(convert) => {
-                let number = match &scalar {
-                    Scalar::Number(n) => *n,
-                    Scalar::Text(t) => t.trim().parse::<f64>().map_err(|_| {
-                        EvalError::BadValue(format!(
-                            "field `{}`: `{t}` is not a number to convert",
-                            self.name
-                        ))
-                    })?,
-                    Scalar::Bool(b) => {
-                        return Err(EvalError::BadValue(format!(
-                            "field `{}`: `{b}` is not a number to convert",
-                            self.name
-                        )))
-                    }
-                };
-                let scale = 10f64.powi(self.decimals as i32);
-                Ok(Some(Scalar::Number(
-                    (number * convert.factor() * scale).round() / scale,
+        let Some(convert) = self.convert else {
+            return Ok(Some(scalar));
+        };
+        let number = match &scalar {
+            Scalar::Number(n) => *n,
+            Scalar::Text(t) => t.trim().parse::<f64>().map_err(|_| {
+                EvalError::BadValue(format!(
+                    "field `{}`: `{t}` is not a number to convert",
+                    self.name
+                ))
+            })?,
+            Scalar::Bool(b) => {
+                return Err(EvalError::BadValue(format!(
+                    "field `{}`: `{b}` is not a number to convert",
+                    self.name
                 )))
             }
-        }
+        };
+        let scale = 10f64.powi(self.decimals as i32);
+        Ok(Some(Scalar::Number(
+            (number * convert.factor() * scale).round() / scale,
+        )))
     }
 
     /// Text shaping: trim, case, value map. `None` for empty values.
@@ -655,22 +653,26 @@ impl FieldRule {
         let Some(scalar) = scalar else {
             return Ok(None);
         };
-        let mut text = scalar.to_text();
+        let mut text = scalar.into_text();
         if self.trim {
-            text = text.trim().to_owned();
+            text = match text {
+                Cow::Borrowed(t) => Cow::Borrowed(t.trim()),
+                Cow::Owned(t) if t.trim().len() != t.len() => Cow::Owned(t.trim().to_owned()),
+                owned => owned,
+            };
         }
         match self.case {
-            Some(Case::Lower) => text = text.to_lowercase(),
-            Some(Case::Upper) => text = text.to_uppercase(),
+            Some(Case::Lower) => text = Cow::Owned(text.to_lowercase()),
+            Some(Case::Upper) => text = Cow::Owned(text.to_uppercase()),
             None => {}
         }
         if text.is_empty() {
             return Ok(None);
         }
         let Some(map) = &self.map else {
-            return Ok(Some(text));
+            return Ok(Some(text.into_owned()));
         };
-        if let Some(mapped) = map.get(&text) {
+        if let Some(mapped) = map.get(text.as_ref()) {
             return Ok(Some(mapped.clone()));
         }
         if let Some((_, mapped)) = map.iter().find(|(k, _)| k.eq_ignore_ascii_case(&text)) {
@@ -714,34 +716,34 @@ impl FieldRule {
     }
 }
 
-/// A scalar source value before it becomes text.
+/// A scalar source value before it becomes text; text borrows from the record.
 #[derive(Debug, Clone, PartialEq)]
-enum Scalar {
-    Text(String),
+enum Scalar<'a> {
+    Text(Cow<'a, str>),
     Number(f64),
     Bool(bool),
 }
 
-impl Scalar {
-    fn from_json(value: Value) -> Option<Self> {
+impl<'a> Scalar<'a> {
+    fn of(value: &'a Value) -> Option<Self> {
         match value {
-            Value::String(s) => Some(Self::Text(s)),
+            Value::String(s) => Some(Self::Text(Cow::Borrowed(s))),
             Value::Number(n) => match (n.as_i64(), n.as_u64()) {
                 // Keep integers exact: they are rendered as written.
-                (Some(i), _) => Some(Self::Text(i.to_string())),
-                (_, Some(u)) => Some(Self::Text(u.to_string())),
+                (Some(i), _) => Some(Self::Text(Cow::Owned(i.to_string()))),
+                (_, Some(u)) => Some(Self::Text(Cow::Owned(u.to_string()))),
                 _ => n.as_f64().map(Self::Number),
             },
-            Value::Bool(b) => Some(Self::Bool(b)),
+            Value::Bool(b) => Some(Self::Bool(*b)),
             Value::Null | Value::Array(_) | Value::Object(_) => None,
         }
     }
 
-    fn to_text(&self) -> String {
+    fn into_text(self) -> Cow<'a, str> {
         match self {
-            Self::Text(t) => t.clone(),
-            Self::Bool(b) => b.to_string(),
-            Self::Number(n) => format_number(*n),
+            Self::Text(t) => t,
+            Self::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
+            Self::Number(n) => Cow::Owned(format_number(n)),
         }
     }
 }
@@ -751,14 +753,13 @@ pub fn format_number(n: f64) -> String {
     if n.fract() == 0.0 && n.abs() < 1e15 {
         format!("{}", n as i64)
     } else {
-        let text = format!("{n}");
-        text
+        format!("{n}")
     }
 }
 
 /// The text of a scalar JSON value (`None` for null, arrays and objects).
 pub fn scalar_text(value: &Value) -> Option<String> {
-    Scalar::from_json(value.clone()).map(|s| s.to_text())
+    Scalar::of(value).map(|s| s.into_text().into_owned())
 }
 
 /// The values of one tag category on a record. Tags come as `expand=tags` objects
@@ -794,7 +795,7 @@ fn render_template(parts: &[TemplatePart], record: &SourceRecord) -> Value {
     for part in parts {
         match part {
             TemplatePart::Text(t) => out.push_str(t),
-            TemplatePart::Field(path) => match path.get(&record.data).and_then(scalar_text) {
+            TemplatePart::Field(path) => match path.get(record.data).and_then(scalar_text) {
                 Some(v) if !v.trim().is_empty() => out.push_str(v.trim()),
                 // A template with a missing part has no value: better none than a half name.
                 _ => return Value::Null,

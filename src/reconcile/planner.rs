@@ -2,9 +2,9 @@
 //! identifies each VM's CI, diffs fields by their mode, walks the lifecycle of CIs whose VMs
 //! are gone, and applies the safety policy. Pure: `now` is a parameter.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde_json::Value;
 
 use super::diff;
@@ -16,15 +16,15 @@ use super::record::{Ci, References, SourceRecord};
 /// ServiceNow's datetime format (UTC).
 pub const SN_DATETIME: &str = "%Y-%m-%d %H:%M:%S";
 
-/// Everything one plan is computed from.
+/// Everything one plan is computed from. Inputs are borrowed: the plan copies what it keeps.
 pub struct Input<'a> {
     pub mapping: &'a Mapping,
     /// Source records as the source returned them (bad ones become issues).
-    pub records: Vec<Value>,
+    pub records: &'a [Value],
     pub source_origin: String,
     /// Why the source read is incomplete, if it is: blocks every retirement.
     pub source_incomplete: Option<String>,
-    pub cis: Vec<Ci>,
+    pub cis: &'a [Ci],
     pub target_origin: String,
     pub references: &'a References,
     pub now: DateTime<Utc>,
@@ -33,14 +33,35 @@ pub struct Input<'a> {
 }
 
 /// A VM that passed the filters, with what its CI should hold.
-struct Desired {
-    record: SourceRecord,
+struct Desired<'a> {
+    record: SourceRecord<'a>,
     name: String,
-    /// CI field -> derived value (fields without a value are absent).
-    values: BTreeMap<String, String>,
-    /// CI fields whose source value is empty and whose rule says `on_empty = "clear"`.
-    cleared: BTreeSet<String>,
-    context: BTreeMap<String, String>,
+    /// By mapping field index: the derived value (`None` when the source has none).
+    values: Vec<Option<String>>,
+    /// By mapping field index: the source value is empty and the rule says `on_empty = "clear"`.
+    cleared: Vec<bool>,
+}
+
+impl Desired<'_> {
+    /// The derived value of a CI field, by name.
+    fn value<'a>(&'a self, mapping: &Mapping, field: &str) -> Option<&'a str> {
+        let index = mapping.fields.iter().position(|f| f.name == field)?;
+        self.values[index].as_deref()
+    }
+
+    /// Report-only facts (provider, cluster, owner) for the actions this VM gets.
+    fn context(&self, mapping: &Mapping) -> BTreeMap<String, String> {
+        mapping
+            .context
+            .iter()
+            .filter_map(|(key, path)| {
+                let value = path
+                    .get(self.record.data)
+                    .and_then(super::mapping::scalar_text)?;
+                (!value.trim().is_empty()).then(|| (key.clone(), value))
+            })
+            .collect()
+    }
 }
 
 /// Computes the plan. Never fails: bad records and values become issues in the plan.
@@ -60,9 +81,8 @@ pub fn plan(input: Input) -> Plan {
     let now_text = now.format(SN_DATETIME).to_string();
 
     // 1. Records: usable objects with ids, de-duplicated, in a stable order.
-    let mut seen = HashSet::new();
-    let mut usable = Vec::new();
-    for (position, value) in records.into_iter().enumerate() {
+    let mut usable = Vec::with_capacity(records.len());
+    for (position, value) in records.iter().enumerate() {
         let Value::Object(object) = value else {
             issues.push(bad_record(format!(
                 "record #{} is not a JSON object",
@@ -74,13 +94,12 @@ pub fn plan(input: Input) -> Plan {
             issues.push(bad_record(format!("record #{} has no `id`", position + 1)));
             continue;
         };
-        if !seen.insert(record.id.clone()) {
-            // The live reader de-duplicates pages; a snapshot may still repeat a VM.
-            continue;
-        }
         usable.push(record);
     }
-    usable.sort_by(|a, b| natural(&a.id).cmp(&natural(&b.id)));
+    // Numeric ids in numeric order; the sort is stable, so of a repeated id (a snapshot may
+    // repeat a VM) the first is kept.
+    usable.sort_by_cached_key(|r| natural(&r.id));
+    usable.dedup_by(|later, first| later.id == first.id);
     let records_read = usable.len();
 
     // 2. Filters: templates are never CIs; inactive VMs follow the missing path.
@@ -104,10 +123,14 @@ pub fn plan(input: Input) -> Plan {
         .map(|d| Candidate {
             source_id: &d.record.id,
             name: &d.name,
-            values: &d.values,
+            keys: mapping
+                .identify
+                .iter()
+                .map(|rule| identity::key(rule, |f| d.value(mapping, f)))
+                .collect(),
         })
         .collect();
-    let ident = identity::identify(&mapping.identify, &candidates, &cis);
+    let ident = identity::identify(&mapping.identify, &candidates, cis);
     issues.extend(ident.issues);
 
     let in_scope: Vec<bool> = cis
@@ -128,23 +151,23 @@ pub fn plan(input: Input) -> Plan {
     let mut unchanged = 0;
     let mut claimed = vec![false; cis.len()];
     for (vm, d) in desired.iter().enumerate() {
-        if ident.quarantined.contains(&vm) {
+        if ident.quarantined[vm] {
             continue;
         }
-        let Some((ci_index, rule)) = ident.matched.get(&vm) else {
-            match create(mapping, d, &now_text) {
-                Ok(c) => creates.push(c),
-                Err(issue) => issues.push(issue),
+        let Some((ci_index, rule)) = ident.matched[vm] else {
+            if let Some(c) = create(mapping, d, &now_text, &mut issues) {
+                creates.push(c);
             }
             continue;
         };
-        let ci = &cis[*ci_index];
-        claimed[*ci_index] = true;
-        let adopting = !in_scope[*ci_index];
+        let rule = mapping.identify[rule].describe();
+        let ci = &cis[ci_index];
+        claimed[ci_index] = true;
+        let adopting = !in_scope[ci_index];
         if adopting && !mapping.target.adopt {
             issues.push(Issue {
                 kind: IssueKind::Foreign,
-                source_ids: vec![d.record.id.clone()],
+                source_ids: vec![d.record.id.to_string()],
                 sys_ids: vec![ci.sys_id.clone()],
                 name: d.name.clone(),
                 field: Some(rule.clone()),
@@ -156,7 +179,7 @@ pub fn plan(input: Input) -> Plan {
             });
             continue;
         }
-        let update = diff_ci(mapping, d, ci, rule, adopting, now, &now_text);
+        let update = diff_ci(mapping, d, ci, &rule, adopting, now, &now_text);
         match update {
             Some(u) if frozen(ci) && u.has_writes() => issues.push(frozen_issue(ci, &d.record.id)),
             Some(u) => updates.push(u),
@@ -228,10 +251,10 @@ pub fn plan(input: Input) -> Plan {
 }
 
 /// Orders ids numerically when they are numbers (CloudForms ids), textually otherwise.
-fn natural(id: &str) -> (u8, u128, &str) {
+fn natural(id: &str) -> (u8, u128, String) {
     match id.parse::<u128>() {
-        Ok(n) => (0, n, id),
-        Err(_) => (1, 0, id),
+        Ok(n) => (0, n, String::new()),
+        Err(_) => (1, 0, id.to_owned()),
     }
 }
 
@@ -261,23 +284,17 @@ fn frozen_issue(ci: &Ci, source_id: &str) -> Issue {
     }
 }
 
-fn evaluate(
+fn evaluate<'a>(
     mapping: &Mapping,
-    record: SourceRecord,
+    record: SourceRecord<'a>,
     refs: &References,
     issues: &mut Vec<Issue>,
-) -> Desired {
-    let mut values = BTreeMap::new();
-    let mut cleared = BTreeSet::new();
-    for rule in &mapping.fields {
-        match rule.eval(&record, refs) {
-            Ok(Some(value)) => {
-                values.insert(rule.name.clone(), value);
-            }
-            Ok(None) if rule.on_empty == OnEmpty::Clear => {
-                cleared.insert(rule.name.clone());
-            }
-            Ok(None) => {}
+) -> Desired<'a> {
+    let mut values = Vec::with_capacity(mapping.fields.len());
+    let mut cleared = vec![false; mapping.fields.len()];
+    for (index, rule) in mapping.fields.iter().enumerate() {
+        let value = match rule.eval(&record, refs) {
+            Ok(value) => value,
             Err(e) => {
                 let (kind, message) = match e {
                     super::mapping::EvalError::BadValue(m) => (IssueKind::BadValue, m),
@@ -285,36 +302,29 @@ fn evaluate(
                 };
                 issues.push(Issue {
                     kind,
-                    source_ids: vec![record.id.clone()],
+                    source_ids: vec![record.id.to_string()],
                     sys_ids: Vec::new(),
                     name: record_name(&record),
                     field: Some(rule.name.clone()),
                     message,
                 });
+                None
             }
-        }
+        };
+        cleared[index] = value.is_none() && rule.on_empty == OnEmpty::Clear;
+        values.push(value);
     }
-    let context = mapping
-        .context
-        .iter()
-        .filter_map(|(key, path)| {
-            let value = path
-                .get(&record.data)
-                .and_then(super::mapping::scalar_text)?;
-            (!value.trim().is_empty()).then(|| (key.clone(), value))
-        })
-        .collect();
-    let name = values
-        .get("name")
-        .cloned()
-        .unwrap_or_else(|| record_name(&record));
-    Desired {
+    let mut desired = Desired {
         record,
-        name,
+        name: String::new(),
         values,
         cleared,
-        context,
-    }
+    };
+    desired.name = match desired.value(mapping, "name") {
+        Some(name) => name.to_owned(),
+        None => record_name(&desired.record),
+    };
+    desired
 }
 
 fn record_name(record: &SourceRecord) -> String {
@@ -325,15 +335,21 @@ fn record_name(record: &SourceRecord) -> String {
         .unwrap_or_else(|| format!("vm {}", record.id))
 }
 
-fn create(mapping: &Mapping, d: &Desired, now_text: &str) -> Result<Create, Issue> {
+fn create(
+    mapping: &Mapping,
+    d: &Desired,
+    now_text: &str,
+    issues: &mut Vec<Issue>,
+) -> Option<Create> {
     // A CI that no rule can find again would be created anew on every run.
-    let identity = mapping
-        .identify
-        .iter()
-        .find(|rule| rule.fields.iter().all(|f| d.values.get(f).is_some_and(|v| !v.trim().is_empty())))
-        .ok_or_else(|| Issue {
+    let Some(identity) = mapping.identify.iter().find(|rule| {
+        rule.fields
+            .iter()
+            .all(|f| d.value(mapping, f).is_some_and(|v| !v.trim().is_empty()))
+    }) else {
+        issues.push(Issue {
             kind: IssueKind::BadRecord,
-            source_ids: vec![d.record.id.clone()],
+            source_ids: vec![d.record.id.to_string()],
             sys_ids: Vec::new(),
             name: d.name.clone(),
             field: None,
@@ -341,22 +357,24 @@ fn create(mapping: &Mapping, d: &Desired, now_text: &str) -> Result<Create, Issu
                 "no identity rule can identify this VM (empty {}); it is not created, or every run would create it again",
                 mapping.identify.iter().map(|r| format!("`{}`", r.describe())).collect::<Vec<_>>().join(", ")
             ),
-        })?;
+        });
+        return None;
+    };
     let identity = identity
         .fields
         .iter()
         .map(|f| FieldValue {
             field: f.clone(),
-            value: d.values[f].clone(),
+            value: d.value(mapping, f).unwrap_or_default().to_owned(),
             from: "identity".into(),
         })
         .collect();
     let mut fields: BTreeMap<String, FieldValue> = BTreeMap::new();
-    for rule in &mapping.fields {
+    for (rule, value) in mapping.fields.iter().zip(&d.values) {
         if rule.mode == FieldMode::Ignore {
             continue;
         }
-        if let Some(value) = d.values.get(&rule.name) {
+        if let Some(value) = value {
             fields.insert(
                 rule.name.clone(),
                 FieldValue {
@@ -393,18 +411,35 @@ fn create(mapping: &Mapping, d: &Desired, now_text: &str) -> Result<Create, Issu
             from: "lifecycle: discovered now".into(),
         });
     }
-    Ok(Create {
-        source_id: d.record.id.clone(),
+    Some(Create {
+        source_id: d.record.id.to_string(),
         name: d.name.clone(),
         identity,
         fields: fields.into_values().collect(),
-        context: d.context.clone(),
+        context: d.context(mapping),
     })
 }
 
+/// Parses `YYYY-MM-DD HH:MM:SS` (ServiceNow's UTC format). Done by hand: it runs for every
+/// matched CI, and a format-string parser costs more than the rest of the diff.
 fn parse_sn_datetime(text: &str) -> Option<DateTime<Utc>> {
-    NaiveDateTime::parse_from_str(text.trim(), SN_DATETIME)
-        .ok()
+    let b = text.trim().as_bytes();
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        b[range].iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?
+        .and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)
         .map(|t| t.and_utc())
 }
 
@@ -426,11 +461,11 @@ fn diff_ci(
     now_text: &str,
 ) -> Option<Update> {
     let mut changes = Vec::new();
-    for field in &mapping.fields {
+    for (index, field) in mapping.fields.iter().enumerate() {
         let current = ci.get(&field.name);
-        let desired = match d.values.get(&field.name) {
+        let desired = match &d.values[index] {
             Some(v) => v.as_str(),
-            None if d.cleared.contains(&field.name) => "",
+            None if d.cleared[index] => "",
             None => continue,
         };
         if diff::same(field.compare, current, desired) {
@@ -509,14 +544,14 @@ fn diff_ci(
     }
     Some(Update {
         sys_id: ci.sys_id.clone(),
-        source_id: d.record.id.clone(),
+        source_id: d.record.id.to_string(),
         name: d.name.clone(),
         kind,
         matched_by: rule.to_owned(),
         sys_updated_on: ci.get("sys_updated_on").to_owned(),
         sys_mod_count: ci.get("sys_mod_count").to_owned(),
         changes,
-        context: d.context.clone(),
+        context: d.context(mapping),
     })
 }
 

@@ -589,7 +589,7 @@ fn push_retirement(rows: &mut Vec<ChangeRow>, retirement: &Retirement) {
             .map(|c| c.from.clone())
             .unwrap_or_else(|| retirement.reason.clone()),
         // A retirement without field changes is a delete: it is a write.
-        written: change.map_or(true, Change::is_write),
+        written: change.is_none_or(Change::is_write),
         reason: Some(reason.clone()),
         context: retirement.context.clone(),
         outcome: None,

@@ -2,12 +2,13 @@
 //! a header row of field names. Used for the target table and for referenced tables
 //! (e.g. `sys_user` to resolve owners).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::reconcile::record::Ci;
+use crate::reconcile::record::{Ci, FieldNames};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -86,6 +87,7 @@ fn parse_json(text: &str, path: &Path) -> Result<Vec<Ci>, ExportError> {
             })
         }
     };
+    let mut names = FieldNames::default();
     rows.into_iter()
         .enumerate()
         .map(|(i, row)| {
@@ -95,9 +97,9 @@ fn parse_json(text: &str, path: &Path) -> Result<Vec<Ci>, ExportError> {
                     message: format!("row {} is not an object", i + 1),
                 });
             };
-            let mut fields: BTreeMap<String, String> = object
+            let mut fields: HashMap<Arc<str>, String> = object
                 .iter()
-                .map(|(k, v)| (k.clone(), field_text(v)))
+                .map(|(k, v)| (names.intern(k), field_text(v)))
                 .collect();
             let sys_id = fields
                 .remove("sys_id")
@@ -135,6 +137,7 @@ fn parse_csv(text: &str, path: &Path) -> Result<Vec<Ci>, ExportError> {
             ),
         });
     };
+    let names: Vec<Arc<str>> = headers.iter().map(|h| Arc::from(h.as_str())).collect();
     let mut cis = Vec::new();
     for record in reader.records() {
         let record = record.map_err(csv_error)?;
@@ -151,10 +154,10 @@ fn parse_csv(text: &str, path: &Path) -> Result<Vec<Ci>, ExportError> {
                 message: "empty `sys_id`".into(),
             });
         }
-        let fields = headers
+        let fields = names
             .iter()
             .zip(record.iter())
-            .filter(|(h, _)| h.as_str() != "sys_id")
+            .filter(|(h, _)| h.as_ref() != "sys_id")
             .map(|(h, v)| (h.clone(), v.to_owned()))
             .collect();
         cis.push(Ci { sys_id, fields });
