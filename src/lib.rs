@@ -6,6 +6,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod net;
 pub mod reconcile;
 pub mod report;
 pub mod source;

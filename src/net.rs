@@ -1,0 +1,520 @@
+//! Shared HTTP plumbing for the adapters (`source/`, `target/`, `apply/`): a client per API
+//! with timeouts and TLS settings, errors that name the method and URL (never a credential)
+//! and say whether a retry may help, and the retry decision as a pure function.
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use serde_json::Value;
+
+/// A credential: prints as `********` in `Debug` and `Display`, so it cannot reach a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("********")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("********")
+    }
+}
+
+/// Connection settings of one API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Whole-request timeout (a server that never answers fails after this).
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Verify the server's certificate (only a lab turns this off).
+    pub verify_tls: bool,
+    /// Extra CA certificates (PEM) to trust, e.g. an internal CA.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(10),
+            verify_tls: true,
+            ca_file: None,
+        }
+    }
+}
+
+/// The client could not be built (bad CA file).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot read CA file `{}`", path.display())]
+    CaFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("CA file `{}` holds no usable PEM certificate: {message}", path.display())]
+    CaPem { path: PathBuf, message: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+}
+
+/// Builds an HTTP client with the settings; rustls, gzip, our user agent.
+pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, ClientError> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("cmdb-reconcile/", env!("CARGO_PKG_VERSION")))
+        .timeout(settings.timeout)
+        .connect_timeout(settings.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .danger_accept_invalid_certs(!settings.verify_tls);
+    if let Some(path) = &settings.ca_file {
+        let pem = std::fs::read(path).map_err(|source| ClientError::CaFile {
+            path: path.clone(),
+            source,
+        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ClientError::CaPem {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        if certs.is_empty() {
+            return Err(ClientError::CaPem {
+                path: path.clone(),
+                message: "no certificate found".into(),
+            });
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| ClientError::Build(e.to_string()))
+}
+
+/// What kind of failure a request met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No connection (refused, DNS, TLS handshake).
+    Connect,
+    /// No answer in time.
+    Timeout,
+    /// The connection broke or the body was cut short (reset, truncated JSON).
+    Interrupted,
+    /// The server answered with an error status.
+    Status,
+    /// The body was not what the API returns.
+    Decode,
+}
+
+/// A failed request: method, URL (without credentials), what happened and the server's word.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{method} {url}: {message}")]
+pub struct HttpError {
+    pub method: String,
+    pub url: String,
+    pub kind: ErrorKind,
+    pub status: Option<u16>,
+    pub retry_after: Option<Duration>,
+    pub message: String,
+}
+
+/// A URL fit for a message: no user info (credentials never travel in URLs we build, but a
+/// configured base URL might carry them).
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => url.to_owned(),
+    }
+}
+
+impl HttpError {
+    pub fn new(method: &str, url: &str, kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            method: method.to_owned(),
+            url: redact(url),
+            kind,
+            status: None,
+            retry_after: None,
+            message: message.into(),
+        }
+    }
+
+    /// Classifies a transport error.
+    pub fn from_reqwest(method: &str, url: &str, err: &reqwest::Error) -> Self {
+        let kind = if err.is_timeout() {
+            ErrorKind::Timeout
+        } else if err.is_connect() {
+            ErrorKind::Connect
+        } else if err.is_decode() {
+            ErrorKind::Decode
+        } else {
+            // A reset mid-request or mid-body, an incomplete message, a closed connection.
+            ErrorKind::Interrupted
+        };
+        let mut message = err.to_string();
+        let mut source = std::error::Error::source(err);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        // reqwest includes the URL in its message; ours already leads with it.
+        let message = message.replace(&format!(" for url ({url})"), "");
+        Self::new(method, url, kind, message)
+    }
+
+    /// An error status: the message is the server's own (ServiceNow's, ManageIQ's or OAuth's
+    /// envelope), else the start of the body.
+    pub fn from_status(
+        method: &str,
+        url: &str,
+        status: u16,
+        headers: &HeaderMap,
+        body: &str,
+    ) -> Self {
+        let server_message = server_message(body).unwrap_or_else(|| {
+            let text: String = body.trim().chars().take(200).collect();
+            if text.is_empty() {
+                "no body".into()
+            } else {
+                text
+            }
+        });
+        let reason = reqwest::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("");
+        let mut e = Self::new(
+            method,
+            url,
+            ErrorKind::Status,
+            format!("{status} {reason}: {server_message}"),
+        );
+        e.status = Some(status);
+        e.retry_after = headers
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        e
+    }
+
+    /// Reads an error response's body (bounded) and builds the error.
+    pub async fn from_response(method: &str, url: &str, response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.unwrap_or_default();
+        let body: String = body.chars().take(4096).collect();
+        Self::from_status(method, url, status, &headers, &body)
+    }
+
+    /// A 200 whose body could not be read as the API's JSON. ServiceNow cancels long
+    /// transactions mid-body ("Transaction cancelled: maximum execution time exceeded"):
+    /// that is worth a retry, like a connection reset.
+    pub fn from_body(method: &str, url: &str, body: &str, err: &serde_json::Error) -> Self {
+        let cancelled = body.contains("Transaction cancelled");
+        let kind = if cancelled || err.is_eof() {
+            ErrorKind::Interrupted
+        } else {
+            ErrorKind::Decode
+        };
+        let message = if cancelled {
+            "the server cancelled the transaction mid-body (maximum execution time exceeded)"
+                .to_owned()
+        } else {
+            format!("unexpected response body: {err}")
+        };
+        Self::new(method, url, kind, message)
+    }
+}
+
+/// The message of an API error envelope: ServiceNow `{"error":{"message","detail"}}`,
+/// ManageIQ `{"error":{"kind","message"}}`, OAuth `{"error","error_description"}`, or a
+/// routing error `{"status":404,"error":"Not Found"}`.
+fn server_message(body: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(body).ok()?;
+    let error = value.get("error")?;
+    match error {
+        Value::Object(o) => {
+            let message = o.get("message").and_then(Value::as_str).unwrap_or_default();
+            let detail = o.get("detail").and_then(Value::as_str).unwrap_or_default();
+            match (message.is_empty(), detail.is_empty() || detail == message) {
+                (false, true) => Some(message.to_owned()),
+                (false, false) => Some(format!("{message} ({detail})")),
+                (true, false) => Some(detail.to_owned()),
+                (true, true) => None,
+            }
+        }
+        Value::String(s) => {
+            let description = value.get("error_description").and_then(Value::as_str);
+            Some(match description {
+                Some(d) => format!("{s}: {d}"),
+                None => s.clone(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `Retry-After`: delay seconds (what ServiceNow sends) or an HTTP date.
+fn parse_retry_after(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        return (secs >= 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// How hard to try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// A server asking for a longer pause than this is not waited for.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Retry(Duration),
+    GiveUp,
+}
+
+/// Whether and when to try again after `error` on attempt `attempt` (1 = the first).
+/// `jitter` is a number in `[0, 1)` supplied by the caller, so this stays a pure function.
+///
+/// 429 honours `Retry-After` (plus up to 10% jitter, capped by `max_retry_after`); 502, 503,
+/// 504, timeouts, resets and cut-short bodies back off exponentially with jitter; anything
+/// else (other 4xx, 500, a body that is not the API's) is not retried: trying again would
+/// give the same answer.
+pub fn decide(policy: &RetryPolicy, error: &HttpError, attempt: u32, jitter: f64) -> Decision {
+    if attempt >= policy.max_attempts {
+        return Decision::GiveUp;
+    }
+    let jitter = jitter.clamp(0.0, 1.0);
+    let backoff = || {
+        let exp = policy
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+            .min(policy.max_delay);
+        // "Equal jitter": half fixed, half random, so retries spread but never stampede.
+        exp.mul_f64(0.5 + jitter / 2.0)
+    };
+    match (error.kind, error.status) {
+        (ErrorKind::Status, Some(429)) => match error.retry_after {
+            Some(after) if after > policy.max_retry_after => Decision::GiveUp,
+            Some(after) => Decision::Retry(
+                after
+                    + after.mul_f64(0.1 * jitter)
+                    + Duration::from_millis((jitter * 100.0) as u64),
+            ),
+            None => Decision::Retry(backoff()),
+        },
+        (ErrorKind::Status, Some(502 | 503 | 504)) => Decision::Retry(backoff()),
+        (ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Interrupted, _) => {
+            Decision::Retry(backoff())
+        }
+        _ => Decision::GiveUp,
+    }
+}
+
+/// Runs `attempt` until it succeeds or [`decide`] gives up; `what` names the operation in logs.
+pub async fn with_retry<T, F, Fut>(
+    policy: &RetryPolicy,
+    what: &str,
+    mut attempt: F,
+) -> Result<T, HttpError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, HttpError>>,
+{
+    let mut n = 1;
+    loop {
+        match attempt(n).await {
+            Ok(value) => return Ok(value),
+            Err(error) => match decide(policy, &error, n, rand::random::<f64>()) {
+                Decision::Retry(delay) => {
+                    tracing::warn!(
+                        attempt = n,
+                        delay_ms = delay.as_millis() as u64,
+                        "{what}: {error}; retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                    n += 1;
+                }
+                Decision::GiveUp => return Err(error),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16, retry_after: Option<u64>) -> HttpError {
+        let mut e = HttpError::new("GET", "https://x/api", ErrorKind::Status, "boom");
+        e.status = Some(code);
+        e.retry_after = retry_after.map(Duration::from_secs);
+        e
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s} {s:?}"), "******** ********");
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(
+            redact("https://admin:pw@sn.example.com/api?x=1"),
+            "https://sn.example.com/api?x=1"
+        );
+        assert_eq!(redact("not a url"), "not a url");
+    }
+
+    #[test]
+    fn rate_limits_honour_retry_after_with_jitter() {
+        let p = RetryPolicy::default();
+        match decide(&p, &status(429, Some(3)), 1, 0.5) {
+            Decision::Retry(d) => assert!(
+                d >= Duration::from_secs(3) && d <= Duration::from_millis(3400),
+                "{d:?}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // Asked to wait longer than we allow: give up rather than stall the run.
+        assert_eq!(
+            decide(&p, &status(429, Some(3600)), 1, 0.5),
+            Decision::GiveUp
+        );
+        assert!(matches!(
+            decide(&p, &status(429, None), 1, 0.0),
+            Decision::Retry(_)
+        ));
+    }
+
+    #[test]
+    fn gateway_errors_back_off_exponentially_and_are_capped() {
+        let p = RetryPolicy::default();
+        let delay = |attempt, jitter| match decide(&p, &status(503, None), attempt, jitter) {
+            Decision::Retry(d) => d,
+            Decision::GiveUp => panic!("gave up"),
+        };
+        assert_eq!(delay(1, 0.0), Duration::from_millis(250));
+        assert_eq!(delay(2, 0.0), Duration::from_millis(500));
+        assert_eq!(
+            delay(3, 0.999_999),
+            Duration::from_millis(2000).mul_f64(0.5 + 0.999_999 / 2.0)
+        );
+        let big = RetryPolicy {
+            max_attempts: 40,
+            ..p
+        };
+        assert!(
+            matches!(decide(&big, &status(502, None), 30, 1.0), Decision::Retry(d) if d <= p.max_delay)
+        );
+    }
+
+    #[test]
+    fn other_errors_and_the_last_attempt_give_up() {
+        let p = RetryPolicy::default();
+        for code in [400, 401, 403, 404, 500] {
+            assert_eq!(
+                decide(&p, &status(code, None), 1, 0.5),
+                Decision::GiveUp,
+                "{code}"
+            );
+        }
+        assert_eq!(
+            decide(&p, &status(503, None), p.max_attempts, 0.5),
+            Decision::GiveUp
+        );
+        let reset = HttpError::new("GET", "u", ErrorKind::Interrupted, "reset");
+        assert!(matches!(decide(&p, &reset, 1, 0.5), Decision::Retry(_)));
+        let decode = HttpError::new("GET", "u", ErrorKind::Decode, "html");
+        assert_eq!(decide(&p, &decode, 1, 0.5), Decision::GiveUp);
+    }
+
+    #[test]
+    fn server_messages_are_read_from_each_envelope() {
+        let h = HeaderMap::new();
+        let sn = r#"{"error":{"message":"No Record found","detail":"Record doesn't exist or ACL restricts the record retrieval"},"status":"failure"}"#;
+        assert_eq!(
+            HttpError::from_status("GET", "https://sn/x", 404, &h, sn).to_string(),
+            "GET https://sn/x: 404 Not Found: No Record found (Record doesn't exist or ACL restricts the record retrieval)"
+        );
+        let miq = r#"{"error":{"kind":"unauthorized","message":"Authentication failed","klass":"Api::AuthenticationError"}}"#;
+        assert!(HttpError::from_status("GET", "u", 401, &h, miq)
+            .message
+            .ends_with("Authentication failed"));
+        let oauth = r#"{"error":"server_error","error_description":"access_denied"}"#;
+        assert!(HttpError::from_status("POST", "u", 401, &h, oauth)
+            .message
+            .ends_with("server_error: access_denied"));
+        assert!(
+            HttpError::from_status("GET", "u", 502, &h, "<html>Bad gateway</html>")
+                .message
+                .contains("<html>")
+        );
+    }
+
+    #[test]
+    fn retry_after_header_is_read() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(
+            HttpError::from_status("GET", "u", 429, &h, "").retry_after,
+            Some(Duration::from_secs(7))
+        );
+    }
+
+    #[test]
+    fn cancelled_transactions_are_interruptions() {
+        let body =
+            r#"{"result":[{"sys_id":"1"},Transaction cancelled: maximum execution time exceeded"#;
+        let err = serde_json::from_str::<Value>(body).unwrap_err();
+        assert_eq!(
+            HttpError::from_body("GET", "u", body, &err).kind,
+            ErrorKind::Interrupted
+        );
+    }
+}
