@@ -548,6 +548,21 @@ impl FieldRule {
         record: &SourceRecord,
         refs: &References,
     ) -> Result<Option<String>, EvalError> {
+        match (self.eval_unresolved(record)?, &self.lookup) {
+            (Some(v), Some(lookup)) => self.resolve(&v, lookup, refs).map(Some),
+            (value, _) => Ok(value),
+        }
+    }
+
+    /// The value to look up, before the lookup: what a live target must find in the
+    /// referenced table. `None` for fields without a lookup or records without a value.
+    pub fn lookup_key(&self, record: &SourceRecord) -> Option<String> {
+        self.lookup.as_ref()?;
+        self.eval_unresolved(record).ok().flatten()
+    }
+
+    /// Every step but the reference lookup.
+    fn eval_unresolved(&self, record: &SourceRecord) -> Result<Option<String>, EvalError> {
         // Paths borrow from the record; only what is built here is owned.
         let built;
         let raw: &Value = match &self.extract {
@@ -571,11 +586,7 @@ impl FieldRule {
             }
         };
         let value = self.shape(self.reduce(raw)?)?;
-        let value = value.or_else(|| self.default.clone());
-        match (value, &self.lookup) {
-            (Some(v), Some(lookup)) => self.resolve(&v, lookup, refs).map(Some),
-            (value, _) => Ok(value),
-        }
+        Ok(value.or_else(|| self.default.clone()))
     }
 
     /// Lists to one value (pick), objects rejected, numbers converted.
@@ -1308,6 +1319,36 @@ impl Mapping {
             .map(String::from),
         );
         fields.into_iter().collect()
+    }
+
+    /// For each reference lookup (table, field), the distinct values the records need
+    /// resolved, sorted: a live target reads only those rows.
+    pub fn lookup_keys(&self, records: &[Value]) -> Vec<(Lookup, Vec<String>)> {
+        let mut out: Vec<(Lookup, BTreeSet<String>)> = Vec::new();
+        for rule in &self.fields {
+            let Some(lookup) = &rule.lookup else { continue };
+            let index = match out.iter().position(|(l, _)| l == lookup) {
+                Some(i) => i,
+                None => {
+                    out.push((lookup.clone(), BTreeSet::new()));
+                    out.len() - 1
+                }
+            };
+            for value in records {
+                let Value::Object(object) = value else {
+                    continue;
+                };
+                let Some(record) = SourceRecord::from_object(object) else {
+                    continue;
+                };
+                if let Some(key) = rule.lookup_key(&record) {
+                    out[index].1.insert(key);
+                }
+            }
+        }
+        out.into_iter()
+            .map(|(l, v)| (l, v.into_iter().collect()))
+            .collect()
     }
 
     /// The field rule for a CI field, if mapped.
