@@ -4,6 +4,7 @@
 
 use serde::{Serialize, Serializer};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 #[derive(Debug, Clone)]
@@ -41,17 +42,17 @@ impl Field<'_> {
         }
     }
 
-    /// The value as text, for wildcard and regex matching.
-    pub fn text(&self) -> Option<String> {
+    /// The value as text, for comparisons and pattern matching; borrowed
+    /// whenever the value already is text (filters run over every record).
+    pub fn text(&self) -> Option<Cow<'_, str>> {
         Some(match self {
-            Field::Null => return None,
-            Field::Bool(b) => b.to_string(),
-            Field::Int(i) => i.to_string(),
-            Field::Id(i) => i.to_string(),
-            Field::Str(s) | Field::Time(s) => (*s).to_owned(),
-            Field::Owned(Value::String(s)) => s.clone(),
-            Field::Owned(Value::Null) => return None,
-            Field::Owned(v) => v.to_string(),
+            Field::Null | Field::Owned(Value::Null) => return None,
+            Field::Str(s) | Field::Time(s) => Cow::Borrowed(*s),
+            Field::Owned(Value::String(s)) => Cow::Borrowed(s.as_str()),
+            Field::Bool(b) => Cow::Owned(b.to_string()),
+            Field::Int(i) => Cow::Owned(i.to_string()),
+            Field::Id(i) => Cow::Owned(i.to_string()),
+            Field::Owned(v) => Cow::Owned(v.to_string()),
         })
     }
 
@@ -77,6 +78,11 @@ impl Field<'_> {
 
     /// Sort order: numbers numerically, text lexically; `None` for NULL.
     pub fn sort_cmp(&self, other: &Field<'_>, ignore_case: bool) -> Ordering {
+        if let (Field::Str(a) | Field::Time(a), Field::Str(b) | Field::Time(b), false) =
+            (self, other, ignore_case)
+        {
+            return a.cmp(b);
+        }
         if let (Some(a), Some(b)) = (self.number(), other.number()) {
             return a.partial_cmp(&b).unwrap_or(Ordering::Equal);
         }
@@ -86,7 +92,16 @@ impl Field<'_> {
                 let a = self.text().unwrap_or_default();
                 let b = other.text().unwrap_or_default();
                 if ignore_case {
-                    a.to_lowercase().cmp(&b.to_lowercase())
+                    // Sorting compares n log n pairs: no lowercase copies.
+                    let lower =
+                        |s: &str| s.chars().flat_map(char::to_lowercase).collect::<Vec<_>>();
+                    if a.is_ascii() && b.is_ascii() {
+                        a.bytes()
+                            .map(|c| c.to_ascii_lowercase())
+                            .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+                    } else {
+                        lower(&a).cmp(&lower(&b))
+                    }
                 } else {
                     a.cmp(&b)
                 }

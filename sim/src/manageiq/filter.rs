@@ -223,7 +223,7 @@ fn compare(op: Op, raw: &str, number: Option<f64>, field: &Field<'_>) -> bool {
             }
             Some(t.cmp(&raw))
         }
-        _ => field.text().map(|t| t.as_str().cmp(raw)),
+        _ => field.text().map(|t| t.as_ref().cmp(raw)),
     };
     let Some(ordering) = ordering else {
         return op == Op::Ne;

@@ -36,7 +36,7 @@ use render::{ok_json, CollectionBody};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
-use vms::{Kind, ListRequest, Plan, VmView};
+use vms::{Kind, ListRequest, Plan, SelectionCache, VmView};
 
 /// Credentials and session settings of the simulated appliance.
 #[derive(Debug, Clone)]
@@ -71,6 +71,7 @@ struct Inner {
     estate: Arc<Estate>,
     auth: Authenticator,
     flat: Vec<FlatCollection>,
+    selections: SelectionCache,
 }
 
 #[derive(Clone)]
@@ -84,6 +85,7 @@ impl ManageIq {
                 auth: Authenticator::new(&cfg.user, &cfg.password, &cfg.group, cfg.token_ttl),
                 estate,
                 flat,
+                selections: SelectionCache::default(),
             }),
         }
     }
@@ -215,7 +217,7 @@ async fn list(State(miq): State<ManageIq>, headers: HeaderMap, uri: Uri, kind: K
             Ok(r) => r,
             Err(e) => return e.into_response(),
         };
-        match vms::page_body(kind, estate, &q, &req, &url, &base) {
+        match vms::page_body(kind, estate, &miq.inner.selections, &q, &req, &url, &base) {
             Ok(body) => ok_json(&body),
             Err(e) => e.into_response(),
         }

@@ -12,6 +12,8 @@ use crate::generator::{Estate, Vm};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use std::cmp::Ordering;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Which VM-like collection: both share the `vms` table and its catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -346,16 +348,24 @@ impl ListRequest {
             }
             return;
         }
-        selected.sort_by(|&a, &b| {
-            let (va, vb) = (&vms[a as usize], &vms[b as usize]);
-            for key in &self.sort {
-                let (fa, fb) = (key.attr.get(va, e), key.attr.get(vb, e));
+        // Keys extracted once: the comparator runs n log n times.
+        let keys: Vec<Vec<Field<'_>>> = selected
+            .iter()
+            .map(|&i| {
+                let vm = &vms[i as usize];
+                self.sort.iter().map(|k| k.attr.get(vm, e)).collect()
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..selected.len()).collect();
+        order.sort_by(|&a, &b| {
+            for (n, key) in self.sort.iter().enumerate() {
+                let (fa, fb) = (&keys[a][n], &keys[b][n]);
                 // PostgreSQL: NULLS LAST ascending, NULLS FIRST descending.
                 let ordering = match (fa.is_null(), fb.is_null()) {
                     (true, true) => Ordering::Equal,
                     (true, false) => Ordering::Greater,
                     (false, true) => Ordering::Less,
-                    (false, false) => fa.sort_cmp(&fb, self.ignore_case),
+                    (false, false) => fa.sort_cmp(fb, self.ignore_case),
                 };
                 let ordering = if key.descending {
                     ordering.reverse()
@@ -366,9 +376,53 @@ impl ListRequest {
                     return ordering;
                 }
             }
-            va.id.cmp(&vb.id)
+            vms[selected[a] as usize]
+                .id
+                .cmp(&vms[selected[b] as usize].id)
         });
+        let sorted: Vec<u32> = order.into_iter().map(|o| selected[o]).collect();
+        selected.copy_from_slice(&sorted);
     }
+}
+
+/// Recently computed selections. The estate never changes, so paging through
+/// a filtered or sorted listing filters and sorts 100,000 records once, not
+/// once per page.
+#[derive(Default)]
+pub struct SelectionCache {
+    entries: Mutex<VecDeque<(String, Arc<Vec<u32>>)>>,
+}
+
+const CACHED_SELECTIONS: usize = 16;
+
+impl SelectionCache {
+    fn get_or_compute(&self, key: String, compute: impl FnOnce() -> Vec<u32>) -> Arc<Vec<u32>> {
+        let lock = || self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, hit)) = lock().iter().find(|(k, _)| *k == key) {
+            return hit.clone();
+        }
+        // Computed unlocked: concurrent readers of other listings are not held up.
+        let selection = Arc::new(compute());
+        let mut entries = lock();
+        if entries.len() == CACHED_SELECTIONS {
+            entries.pop_front();
+        }
+        entries.push_back((key, selection.clone()));
+        selection
+    }
+}
+
+/// What decides a selection: everything but paging and rendering.
+fn selection_key(kind: Kind, q: &CollectionQuery) -> String {
+    format!(
+        "{}|{:?}|{:?}|{:?}|{:?}|{}",
+        kind.name(),
+        q.filters,
+        q.by_tag,
+        q.sort_by,
+        q.sort_order,
+        q.sort_ignore_case
+    )
 }
 
 /// One VM rendered according to a [`Plan`].
@@ -525,6 +579,7 @@ struct Action<'a> {
 pub fn page_body<'a>(
     kind: Kind,
     estate: &'a Estate,
+    cache: &SelectionCache,
     q: &CollectionQuery,
     req: &'a ListRequest,
     url: &str,
@@ -532,7 +587,7 @@ pub fn page_body<'a>(
 ) -> Result<CollectionBody<'a, VmPage<'a>>, MiqError> {
     let paging = q.paging()?;
     let items = kind.items(estate);
-    let selected = req.select(items, estate);
+    let selected = cache.get_or_compute(selection_key(kind, q), || req.select(items, estate));
     let range = paging.range(selected.len());
     let page: Vec<u32> = selected[range].to_vec();
     let subquery_count = req.filtered().then_some(selected.len() as u64);
