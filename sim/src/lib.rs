@@ -3,7 +3,7 @@
 //! shares no types with the main package.
 //!
 //! [`Sims::start`] generates an estate and its CMDB ([`generator`]), serves
-//! ManageIQ over HTTP and ServiceNow over both HTTP and HTTPS (self-signed,
+//! ManageIQ over HTTP and ServiceNow over both HTTP and HTTPS (a throwaway CA,
 //! [`tls`]), all on 127.0.0.1 with ephemeral ports, each API behind the
 //! fault-injection and request-counting middleware ([`faults`], [`stats`]).
 //! Admin routes on every listener: `GET|POST|DELETE /_sim/faults`,
@@ -55,7 +55,7 @@ pub struct SimOptions {
     pub snow_faults: FaultConfig,
     /// Whether [`Sims::servicenow_url`] is the HTTPS listener (both always run).
     pub snow_https: bool,
-    /// Where to write the self-signed certificate (PEM) clients should trust.
+    /// Where to write the CA certificate (PEM) clients must trust for HTTPS.
     pub ca_pem_out: Option<PathBuf>,
     /// ServiceNow state file: loaded instead of seeding when it exists.
     pub state_file: Option<PathBuf>,

@@ -26,7 +26,7 @@ struct Cli {
     /// ServiceNow state file: loaded at start if it exists, written on exit.
     #[arg(long)]
     state_file: Option<PathBuf>,
-    /// Where to write the HTTPS listener's self-signed certificate (PEM).
+    /// Where to write the CA certificate (PEM) clients must trust for HTTPS.
     #[arg(long)]
     ca_pem: Option<PathBuf>,
     /// ManageIQ fault rules, JSON (`{"seed":1,"rules":[...]}` or `[...]`).
@@ -38,10 +38,12 @@ struct Cli {
     /// Print one JSON line with URLs and credentials instead of text.
     #[arg(long)]
     json: bool,
+    /// ManageIQ login (HTTP Basic, and `GET /api/auth` for a token).
     #[arg(long, env = "CMDB_SIM_MIQ_USER", default_value = "admin")]
     miq_user: String,
     #[arg(long, env = "CMDB_SIM_MIQ_PASSWORD", default_value = "smartvm")]
     miq_password: String,
+    /// ServiceNow login (HTTP Basic, and the OAuth password grant).
     #[arg(long, env = "CMDB_SIM_SNOW_USER", default_value = "admin")]
     snow_user: String,
     #[arg(long, env = "CMDB_SIM_SNOW_PASSWORD", default_value = "admin")]
@@ -114,7 +116,7 @@ fn print_human(sims: &Sims, info: &serde_json::Value) {
         text(&s["client_secret"]),
     );
     if let Some(path) = s["ca_pem"].as_str() {
-        println!("HTTPS certificate: {path}");
+        println!("HTTPS CA certificate: {path}");
     }
     let e = sims.estate();
     println!(

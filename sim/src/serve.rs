@@ -66,10 +66,13 @@ impl Server {
             loop {
                 tokio::select! {
                     _ = stopped.changed() => break,
-                    accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else { continue };
-                        connections.spawn(connection(stream, app.clone(), tls.clone()));
-                    }
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => {
+                            connections.spawn(connection(stream, app.clone(), tls.clone()));
+                        }
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    },
                     Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 }
             }
