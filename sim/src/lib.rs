@@ -12,7 +12,7 @@
 pub mod faults;
 pub mod generator;
 pub mod manageiq;
-pub mod serve;
+mod serve;
 pub mod servicenow;
 pub mod stats;
 pub mod tls;
