@@ -1,5 +1,6 @@
 //! Sources of VM records: a CloudForms snapshot file (here) and, later, the live API.
 
+pub mod cloudforms;
 pub mod snapshot;
 
 use serde_json::Value;

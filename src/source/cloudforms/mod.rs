@@ -1,0 +1,579 @@
+//! The live CloudForms (ManageIQ) source: reads a whole VM collection over the REST API,
+//! paged and concurrent, and says whether what it read is complete.
+//!
+//! A read asks for the first page, takes the total from it (`subquery_count` when filtered,
+//! else `count`; never the `links.last` the server gets wrong on exact multiples), then
+//! fetches the other pages a few at a time, each retried per the [`RetryPolicy`]. It fails
+//! only when nothing trustworthy came back (first page, authentication, a rejected query);
+//! a page lost later, or fewer records than the server reported, gives the records read
+//! and an `incomplete` reason, which blocks every retirement downstream.
+//!
+//! Authentication: HTTP Basic, sent pre-emptively, or (by default) a token from
+//! `GET /api/auth` reused as `X-Auth-Token` and renewed once on a 401, so a read of 100
+//! pages logs in once. The password and the token never appear in a message.
+
+mod page;
+mod query;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use reqwest::header::{HeaderValue, ACCEPT};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio::task::JoinSet;
+use url::Url;
+
+use super::SourceRead;
+use crate::net::{build_client, with_retry, ClientError, ErrorKind, HttpError, HttpSettings};
+use crate::net::{RetryPolicy, Secret};
+use crate::reconcile::mapping::Filter;
+use page::{Assembly, Page};
+use query::CollectionQuery;
+
+/// Lost pages after which the rest of a read is not attempted: the server is failing, and
+/// hammering it page after page (each retried) would only make the run slower.
+const MAX_LOST_PAGES: usize = 3;
+
+/// How to reach CloudForms.
+#[derive(Debug, Clone)]
+pub struct CloudFormsConfig {
+    /// Appliance base URL, e.g. `https://cloudforms.example.com` (the API is under `/api`;
+    /// a URL already ending in `/api` is taken as is).
+    pub url: String,
+    pub user: String,
+    pub password: Secret,
+    /// Trade Basic auth for a token from `GET /api/auth` once, reuse it (`X-Auth-Token`),
+    /// renew it on 401.
+    pub use_token: bool,
+    /// `X-MIQ-Group`: the group (description) to act as; URL-encoded if not ASCII.
+    pub group: Option<String>,
+    pub http: HttpSettings,
+    /// Records per page; the server caps pages at 1000, so larger values count as 1000.
+    pub page_size: usize,
+    /// Pages read at the same time.
+    pub concurrency: usize,
+    pub retry: RetryPolicy,
+}
+
+impl CloudFormsConfig {
+    /// A configuration with the defaults: token auth, no group, pages of 1000, 4 at a time.
+    pub fn new(url: impl Into<String>, user: impl Into<String>, password: Secret) -> Self {
+        Self {
+            url: url.into(),
+            user: user.into(),
+            password,
+            use_token: true,
+            group: None,
+            http: HttpSettings::default(),
+            page_size: query::MAX_PAGE_SIZE,
+            concurrency: 4,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// A CloudForms API client. Cheap to share: reads may run concurrently.
+pub struct CloudForms {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: reqwest::Client,
+    /// `https://host/api`.
+    api: Url,
+    user: String,
+    password: Secret,
+    use_token: bool,
+    group: Option<HeaderValue>,
+    page_size: usize,
+    concurrency: usize,
+    retry: RetryPolicy,
+    token: Mutex<TokenState>,
+    requests: AtomicU64,
+}
+
+/// The session token and how many have been issued, so that of several requests failing
+/// on one expired token only the first fetches a new one.
+#[derive(Default)]
+struct TokenState {
+    token: Option<Secret>,
+    generation: u64,
+}
+
+/// How one request authenticates.
+enum Auth {
+    Basic,
+    Token { token: Secret, generation: u64 },
+}
+
+impl CloudForms {
+    pub fn new(cfg: CloudFormsConfig) -> Result<Self, ClientError> {
+        let client = build_client(&cfg.http)?;
+        let api = query::api_base(&cfg.url).map_err(ClientError::Build)?;
+        let group = cfg
+            .group
+            .as_deref()
+            .map(group_header)
+            .transpose()
+            .map_err(ClientError::Build)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                api,
+                user: cfg.user,
+                password: cfg.password,
+                use_token: cfg.use_token,
+                group,
+                page_size: cfg.page_size,
+                concurrency: cfg.concurrency.max(1),
+                retry: cfg.retry,
+                token: Mutex::new(TokenState::default()),
+                requests: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Reads the whole collection (e.g. `vms`) with only `attributes` (plus `id`), the
+    /// mapping's `filters` sent as `filter[]` where the server can apply them without
+    /// dropping a record the core would keep (see [`query`]; the core applies them all
+    /// again), ordered by id, in pages of `page_size`, the pages after the first
+    /// concurrently. Records are de-duplicated by id (string or integer).
+    ///
+    /// `Err` only when nothing trustworthy was read: the first page failed after retries,
+    /// authentication failed, or the server rejected the query. A page lost for good or
+    /// fewer records than the server reported give `Ok` with `incomplete` set.
+    pub async fn read(
+        &self,
+        collection: &str,
+        attributes: &[String],
+        filters: &[Filter],
+    ) -> Result<SourceRead, HttpError> {
+        let server = query::server_filters(filters);
+        for (filter, why) in &server.local_only {
+            tracing::debug!("mapping filter `{filter}` is applied locally only: {why}");
+        }
+        let mut expressions = server.expressions;
+        loop {
+            match self.read_with(collection, attributes, &expressions).await? {
+                Outcome::Read(read) => return Ok(read),
+                // An old server without `subquery_count` cannot say how many records
+                // match: read everything (this cannot recur unfiltered) and let the core
+                // filter.
+                Outcome::NoFilteredTotal => {
+                    tracing::warn!(
+                        "{}: the server reports no `subquery_count` for filtered listings; \
+                         reading the whole collection and filtering locally",
+                        query::endpoint(&self.inner.api, collection)
+                    );
+                    expressions.clear();
+                }
+            }
+        }
+    }
+
+    /// HTTP requests sent so far (logs, benchmarks).
+    pub fn requests_sent(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    async fn read_with(
+        &self,
+        collection: &str,
+        attributes: &[String],
+        filters: &[String],
+    ) -> Result<Outcome, HttpError> {
+        let inner = &self.inner;
+        let started = Instant::now();
+        let requests_before = self.requests_sent();
+        let query = Arc::new(CollectionQuery::new(
+            &inner.api,
+            collection,
+            attributes,
+            filters,
+            inner.page_size,
+        ));
+        let first_url = query.page_url(0);
+        let first = inner
+            .fetch_page(&first_url, collection)
+            .await
+            .map_err(|e| inner.explain(e, collection, attributes, filters))?;
+        let total = match first.total(query.filtered) {
+            Some(total) => total,
+            None if query.filtered && first.count.is_some() => return Ok(Outcome::NoFilteredTotal),
+            None => {
+                return Err(HttpError::new(
+                    "GET",
+                    first_url.as_str(),
+                    ErrorKind::Decode,
+                    "the response has no `count`: cannot tell how many records to read",
+                ))
+            }
+        };
+        let (stride, mut offsets) =
+            page::remaining_offsets(total, query.limit, first.records.len());
+        if stride < query.limit {
+            tracing::warn!(
+                "{}: the server returns at most {stride} records per page (asked {}); paging by {stride}",
+                query.collection_url,
+                query.limit
+            );
+        }
+        let mut assembly = Assembly::new(total, stride);
+        assembly.page(0, first.records);
+
+        // At most `concurrency` pages in flight; offsets are handed out as slots free up.
+        let mut tasks = JoinSet::new();
+        let mut in_flight = std::collections::HashMap::new();
+        let mut stop: Option<String> = None;
+        loop {
+            while stop.is_none() && tasks.len() < inner.concurrency {
+                let Some(offset) = offsets.next() else { break };
+                let inner = Arc::clone(inner);
+                let query = Arc::clone(&query);
+                let collection = collection.to_owned();
+                let handle = tasks.spawn(async move {
+                    let url = query.page_url(offset);
+                    inner.fetch_page(&url, &collection).await
+                });
+                in_flight.insert(handle.id(), offset);
+            }
+            let Some(joined) = tasks.join_next_with_id().await else {
+                break;
+            };
+            let (offset, result) = match joined {
+                Ok((id, result)) => (in_flight.remove(&id).unwrap_or_default(), result),
+                Err(e) => {
+                    let offset = in_flight.remove(&e.id()).unwrap_or_default();
+                    let url = query.page_url(offset);
+                    let error = HttpError::new(
+                        "GET",
+                        url.as_str(),
+                        ErrorKind::Interrupted,
+                        format!("the page task failed: {e}"),
+                    );
+                    (offset, Err(error))
+                }
+            };
+            match result {
+                Ok(page) => {
+                    let empty = page.records.is_empty();
+                    if assembly.page(offset, page.records) && empty && stop.is_none() {
+                        // Offsets past this one cannot hold records either.
+                        stop = Some(format!("the page at offset {offset} came back empty"));
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!("CloudForms page at offset {offset} lost: {error}");
+                    let client_error = error.kind == ErrorKind::Status
+                        && error.status.is_some_and(|s| (400..500).contains(&s));
+                    assembly.lost(offset, error);
+                    if stop.is_none() && (client_error || assembly.lost_count() >= MAX_LOST_PAGES) {
+                        stop = Some(format!("{} pages lost", assembly.lost_count()));
+                    }
+                }
+            }
+        }
+        if let Some(why) = stop {
+            assembly.abandon(offsets.remaining(), why);
+        }
+        let (records, incomplete) = assembly.finish();
+        let origin = crate::net::redact(query.collection_url.as_str());
+        tracing::info!(
+            records = records.len(),
+            total,
+            requests = self.requests_sent() - requests_before,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            complete = incomplete.is_none(),
+            "read {origin}"
+        );
+        Ok(Outcome::Read(SourceRead {
+            origin,
+            records,
+            incomplete,
+        }))
+    }
+}
+
+enum Outcome {
+    Read(SourceRead),
+    /// Filters were sent but the server gave no `subquery_count`.
+    NoFilteredTotal,
+}
+
+impl Inner {
+    /// One page, retried per the policy; parsed once from the body bytes.
+    async fn fetch_page(&self, url: &Url, collection: &str) -> Result<Page, HttpError> {
+        let what = format!("GET {url}");
+        with_retry(&self.retry, &what, move |_attempt| async move {
+            let response = self.get(url).await?;
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| HttpError::from_reqwest("GET", url.as_str(), &e))?;
+            page::parse(url.as_str(), collection, &body)
+        })
+        .await
+    }
+
+    /// A GET with authentication; the response when its status is a success. A 401 on a
+    /// token gets one more try with a fresh token (tokens expire after `token_ttl` idle).
+    async fn get(&self, url: &Url) -> Result<reqwest::Response, HttpError> {
+        let mut auth = self.auth().await?;
+        let mut response = self.send(url, &auth).await?;
+        let mut refused = None;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            if let Auth::Token { token, generation } = auth {
+                refused = Some(token);
+                auth = self.renew(generation).await?;
+                response = self.send(url, &auth).await?;
+            }
+        }
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let mut error = HttpError::from_response("GET", url.as_str(), response).await;
+        // The server quotes a token it refuses; neither may reach a log.
+        if let Auth::Token { token, .. } = &auth {
+            error = redact_token(error, token);
+        }
+        if let Some(token) = &refused {
+            error = redact_token(error, token);
+        }
+        Err(error)
+    }
+
+    async fn send(&self, url: &Url, auth: &Auth) -> Result<reqwest::Response, HttpError> {
+        let mut request = self
+            .client
+            .get(url.clone())
+            .header(ACCEPT, "application/json");
+        if let Some(group) = &self.group {
+            request = request.header("X-MIQ-Group", group.clone());
+        }
+        request = match auth {
+            Auth::Basic => request.basic_auth(&self.user, Some(self.password.expose())),
+            Auth::Token { token, .. } => {
+                let mut value =
+                    HeaderValue::from_str(token.expose()).map_err(|_| self.bad_token(url))?;
+                value.set_sensitive(true);
+                request.header("X-Auth-Token", value)
+            }
+        };
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        request
+            .send()
+            .await
+            .map_err(|e| HttpError::from_reqwest("GET", url.as_str(), &e))
+    }
+
+    fn bad_token(&self, url: &Url) -> HttpError {
+        HttpError::new(
+            "GET",
+            url.as_str(),
+            ErrorKind::Decode,
+            "the token from `/api/auth` cannot be sent as a header",
+        )
+    }
+
+    /// The authentication of the next request: Basic, or the current token (fetched once,
+    /// under the lock, so concurrent pages share one login).
+    async fn auth(&self) -> Result<Auth, HttpError> {
+        if !self.use_token {
+            return Ok(Auth::Basic);
+        }
+        let mut state = self.token.lock().await;
+        if state.token.is_none() {
+            state.token = Some(self.login().await?);
+            state.generation += 1;
+        }
+        match &state.token {
+            Some(token) => Ok(Auth::Token {
+                token: token.clone(),
+                generation: state.generation,
+            }),
+            None => Ok(Auth::Basic),
+        }
+    }
+
+    /// Drops the token of `generation` (unless another request already replaced it) and
+    /// returns the current one.
+    async fn renew(&self, generation: u64) -> Result<Auth, HttpError> {
+        {
+            let mut state = self.token.lock().await;
+            if state.generation == generation {
+                state.token = None;
+            }
+        }
+        self.auth().await
+    }
+
+    /// `GET /api/auth` with Basic: a token.
+    async fn login(&self) -> Result<Secret, HttpError> {
+        let url = query::endpoint(&self.api, "auth");
+        let response = self.send(&url, &Auth::Basic).await?;
+        if !response.status().is_success() {
+            return Err(HttpError::from_response("GET", url.as_str(), response).await);
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| HttpError::from_reqwest("GET", url.as_str(), &e))?;
+        let value: Value = serde_json::from_slice(&body).map_err(|e| {
+            // Not echoed: a token response is a credential.
+            HttpError::from_body("GET", url.as_str(), "", &e)
+        })?;
+        match value.get("auth_token").and_then(Value::as_str) {
+            Some(token) if !token.is_empty() => Ok(Secret::new(token)),
+            _ => Err(HttpError::new(
+                "GET",
+                url.as_str(),
+                ErrorKind::Decode,
+                "the response has no `auth_token`",
+            )),
+        }
+    }
+
+    /// Adds what the operator needs to fix a failed first page.
+    fn explain(
+        &self,
+        mut error: HttpError,
+        collection: &str,
+        attributes: &[String],
+        filters: &[String],
+    ) -> HttpError {
+        let hint = match error.status {
+            Some(400) => {
+                const INVALID: &str = "Invalid attributes specified: ";
+                if let Some(at) = error.message.find(INVALID) {
+                    let named: Vec<&str> = error.message[at + INVALID.len()..]
+                        .split(',')
+                        .map(str::trim)
+                        .collect();
+                    let ours: Vec<String> = attributes
+                        .iter()
+                        .filter(|a| named.contains(&a.as_str()))
+                        .map(|a| format!("`{a}`"))
+                        .collect();
+                    let ours = if ours.is_empty() {
+                        named.iter().map(|a| format!("`{a}`")).collect()
+                    } else {
+                        ours
+                    };
+                    Some(format!(
+                        "the mapping's source attribute {} is unknown to CloudForms `{collection}` \
+                         (OPTIONS /api/{collection} lists the valid ones)",
+                        ours.join(", ")
+                    ))
+                } else if filters.is_empty() {
+                    None
+                } else {
+                    let sent: Vec<String> = filters.iter().map(|f| format!("`{f}`")).collect();
+                    Some(format!("filters sent: {}", sent.join(", ")))
+                }
+            }
+            Some(401) => Some(format!(
+                "check the CloudForms user `{}` and its password{}",
+                self.user,
+                if self.group.is_some() {
+                    " and group"
+                } else {
+                    ""
+                }
+            )),
+            Some(403) => Some(format!(
+                "the user `{}` may not list `{collection}`: check its role",
+                self.user
+            )),
+            _ => None,
+        };
+        if let Some(hint) = hint {
+            error.message = format!("{} ({hint})", error.message);
+        }
+        error
+    }
+}
+
+/// `X-MIQ-Group`: as is when ASCII, else URL-encoded (the server decodes it).
+fn group_header(group: &str) -> Result<HeaderValue, String> {
+    let text = if group.is_ascii() {
+        group.to_owned()
+    } else {
+        url::form_urlencoded::byte_serialize(group.as_bytes()).collect()
+    };
+    HeaderValue::from_str(&text)
+        .map_err(|_| format!("group `{group}` cannot be sent as the X-MIQ-Group header"))
+}
+
+/// An error message may quote the token the server refused; it must not reach a log.
+fn redact_token(mut error: HttpError, token: &Secret) -> HttpError {
+    if !token.expose().is_empty() && error.message.contains(token.expose()) {
+        error.message = error.message.replace(token.expose(), "********");
+    }
+    error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let cfg = CloudFormsConfig::new("https://cf", "admin", Secret::new("smartvm"));
+        assert!(cfg.use_token);
+        assert_eq!(cfg.page_size, 1000);
+        assert_eq!(cfg.concurrency, 4);
+        assert_eq!(cfg.group, None);
+        assert!(!format!("{cfg:?}").contains("smartvm"));
+    }
+
+    #[test]
+    fn groups_are_url_encoded_only_when_not_ascii() {
+        assert_eq!(
+            group_header("EvmGroup-super_administrator").unwrap(),
+            "EvmGroup-super_administrator"
+        );
+        assert_eq!(
+            group_header("Opérateurs réseau").unwrap(),
+            "Op%C3%A9rateurs+r%C3%A9seau"
+        );
+        assert!(group_header("bad\nname").is_err());
+    }
+
+    #[test]
+    fn refused_tokens_are_redacted_from_messages() {
+        let token = Secret::new("0123abcd");
+        let error = HttpError::new(
+            "GET",
+            "http://h/api/vms",
+            ErrorKind::Status,
+            "401 Unauthorized: Invalid Authentication Token 0123abcd specified",
+        );
+        let error = redact_token(error, &token);
+        assert_eq!(
+            error.message,
+            "401 Unauthorized: Invalid Authentication Token ******** specified"
+        );
+    }
+
+    #[test]
+    fn a_bad_url_is_a_client_error_without_credentials() {
+        let cfg = CloudFormsConfig::new("not a url", "admin", Secret::new("pw"));
+        let err = CloudForms::new(cfg)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("not a URL"), "{err}");
+        let cfg = CloudFormsConfig::new("ftp://u:pw@h", "admin", Secret::new("pw"));
+        let err = CloudForms::new(cfg)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("http or https") && !err.contains("pw"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,368 @@
+//! One page of a ManageIQ collection response, parsed once straight from the body bytes,
+//! and the bookkeeping that turns pages into one read: which offsets to fetch, records
+//! de-duplicated by id, and why the result is not complete when it is not.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::query::as_count;
+use crate::net::{ErrorKind, HttpError};
+use crate::reconcile::record::SourceRecord;
+
+/// What a page says: the totals and its records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// Everything in the collection the user may see (ignores filters).
+    pub count: Option<u64>,
+    /// Records matching `filter[]` (only when filters were sent).
+    pub subquery_count: Option<u64>,
+    pub records: Vec<Value>,
+}
+
+impl Page {
+    /// The number of records the listing holds: `subquery_count` for a filtered listing,
+    /// `count` otherwise. `None` when the server did not say.
+    pub fn total(&self, filtered: bool) -> Option<u64> {
+        if filtered {
+            self.subquery_count
+        } else {
+            self.count
+        }
+    }
+}
+
+/// The envelope, skipping `actions` and `links` without building values for them.
+#[derive(Deserialize)]
+struct Envelope {
+    name: Option<String>,
+    count: Option<Value>,
+    subquery_count: Option<Value>,
+    resources: Option<Vec<Value>>,
+}
+
+/// Parses a collection response of `collection` fetched from `url`.
+pub fn parse(url: &str, collection: &str, body: &[u8]) -> Result<Page, HttpError> {
+    let envelope: Envelope = serde_json::from_slice(body)
+        .map_err(|e| HttpError::from_body("GET", url, &String::from_utf8_lossy(body), &e))?;
+    let shape = |message: String| HttpError::new("GET", url, ErrorKind::Decode, message);
+    if let Some(name) = &envelope.name {
+        if name != collection {
+            return Err(shape(format!(
+                "expected the `{collection}` collection, the server answered with `{name}`"
+            )));
+        }
+    }
+    let Some(records) = envelope.resources else {
+        return Err(shape(
+            "the response has no `resources` (not a ManageIQ collection listing)".into(),
+        ));
+    };
+    Ok(Page {
+        count: envelope.count.as_ref().and_then(as_count),
+        subquery_count: envelope.subquery_count.as_ref().and_then(as_count),
+        records,
+    })
+}
+
+/// The offsets still to fetch after the first page, and the page stride.
+///
+/// The stride is the requested limit, unless the first page came back with fewer records
+/// than both the limit and the total: then the server caps pages lower
+/// (`max_results_per_page` is a setting) and stepping by the limit would skip records.
+pub fn remaining_offsets(total: u64, limit: u64, first_page_len: usize) -> (u64, Offsets) {
+    let first = first_page_len as u64;
+    let stride = if first > 0 && first < limit.min(total) {
+        first
+    } else {
+        limit.max(1)
+    };
+    // A server that ignored the limit and sent everything needs no more pages.
+    let start = if first >= total { total } else { stride };
+    (
+        stride,
+        Offsets {
+            next: start,
+            stride,
+            total,
+        },
+    )
+}
+
+/// Offsets, lazily: a server reporting an absurd total cannot make us allocate for it.
+#[derive(Debug, Clone)]
+pub struct Offsets {
+    next: u64,
+    stride: u64,
+    total: u64,
+}
+
+impl Offsets {
+    /// How many are left.
+    pub fn remaining(&self) -> u64 {
+        self.total.saturating_sub(self.next).div_ceil(self.stride)
+    }
+}
+
+impl Iterator for Offsets {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        if self.next >= self.total {
+            return None;
+        }
+        let offset = self.next;
+        self.next = self.next.saturating_add(self.stride);
+        Some(offset)
+    }
+}
+
+/// Pages as they arrive (in any order) and what went wrong, then the read.
+#[derive(Debug)]
+pub struct Assembly {
+    total: u64,
+    stride: u64,
+    pages: BTreeMap<u64, Vec<Value>>,
+    lost: Vec<(u64, HttpError)>,
+    short: Vec<(u64, u64, usize)>,
+    abandoned: Option<(u64, String)>,
+}
+
+impl Assembly {
+    pub fn new(total: u64, stride: u64) -> Self {
+        Self {
+            total,
+            stride,
+            pages: BTreeMap::new(),
+            lost: Vec::new(),
+            short: Vec::new(),
+            abandoned: None,
+        }
+    }
+
+    /// A page arrived. Returns whether it was short (fewer records than its place in the
+    /// total calls for).
+    pub fn page(&mut self, offset: u64, records: Vec<Value>) -> bool {
+        let expected = self.stride.min(self.total.saturating_sub(offset));
+        let short = (records.len() as u64) < expected;
+        if short {
+            self.short.push((offset, expected, records.len()));
+        }
+        self.pages.insert(offset, records);
+        short
+    }
+
+    /// A page was lost for good.
+    pub fn lost(&mut self, offset: u64, error: HttpError) {
+        self.lost.push((offset, error));
+    }
+
+    pub fn lost_count(&self) -> usize {
+        self.lost.len()
+    }
+
+    /// The remaining pages were not fetched, for `why`.
+    pub fn abandon(&mut self, pages: u64, why: String) {
+        if pages > 0 {
+            self.abandoned = Some((pages, why));
+        }
+    }
+
+    /// The records in id order (pages in offset order), each id once (the first seen), and
+    /// why the read is incomplete, if it is.
+    pub fn finish(self) -> (Vec<Value>, Option<String>) {
+        let capacity = self.pages.values().map(Vec::len).sum();
+        let mut records = Vec::with_capacity(capacity);
+        let mut seen: HashSet<String> = HashSet::with_capacity(capacity);
+        let mut duplicates = 0usize;
+        for page in self.pages.into_values() {
+            for record in page {
+                let id = match &record {
+                    Value::Object(object) => {
+                        SourceRecord::from_object(object).map(|r| r.id.into_owned())
+                    }
+                    _ => None,
+                };
+                // Records without a usable id are kept: the core reports them as bad records.
+                if let Some(id) = id {
+                    if !seen.insert(id) {
+                        duplicates += 1;
+                        continue;
+                    }
+                }
+                records.push(record);
+            }
+        }
+        if duplicates > 0 {
+            // Offset paging over a collection that changed under us repeats records.
+            tracing::debug!(duplicates, "dropped records repeated across pages");
+        }
+        let mut reasons = Vec::new();
+        let mut lost = self.lost;
+        lost.sort_by_key(|(offset, _)| *offset);
+        for (offset, error) in &lost {
+            reasons.push(format!("the page at offset {offset} was lost: {error}"));
+        }
+        if let Some((pages, why)) = &self.abandoned {
+            reasons.push(format!("{pages} more pages were not read ({why})"));
+        }
+        let mut short = self.short;
+        short.sort_unstable();
+        for (offset, expected, got) in short.iter().take(3) {
+            reasons.push(format!(
+                "the page at offset {offset} held {got} records where {expected} were expected"
+            ));
+        }
+        if short.len() > 3 {
+            reasons.push(format!("{} more pages came back short", short.len() - 3));
+        }
+        let got = records.len() as u64;
+        if got < self.total || !reasons.is_empty() {
+            reasons.push(format!(
+                "read {got} of the {} records the server reported",
+                self.total
+            ));
+        }
+        let incomplete = (!reasons.is_empty()).then(|| reasons.join("; "));
+        (records, incomplete)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/manageiq/");
+
+    #[test]
+    fn the_recorded_get_vms_response_parses_with_integer_ids() {
+        let body = std::fs::read(format!("{FIXTURES}get_vms.json")).unwrap();
+        let page = parse("http://localhost:3000/api/vms", "vms", &body).unwrap();
+        assert_eq!(page.count, Some(5));
+        assert_eq!(page.subquery_count, None);
+        assert_eq!(page.total(false), Some(5));
+        assert_eq!(page.records.len(), 5);
+        let first = &page.records[0];
+        assert_eq!(first["id"], json!(161));
+        assert_eq!(first["name"], "aab-dev1");
+        assert_eq!(first["vendor"], "vmware");
+        assert_eq!(first["ems_ref"], "vm-53");
+        assert_eq!(first["uid_ems"], "564d5056-49ea-a5aa-a71d-cf9b8138430b");
+
+        let mut assembly = Assembly::new(5, 1000);
+        assert!(!assembly.page(0, page.records));
+        let (records, incomplete) = assembly.finish();
+        assert_eq!(incomplete, None);
+        let ids: Vec<String> = records
+            .iter()
+            .filter_map(|r| r.as_object().and_then(SourceRecord::from_object))
+            .map(|r| r.id.into_owned())
+            .collect();
+        assert_eq!(ids.len(), 5);
+        assert_eq!(ids[0], "161");
+        assert_eq!(
+            ids.iter().collect::<HashSet<_>>().len(),
+            5,
+            "distinct: {ids:?}"
+        );
+    }
+
+    #[test]
+    fn a_filtered_listing_counts_by_subquery_count() {
+        let body = std::fs::read(format!("{FIXTURES}filter_vms_id_9999_not_found.json")).unwrap();
+        let page = parse("u", "vms", &body).unwrap();
+        assert_eq!(page.count, Some(74));
+        assert_eq!(page.total(true), Some(0));
+        assert!(page.records.is_empty());
+    }
+
+    #[test]
+    fn bodies_that_are_not_a_listing_are_errors() {
+        let tags = std::fs::read(format!("{FIXTURES}get_test1_vm_tags.json")).unwrap();
+        let err = parse("u", "vms", &tags).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Decode);
+        assert!(err.message.contains("`tags`"), "{}", err.message);
+        let err = parse("u", "vms", br#"{"name":"vms","count":3}"#).unwrap_err();
+        assert!(err.message.contains("no `resources`"));
+        // Cut short: worth a retry.
+        let err = parse(
+            "u",
+            "vms",
+            br#"{"name":"vms","count":3,"resources":[{"id":"1"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Interrupted);
+        let err = parse("u", "vms", b"<html>proxy error</html>").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Decode);
+        // Counts as strings are read too.
+        let page = parse("u", "vms", br#"{"count":"2","resources":[]}"#).unwrap();
+        assert_eq!(page.count, Some(2));
+    }
+
+    #[test]
+    fn offsets_follow_the_total_not_the_links() {
+        let (stride, offsets) = remaining_offsets(2000, 1000, 1000);
+        assert_eq!(stride, 1000);
+        assert_eq!(offsets.remaining(), 1);
+        assert_eq!(offsets.collect::<Vec<_>>(), [1000]);
+        let (_, offsets) = remaining_offsets(2500, 1000, 1000);
+        assert_eq!(offsets.collect::<Vec<_>>(), [1000, 2000]);
+        // A server capping pages at 500 although 1000 were asked.
+        let (stride, offsets) = remaining_offsets(1800, 1000, 500);
+        assert_eq!(stride, 500);
+        assert_eq!(offsets.collect::<Vec<_>>(), [500, 1000, 1500]);
+        // Everything came on the first page; or nothing is there.
+        assert_eq!(remaining_offsets(30, 10, 30).1.count(), 0);
+        assert_eq!(remaining_offsets(0, 1000, 0).1.count(), 0);
+        // An absurd total costs nothing until iterated.
+        let (_, offsets) = remaining_offsets(u64::MAX, 1000, 1000);
+        assert_eq!(offsets.remaining(), u64::MAX / 1000);
+    }
+
+    #[test]
+    fn pages_merge_in_order_and_each_id_counts_once() {
+        let mut a = Assembly::new(5, 2);
+        a.page(4, vec![json!({"id": "5"})]);
+        a.page(0, vec![json!({"id": 1}), json!({"id": "2"})]);
+        // A repeat across pages (string and integer forms of one id).
+        a.page(2, vec![json!({"id": 2}), json!({"id": "3"})]);
+        let (records, incomplete) = a.finish();
+        let ids: Vec<String> = records.iter().map(|r| r["id"].to_string()).collect();
+        assert_eq!(ids, ["1", "\"2\"", "\"3\"", "\"5\""]);
+        let reason = incomplete.unwrap();
+        assert!(reason.contains("read 4 of the 5 records"), "{reason}");
+    }
+
+    #[test]
+    fn lost_and_short_pages_are_named() {
+        let mut a = Assembly::new(6, 2);
+        a.page(0, vec![json!({"id": 1}), json!({"id": 2})]);
+        assert!(a.page(4, vec![json!({"id": 5})]));
+        a.lost(
+            2,
+            HttpError::new(
+                "GET",
+                "http://h/api/vms?offset=2&limit=2",
+                ErrorKind::Status,
+                "503",
+            ),
+        );
+        a.abandon(0, "never".into());
+        let (records, incomplete) = a.finish();
+        assert_eq!(records.len(), 3);
+        assert_eq!(
+            incomplete.as_deref(),
+            Some(
+                "the page at offset 2 was lost: GET http://h/api/vms?offset=2&limit=2: 503; \
+                 the page at offset 4 held 1 records where 2 were expected; \
+                 read 3 of the 6 records the server reported"
+            )
+        );
+        // More records than the total (VMs added during the read) is complete.
+        let mut a = Assembly::new(1, 2);
+        a.page(0, vec![json!({"id": 1}), json!({"id": 2})]);
+        assert_eq!(a.finish().1, None);
+    }
+}
