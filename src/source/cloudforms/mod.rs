@@ -309,10 +309,7 @@ impl Inner {
         let what = format!("GET {url}");
         with_retry(&self.retry, &what, move |_attempt| async move {
             let response = self.get(url).await?;
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| HttpError::from_reqwest("GET", url.as_str(), &e))?;
+            let body = response.bytes().await.map_err(|e| body_error(url, &e))?;
             page::parse(url.as_str(), collection, &body)
         })
         .await
@@ -417,10 +414,7 @@ impl Inner {
         if !response.status().is_success() {
             return Err(HttpError::from_response("GET", url.as_str(), response).await);
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| HttpError::from_reqwest("GET", url.as_str(), &e))?;
+        let body = response.bytes().await.map_err(|e| body_error(&url, &e))?;
         let value: Value = serde_json::from_slice(&body).map_err(|e| {
             // Not echoed: a token response is a credential.
             HttpError::from_body("GET", url.as_str(), "", &e)
@@ -494,6 +488,17 @@ impl Inner {
         }
         error
     }
+}
+
+/// A 2xx body that could not be read to its end. reqwest calls a connection reset
+/// mid-body a "decode" error when the body passes through its gzip decoder, but the JSON is
+/// decoded by us later: whatever broke here was the transfer, and a retry may well succeed.
+fn body_error(url: &Url, error: &reqwest::Error) -> HttpError {
+    let mut error = HttpError::from_reqwest("GET", url.as_str(), error);
+    if error.kind == ErrorKind::Decode {
+        error.kind = ErrorKind::Interrupted;
+    }
+    error
 }
 
 /// `X-MIQ-Group`: as is when ASCII, else URL-encoded (the server decodes it).
