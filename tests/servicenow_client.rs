@@ -688,6 +688,19 @@ async fn batches_resend_unserviced_items_until_all_are_done() {
     assert_eq!(err.status, Some(404));
     assert!(err.to_string().starts_with("PATCH "), "{err}");
     assert_eq!(sims.servicenow().count(VMS), before + 10 - 4);
+
+    // An instance that services nothing is not asked forever: three fruitless rounds.
+    sims.servicenow().set_batch_max_items(Some(0));
+    sims.reset_stats(Api::ServiceNow);
+    let stuck = sn.batch(&requests[..3]).await.expect("batch");
+    assert_eq!(route_total(&sims, BATCH_ROUTE), 3);
+    assert_eq!(stuck.len(), 3);
+    for result in &stuck {
+        let err = result.as_ref().expect_err("unserviced");
+        assert!(err.message.contains("unserviced"), "{err}");
+    }
+    assert_eq!(sims.servicenow().count(VMS), before + 10 - 4);
+    assert_eq!(sn.batch(&[]).await.expect("nothing to do"), Vec::new());
 }
 
 #[tokio::test]
@@ -722,6 +735,11 @@ async fn a_server_that_never_answers_times_out() {
         .url
         .starts_with(&format!("http://{addr}/api/now/table/")));
     assert_eq!(sn.requests_sent(), 2);
+    assert!(err.message.contains("timed out"), "{err}");
+    assert!(
+        !err.message.contains("127.0.0.1"),
+        "the URL is named once: {err}"
+    );
     let err = sn
         .create(VMS, &pairs(&[("name", "x")]))
         .await

@@ -74,7 +74,8 @@ impl ServiceNow {
             rows
         };
         sort_unique(&mut rows);
-        tracing::info!(
+        // Debug, not info: identity lookups (`find`) are reads too, one per planned create.
+        tracing::debug!(
             table,
             rows = rows.len(),
             requests = self.requests_sent() - sent_before,
