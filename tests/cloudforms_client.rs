@@ -457,6 +457,56 @@ async fn a_page_lost_for_good_leaves_the_read_incomplete_with_the_other_pages() 
     assert_eq!(hits(&sims, "GET /api/vms", Some(503)), 4);
 }
 
+/// A server refusing pages, or losing several, is not asked for the rest page after page.
+#[tokio::test]
+async fn a_failing_server_is_not_hammered_for_the_remaining_pages() {
+    let sims = sims(SimOptions::default()).await;
+    let mut cfg = config(&sims);
+    cfg.page_size = 250;
+    cfg.concurrency = 1;
+    let cf = client(cfg);
+
+    sims.set_faults(
+        Api::ManageIq,
+        FaultConfig::default().with(FaultRule {
+            status: Some(403),
+            ..rule(FaultKind::Error, "offset=500&")
+        }),
+    );
+    let read = cf.read("vms", &attributes(), &[]).await.unwrap();
+    let reason = read.incomplete.expect("incomplete");
+    assert!(reason.contains("403 Forbidden"), "{reason}");
+    assert!(
+        reason.contains("7 more pages were not read (the server refused the page at offset 500)"),
+        "{reason}"
+    );
+    assert_eq!(read.records.len(), 500);
+    assert_eq!(
+        hits(&sims, "GET /api/vms", None),
+        3,
+        "a refusal is not retried"
+    );
+
+    sims.reset_stats(Api::ManageIq);
+    let mut faults = FaultConfig::default();
+    for offset in [500, 750, 1000] {
+        faults = faults.with(FaultRule {
+            status: Some(503),
+            ..rule(FaultKind::Error, &format!("offset={offset}&"))
+        });
+    }
+    sims.set_faults(Api::ManageIq, faults);
+    let read = cf.read("vms", &attributes(), &[]).await.unwrap();
+    let reason = read.incomplete.expect("incomplete");
+    assert!(
+        reason.contains("5 more pages were not read (3 pages were lost)"),
+        "{reason}"
+    );
+    assert_eq!(read.records.len(), 500);
+    // Two good pages, then three pages tried four times each.
+    assert_eq!(hits(&sims, "GET /api/vms", None), 2 + 3 * 4);
+}
+
 #[tokio::test]
 async fn a_truncated_body_is_retried_and_a_first_page_always_cut_short_is_an_error() {
     let sims = sims(SimOptions::default()).await;

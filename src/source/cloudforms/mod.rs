@@ -103,6 +103,20 @@ struct TokenState {
     generation: u64,
 }
 
+impl std::fmt::Debug for CloudForms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("CloudForms")
+            .field("api", &inner.api.as_str())
+            .field("user", &inner.user)
+            .field("use_token", &inner.use_token)
+            .field("group", &inner.group)
+            .field("page_size", &inner.page_size)
+            .field("concurrency", &inner.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How one request authenticates.
 enum Auth {
     Basic,
@@ -138,7 +152,7 @@ impl CloudForms {
 
     /// Reads the whole collection (e.g. `vms`) with only `attributes` (plus `id`), the
     /// mapping's `filters` sent as `filter[]` where the server can apply them without
-    /// dropping a record the core would keep (see [`query`]; the core applies them all
+    /// dropping a record the core would keep (see the `query` module; the core applies them all
     /// again), ordered by id, in pages of `page_size`, the pages after the first
     /// concurrently. Records are de-duplicated by id (string or integer).
     ///
@@ -270,8 +284,10 @@ impl CloudForms {
                     let client_error = error.kind == ErrorKind::Status
                         && error.status.is_some_and(|s| (400..500).contains(&s));
                     assembly.lost(offset, error);
-                    if stop.is_none() && (client_error || assembly.lost_count() >= MAX_LOST_PAGES) {
-                        stop = Some(format!("{} pages lost", assembly.lost_count()));
+                    if stop.is_none() && client_error {
+                        stop = Some(format!("the server refused the page at offset {offset}"));
+                    } else if stop.is_none() && assembly.lost_count() >= MAX_LOST_PAGES {
+                        stop = Some(format!("{} pages were lost", assembly.lost_count()));
                     }
                 }
             }
@@ -561,6 +577,18 @@ mod tests {
             error.message,
             "401 Unauthorized: Invalid Authentication Token ******** specified"
         );
+    }
+
+    #[test]
+    fn the_client_prints_without_secrets() {
+        let mut cfg = CloudFormsConfig::new("https://u:pw@cf/", "admin", Secret::new("smartvm"));
+        cfg.group = Some("ops".into());
+        let text = format!("{:?}", CloudForms::new(cfg).unwrap());
+        assert!(
+            text.contains("https://cf/api") && text.contains("admin"),
+            "{text}"
+        );
+        assert!(!text.contains("smartvm") && !text.contains("pw"), "{text}");
     }
 
     #[test]
