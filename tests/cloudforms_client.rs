@@ -575,3 +575,28 @@ async fn a_server_that_never_answers_fails_within_the_timeout() {
         "{elapsed:?}"
     );
 }
+
+/// The estate size the job is built for: 100,000 VMs in 100 pages. Slow in a debug build
+/// (the simulator renders every page); run with `--ignored --nocapture` to see the figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "100,000 VMs: a benchmark, not a check"]
+async fn a_read_of_100000_vms() {
+    let sims = Sims::start(SimOptions {
+        vms: 100_000,
+        ..SimOptions::default()
+    })
+    .await
+    .expect("simulators start");
+    let cf = client(config(&sims));
+    let started = Instant::now();
+    let read = cf.read("vms", &attributes(), &[]).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(read.incomplete, None);
+    assert_eq!(read.records.len(), 100_000);
+    assert_eq!(cf.requests_sent(), 101);
+    println!(
+        "read {} VMs in {elapsed:?} with {} requests",
+        read.records.len(),
+        cf.requests_sent()
+    );
+}
