@@ -398,17 +398,19 @@ impl Inner {
             return Ok(Auth::Basic);
         }
         let mut state = self.token.lock().await;
-        if state.token.is_none() {
-            state.token = Some(self.login().await?);
-            state.generation += 1;
-        }
-        match &state.token {
-            Some(token) => Ok(Auth::Token {
-                token: token.clone(),
-                generation: state.generation,
-            }),
-            None => Ok(Auth::Basic),
-        }
+        let token = match &state.token {
+            Some(token) => token.clone(),
+            None => {
+                let token = self.login().await?;
+                state.token = Some(token.clone());
+                state.generation += 1;
+                token
+            }
+        };
+        Ok(Auth::Token {
+            token,
+            generation: state.generation,
+        })
     }
 
     /// Drops the token of `generation` (unless another request already replaced it) and
