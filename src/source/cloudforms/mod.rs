@@ -297,7 +297,8 @@ impl CloudForms {
         }
         let (records, incomplete) = assembly.finish();
         let origin = crate::net::redact(query.collection_url.as_str());
-        tracing::info!(
+        // The caller reports the read; this adds what only the reader knows.
+        tracing::debug!(
             records = records.len(),
             total,
             requests = self.requests_sent() - requests_before,
