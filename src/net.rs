@@ -111,8 +111,10 @@ pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, ClientEr
 /// What kind of failure a request met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// No connection (refused, DNS, TLS handshake).
+    /// No connection (refused, DNS).
     Connect,
+    /// The server's certificate is not trusted: asking again cannot help.
+    Tls,
     /// No answer in time.
     Timeout,
     /// The connection broke or the body was cut short (reset, truncated JSON).
@@ -164,9 +166,11 @@ impl HttpError {
     pub fn from_reqwest(method: &str, url: &str, err: &reqwest::Error) -> Self {
         let kind = if err.is_timeout() {
             ErrorKind::Timeout
+        } else if err.is_connect() && is_certificate_error(err) {
+            ErrorKind::Tls
         } else if err.is_connect() {
             ErrorKind::Connect
-        } else if err.is_decode() {
+        } else if err.is_decode() && !is_broken_body(err) {
             ErrorKind::Decode
         } else {
             // A reset mid-request or mid-body, an incomplete message, a closed connection.
@@ -248,6 +252,37 @@ impl HttpError {
     }
 }
 
+/// Whether a "decode" error is really a body cut short: with gzip on, a reset or an early
+/// end of the stream surfaces as a decoding failure of the compressed body. Only a JSON
+/// error is a genuine decode error; an I/O error underneath is an interruption.
+fn is_broken_body(err: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if cause.is::<serde_json::Error>() {
+            return false;
+        }
+        if cause.is::<std::io::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// Whether a connect error is the server's certificate being refused (rustls says
+/// "invalid peer certificate" for an unknown issuer, a wrong name or an expired cert).
+fn is_certificate_error(err: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if text.contains("certificate") || text.contains("Certificate") {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
 /// The message of an API error envelope: ServiceNow `{"error":{"message","detail"}}`,
 /// ManageIQ `{"error":{"kind","message"}}`, OAuth `{"error","error_description"}`, or a
 /// routing error `{"status":404,"error":"Not Found"}`.
@@ -292,6 +327,9 @@ fn parse_retry_after(text: &str) -> Option<Duration> {
 pub struct RetryPolicy {
     /// Attempts in all, the first included.
     pub max_attempts: u32,
+    /// Attempts allowed while the server rate-limits (429): being told to slow down is not
+    /// a failure, so it gets a larger budget; `Retry-After` paces it.
+    pub max_rate_limited_attempts: u32,
     pub base_delay: Duration,
     pub max_delay: Duration,
     /// A server asking for a longer pause than this is not waited for.
@@ -302,6 +340,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             max_attempts: 5,
+            max_rate_limited_attempts: 30,
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(120),
@@ -324,7 +363,13 @@ pub enum Decision {
 /// else (other 4xx, 500, a body that is not the API's) is not retried: trying again would
 /// give the same answer.
 pub fn decide(policy: &RetryPolicy, error: &HttpError, attempt: u32, jitter: f64) -> Decision {
-    if attempt >= policy.max_attempts {
+    let rate_limited = error.status == Some(429);
+    let budget = if rate_limited {
+        policy.max_rate_limited_attempts.max(policy.max_attempts)
+    } else {
+        policy.max_attempts
+    };
+    if attempt >= budget {
         return Decision::GiveUp;
     }
     let jitter = jitter.clamp(0.0, 1.0);
@@ -346,11 +391,46 @@ pub fn decide(policy: &RetryPolicy, error: &HttpError, attempt: u32, jitter: f64
             ),
             None => Decision::Retry(backoff()),
         },
-        (ErrorKind::Status, Some(502 | 503 | 504)) => Decision::Retry(backoff()),
+        (ErrorKind::Status, Some(502..=504)) => Decision::Retry(backoff()),
         (ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Interrupted, _) => {
             Decision::Retry(backoff())
         }
         _ => Decision::GiveUp,
+    }
+}
+
+/// A pause shared by every request to one API: when the server says 429 with
+/// `Retry-After`, all workers hold off until then instead of each hammering it in turn.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    until: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Throttle {
+    /// Waits until no pause is in force.
+    pub async fn wait(&self) {
+        loop {
+            let until = *self
+                .until
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match until {
+                Some(t) if t > tokio::time::Instant::now() => tokio::time::sleep_until(t).await,
+                _ => return,
+            }
+        }
+    }
+
+    /// Holds every request back for `delay` (a longer pause already in force stays).
+    pub fn pause(&self, delay: Duration) {
+        let t = tokio::time::Instant::now() + delay;
+        let mut until = self
+            .until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if until.is_none_or(|u| u < t) {
+            *until = Some(t);
+        }
     }
 }
 

@@ -26,8 +26,10 @@ use url::Url;
 
 use crate::net::{
     build_client, redact, with_retry, ClientError, HttpError, HttpSettings, RetryPolicy, Secret,
+    Throttle,
 };
 use crate::reconcile::record::{Ci, FieldNames};
+use std::time::Duration;
 
 pub use self::batch::BatchRequest;
 
@@ -101,6 +103,8 @@ struct Inner {
     concurrency: usize,
     retry: RetryPolicy,
     sent: AtomicU64,
+    /// The shared pause after a 429.
+    throttle: Throttle,
     batch_ids: AtomicU64,
 }
 
@@ -196,6 +200,7 @@ impl ServiceNow {
                 concurrency: cfg.concurrency.max(1),
                 retry: cfg.retry,
                 sent: AtomicU64::new(0),
+                throttle: Throttle::default(),
                 batch_ids: AtomicU64::new(0),
             }),
         })
@@ -244,11 +249,23 @@ impl ServiceNow {
                     .header(CONTENT_TYPE, "application/json")
                     .body(body.to_vec());
             }
+            inner.throttle.wait().await;
             inner.sent.fetch_add(1, Ordering::Relaxed);
             let response = request
                 .send()
                 .await
                 .map_err(|e| HttpError::from_reqwest(method.as_str(), url.as_str(), &e))?;
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                // Every worker holds off, not just this one (see `Throttle`).
+                let after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .filter(|secs| secs.is_finite() && *secs >= 0.0)
+                    .map_or(Duration::from_secs(1), Duration::from_secs_f64);
+                inner.throttle.pause(after.min(inner.retry.max_retry_after));
+            }
             if response.status() == StatusCode::UNAUTHORIZED && !renewed {
                 let fresh = inner
                     .auth
