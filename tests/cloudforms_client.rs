@@ -47,6 +47,7 @@ async fn sims(options: SimOptions) -> Sims {
 fn retry() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 4,
+        max_rate_limited_attempts: 4,
         base_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(40),
         max_retry_after: Duration::from_secs(1),
@@ -216,10 +217,13 @@ async fn pages_after_the_first_are_fetched_concurrently() {
     assert_eq!(read.records.len(), VMS);
     assert_eq!(ids(&read).into_iter().collect::<HashSet<_>>().len(), VMS);
     assert_eq!(hits(&sims, "GET /api/vms", None), 10);
-    // First page, then 9 pages 4 at a time: 4 rounds of 200 ms, not 10.
+    // First page, then 9 pages 4 at a time: the server saw them overlap (timing nothing).
+    let in_flight = sims.stats(Api::ManageIq)["max_in_flight"]
+        .as_u64()
+        .unwrap_or(0);
     assert!(
-        elapsed < Duration::from_millis(1600),
-        "10 pages took {elapsed:?}"
+        (2..=4).contains(&in_flight),
+        "at most 4 pages at once, and more than one: {in_flight} ({elapsed:?})"
     );
 }
 
@@ -573,30 +577,5 @@ async fn a_server_that_never_answers_fails_within_the_timeout() {
     assert!(
         elapsed >= Duration::from_millis(600) && elapsed < Duration::from_secs(3),
         "{elapsed:?}"
-    );
-}
-
-/// The estate size the job is built for: 100,000 VMs in 100 pages. Slow in a debug build
-/// (the simulator renders every page); run with `--ignored --nocapture` to see the figures.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "100,000 VMs: a benchmark, not a check"]
-async fn a_read_of_100000_vms() {
-    let sims = Sims::start(SimOptions {
-        vms: 100_000,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulators start");
-    let cf = client(config(&sims));
-    let started = Instant::now();
-    let read = cf.read("vms", &attributes(), &[]).await.unwrap();
-    let elapsed = started.elapsed();
-    assert_eq!(read.incomplete, None);
-    assert_eq!(read.records.len(), 100_000);
-    assert_eq!(cf.requests_sent(), 101);
-    println!(
-        "read {} VMs in {elapsed:?} with {} requests",
-        read.records.len(),
-        cf.requests_sent()
     );
 }

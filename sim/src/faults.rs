@@ -517,6 +517,7 @@ async fn instrument(State(inst): State<Arc<Instrument>>, req: Request, next: Nex
         .map(MatchedPath::as_str);
     let route = format!("{method} {}", route_template(matched, req.uri().path()));
     let kill = req.extensions().get::<ConnKill>().cloned();
+    let _in_flight = inst.stats.enter();
     let decision = inst.faults.decide(
         &method,
         req.uri().path(),

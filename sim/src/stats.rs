@@ -1,16 +1,29 @@
 //! Request counters of one simulated API, read and reset through
 //! `GET`/`DELETE /_sim/stats`: totals, and counts by route template
 //! (`GET /api/vms`, `PATCH /api/now/table/{table}/{sys_id}`), by method, by
-//! status and by injected fault. Admin routes (`/_sim/...`) are not counted.
+//! status and by injected fault, and the most requests ever in flight at once (how a client's
+//! concurrency shows without timing anything). Admin routes (`/_sim/...`) are not counted.
 
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// Shared counters; cheap to lock (one short critical section per request).
 #[derive(Default)]
 pub struct Stats {
     inner: Mutex<Counters>,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+}
+
+/// Marks one request in flight until dropped.
+pub struct InFlight<'a>(&'a Stats);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Default)]
@@ -46,6 +59,15 @@ impl Stats {
 
     pub fn reset(&self) {
         *self.inner.lock().unwrap_or_else(PoisonError::into_inner) = Counters::default();
+        self.max_in_flight
+            .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    /// A request starts; it stays in flight until the guard drops.
+    pub fn enter(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(self)
     }
 
     /// `{"total", "by_route": {"GET /api/vms": {"total", "by_status"}}, "by_method",
@@ -71,6 +93,7 @@ impl Stats {
             "by_method": c.by_method,
             "by_status": statuses(&c.by_status),
             "faults": c.faults,
+            "max_in_flight": self.max_in_flight.load(Ordering::SeqCst),
         })
     }
 
