@@ -1,30 +1,37 @@
-//! The imperative shell: one function per subcommand. It reads files (and later the APIs),
-//! calls the pure core, writes reports and says what happened. The clock is read once, in
-//! `main`, and passed in.
+//! The imperative shell: one function per subcommand. It reads files and the live APIs,
+//! calls the pure core, applies plans, writes reports and says what happened. The clock is
+//! read once, in `main`, and passed in.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
 
-use crate::cli::{CheckArgs, PlanArgs};
+use crate::apply::{self, ApplyOptions};
+use crate::cli::{ApplyArgs, CheckArgs, PlanArgs, RunArgs};
 use crate::config::{Config, Location, SyncConfig};
 use crate::reconcile::mapping::Mapping;
-use crate::reconcile::plan::Plan;
+use crate::reconcile::plan::{Plan, FORMAT_VERSION};
 use crate::reconcile::planner::{self, Input};
 use crate::reconcile::record::{Ci, References};
+use crate::report::model::{OperationOutcome, OutcomeStatus};
 use crate::report::{self, Format};
+use crate::source::cloudforms::CloudForms;
+use crate::source::SourceRead;
+use crate::target::servicenow::ServiceNow;
 use crate::{source, target};
 
-/// How a command ended, for the exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a command ended, for the exit code (README "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Status {
-    /// Nothing to change (or changes, when the caller did not ask to be told).
+    /// Done; nothing to report (or changes, when the caller did not ask to be told).
     Clean,
     /// Changes are planned and `--detailed-exitcode` was given.
     ChangesPlanned,
-    /// A safety rule refused the plan.
+    /// Some operations failed, or the source read was incomplete (retirements withheld).
+    Partial,
+    /// A safety rule refused the plan: nothing was written.
     Refused,
 }
 
@@ -40,18 +47,16 @@ pub fn check(args: &CheckArgs) -> Result<Status> {
     let mut failed = 0;
     for path in &args.mapping {
         match load_mapping(path) {
-            Ok(m) => {
-                println!(
-                    "ok: {} ({} -> {}, scope `{}`)\n  identity: {}\n  fields: {}\n  source attributes: {}",
-                    path.display(),
-                    m.source.collection,
-                    m.target.table,
-                    m.target.scope.text,
-                    m.identify.iter().map(|r| r.describe()).collect::<Vec<_>>().join(", then "),
-                    m.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
-                    m.source_attributes().join(","),
-                );
-            }
+            Ok(m) => println!(
+                "ok: {} ({} -> {}, scope `{}`)\n  identity: {}\n  fields: {}\n  source attributes: {}",
+                path.display(),
+                m.source.collection,
+                m.target.table,
+                m.target.scope.text,
+                m.identify.iter().map(|r| r.describe()).collect::<Vec<_>>().join(", then "),
+                m.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
+                m.source_attributes().join(","),
+            ),
             Err(e) => {
                 failed += 1;
                 eprintln!("error: {e:#}");
@@ -59,7 +64,7 @@ pub fn check(args: &CheckArgs) -> Result<Status> {
         }
     }
     if failed > 0 {
-        anyhow::bail!(
+        bail!(
             "{failed} of {} mapping files are invalid",
             args.mapping.len()
         );
@@ -67,15 +72,55 @@ pub fn check(args: &CheckArgs) -> Result<Status> {
     Ok(Status::Clean)
 }
 
+/// A plan and where its reports went.
+pub struct Planned {
+    pub plan: Plan,
+    pub dir: PathBuf,
+}
+
 /// `plan`: computes each sync's plan and writes its reports.
-pub fn plan(args: &PlanArgs, now: DateTime<Utc>) -> Result<Status> {
-    let config = Config::for_plan(args)?;
-    let mut status = Status::Clean;
-    let mut summaries = Vec::new();
+pub async fn plan(args: &PlanArgs, now: DateTime<Utc>) -> Result<Status> {
+    let config = Config::for_plan(args, &Default::default())?;
+    let planned = plan_all(&config, now, args.plan_opts.allow_mass_change).await?;
+    print!("{}", summary_table(&planned));
+    Ok(plan_status(&planned, args.plan_opts.detailed_exitcode))
+}
+
+fn plan_status(planned: &[Planned], detailed: bool) -> Status {
+    planned
+        .iter()
+        .map(|p| {
+            if refused(&p.plan) {
+                Status::Refused
+            } else if !p.plan.source.complete {
+                Status::Partial
+            } else if detailed && p.plan.has_changes() {
+                Status::ChangesPlanned
+            } else {
+                Status::Clean
+            }
+        })
+        .max()
+        .unwrap_or(Status::Clean)
+}
+
+/// Plans every sync of the config and writes the reports (always including plan.json).
+pub async fn plan_all(
+    config: &Config,
+    now: DateTime<Utc>,
+    allow_mass_change: bool,
+) -> Result<Vec<Planned>> {
+    let mut planned = Vec::new();
     for sync in &config.syncs {
-        let plan = plan_sync(sync, now, args.plan_opts.allow_mass_change)?;
-        let dir = report_dir(&config, &plan, now);
-        // plan.json is always written: it is what `apply` carries out.
+        let plan = plan_sync(config, sync, now, allow_mass_change).await?;
+        let dir = match &config.out_dir {
+            Some(dir) => dir.clone(),
+            None => config.report_dir.join(format!(
+                "{}-{}",
+                now.format("%Y%m%dT%H%M%SZ"),
+                plan.mapping.name
+            )),
+        };
         let mut formats = config.formats.clone();
         if !formats.contains(&Format::Json) {
             formats.push(Format::Json);
@@ -87,19 +132,13 @@ pub fn plan(args: &PlanArgs, now: DateTime<Utc>) -> Result<Status> {
             updates = plan.summary.updates,
             retirements = plan.summary.retirements + plan.summary.deletes + plan.summary.marked_absent,
             issues = plan.summary.issues,
+            source_complete = plan.source.complete,
             report = %dir.display(),
             "plan written"
         );
-        if refused(&plan) {
-            status = Status::Refused;
-        } else if plan.has_changes() && args.plan_opts.detailed_exitcode && status == Status::Clean
-        {
-            status = Status::ChangesPlanned;
-        }
-        summaries.push((plan, dir));
+        planned.push(Planned { plan, dir });
     }
-    print!("{}", summary_table(&summaries));
-    Ok(status)
+    Ok(planned)
 }
 
 /// Whether a guard refuses the plan (nothing may be written).
@@ -107,50 +146,137 @@ pub fn refused(plan: &Plan) -> bool {
     !plan.safety.guards_tripped.is_empty() && !plan.safety.mass_change_allowed
 }
 
-fn report_dir(config: &Config, plan: &Plan, now: DateTime<Utc>) -> PathBuf {
-    match &config.out_dir {
-        Some(dir) => dir.clone(),
-        None => config.report_dir.join(format!(
-            "{}-{}",
-            now.format("%Y%m%dT%H%M%SZ"),
-            plan.mapping.name
-        )),
-    }
-}
-
-fn plan_sync(sync: &SyncConfig, now: DateTime<Utc>, allow_mass_change: bool) -> Result<Plan> {
+async fn plan_sync(
+    config: &Config,
+    sync: &SyncConfig,
+    now: DateTime<Utc>,
+    allow_mass_change: bool,
+) -> Result<Plan> {
     let mapping = load_mapping(&sync.mapping)?;
-    let Location::File(source_path) = &sync.source;
-    let source = source::snapshot::read(source_path)?;
-    let Location::File(target_path) = &sync.target;
-    let cis = target::snapshot::read(target_path)?;
-    let mut references = References::default();
-    for (table, path) in &sync.references {
-        references.add_table(table, target::snapshot::read(path)?);
-    }
-    tracing::debug!(
-        records = source.records.len(),
-        cis = cis.len(),
-        "read {} and {}",
-        source_path.display(),
-        target_path.display()
+    let servicenow = match (&sync.target, &config.servicenow) {
+        (Location::Live, Some(cfg)) => Some(ServiceNow::new(cfg.clone())?),
+        _ => None,
+    };
+    // The two reads are independent: run them side by side.
+    let (source, target) = tokio::join!(
+        read_source(config, sync, &mapping),
+        read_target(sync, &mapping, servicenow.as_ref())
     );
+    let source = source?;
+    let (cis, target_origin) = target?;
+    let references = read_references(sync, &mapping, &source, servicenow.as_ref()).await?;
+    if let Some(reason) = &source.incomplete {
+        tracing::warn!(mapping = %mapping.name, "source read incomplete: {reason}; no CI will be retired this run");
+    }
     Ok(plan_from(
         &mapping,
-        source,
-        cis,
-        target_path.display().to_string(),
+        &source,
+        &cis,
+        target_origin,
         &references,
         now,
         allow_mass_change,
     ))
 }
 
+async fn read_source(config: &Config, sync: &SyncConfig, mapping: &Mapping) -> Result<SourceRead> {
+    match &sync.source {
+        Location::File(path) => Ok(source::snapshot::read(path)?),
+        Location::Live => {
+            let cfg = config
+                .cloudforms
+                .clone()
+                .ok_or_else(|| anyhow!("no [cloudforms] connection configured"))?;
+            let client = CloudForms::new(cfg)?;
+            let read = client
+                .read(
+                    &mapping.source.collection,
+                    &mapping.source_attributes(),
+                    &mapping.source.filters,
+                )
+                .await
+                .with_context(|| format!("reading CloudForms for mapping `{}`", mapping.name))?;
+            tracing::info!(
+                records = read.records.len(),
+                requests = client.requests_sent(),
+                "read {}",
+                read.origin
+            );
+            Ok(read)
+        }
+    }
+}
+
+async fn read_target(
+    sync: &SyncConfig,
+    mapping: &Mapping,
+    sn: Option<&ServiceNow>,
+) -> Result<(Vec<Ci>, String)> {
+    match (&sync.target, sn) {
+        (Location::File(path), _) => {
+            Ok((target::snapshot::read(path)?, path.display().to_string()))
+        }
+        (Location::Live, Some(sn)) => {
+            let table = &mapping.target.table;
+            let cis = sn
+                .read_table(table, &mapping.target_fields(), None)
+                .await
+                .with_context(|| {
+                    format!(
+                        "reading ServiceNow table `{table}` for mapping `{}`",
+                        mapping.name
+                    )
+                })?;
+            tracing::info!(
+                cis = cis.len(),
+                requests = sn.requests_sent(),
+                "read table {table}"
+            );
+            Ok((cis, format!("ServiceNow table {table}")))
+        }
+        (Location::Live, None) => bail!("no [servicenow] connection configured"),
+    }
+}
+
+async fn read_references(
+    sync: &SyncConfig,
+    mapping: &Mapping,
+    source: &SourceRead,
+    sn: Option<&ServiceNow>,
+) -> Result<References> {
+    let mut references = References::default();
+    for (table, path) in &sync.references {
+        references.add_table(table, target::snapshot::read(path)?);
+    }
+    let Some(sn) = sn else { return Ok(references) };
+    for (lookup, values) in mapping.lookup_keys(&source.records) {
+        if references.has_table(&lookup.table) {
+            continue; // an export file was given for it
+        }
+        let rows = sn
+            .read_where_in(
+                &lookup.table,
+                &lookup.by,
+                &values,
+                std::slice::from_ref(&lookup.by),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "resolving `{}` by `{}` in ServiceNow",
+                    lookup.table, lookup.by
+                )
+            })?;
+        references.add_table(&lookup.table, rows);
+    }
+    Ok(references)
+}
+
 /// Runs the pure planner on what was read.
 pub fn plan_from(
     mapping: &Mapping,
-    source: source::SourceRead,
-    cis: Vec<Ci>,
+    source: &SourceRead,
+    cis: &[Ci],
     target_origin: String,
     references: &References,
     now: DateTime<Utc>,
@@ -159,9 +285,9 @@ pub fn plan_from(
     planner::plan(Input {
         mapping,
         records: &source.records,
-        source_origin: source.origin,
-        source_incomplete: source.incomplete,
-        cis: &cis,
+        source_origin: source.origin.clone(),
+        source_incomplete: source.incomplete.clone(),
+        cis,
         target_origin,
         references,
         now,
@@ -169,14 +295,179 @@ pub fn plan_from(
     })
 }
 
+/// `apply`: carries out a reviewed plan file.
+pub async fn apply(args: &ApplyArgs, now: DateTime<Utc>) -> Result<Status> {
+    let (sn_config, options, max_age) =
+        Config::for_apply(&args.config, &args.connections, &args.apply_opts)?;
+    let plan = read_plan(&args.plan)?;
+    if let Some(max_age) = max_age {
+        let age = now - plan.generated_at;
+        if age > chrono::TimeDelta::from_std(max_age).unwrap_or(chrono::TimeDelta::MAX) {
+            eprintln!(
+                "refused: the plan `{}` was made {} ago, more than --max-plan-age {}; plan again and review the new plan",
+                args.plan.display(),
+                humanize(age),
+                humanize(chrono::TimeDelta::from_std(max_age).unwrap_or_default())
+            );
+            return Ok(Status::Refused);
+        }
+    }
+    let dir = args
+        .plan
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let sn = ServiceNow::new(sn_config)?;
+    let status = apply_planned(&Planned { plan, dir }, &sn, &options).await?;
+    Ok(status)
+}
+
+/// Reads and checks a plan file.
+pub fn read_plan(path: &Path) -> Result<Plan> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read plan `{}`", path.display()))?;
+    let version: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("plan `{}` is not JSON", path.display()))?;
+    let found = version
+        .get("format_version")
+        .and_then(serde_json::Value::as_u64);
+    if found != Some(u64::from(FORMAT_VERSION)) {
+        bail!(
+            "plan `{}` has format_version {found:?}; this cmdb-reconcile reads {FORMAT_VERSION}: plan again with this version",
+            path.display()
+        );
+    }
+    serde_json::from_value(version)
+        .with_context(|| format!("plan `{}` is not a cmdb-reconcile plan", path.display()))
+}
+
+/// Applies one plan (unless a guard refuses it), writes outcome.json and refreshes the reports.
+async fn apply_planned(
+    planned: &Planned,
+    sn: &ServiceNow,
+    options: &ApplyOptions,
+) -> Result<Status> {
+    let plan = &planned.plan;
+    if refused(plan) {
+        for trip in &plan.safety.guards_tripped {
+            eprintln!(
+                "refused: {}: guard {}: {}",
+                plan.mapping.name, trip.guard, trip.message
+            );
+        }
+        return Ok(Status::Refused);
+    }
+    let started = std::time::Instant::now();
+    let outcomes = apply::apply(plan, sn, options).await;
+    let written = report::write_reports(plan, Some(&outcomes), &planned.dir, &Format::ALL)?;
+    let counts = apply::tally(&outcomes);
+    let count = |s| counts.get(&s).copied().unwrap_or(0);
+    tracing::info!(
+        mapping = %plan.mapping.name,
+        applied = count(OutcomeStatus::Applied),
+        failed = count(OutcomeStatus::Failed),
+        skipped_stale = count(OutcomeStatus::SkippedStale),
+        skipped = count(OutcomeStatus::Skipped),
+        requests = sn.requests_sent(),
+        seconds = started.elapsed().as_secs_f64(),
+        "plan applied"
+    );
+    println!("{}", outcome_line(plan, &outcomes, &planned.dir));
+    for o in outcomes
+        .iter()
+        .filter(|o| o.status == OutcomeStatus::Failed)
+        .take(10)
+    {
+        println!(
+            "  failed {}: {}",
+            o.sys_id
+                .as_deref()
+                .or(o.source_id.as_deref())
+                .unwrap_or("?"),
+            o.message
+        );
+    }
+    tracing::debug!(files = written.len(), "reports refreshed");
+    Ok(
+        if count(OutcomeStatus::Failed) > 0 || !plan.source.complete {
+            Status::Partial
+        } else {
+            Status::Clean
+        },
+    )
+}
+
+fn outcome_line(plan: &Plan, outcomes: &[OperationOutcome], dir: &Path) -> String {
+    let counts = apply::tally(outcomes);
+    let count = |s| counts.get(&s).copied().unwrap_or(0);
+    format!(
+        "{}: applied {}, failed {}, skipped as stale {}, skipped {} (outcome: {})",
+        plan.mapping.name,
+        count(OutcomeStatus::Applied),
+        count(OutcomeStatus::Failed),
+        count(OutcomeStatus::SkippedStale),
+        count(OutcomeStatus::Skipped),
+        dir.join(report::OUTCOME_FILE).display()
+    )
+}
+
+/// `run`: plan then apply, for cron.
+pub async fn run(args: &RunArgs, now: DateTime<Utc>) -> Result<Status> {
+    let config = Config::for_plan(&args.plan, &args.apply_opts)?;
+    let planned = plan_all(&config, now, args.plan.plan_opts.allow_mass_change).await?;
+    print!("{}", summary_table(&planned));
+    if args.dry_run {
+        return Ok(plan_status(&planned, args.plan.plan_opts.detailed_exitcode));
+    }
+    run_apply(&config, &planned).await
+}
+
+/// Applies each plan that has changes; the worst status wins.
+pub async fn run_apply(config: &Config, planned: &[Planned]) -> Result<Status> {
+    let mut status = Status::Clean;
+    for p in planned {
+        let this = if refused(&p.plan) {
+            Status::Refused
+        } else if !p.plan.has_changes() {
+            if p.plan.source.complete {
+                Status::Clean
+            } else {
+                Status::Partial
+            }
+        } else {
+            let cfg = config.servicenow.clone().ok_or_else(|| {
+                anyhow!(
+                    "applying `{}` needs a [servicenow] connection",
+                    p.plan.mapping.name
+                )
+            })?;
+            let sn = ServiceNow::new(cfg)?;
+            apply_planned(p, &sn, &config.apply).await?
+        };
+        status = status.max(this);
+    }
+    Ok(status)
+}
+
+fn humanize(d: chrono::TimeDelta) -> String {
+    let secs = d.num_seconds();
+    match secs {
+        s if s >= 86_400 => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+        s if s >= 3600 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// The short summary printed on stdout: one row per sync, then warnings and report paths.
-pub fn summary_table(plans: &[(Plan, PathBuf)]) -> String {
+pub fn summary_table(planned: &[Planned]) -> String {
     let mut out = String::new();
     let header = [
         "mapping",
         "table",
         "create",
         "update",
+        "heartbeat",
         "absent",
         "retire",
         "delete",
@@ -184,15 +475,16 @@ pub fn summary_table(plans: &[(Plan, PathBuf)]) -> String {
         "quarantined",
         "issues",
     ];
-    let rows: Vec<[String; 10]> = plans
+    let rows: Vec<Vec<String>> = planned
         .iter()
-        .map(|(p, _)| {
+        .map(|Planned { plan: p, .. }| {
             let s = &p.summary;
-            [
+            vec![
                 p.mapping.name.clone(),
                 p.mapping.table.clone(),
                 s.creates.to_string(),
-                s.updates.to_string(),
+                (s.updates - s.heartbeats).to_string(),
+                s.heartbeats.to_string(),
                 s.marked_absent.to_string(),
                 s.retirements.to_string(),
                 s.deletes.to_string(),
@@ -227,7 +519,7 @@ pub fn summary_table(plans: &[(Plan, PathBuf)]) -> String {
     for row in &rows {
         out.push_str(&line(&row.iter().map(String::as_str).collect::<Vec<_>>()));
     }
-    for (plan, dir) in plans {
+    for Planned { plan, dir } in planned {
         if let Some(reason) = &plan.safety.retirements_blocked {
             let _ = writeln!(
                 out,

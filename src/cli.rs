@@ -10,8 +10,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// should be (a mapping file in `mappings/`), and plans creates, updates and retirements.
 /// `plan` writes that plan as a drift report for review.
 ///
-/// Exit codes: 0 success (nothing to change, or changes without --detailed-exitcode),
-/// 1 error, 2 changes planned (with --detailed-exitcode), 4 refused by a safety rule.
+/// Exit codes: 0 success, 1 error, 2 changes planned (with --detailed-exitcode),
+/// 3 partial failure (an operation failed, or the source read was incomplete so retirements
+/// were withheld), 4 refused by a safety rule (a guard tripped, or the plan is too old).
 #[derive(Debug, Parser)]
 #[command(
     name = "cmdb-reconcile",
@@ -59,8 +60,22 @@ pub enum Command {
     /// and drift.html into --out-dir.
     Plan(PlanArgs),
 
+    /// Apply a reviewed plan (plan.json) to ServiceNow: exactly that plan, nothing else.
+    ///
+    /// Writes outcome.json next to the plan and refreshes the reports with what happened.
+    /// CIs changed since the plan was made are skipped as stale.
+    Apply(ApplyArgs),
+
+    /// Plan, then apply, in one go (for cron and CronJobs); --dry-run stops after the report.
+    Run(RunArgs),
+
     /// Validate mapping files and print what each one reads and writes.
     Check(CheckArgs),
+
+    /// Run the whole job against built-in simulators of CloudForms and ServiceNow:
+    /// plan, apply, and plan again to show that no drift is left.
+    #[cfg(feature = "demo")]
+    Demo(DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -89,10 +104,126 @@ pub struct PlanArgs {
     pub references: Vec<(String, PathBuf)>,
 
     #[command(flatten)]
+    pub connections: ConnectionArgs,
+
+    #[command(flatten)]
     pub report: ReportArgs,
 
     #[command(flatten)]
     pub plan_opts: PlanOpts,
+}
+
+/// Connection settings that may come from flags or the environment rather than the config
+/// file (secrets in particular: a Kubernetes Secret mounted as env vars or files).
+#[derive(Debug, Args, Default)]
+pub struct ConnectionArgs {
+    /// CloudForms appliance URL (overrides [cloudforms] url).
+    #[arg(long, env = "CLOUDFORMS_URL", value_name = "URL")]
+    pub cloudforms_url: Option<String>,
+    /// CloudForms user.
+    #[arg(long, env = "CLOUDFORMS_USER", value_name = "USER")]
+    pub cloudforms_user: Option<String>,
+    /// CloudForms password (prefer the env var or [cloudforms] password_file).
+    #[arg(
+        long,
+        env = "CLOUDFORMS_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
+    pub cloudforms_password: Option<String>,
+    /// CloudForms group to act as (X-MIQ-Group).
+    #[arg(long, env = "CLOUDFORMS_GROUP", value_name = "GROUP")]
+    pub cloudforms_group: Option<String>,
+    /// ServiceNow instance URL (overrides [servicenow] url).
+    #[arg(long, env = "SERVICENOW_URL", value_name = "URL")]
+    pub servicenow_url: Option<String>,
+    /// ServiceNow user.
+    #[arg(long, env = "SERVICENOW_USER", value_name = "USER")]
+    pub servicenow_user: Option<String>,
+    /// ServiceNow password (prefer the env var or [servicenow] password_file).
+    #[arg(
+        long,
+        env = "SERVICENOW_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
+    pub servicenow_password: Option<String>,
+    /// ServiceNow OAuth client id (switches to OAuth).
+    #[arg(long, env = "SERVICENOW_CLIENT_ID", value_name = "ID")]
+    pub servicenow_client_id: Option<String>,
+    /// ServiceNow OAuth client secret.
+    #[arg(
+        long,
+        env = "SERVICENOW_CLIENT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub servicenow_client_secret: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The reviewed plan: `plan.json` written by `plan`.
+    #[arg(long, short = 'p', value_name = "FILE")]
+    pub plan: PathBuf,
+
+    /// Config file ([servicenow] connection, [apply] settings).
+    #[arg(long, short = 'c', env = "CMDB_RECONCILE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
+
+    #[command(flatten)]
+    pub apply_opts: ApplyOpts,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ApplyOpts {
+    /// Refuse a plan older than this (`24h`, `90m`, `0` = no limit); default 24h.
+    #[arg(long, value_name = "DURATION")]
+    pub max_plan_age: Option<String>,
+
+    /// Writes in flight at once (default 8, or [apply] concurrency).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Send updates and retirements through the Batch API, N per request (0 = off).
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+
+    /// Stop after writing the report; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub apply_opts: ApplyOpts,
+}
+
+#[cfg(feature = "demo")]
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// VMs in the simulated estate.
+    #[arg(long, default_value_t = 5000)]
+    pub vms: usize,
+
+    /// Fraction of CIs with drifted fields.
+    #[arg(long, default_value_t = 0.05)]
+    pub drift: f64,
+
+    /// Seed of the simulated estate.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+
+    /// Where the reports go (default reports/demo-<timestamp>/).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

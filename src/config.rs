@@ -1,20 +1,29 @@
-//! Configuration: the config file, overridden by flags (and environment variables where the
-//! CLI declares them), validated into a [`Config`]. Relative paths in a config file are
-//! relative to the file's own folder, so a config works from any working directory.
+//! Configuration: the config file, overridden by flags and environment variables, validated
+//! into a [`Config`]. Relative paths in a config file are relative to the file's own folder,
+//! so a config works from any working directory. Secrets come from an environment variable or
+//! a file (Kubernetes Secrets), never needing the command line, and never print ([`Secret`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 
-use crate::cli::{PlanArgs, ReportArgs};
+use crate::apply::ApplyOptions;
+use crate::cli::{ApplyOpts, ConnectionArgs, PlanArgs, ReportArgs};
+use crate::net::{HttpSettings, RetryPolicy, Secret};
+use crate::reconcile::mapping::parse_duration;
 use crate::report::Format;
+use crate::source::cloudforms::CloudFormsConfig;
+use crate::target::servicenow::{ServiceNowConfig, SnAuth};
 
 /// Where records or CIs come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     File(PathBuf),
+    /// The live API of the `[cloudforms]` or `[servicenow]` section.
+    Live,
 }
 
 /// One mapping to reconcile: a source collection into a CMDB table.
@@ -23,18 +32,24 @@ pub struct SyncConfig {
     pub mapping: PathBuf,
     pub source: Location,
     pub target: Location,
-    /// Referenced tables for lookups: table -> export file.
+    /// Referenced tables from export files (offline): table -> file. Live targets read
+    /// referenced tables from ServiceNow.
     pub references: Vec<(String, PathBuf)>,
 }
 
 /// Validated settings for one invocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub report_dir: PathBuf,
     /// When set, reports go exactly here (one sync only).
     pub out_dir: Option<PathBuf>,
     pub formats: Vec<Format>,
     pub syncs: Vec<SyncConfig>,
+    pub cloudforms: Option<CloudFormsConfig>,
+    pub servicenow: Option<ServiceNowConfig>,
+    pub apply: ApplyOptions,
+    /// `apply` refuses plans older than this; `None` = no limit.
+    pub max_plan_age: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -44,6 +59,10 @@ struct FileConfig {
     report: FileReport,
     #[serde(default)]
     sync: Vec<FileSync>,
+    cloudforms: Option<FileCloudForms>,
+    servicenow: Option<FileServiceNow>,
+    #[serde(default)]
+    apply: FileApply,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,6 +82,60 @@ struct FileSync {
     references: BTreeMap<String, PathBuf>,
 }
 
+/// A secret's possible homes, most preferred first: a file, an environment variable, inline.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHttp {
+    verify_tls: Option<bool>,
+    ca_file: Option<PathBuf>,
+    timeout: Option<String>,
+    connect_timeout: Option<String>,
+    page_size: Option<usize>,
+    concurrency: Option<usize>,
+    retries: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCloudForms {
+    url: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    group: Option<String>,
+    use_token: Option<bool>,
+    #[serde(flatten)]
+    http: FileHttp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileServiceNow {
+    url: Option<String>,
+    /// `basic` (default) or `oauth`.
+    auth: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    #[serde(flatten)]
+    http: FileHttp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileApply {
+    concurrency: Option<usize>,
+    batch_size: Option<usize>,
+    max_plan_age: Option<String>,
+    retries: Option<u32>,
+}
+
 fn parse_formats(names: &[String], origin: &str) -> Result<Vec<Format>> {
     if names.is_empty() {
         return Ok(Format::ALL.to_vec());
@@ -70,7 +143,7 @@ fn parse_formats(names: &[String], origin: &str) -> Result<Vec<Format>> {
     let mut formats = Vec::new();
     for name in names {
         let format: Format = name.parse().map_err(|_| {
-            anyhow::anyhow!(
+            anyhow!(
                 "{origin}: unknown report format `{name}` (one of {})",
                 Format::NAMES.join(", ")
             )
@@ -96,46 +169,254 @@ fn read_file_config(path: &Path) -> Result<FileConfig> {
                 )
             })
             .unwrap_or((1, 1));
-        anyhow::anyhow!("{}:{line}:{column}: {}", path.display(), e.message().trim())
+        anyhow!("{}:{line}:{column}: {}", path.display(), e.message().trim())
     })
 }
 
+/// Resolves a secret: flag or env var (clap) first, then `*_file`, then `*_env`, then inline.
+fn secret(
+    flag: &Option<String>,
+    file: &Option<PathBuf>,
+    env: &Option<String>,
+    inline: &Option<String>,
+    what: &str,
+) -> Result<Option<Secret>> {
+    if let Some(v) = flag {
+        return Ok(Some(Secret::new(v.clone())));
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {what} file `{}`", path.display()))?;
+        // Files written by `echo` or a Secret volume end with a newline that is not part of it.
+        return Ok(Some(Secret::new(
+            text.trim_end_matches(['\n', '\r']).to_owned(),
+        )));
+    }
+    if let Some(var) = env {
+        let value = std::env::var(var)
+            .map_err(|_| anyhow!("{what}: environment variable `{var}` is not set"))?;
+        return Ok(Some(Secret::new(value)));
+    }
+    Ok(inline.clone().map(Secret::new))
+}
+
+fn duration(text: &Option<String>, default: Duration, what: &str) -> Result<Duration> {
+    match text {
+        None => Ok(default),
+        Some(t) => parse_duration(t)
+            .map(|secs| Duration::from_secs(secs.max(0) as u64))
+            .map_err(|e| anyhow!("{what}: {e}")),
+    }
+}
+
+fn http_settings(h: &FileHttp, base: &Path, section: &str) -> Result<(HttpSettings, RetryPolicy)> {
+    let defaults = HttpSettings::default();
+    let settings = HttpSettings {
+        timeout: duration(
+            &h.timeout,
+            defaults.timeout,
+            &format!("[{section}] timeout"),
+        )?,
+        connect_timeout: duration(
+            &h.connect_timeout,
+            defaults.connect_timeout,
+            &format!("[{section}] connect_timeout"),
+        )?,
+        verify_tls: h.verify_tls.unwrap_or(true),
+        ca_file: h.ca_file.as_ref().map(|p| rel(base, p)),
+    };
+    let retry = RetryPolicy {
+        max_attempts: h
+            .retries
+            .map(|r| r + 1)
+            .unwrap_or(RetryPolicy::default().max_attempts),
+        ..RetryPolicy::default()
+    };
+    Ok((settings, retry))
+}
+
+fn rel(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+fn cloudforms(
+    file: Option<&FileCloudForms>,
+    flags: &ConnectionArgs,
+    base: &Path,
+) -> Result<Option<CloudFormsConfig>> {
+    let empty = FileCloudForms::default();
+    let f = file.unwrap_or(&empty);
+    let Some(url) = flags.cloudforms_url.clone().or_else(|| f.url.clone()) else {
+        return Ok(None);
+    };
+    let user = flags
+        .cloudforms_user
+        .clone()
+        .or_else(|| f.user.clone())
+        .ok_or_else(|| anyhow!("[cloudforms] needs `user` (or CLOUDFORMS_USER)"))?;
+    let password = secret(
+        &flags.cloudforms_password,
+        &f.password_file.as_ref().map(|p| rel(base, p)),
+        &f.password_env,
+        &f.password,
+        "[cloudforms] password",
+    )?
+    .ok_or_else(|| {
+        anyhow!(
+            "[cloudforms] needs a password: CLOUDFORMS_PASSWORD, `password_file` or `password_env`"
+        )
+    })?;
+    let (http, retry) = http_settings(&f.http, base, "cloudforms")?;
+    let mut cfg = CloudFormsConfig::new(url, user, password);
+    cfg.group = flags.cloudforms_group.clone().or_else(|| f.group.clone());
+    cfg.use_token = f.use_token.unwrap_or(true);
+    cfg.http = http;
+    cfg.retry = retry;
+    if let Some(n) = f.http.page_size {
+        cfg.page_size = n.clamp(1, 1000);
+    }
+    if let Some(n) = f.http.concurrency {
+        cfg.concurrency = n.max(1);
+    }
+    Ok(Some(cfg))
+}
+
+fn servicenow(
+    file: Option<&FileServiceNow>,
+    flags: &ConnectionArgs,
+    base: &Path,
+) -> Result<Option<ServiceNowConfig>> {
+    let empty = FileServiceNow::default();
+    let f = file.unwrap_or(&empty);
+    let Some(url) = flags.servicenow_url.clone().or_else(|| f.url.clone()) else {
+        return Ok(None);
+    };
+    let user = flags.servicenow_user.clone().or_else(|| f.user.clone());
+    let password = secret(
+        &flags.servicenow_password,
+        &f.password_file.as_ref().map(|p| rel(base, p)),
+        &f.password_env,
+        &f.password,
+        "[servicenow] password",
+    )?;
+    let client_id = flags
+        .servicenow_client_id
+        .clone()
+        .or_else(|| f.client_id.clone());
+    let oauth = match f.auth.as_deref() {
+        Some("oauth") => true,
+        Some("basic") => false,
+        None => client_id.is_some(),
+        Some(other) => bail!("[servicenow] auth `{other}`: one of `basic`, `oauth`"),
+    };
+    let auth = if oauth {
+        let client_secret = secret(
+            &flags.servicenow_client_secret,
+            &f.client_secret_file.as_ref().map(|p| rel(base, p)),
+            &f.client_secret_env,
+            &f.client_secret,
+            "[servicenow] client_secret",
+        )?
+        .ok_or_else(|| anyhow!("[servicenow] OAuth needs a client secret: SERVICENOW_CLIENT_SECRET, `client_secret_file` or `client_secret_env`"))?;
+        SnAuth::OAuth {
+            client_id: client_id.ok_or_else(|| {
+                anyhow!("[servicenow] OAuth needs `client_id` (or SERVICENOW_CLIENT_ID)")
+            })?,
+            client_secret,
+            user,
+            password,
+        }
+    } else {
+        SnAuth::Basic {
+            user: user.ok_or_else(|| anyhow!("[servicenow] needs `user` (or SERVICENOW_USER)"))?,
+            password: password.ok_or_else(|| anyhow!("[servicenow] needs a password: SERVICENOW_PASSWORD, `password_file` or `password_env`"))?,
+        }
+    };
+    let (http, retry) = http_settings(&f.http, base, "servicenow")?;
+    let mut cfg = ServiceNowConfig::new(url, auth);
+    cfg.http = http;
+    cfg.retry = retry;
+    if let Some(n) = f.http.page_size {
+        cfg.page_size = n.clamp(1, 10_000);
+    }
+    if let Some(n) = f.http.concurrency {
+        cfg.concurrency = n.max(1);
+    }
+    Ok(Some(cfg))
+}
+
+/// The parts every command shares: file sections, connections, apply settings.
+struct Loaded {
+    file: FileConfig,
+    base: PathBuf,
+    origin: String,
+}
+
+fn load(config: &Option<PathBuf>) -> Result<Loaded> {
+    Ok(match config {
+        Some(path) => Loaded {
+            file: read_file_config(path)?,
+            base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            origin: path.display().to_string(),
+        },
+        None => Loaded {
+            file: FileConfig::default(),
+            base: PathBuf::new(),
+            origin: "the command line".into(),
+        },
+    })
+}
+
+fn apply_options(file: &FileApply, flags: &ApplyOpts) -> Result<(ApplyOptions, Option<Duration>)> {
+    let defaults = ApplyOptions::default();
+    let options = ApplyOptions {
+        concurrency: flags
+            .concurrency
+            .or(file.concurrency)
+            .unwrap_or(defaults.concurrency)
+            .max(1),
+        batch_size: flags
+            .batch_size
+            .or(file.batch_size)
+            .unwrap_or(defaults.batch_size),
+        retry: RetryPolicy {
+            max_attempts: file
+                .retries
+                .map(|r| r + 1)
+                .unwrap_or(defaults.retry.max_attempts),
+            ..defaults.retry
+        },
+    };
+    let age = flags
+        .max_plan_age
+        .clone()
+        .or_else(|| file.max_plan_age.clone());
+    let age = duration(&age, Duration::from_secs(86_400), "max_plan_age")?;
+    Ok((options, (!age.is_zero()).then_some(age)))
+}
+
 impl Config {
-    /// Builds the configuration of `plan` from its flags and, if given, the config file.
-    pub fn for_plan(args: &PlanArgs) -> Result<Self> {
-        let (file, base) = match &args.config {
-            Some(path) => {
-                let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                (read_file_config(path)?, base)
-            }
-            None => (FileConfig::default(), PathBuf::new()),
-        };
-        let origin = args
-            .config
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "--format".into());
-        let rel = |p: &Path| {
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                base.join(p)
-            }
-        };
+    /// Builds the configuration of `plan` (and `run`) from its flags and the config file.
+    pub fn for_plan(args: &PlanArgs, apply: &ApplyOpts) -> Result<Self> {
+        let Loaded { file, base, origin } = load(&args.config)?;
+        let rel = |p: &Path| rel(&base, p);
 
         let mut syncs = Vec::new();
-        for (i, s) in file.sync.iter().enumerate() {
-            let what = |key: &str| format!("[[sync]] #{} in `{}` has no `{key}`", i + 1, origin);
+        for s in &file.sync {
             syncs.push(SyncConfig {
                 mapping: rel(&s.mapping),
-                source: Location::File(rel(s
+                source: s
                     .source_file
                     .as_deref()
-                    .ok_or_else(|| anyhow::anyhow!(what("source_file")))?)),
-                target: Location::File(rel(s
+                    .map_or(Location::Live, |p| Location::File(rel(p))),
+                target: s
                     .target_file
                     .as_deref()
-                    .ok_or_else(|| anyhow::anyhow!(what("target_file")))?)),
+                    .map_or(Location::Live, |p| Location::File(rel(p))),
                 references: s
                     .references
                     .iter()
@@ -148,17 +429,15 @@ impl Config {
             args.mapping.is_some() || args.source_file.is_some() || args.target_file.is_some();
         if flags_given {
             match syncs.len() {
-                0 => {
-                    let need = |v: &Option<PathBuf>, flag: &str| {
-                        v.clone().ok_or_else(|| anyhow::anyhow!("`{flag}` is required without a config file's [[sync]] entry"))
-                    };
-                    syncs.push(SyncConfig {
-                        mapping: need(&args.mapping, "--mapping")?,
-                        source: Location::File(need(&args.source_file, "--source-file")?),
-                        target: Location::File(need(&args.target_file, "--target-file")?),
-                        references: Vec::new(),
-                    });
-                }
+                0 => syncs.push(SyncConfig {
+                    mapping: args
+                        .mapping
+                        .clone()
+                        .ok_or_else(|| anyhow!("`--mapping` is required without a config file's [[sync]] entry"))?,
+                    source: args.source_file.clone().map_or(Location::Live, Location::File),
+                    target: args.target_file.clone().map_or(Location::Live, Location::File),
+                    references: Vec::new(),
+                }),
                 1 => {
                     let sync = &mut syncs[0];
                     if let Some(m) = &args.mapping {
@@ -175,42 +454,64 @@ impl Config {
             }
         }
         if syncs.is_empty() {
-            bail!("nothing to plan: give --config with a [[sync]] entry, or --mapping, --source-file and --target-file");
+            bail!("nothing to plan: give --config with a [[sync]] entry, or --mapping (with --source-file and --target-file, or a [cloudforms] and [servicenow] connection)");
         }
         for sync in &mut syncs {
             sync.references.extend(args.references.iter().cloned());
         }
-        Self::finish(file.report, base, &args.report, syncs, &origin)
-    }
 
-    fn finish(
-        report: FileReport,
-        base: PathBuf,
-        flags: &ReportArgs,
-        syncs: Vec<SyncConfig>,
-        origin: &str,
-    ) -> Result<Self> {
-        let formats = if flags.format.is_empty() {
-            parse_formats(report.formats.as_deref().unwrap_or_default(), origin)?
+        let cloudforms = cloudforms(file.cloudforms.as_ref(), &args.connections, &base)?;
+        let servicenow = servicenow(file.servicenow.as_ref(), &args.connections, &base)?;
+        for sync in &syncs {
+            if sync.source == Location::Live && cloudforms.is_none() {
+                bail!("`{}` reads CloudForms live but no [cloudforms] url is set (config file or CLOUDFORMS_URL); or give --source-file", sync.mapping.display());
+            }
+            if sync.target == Location::Live && servicenow.is_none() {
+                bail!("`{}` reads ServiceNow live but no [servicenow] url is set (config file or SERVICENOW_URL); or give --target-file", sync.mapping.display());
+            }
+        }
+        let (apply_opts, max_plan_age) = apply_options(&file.apply, apply)?;
+        let formats = if args.report.format.is_empty() {
+            parse_formats(file.report.formats.as_deref().unwrap_or_default(), &origin)?
         } else {
-            parse_formats(&flags.format, "--format")?
+            parse_formats(&args.report.format, "--format")?
         };
-        if flags.out_dir.is_some() && syncs.len() > 1 {
+        if args.report.out_dir.is_some() && syncs.len() > 1 {
             bail!(
                 "--out-dir names one folder but {} syncs are planned; set [report] dir instead",
                 syncs.len()
             );
         }
-        let report_dir = match report.dir {
-            Some(d) if d.is_absolute() => d,
-            Some(d) => base.join(d),
-            None => PathBuf::from("reports"),
-        };
+        let report_dir = file
+            .report
+            .dir
+            .as_deref()
+            .map_or_else(|| PathBuf::from("reports"), rel);
+        let ReportArgs { out_dir, .. } = &args.report;
         Ok(Self {
             report_dir,
-            out_dir: flags.out_dir.clone(),
+            out_dir: out_dir.clone(),
             formats,
             syncs,
+            cloudforms,
+            servicenow,
+            apply: apply_opts,
+            max_plan_age,
         })
+    }
+
+    /// The configuration of `apply`: the ServiceNow connection and apply settings.
+    pub fn for_apply(
+        config: &Option<PathBuf>,
+        connections: &ConnectionArgs,
+        apply: &ApplyOpts,
+    ) -> Result<(ServiceNowConfig, ApplyOptions, Option<Duration>)> {
+        let Loaded { file, base, .. } = load(config)?;
+        let servicenow =
+            servicenow(file.servicenow.as_ref(), connections, &base)?.ok_or_else(|| {
+                anyhow!("apply needs a [servicenow] url (config file or SERVICENOW_URL)")
+            })?;
+        let (options, age) = apply_options(&file.apply, apply)?;
+        Ok((servicenow, options, age))
     }
 }

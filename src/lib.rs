@@ -4,8 +4,11 @@
 //! core, which returns a [`reconcile::plan::Plan`]; [`report`] renders it. See ARCHITECTURE.md.
 
 pub mod app;
+pub mod apply;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod net;
 pub mod reconcile;
 pub mod report;

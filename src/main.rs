@@ -14,9 +14,11 @@ use cmdb_reconcile::cli::{Cli, Command, LogArgs, LogFormat};
 const EXIT_OK: u8 = 0;
 const EXIT_ERROR: u8 = 1;
 const EXIT_CHANGES: u8 = 2;
+const EXIT_PARTIAL: u8 = 3;
 const EXIT_REFUSED: u8 = 4;
 
-fn init_logging(args: &LogArgs) {
+/// Sets up logging on stderr; returns whether it is JSON.
+fn init_logging(args: &LogArgs) -> bool {
     let level = match (args.quiet, args.verbose) {
         (true, _) => "warn",
         (false, 0) => "info",
@@ -42,23 +44,46 @@ fn init_logging(args: &LogArgs) {
     } else {
         builder.with_target(false).init();
     }
+    json
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
-    // The one clock reading of the run (a hidden flag pins it to reproduce a past plan).
-    let result = match &cli.command {
-        Command::Plan(args) => app::plan(args, args.plan_opts.now.unwrap_or_else(chrono::Utc::now)),
-        Command::Check(args) => app::check(args),
+    let json_logs = init_logging(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
     };
+    // The one clock reading of the run (a hidden flag pins it to reproduce a past plan).
+    let now = chrono::Utc::now();
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Command::Plan(args) => app::plan(args, args.plan_opts.now.unwrap_or(now)).await,
+            Command::Apply(args) => app::apply(args, now).await,
+            Command::Run(args) => app::run(args, args.plan.plan_opts.now.unwrap_or(now)).await,
+            Command::Check(args) => app::check(args),
+            #[cfg(feature = "demo")]
+            Command::Demo(args) => cmdb_reconcile::demo::demo(args, now).await,
+        }
+    });
     match result {
         Ok(Status::Clean) => ExitCode::from(EXIT_OK),
         Ok(Status::ChangesPlanned) => ExitCode::from(EXIT_CHANGES),
+        Ok(Status::Partial) => ExitCode::from(EXIT_PARTIAL),
         Ok(Status::Refused) => ExitCode::from(EXIT_REFUSED),
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            // One clear line: the log collector gets it as JSON, a person as text.
+            if json_logs {
+                tracing::error!("{e:#}");
+            } else {
+                eprintln!("error: {e:#}");
+            }
             ExitCode::from(EXIT_ERROR)
         }
     }

@@ -63,7 +63,14 @@ pub fn parse(text: &str, path: &Path) -> Result<SourceRead, SnapshotError> {
     let whole = serde_json::from_str::<Value>(text);
     let document = match whole {
         Ok(v) => v,
-        Err(e) if trimmed.starts_with('{') && e.is_syntax() && e.line() > 1 => {
+        // JSON lines: the document is not one value, but its first line is one object.
+        Err(e)
+            if e.is_syntax()
+                && e.line() > 1
+                && trimmed.lines().next().is_some_and(|first| {
+                    serde_json::from_str::<serde_json::Map<String, Value>>(first).is_ok()
+                }) =>
+        {
             return parse_lines(text, path, json_error).map(|records| SourceRead {
                 origin,
                 records,
@@ -190,6 +197,14 @@ mod tests {
             err.starts_with("source snapshot `vms.json` line 2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_broken_document_is_not_mistaken_for_json_lines() {
+        let err = parse("{\"resources\": [ {\"id\": 1},\n {\"id\" 2} ]}", p())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
     }
 
     #[test]
