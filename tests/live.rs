@@ -1,0 +1,516 @@
+//! The whole job over real HTTP against the simulators on 127.0.0.1: plan -> apply -> plan
+//! converges, apply is idempotent, and the job stays safe when the network or the servers
+//! misbehave (rate limits, 5xx, resets, lost responses, lost pages, bad credentials, stale
+//! plans, servers that never answer).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use cmdb_reconcile::app::{self, Planned, Status};
+use cmdb_reconcile::config::{Config, Location, SyncConfig};
+use cmdb_reconcile::net::{RetryPolicy, Secret};
+use cmdb_reconcile::report::Format;
+use cmdb_reconcile::source::cloudforms::CloudFormsConfig;
+use cmdb_reconcile::target::servicenow::{ServiceNowConfig, SnAuth};
+use cmdb_sim::{Api, FaultConfig, SimOptions, Sims};
+use serde_json::{json, Value};
+
+const TABLE: &str = "cmdb_ci_vmware_instance";
+
+fn now() -> DateTime<Utc> {
+    "2026-11-27T06:00:00Z".parse().unwrap()
+}
+
+async fn sims(vms: usize) -> Sims {
+    Sims::start(SimOptions {
+        vms,
+        drift: 0.05,
+        seed: 11,
+        now: now(),
+        ..Default::default()
+    })
+    .await
+    .expect("simulators start")
+}
+
+/// Fast retries: the tests prove behaviour, not patience.
+fn quick_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 6,
+        max_rate_limited_attempts: 60,
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
+        max_retry_after: Duration::from_secs(5),
+    }
+}
+
+fn config(sims: &Sims, dir: &Path) -> Config {
+    let o = sims.options();
+    let mut cf = CloudFormsConfig::new(
+        sims.manageiq_url(),
+        o.miq_user.clone(),
+        Secret::new(o.miq_password.clone()),
+    );
+    cf.retry = quick_retry();
+    cf.page_size = 200;
+    let mut sn = ServiceNowConfig::new(
+        sims.servicenow_url(),
+        SnAuth::Basic {
+            user: o.snow_user.clone(),
+            password: Secret::new(o.snow_password.clone()),
+        },
+    );
+    sn.retry = quick_retry();
+    sn.page_size = 200;
+    let mapping = dir.join("vmware-vm.toml");
+    std::fs::write(&mapping, include_str!("../mappings/vmware-vm.toml")).unwrap();
+    let apply = cmdb_reconcile::apply::ApplyOptions {
+        retry: quick_retry(),
+        ..Default::default()
+    };
+    Config {
+        report_dir: dir.to_path_buf(),
+        out_dir: None,
+        formats: Format::ALL.to_vec(),
+        syncs: vec![SyncConfig {
+            mapping,
+            source: Location::Live,
+            target: Location::Live,
+            references: Vec::new(),
+        }],
+        cloudforms: Some(cf),
+        servicenow: Some(sn),
+        apply,
+        max_plan_age: None,
+    }
+}
+
+async fn plan(config: &Config, out: &Path) -> Planned {
+    let mut c = config.clone();
+    c.out_dir = Some(out.to_path_buf());
+    app::plan_all(&c, now(), false)
+        .await
+        .expect("plan")
+        .remove(0)
+}
+
+fn rows(sims: &Sims) -> Vec<serde_json::Map<String, Value>> {
+    sims.servicenow().rows(TABLE)
+}
+
+fn writes(stats: &Value) -> u64 {
+    let by_route = stats.get("by_route").cloned().unwrap_or(json!({}));
+    by_route
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(route, _)| {
+                    ["POST", "PATCH", "PUT", "DELETE"]
+                        .iter()
+                        .any(|v| route.starts_with(v))
+                })
+                .map(|(_, counts)| counts.get("total").and_then(Value::as_u64).unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_apply_plan_converges_and_a_second_apply_writes_nothing() {
+    let sims = sims(600).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sims, dir.path());
+
+    let first = plan(&config, &dir.path().join("1")).await;
+    let s = &first.plan.summary;
+    assert!(first.plan.source.complete, "{:?}", first.plan.source);
+    assert!(
+        s.creates > 0 && s.updates > 0,
+        "the generated CMDB drifts: {s:?}"
+    );
+    let before = rows(&sims).len();
+
+    let status = app::run_apply(&config, std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    assert_eq!(status, Status::Clean);
+    assert_eq!(
+        rows(&sims).len(),
+        before + s.creates,
+        "exactly the planned creates"
+    );
+    let outcome: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("1/outcome.json")).unwrap())
+            .unwrap();
+    assert!(outcome.to_string().contains("applied"), "{outcome}");
+
+    let second = plan(&config, &dir.path().join("2")).await;
+    assert!(
+        !second.plan.has_changes(),
+        "no drift left: {:?}",
+        second.plan.summary
+    );
+
+    // Applying the same reviewed plan again is a no-op.
+    sims.reset_stats(Api::ServiceNow);
+    let status = app::run_apply(&config, std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    assert_eq!(status, Status::Clean);
+    assert_eq!(
+        writes(&sims.stats(Api::ServiceNow)),
+        0,
+        "{}",
+        sims.stats(Api::ServiceNow)
+    );
+    assert_eq!(rows(&sims).len(), before + s.creates);
+}
+
+fn faults(json: Value) -> FaultConfig {
+    FaultConfig::from_json(&json.to_string()).expect("fault config")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_storms_and_flaky_reads_still_converge() {
+    let sims = sims(500).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sims, dir.path());
+    // ServiceNow allows 15 requests a second, then answers 429 with Retry-After: 1;
+    // CloudForms drops connections and answers 503 now and then.
+    sims.set_faults(
+        Api::ServiceNow,
+        faults(json!({"seed": 3, "rules": [
+            {"kind": "rate_limit", "limit": 15, "window_secs": 1, "retry_after_secs": 1}
+        ]})),
+    );
+    sims.set_faults(
+        Api::ManageIq,
+        faults(json!({"seed": 4, "rules": [
+            {"kind": "error", "status": 503, "path": "/api/vms", "probability": 0.5, "times": 3},
+            {"kind": "reset", "path": "/api/vms", "probability": 0.5, "times": 2}
+        ]})),
+    );
+    let first = plan(&config, &dir.path().join("1")).await;
+    assert!(first.plan.source.complete, "{:?}", first.plan.source);
+    assert_eq!(
+        app::run_apply(&config, std::slice::from_ref(&first))
+            .await
+            .unwrap(),
+        Status::Clean
+    );
+    let stats = sims.stats(Api::ServiceNow);
+    assert!(
+        stats["by_status"]["429"].as_u64().unwrap_or(0) > 0,
+        "the storm happened: {stats}"
+    );
+    let miq = sims.stats(Api::ManageIq);
+    assert!(
+        miq["by_status"]["503"].as_u64().unwrap_or(0) > 0
+            || miq["faults"].to_string().contains("reset"),
+        "{miq}"
+    );
+    sims.set_faults(Api::ServiceNow, FaultConfig::default());
+    let second = plan(&config, &dir.path().join("2")).await;
+    assert!(!second.plan.has_changes(), "{:?}", second.plan.summary);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_lost_for_good_blocks_every_retirement() {
+    let sims = sims(600).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sims, dir.path());
+    // Page size 200: the page at offset 400 always fails.
+    sims.set_faults(
+        Api::ManageIq,
+        faults(json!({"rules": [
+            {"kind": "error", "status": 503, "path": "/api/vms", "query": "offset=400"}
+        ]})),
+    );
+    let planned = plan(&config, &dir.path().join("1")).await;
+    let p = &planned.plan;
+    assert!(!p.source.complete);
+    assert!(
+        p.source
+            .incomplete_reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("offset=400"),
+        "{:?}",
+        p.source
+    );
+    assert_eq!(
+        p.summary.retirements + p.summary.deletes + p.summary.marked_absent,
+        0
+    );
+    assert!(
+        p.safety.retirements_blocked.is_some() && p.safety.retirements_withheld > 0,
+        "{:?}",
+        p.safety
+    );
+    // Creates and updates are still sound (the CMDB read is complete); the run says partial.
+    let status = app::run_apply(&config, std::slice::from_ref(&planned))
+        .await
+        .unwrap();
+    assert_eq!(status, Status::Partial);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_create_responses_never_duplicate_a_ci() {
+    let sims = sims(400).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sims, dir.path());
+    let planned = plan(&config, &dir.path().join("1")).await;
+    let creates = planned.plan.creates.len();
+    assert!(
+        creates >= 2,
+        "the estate has VMs without CIs: {:?}",
+        planned.plan.summary
+    );
+    // The server creates the CI, then resets the connection instead of answering.
+    sims.set_faults(
+        Api::ServiceNow,
+        faults(json!({"rules": [
+            {"kind": "drop_response", "method": "POST", "path": "/api/now/table", "times": 2}
+        ]})),
+    );
+    let before = rows(&sims).len();
+    assert_eq!(
+        app::run_apply(&config, std::slice::from_ref(&planned))
+            .await
+            .unwrap(),
+        Status::Clean
+    );
+    assert_eq!(
+        rows(&sims).len(),
+        before + creates,
+        "each create landed exactly once"
+    );
+    let all = rows(&sims);
+    for create in &planned.plan.creates {
+        // The full identity: a MoRef like vm-1336 is unique only within its vCenter.
+        let n = all
+            .iter()
+            .filter(|r| {
+                create.identity.iter().all(|f| {
+                    r.get(&f.field)
+                        .and_then(Value::as_str)
+                        .map(str::to_lowercase)
+                        == Some(f.value.to_lowercase())
+                })
+            })
+            .count();
+        assert_eq!(n, 1, "{:?} created {n} times", create.identity);
+    }
+    let outcome = std::fs::read_to_string(dir.path().join("1/outcome.json")).unwrap();
+    assert!(outcome.contains("found by identity"), "{outcome}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ci_edited_after_the_plan_is_skipped_as_stale() {
+    let sims = sims(400).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sims, dir.path());
+    let planned = plan(&config, &dir.path().join("1")).await;
+    let victim = planned
+        .plan
+        .updates
+        .iter()
+        .find(|u| u.has_writes())
+        .expect("an update")
+        .clone();
+    // Someone edits the CI by hand after the owners reviewed the plan.
+    let mut edit = serde_json::Map::new();
+    edit.insert("short_description".into(), json!("edited by hand"));
+    sims.servicenow().update_row(TABLE, &victim.sys_id, edit);
+    assert_eq!(
+        app::run_apply(&config, std::slice::from_ref(&planned))
+            .await
+            .unwrap(),
+        Status::Clean
+    );
+    let row = sims
+        .servicenow()
+        .get(TABLE, &victim.sys_id)
+        .expect("still there");
+    assert_eq!(
+        row.get("short_description").and_then(Value::as_str),
+        Some("edited by hand")
+    );
+    let change = &victim.changes[0];
+    assert_eq!(
+        row.get(&change.field).and_then(Value::as_str),
+        Some(change.current.as_str()),
+        "not overwritten"
+    );
+    let outcome = std::fs::read_to_string(dir.path().join("1/outcome.json")).unwrap();
+    assert!(
+        outcome.contains("skipped_stale") && outcome.contains(&victim.sys_id),
+        "{outcome}"
+    );
+}
+
+// --- the binary: exit codes and messages -------------------------------------------------
+
+fn bin(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cmdb-reconcile"));
+    cmd.current_dir(dir)
+        .env_remove("RUST_LOG")
+        .args(["--log-format", "text"]);
+    for var in [
+        "CMDB_RECONCILE_CONFIG",
+        "CLOUDFORMS_URL",
+        "SERVICENOW_URL",
+        "CLOUDFORMS_USER",
+        "SERVICENOW_USER",
+        "CLOUDFORMS_PASSWORD",
+        "SERVICENOW_PASSWORD",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn write_config(dir: &Path, cf_url: &str, sn_url: &str, timeout: &str) -> PathBuf {
+    std::fs::write(
+        dir.join("vmware-vm.toml"),
+        include_str!("../mappings/vmware-vm.toml"),
+    )
+    .unwrap();
+    let path = dir.join("cmdb-reconcile.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[cloudforms]\nurl = \"{cf_url}\"\nuser = \"admin\"\npassword_env = \"TEST_CF_PASSWORD\"\ntimeout = \"{timeout}\"\nretries = 1\n\n\
+             [servicenow]\nurl = \"{sn_url}\"\nuser = \"admin\"\npassword_env = \"TEST_SN_PASSWORD\"\ntimeout = \"{timeout}\"\nretries = 1\n\n\
+             [[sync]]\nmapping = \"vmware-vm.toml\"\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_from_the_binary_applies_and_a_dry_run_reports_changes() {
+    let sims = sims(300).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sims.manageiq_url(),
+        &sims.servicenow_url(),
+        "30s",
+    );
+    let o = sims.options().clone();
+    let run = |extra: &[&str]| {
+        bin(dir.path())
+            .args(["run", "--config"])
+            .arg(&config)
+            .args(extra)
+            .env("TEST_CF_PASSWORD", &o.miq_password)
+            .env("TEST_SN_PASSWORD", &o.snow_password)
+            .output()
+            .unwrap()
+    };
+    let dry = tokio::task::block_in_place(|| run(&["--dry-run", "--detailed-exitcode"]));
+    assert_eq!(dry.status.code(), Some(2), "{}", output_text(&dry));
+    let real = tokio::task::block_in_place(|| run(&[]));
+    assert_eq!(real.status.code(), Some(0), "{}", output_text(&real));
+    assert!(
+        output_text(&real).contains("applied"),
+        "{}",
+        output_text(&real)
+    );
+    let again = tokio::task::block_in_place(|| run(&["--dry-run", "--detailed-exitcode"]));
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "no drift left: {}",
+        output_text(&again)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_are_one_clear_message_and_exit_1() {
+    let sims = sims(50).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sims.manageiq_url(),
+        &sims.servicenow_url(),
+        "30s",
+    );
+    let out = tokio::task::block_in_place(|| {
+        bin(dir.path())
+            .args(["plan", "--config"])
+            .arg(&config)
+            .env("TEST_CF_PASSWORD", "wrong-password-123")
+            .env("TEST_SN_PASSWORD", &sims.options().snow_password)
+            .output()
+            .unwrap()
+    });
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let text = output_text(&out);
+    assert!(
+        text.contains("401") && text.contains(&sims.manageiq_url()),
+        "{text}"
+    );
+    assert!(
+        !text.contains("wrong-password-123"),
+        "the secret leaked: {text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_or_a_wrong_url_fails_in_bounded_time() {
+    let sims = sims(50).await;
+    // Accepts connections and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    // Nothing listens here.
+    let closed_url = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let o = sims.options().clone();
+    for (cf_url, expect) in [
+        (silent_url.as_str(), "timed out"),
+        (closed_url.as_str(), ""),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), cf_url, &sims.servicenow_url(), "1s");
+        let started = Instant::now();
+        let out = tokio::task::block_in_place(|| {
+            bin(dir.path())
+                .args(["plan", "--config"])
+                .arg(&config)
+                .env("TEST_CF_PASSWORD", &o.miq_password)
+                .env("TEST_SN_PASSWORD", &o.snow_password)
+                .output()
+                .unwrap()
+        });
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(text.contains(cf_url), "names the URL: {text}");
+        assert!(text.to_lowercase().contains(expect), "{text}");
+    }
+    drop(silent);
+}
