@@ -20,6 +20,7 @@ use crate::report::{self, Format};
 use crate::source::cloudforms::CloudForms;
 use crate::source::SourceRead;
 use crate::target::servicenow::ServiceNow;
+use crate::ticket::Ticket;
 use crate::{source, target};
 
 /// How a command ended, for the exit code (README "Exit codes").
@@ -33,6 +34,18 @@ pub enum Status {
     Partial,
     /// A safety rule refused the plan: nothing was written.
     Refused,
+}
+
+impl Status {
+    /// The process exit code (README "Exit codes"; errors exit 1).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Clean => 0,
+            Self::ChangesPlanned => 2,
+            Self::Partial => 3,
+            Self::Refused => 4,
+        }
+    }
 }
 
 /// Reads and compiles a mapping file.
@@ -112,7 +125,9 @@ pub async fn plan_all(
 ) -> Result<Vec<Planned>> {
     let mut planned = Vec::new();
     for sync in &config.syncs {
+        let started = std::time::Instant::now();
         let plan = plan_sync(config, sync, now, allow_mass_change).await?;
+        let seconds = started.elapsed().as_secs_f64();
         let dir = match &config.out_dir {
             Some(dir) => dir.clone(),
             None => config.report_dir.join(format!(
@@ -133,6 +148,7 @@ pub async fn plan_all(
             retirements = plan.summary.retirements + plan.summary.deletes + plan.summary.marked_absent,
             issues = plan.summary.issues,
             source_complete = plan.source.complete,
+            seconds,
             report = %dir.display(),
             "plan written"
         );
@@ -411,15 +427,66 @@ fn outcome_line(plan: &Plan, outcomes: &[OperationOutcome], dir: &Path) -> Strin
     )
 }
 
-/// `run`: plan then apply, for cron.
+/// `run`: plan then apply, for cron. With `[ticket]`, the run is tracked in a ServiceNow
+/// ticket that is resolved on success and left open, urgent, on anything else.
 pub async fn run(args: &RunArgs, now: DateTime<Utc>) -> Result<Status> {
     let config = Config::for_plan(&args.plan, &args.apply_opts)?;
-    let planned = plan_all(&config, now, args.plan.plan_opts.allow_mass_change).await?;
-    print!("{}", summary_table(&planned));
-    if args.dry_run {
-        return Ok(plan_status(&planned, args.plan.plan_opts.detailed_exitcode));
+    let ticket = match (&config.ticket, &config.servicenow) {
+        (Some(t), Some(sn)) if !args.dry_run => {
+            let run_id = format!("cmdb-reconcile-{}", now.format("%Y%m%dT%H%M%SZ"));
+            let mappings: Vec<String> = config
+                .syncs
+                .iter()
+                .map(|s| s.mapping.display().to_string())
+                .collect();
+            let description = format!(
+                "Scheduled reconciliation of the CMDB with CloudForms.\nMappings: {}",
+                mappings.join(", ")
+            );
+            Ticket::open(
+                &ServiceNow::new(sn.clone())?,
+                t,
+                &format!("run {}", now.format("%Y-%m-%d %H:%M UTC")),
+                &description,
+                &run_id,
+            )
+            .await
+        }
+        _ => None,
+    };
+    let result = run_steps(&config, args, now).await;
+    if let Some(ticket) = ticket {
+        match &result {
+            Ok((Status::Clean, summary)) => ticket.succeed(&format!("Completed.\n{summary}")).await,
+            Ok((status, summary)) => {
+                ticket
+                    .fail(&format!(
+                        "Ended {status:?} (exit code {}).\n{summary}",
+                        status.exit_code()
+                    ))
+                    .await
+            }
+            Err(e) => ticket.fail(&format!("Failed: {e:#}")).await,
+        }
     }
-    run_apply(&config, &planned).await
+    result.map(|(status, _)| status)
+}
+
+async fn run_steps(
+    config: &Config,
+    args: &RunArgs,
+    now: DateTime<Utc>,
+) -> Result<(Status, String)> {
+    let planned = plan_all(config, now, args.plan.plan_opts.allow_mass_change).await?;
+    let summary = summary_table(&planned);
+    print!("{summary}");
+    if args.dry_run {
+        return Ok((
+            plan_status(&planned, args.plan.plan_opts.detailed_exitcode),
+            summary,
+        ));
+    }
+    Ok((run_apply(config, &planned).await?, summary))
 }
 
 /// Applies each plan that has changes; the worst status wins.

@@ -17,6 +17,7 @@ use crate::reconcile::mapping::parse_duration;
 use crate::report::Format;
 use crate::source::cloudforms::CloudFormsConfig;
 use crate::target::servicenow::{ServiceNowConfig, SnAuth};
+use crate::ticket::TicketConfig;
 
 /// Where records or CIs come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +51,8 @@ pub struct Config {
     pub apply: ApplyOptions,
     /// `apply` refuses plans older than this; `None` = no limit.
     pub max_plan_age: Option<Duration>,
+    /// `[ticket]`: track each `run` in a ServiceNow ticket.
+    pub ticket: Option<TicketConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,6 +66,16 @@ struct FileConfig {
     servicenow: Option<FileServiceNow>,
     #[serde(default)]
     apply: FileApply,
+    ticket: Option<FileTicket>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTicket {
+    table: Option<String>,
+    close: Option<bool>,
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -497,6 +510,14 @@ impl Config {
             servicenow,
             apply: apply_opts,
             max_plan_age,
+            ticket: file.ticket.map(|t| {
+                let defaults = TicketConfig::default();
+                TicketConfig {
+                    table: t.table.unwrap_or(defaults.table),
+                    fields: t.fields.into_iter().collect(),
+                    close: t.close.unwrap_or(defaults.close),
+                }
+            }),
         })
     }
 

@@ -79,6 +79,7 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
         servicenow: Some(servicenow.clone()),
         apply: Default::default(),
         max_plan_age: None,
+        ticket: None,
     };
 
     println!("\n1. Plan: read both APIs, map, identify, diff");

@@ -14,3 +14,4 @@ pub mod reconcile;
 pub mod report;
 pub mod source;
 pub mod target;
+pub mod ticket;

@@ -7,15 +7,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cmdb_reconcile::app::{self, Status};
+use cmdb_reconcile::app;
 use cmdb_reconcile::cli::{Cli, Command, LogArgs, LogFormat};
 
-/// Exit codes (README "Exit codes").
-const EXIT_OK: u8 = 0;
+/// Exit code of an error (the others come from `Status::exit_code`; README "Exit codes").
 const EXIT_ERROR: u8 = 1;
-const EXIT_CHANGES: u8 = 2;
-const EXIT_PARTIAL: u8 = 3;
-const EXIT_REFUSED: u8 = 4;
 
 /// Sets up logging on stderr; returns whether it is JSON.
 fn init_logging(args: &LogArgs) -> bool {
@@ -47,6 +43,20 @@ fn init_logging(args: &LogArgs) -> bool {
     json
 }
 
+/// The process's peak resident memory (Linux), for the closing log line: sizing a CronJob's
+/// memory limit needs it.
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib / 1024)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json_logs = init_logging(&cli.log);
@@ -72,11 +82,11 @@ fn main() -> ExitCode {
             Command::Demo(args) => cmdb_reconcile::demo::demo(args, now).await,
         }
     });
+    if let Some(mib) = peak_rss_mib() {
+        tracing::info!(peak_rss_mib = mib, "done");
+    }
     match result {
-        Ok(Status::Clean) => ExitCode::from(EXIT_OK),
-        Ok(Status::ChangesPlanned) => ExitCode::from(EXIT_CHANGES),
-        Ok(Status::Partial) => ExitCode::from(EXIT_PARTIAL),
-        Ok(Status::Refused) => ExitCode::from(EXIT_REFUSED),
+        Ok(status) => ExitCode::from(status.exit_code()),
         Err(e) => {
             // One clear line: the log collector gets it as JSON, a person as text.
             if json_logs {

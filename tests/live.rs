@@ -84,6 +84,7 @@ fn config(sims: &Sims, dir: &Path) -> Config {
         servicenow: Some(sn),
         apply,
         max_plan_age: None,
+        ticket: None,
     }
 }
 
@@ -513,4 +514,102 @@ async fn a_server_that_never_answers_or_a_wrong_url_fails_in_bounded_time() {
         assert!(text.to_lowercase().contains(expect), "{text}");
     }
     drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_ticket_closes_green_on_success_and_stays_open_red_on_refusal() {
+    let sims = sims(300).await;
+    let o = sims.options().clone();
+    let incidents = |sims: &Sims| sims.servicenow().rows("incident");
+    let before = incidents(&sims).len();
+    let run = |dir: &Path, config: &Path| {
+        bin(dir)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("TEST_CF_PASSWORD", &o.miq_password)
+            .env("TEST_SN_PASSWORD", &o.snow_password)
+            .output()
+            .unwrap()
+    };
+
+    // Success: one ticket, resolved with a summary, then closed.
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sims.manageiq_url(),
+        &sims.servicenow_url(),
+        "30s",
+    );
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[ticket]\nfields = { category = \"software\" }\n");
+    std::fs::write(&config, &text).unwrap();
+    let out = tokio::task::block_in_place(|| run(dir.path(), &config));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let all = incidents(&sims);
+    assert_eq!(all.len(), before + 1, "one ticket per run");
+    let ticket = all
+        .iter()
+        .find(|r| {
+            r.get("correlation_id")
+                .and_then(Value::as_str)
+                .is_some_and(|c| c.starts_with("cmdb-reconcile-"))
+        })
+        .expect("the run ticket");
+    let field = |r: &serde_json::Map<String, Value>, f: &str| {
+        r.get(f).and_then(Value::as_str).unwrap_or("").to_owned()
+    };
+    assert_eq!(field(ticket, "state"), "7", "closed: {ticket:?}");
+    assert_eq!(field(ticket, "close_code"), "Solution provided");
+    assert!(
+        field(ticket, "close_notes").contains("vmware-vm"),
+        "{ticket:?}"
+    );
+    assert_eq!(field(ticket, "category"), "software");
+
+    // Refused by a guard: the ticket stays open, urgent, saying why.
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sims.manageiq_url(),
+        &sims.servicenow_url(),
+        "30s",
+    );
+    std::fs::write(
+        &config,
+        format!("{}\n[ticket]\n", std::fs::read_to_string(&config).unwrap()),
+    )
+    .unwrap();
+    let strict = format!(
+        "{}\n[guards]\nmax_update = 0\n",
+        include_str!("../mappings/vmware-vm.toml")
+    );
+    std::fs::write(dir.path().join("vmware-vm.toml"), strict).unwrap();
+    // Drift to trip max_update: a hand edit of a field the job owns.
+    let ci = sims
+        .servicenow()
+        .rows(TABLE)
+        .into_iter()
+        .find(|r| field(r, "discovery_source") == "CloudForms" && field(r, "install_status") == "1")
+        .unwrap();
+    let mut edit = serde_json::Map::new();
+    edit.insert("cpus".into(), json!("97"));
+    sims.servicenow()
+        .update_row(TABLE, &field(&ci, "sys_id"), edit);
+    let out = tokio::task::block_in_place(|| run(dir.path(), &config));
+    assert_eq!(out.status.code(), Some(4), "{}", output_text(&out));
+    let all = incidents(&sims);
+    assert_eq!(all.len(), before + 2);
+    let open = all
+        .iter()
+        .filter(|r| {
+            field(r, "correlation_id").starts_with("cmdb-reconcile-") && field(r, "state") == "2"
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(open.len(), 1, "{all:?}");
+    assert_eq!(field(open[0], "urgency"), "1");
+    assert!(
+        field(open[0], "work_notes").contains("Refused"),
+        "{:?}",
+        open[0]
+    );
 }

@@ -1,4 +1,5 @@
-//! Sources of VM records: a CloudForms snapshot file (here) and, later, the live API.
+//! Sources of VM records: a CloudForms snapshot file ([`snapshot`]) or the live REST API
+//! ([`cloudforms`]). Both give a [`SourceRead`] that says whether it is complete.
 
 pub mod cloudforms;
 pub mod snapshot;

@@ -1,4 +1,5 @@
-//! Targets: the CIs of a ServiceNow table from a snapshot file (here) and, later, the live API.
+//! Targets: the CIs of a ServiceNow table from an export file ([`snapshot`]) or the live
+//! Table API ([`servicenow`]), which also carries out writes for `apply`.
 
-pub mod snapshot;
 pub mod servicenow;
+pub mod snapshot;
