@@ -297,6 +297,12 @@ fn check_version(p: &Planned, current: Option<&Ci>) -> Result<Write, OperationOu
         ));
     }
     let (count, updated) = (ci.get("sys_mod_count"), ci.get("sys_updated_on"));
+    if p.sys_mod_count.is_empty() && p.sys_updated_on.is_empty() {
+        return Err(outcome(
+            OutcomeStatus::SkippedStale,
+            "the plan holds no version of this CI (its export lacked sys_mod_count and sys_updated_on), so it cannot be proven unchanged; plan from the live table or export those columns".into(),
+        ));
+    }
     if count != p.sys_mod_count || updated != p.sys_updated_on {
         return Err(outcome(
             OutcomeStatus::SkippedStale,
@@ -505,4 +511,119 @@ pub fn tally(outcomes: &[OperationOutcome]) -> HashMap<OutcomeStatus, usize> {
         *counts.entry(o.status).or_insert(0) += 1;
     }
     counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::plan::FieldMode;
+
+    fn change(field: &str, current: &str, desired: &str) -> Change {
+        Change {
+            field: field.into(),
+            current: current.into(),
+            desired: desired.into(),
+            mode: FieldMode::Authoritative,
+            from: "test".into(),
+        }
+    }
+
+    fn ci(fields: &[(&str, &str)]) -> Ci {
+        Ci::new("s1", fields.iter().map(|(k, v)| (*k, v.to_string())))
+    }
+
+    fn planned<'a>(changes: Vec<&'a Change>, count: &'a str, delete: bool) -> Planned<'a> {
+        Planned {
+            sys_id: "s1",
+            source_id: Some("42"),
+            sys_mod_count: count,
+            sys_updated_on: if count.is_empty() {
+                ""
+            } else {
+                "2026-11-26 12:00:00"
+            },
+            changes,
+            delete,
+        }
+    }
+
+    #[test]
+    fn an_unchanged_ci_is_written() {
+        let c = change("cpus", "2", "4");
+        let current = ci(&[
+            ("cpus", "2"),
+            ("sys_mod_count", "3"),
+            ("sys_updated_on", "2026-11-26 12:00:00"),
+        ]);
+        match check_version(&planned(vec![&c], "3", false), Some(&current)) {
+            Ok(Write::Patch { fields, .. }) => {
+                assert_eq!(fields, vec![("cpus".to_string(), "4".to_string())])
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_ci_changed_since_the_plan_is_stale() {
+        let c = change("cpus", "2", "4");
+        let current = ci(&[
+            ("cpus", "8"),
+            ("sys_mod_count", "5"),
+            ("sys_updated_on", "2026-11-27 01:00:00"),
+        ]);
+        let outcome = check_version(&planned(vec![&c], "3", false), Some(&current)).unwrap_err();
+        assert_eq!(outcome.status, OutcomeStatus::SkippedStale);
+        assert!(
+            outcome.message.contains("sys_mod_count 3 -> 5"),
+            "{}",
+            outcome.message
+        );
+    }
+
+    #[test]
+    fn a_ci_already_holding_the_values_is_skipped() {
+        let c = change("cpus", "2", "4");
+        let current = ci(&[
+            ("cpus", "4"),
+            ("sys_mod_count", "4"),
+            ("sys_updated_on", "2026-11-27 01:00:00"),
+        ]);
+        let outcome = check_version(&planned(vec![&c], "3", false), Some(&current)).unwrap_err();
+        assert_eq!(outcome.status, OutcomeStatus::Skipped);
+    }
+
+    #[test]
+    fn gone_cis_and_unversioned_plans() {
+        let c = change("cpus", "2", "4");
+        assert_eq!(
+            check_version(&planned(vec![&c], "3", false), None)
+                .unwrap_err()
+                .status,
+            OutcomeStatus::SkippedStale
+        );
+        assert_eq!(
+            check_version(&planned(vec![], "3", true), None)
+                .unwrap_err()
+                .status,
+            OutcomeStatus::Skipped
+        );
+        let current = ci(&[("cpus", "2"), ("sys_mod_count", "3")]);
+        let outcome = check_version(&planned(vec![&c], "", false), Some(&current)).unwrap_err();
+        assert!(
+            outcome.message.contains("no version"),
+            "{}",
+            outcome.message
+        );
+    }
+
+    #[test]
+    fn outcomes_of_lost_responses() {
+        let reset = HttpError::new("POST", "u", ErrorKind::Interrupted, "reset");
+        assert!(maybe_processed(&reset));
+        let mut gateway = HttpError::new("POST", "u", ErrorKind::Status, "504");
+        gateway.status = Some(504);
+        assert!(maybe_processed(&gateway));
+        let refused = HttpError::new("POST", "u", ErrorKind::Connect, "refused");
+        assert!(!maybe_processed(&refused), "never reached the server");
+    }
 }
