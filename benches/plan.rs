@@ -21,7 +21,9 @@ fn estate(n: usize) -> (Vec<Value>, Vec<Ci>, References) {
     let users: Vec<Ci> = (0..200)
         .map(|u| Ci {
             sys_id: format!("{:032x}", 0xabc0000 + u),
-            fields: [("email".into(), format!("user{u}@example.com"))].into(),
+            fields: [("email".into(), format!("user{u}@example.com"))]
+                .into_iter()
+                .collect(),
         })
         .collect();
     for i in 0..n {

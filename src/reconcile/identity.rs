@@ -8,7 +8,10 @@
 //! Keys are computed once per rule and item (VM or CI) and indexed by hash, so identifying
 //! 100,000 VMs against 100,000 CIs is a few linear passes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 
 use super::mapping::IdentityRule;
 use super::plan::{Issue, IssueKind};
@@ -94,7 +97,7 @@ impl Hits {
     }
 }
 
-fn add<K: std::hash::Hash + Eq>(index: &mut HashMap<K, Hits>, key: K, item: usize) {
+fn add<K: std::hash::Hash + Eq>(index: &mut FxHashMap<K, Hits>, key: K, item: usize) {
     index
         .entry(key)
         .and_modify(|hits| hits.push(item))
@@ -102,8 +105,8 @@ fn add<K: std::hash::Hash + Eq>(index: &mut HashMap<K, Hits>, key: K, item: usiz
 }
 
 /// Index of one rule's CI keys: key -> CIs carrying it.
-fn ci_index(rule: &IdentityRule, cis: &[Ci]) -> HashMap<String, Hits> {
-    let mut index = HashMap::with_capacity(cis.len());
+fn ci_index(rule: &IdentityRule, cis: &[Ci]) -> FxHashMap<String, Hits> {
+    let mut index = FxHashMap::with_capacity_and_hasher(cis.len(), Default::default());
     for (i, ci) in cis.iter().enumerate() {
         if let Some(k) = key(rule, |f| Some(ci.get(f))) {
             add(&mut index, k, i);
@@ -120,13 +123,15 @@ pub fn identify(rules: &[IdentityRule], candidates: &[Candidate], cis: &[Ci]) ->
         held: BTreeSet::new(),
         issues: Vec::new(),
     };
-    let indexes: Vec<HashMap<String, Hits>> =
-        rules.iter().map(|rule| ci_index(rule, cis)).collect();
+    // One index per rule, built side by side.
+    let indexes: Vec<FxHashMap<String, Hits>> =
+        rules.par_iter().map(|rule| ci_index(rule, cis)).collect();
 
     // Strong keys must be unique among the VMs: clones sharing a UUID cannot both be the CI
     // that carries it. All of them are quarantined and the CIs holding that key are held.
     for (r, rule) in rules.iter().enumerate().filter(|(_, r)| !r.weak) {
-        let mut by_key: HashMap<&str, Hits> = HashMap::with_capacity(candidates.len());
+        let mut by_key: FxHashMap<&str, Hits> =
+            FxHashMap::with_capacity_and_hasher(candidates.len(), Default::default());
         for (vm, c) in candidates.iter().enumerate() {
             if let Some(k) = c.keys[r].as_deref() {
                 add(&mut by_key, k, vm);

@@ -340,7 +340,7 @@ fn reference_lookups() {
     let mut refs = References::default();
     let user = |id: &str, email: &str| Ci {
         sys_id: id.into(),
-        fields: [("email".into(), email.to_string())].into(),
+        fields: [("email".into(), email.to_string())].into_iter().collect(),
     };
     refs.add_table(
         "sys_user",

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
+
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde_json::Value;
 
@@ -102,24 +104,45 @@ pub fn plan(input: Input) -> Plan {
     usable.dedup_by(|later, first| later.id == first.id);
     let records_read = usable.len();
 
-    // 2. Filters: templates are never CIs; inactive VMs follow the missing path.
+    // 2. Filters: templates are never CIs; inactive VMs follow the missing path. Each record
+    // is evaluated on its own (in parallel; `collect` keeps the order).
+    enum Triage<'a> {
+        FilteredOut,
+        Inactive,
+        Present(Desired<'a>, Vec<Issue>),
+    }
+    let triaged: Vec<Triage> = usable
+        .into_par_iter()
+        .map(|record| {
+            let is_true = |attr: &str| record.data.get(attr) == Some(&Value::Bool(true));
+            if is_true("template") || !mapping.source.filters.iter().all(|f| f.accepts(&record)) {
+                Triage::FilteredOut
+            } else if mapping.lifecycle.missing_when.iter().any(|a| is_true(a)) {
+                Triage::Inactive
+            } else {
+                let mut found = Vec::new();
+                let d = evaluate(mapping, record, references, &mut found);
+                Triage::Present(d, found)
+            }
+        })
+        .collect();
     let mut filtered_out = 0;
     let mut inactive = 0;
-    let mut desired = Vec::new();
-    for record in usable {
-        let is_true = |attr: &str| record.data.get(attr) == Some(&Value::Bool(true));
-        if is_true("template") || !mapping.source.filters.iter().all(|f| f.accepts(&record)) {
-            filtered_out += 1;
-        } else if mapping.lifecycle.missing_when.iter().any(|a| is_true(a)) {
-            inactive += 1;
-        } else {
-            desired.push(evaluate(mapping, record, references, &mut issues));
+    let mut desired = Vec::with_capacity(triaged.len());
+    for t in triaged {
+        match t {
+            Triage::FilteredOut => filtered_out += 1,
+            Triage::Inactive => inactive += 1,
+            Triage::Present(d, found) => {
+                desired.push(d);
+                issues.extend(found);
+            }
         }
     }
 
     // 3. Identification.
     let candidates: Vec<Candidate> = desired
-        .iter()
+        .par_iter()
         .map(|d| Candidate {
             source_id: &d.record.id,
             name: &d.name,
@@ -134,7 +157,7 @@ pub fn plan(input: Input) -> Plan {
     issues.extend(ident.issues);
 
     let in_scope: Vec<bool> = cis
-        .iter()
+        .par_iter()
         .map(|ci| mapping.target.scope.matches(ci))
         .collect();
     let frozen = |ci: &Ci| {
@@ -145,46 +168,58 @@ pub fn plan(input: Input) -> Plan {
             .is_some_and(|f| f.matches(ci))
     };
 
-    // 4. Matched VMs: updates; unmatched VMs: creates.
+    // 4. Matched VMs: updates; unmatched VMs: creates (each VM on its own, in parallel).
+    enum Outcome {
+        Skip,
+        Create(Create),
+        Update(Update),
+        Unchanged,
+        Issue(Issue),
+    }
+    let outcomes: Vec<Outcome> = desired
+        .par_iter()
+        .enumerate()
+        .map(|(vm, d)| {
+            if ident.quarantined[vm] {
+                return Outcome::Skip;
+            }
+            let Some((ci_index, rule)) = ident.matched[vm] else {
+                return match create(mapping, d, &now_text) {
+                    Ok(c) => Outcome::Create(c),
+                    Err(issue) => Outcome::Issue(*issue),
+                };
+            };
+            let rule = mapping.identify[rule].describe();
+            let ci = &cis[ci_index];
+            let adopting = !in_scope[ci_index];
+            if adopting && !mapping.target.adopt {
+                return Outcome::Issue(foreign_issue(mapping, d, ci, &rule));
+            }
+            match diff_ci(mapping, d, ci, &rule, adopting, now, &now_text) {
+                Some(u) if frozen(ci) && u.has_writes() => {
+                    Outcome::Issue(frozen_issue(ci, &d.record.id))
+                }
+                Some(u) => Outcome::Update(u),
+                None => Outcome::Unchanged,
+            }
+        })
+        .collect();
     let mut creates = Vec::new();
     let mut updates = Vec::new();
     let mut unchanged = 0;
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Skip => {}
+            Outcome::Create(c) => creates.push(c),
+            Outcome::Update(u) => updates.push(u),
+            Outcome::Unchanged => unchanged += 1,
+            Outcome::Issue(i) => issues.push(i),
+        }
+    }
+    // A CI matched by a VM is that VM's, written or not (foreign, frozen): never retired.
     let mut claimed = vec![false; cis.len()];
-    for (vm, d) in desired.iter().enumerate() {
-        if ident.quarantined[vm] {
-            continue;
-        }
-        let Some((ci_index, rule)) = ident.matched[vm] else {
-            if let Some(c) = create(mapping, d, &now_text, &mut issues) {
-                creates.push(c);
-            }
-            continue;
-        };
-        let rule = mapping.identify[rule].describe();
-        let ci = &cis[ci_index];
-        claimed[ci_index] = true;
-        let adopting = !in_scope[ci_index];
-        if adopting && !mapping.target.adopt {
-            issues.push(Issue {
-                kind: IssueKind::Foreign,
-                source_ids: vec![d.record.id.to_string()],
-                sys_ids: vec![ci.sys_id.clone()],
-                name: d.name.clone(),
-                field: Some(rule.clone()),
-                message: format!(
-                    "matches CI `{}` by `{rule}`, which is outside the scope `{}`; set `adopt = true` to take it over",
-                    ci.name(),
-                    mapping.target.scope.text
-                ),
-            });
-            continue;
-        }
-        let update = diff_ci(mapping, d, ci, &rule, adopting, now, &now_text);
-        match update {
-            Some(u) if frozen(ci) && u.has_writes() => issues.push(frozen_issue(ci, &d.record.id)),
-            Some(u) => updates.push(u),
-            None => unchanged += 1,
-        }
+    for (ci, _) in ident.matched.iter().flatten() {
+        claimed[*ci] = true;
     }
 
     // 5. CIs in scope whose VM is gone.
@@ -269,6 +304,21 @@ fn bad_record(message: String) -> Issue {
     }
 }
 
+fn foreign_issue(mapping: &Mapping, d: &Desired, ci: &Ci, rule: &str) -> Issue {
+    Issue {
+        kind: IssueKind::Foreign,
+        source_ids: vec![d.record.id.to_string()],
+        sys_ids: vec![ci.sys_id.clone()],
+        name: d.name.clone(),
+        field: Some(rule.to_owned()),
+        message: format!(
+            "matches CI `{}` by `{rule}`, which is outside the scope `{}`; set `adopt = true` to take it over",
+            ci.name(),
+            mapping.target.scope.text
+        ),
+    }
+}
+
 fn frozen_issue(ci: &Ci, source_id: &str) -> Issue {
     Issue {
         kind: IssueKind::Frozen,
@@ -335,19 +385,16 @@ fn record_name(record: &SourceRecord) -> String {
         .unwrap_or_else(|| format!("vm {}", record.id))
 }
 
-fn create(
-    mapping: &Mapping,
-    d: &Desired,
-    now_text: &str,
-    issues: &mut Vec<Issue>,
-) -> Option<Create> {
+/// The create for a VM without a CI, or the issue why it cannot be created (boxed: an
+/// issue is far larger than the happy path's pointer).
+fn create(mapping: &Mapping, d: &Desired, now_text: &str) -> Result<Create, Box<Issue>> {
     // A CI that no rule can find again would be created anew on every run.
     let Some(identity) = mapping.identify.iter().find(|rule| {
         rule.fields
             .iter()
             .all(|f| d.value(mapping, f).is_some_and(|v| !v.trim().is_empty()))
     }) else {
-        issues.push(Issue {
+        return Err(Box::new(Issue {
             kind: IssueKind::BadRecord,
             source_ids: vec![d.record.id.to_string()],
             sys_ids: Vec::new(),
@@ -357,8 +404,7 @@ fn create(
                 "no identity rule can identify this VM (empty {}); it is not created, or every run would create it again",
                 mapping.identify.iter().map(|r| format!("`{}`", r.describe())).collect::<Vec<_>>().join(", ")
             ),
-        });
-        return None;
+        }));
     };
     let identity = identity
         .fields
@@ -411,7 +457,7 @@ fn create(
             from: "lifecycle: discovered now".into(),
         });
     }
-    Some(Create {
+    Ok(Create {
         source_id: d.record.id.to_string(),
         name: d.name.clone(),
         identity,

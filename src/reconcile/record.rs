@@ -5,6 +5,8 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
+
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -30,6 +32,9 @@ impl<'a> SourceRecord<'a> {
     }
 }
 
+/// A CI's fields: shared names to string values.
+pub type Fields = HashMap<Arc<str>, String, FxBuildHasher>;
+
 /// One ServiceNow CI row. Values are strings, as the Table API returns them (references as
 /// bare sys_ids, which `sysparm_exclude_reference_link=true` gives).
 ///
@@ -39,7 +44,7 @@ impl<'a> SourceRecord<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ci {
     pub sys_id: String,
-    pub fields: HashMap<Arc<str>, String>,
+    pub fields: Fields,
 }
 
 impl Ci {
@@ -87,7 +92,7 @@ impl FieldNames {
 /// table -> field -> lower-cased value -> sys_ids having it.
 #[derive(Debug, Clone, Default)]
 pub struct References {
-    index: HashMap<String, HashMap<String, HashMap<String, Vec<String>>>>,
+    index: FxHashMap<String, FxHashMap<String, FxHashMap<String, Vec<String>>>>,
     loaded: BTreeSet<String>,
 }
 

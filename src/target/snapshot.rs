@@ -2,13 +2,12 @@
 //! a header row of field names. Used for the target table and for referenced tables
 //! (e.g. `sys_user` to resolve owners).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::reconcile::record::{Ci, FieldNames};
+use crate::reconcile::record::{Ci, FieldNames, Fields};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -97,7 +96,7 @@ fn parse_json(text: &str, path: &Path) -> Result<Vec<Ci>, ExportError> {
                     message: format!("row {} is not an object", i + 1),
                 });
             };
-            let mut fields: HashMap<Arc<str>, String> = object
+            let mut fields: Fields = object
                 .iter()
                 .map(|(k, v)| (names.intern(k), field_text(v)))
                 .collect();

@@ -8,14 +8,14 @@
 //! are looked up and only the shared `Arc<str>` is kept, so a 100,000-row read allocates no
 //! key strings.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::reconcile::record::{Ci, FieldNames};
+use crate::reconcile::record::{Ci, FieldNames, Fields};
 
 /// Decides which keys of a row are kept, and under which shared name.
 pub(super) trait Namer {
@@ -245,7 +245,8 @@ impl<'de, N: Namer> Visitor<'de> for RowSeed<'_, N> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ci, A::Error> {
         let mut sys_id = None;
-        let mut fields = HashMap::with_capacity(map.size_hint().unwrap_or(16));
+        let mut fields =
+            Fields::with_capacity_and_hasher(map.size_hint().unwrap_or(16), Default::default());
         while let Some(key) = map.next_key::<KeyBuf<'de>>()? {
             let key = key.as_str();
             if key == "sys_id" {
