@@ -1002,6 +1002,18 @@ struct RawReport {
     context: Option<BTreeMap<String, String>>,
 }
 
+/// The 1-based line and column (in characters) of a byte offset in `text`.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
 /// Turns byte offsets into positioned errors.
 struct Locator<'a> {
     text: &'a str,
@@ -1015,15 +1027,7 @@ impl Locator<'_> {
         message: impl Into<String>,
         hint: Option<String>,
     ) -> MappingError {
-        let offset = span.map(|s| s.start).unwrap_or(0).min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let column = before
-            .rsplit('\n')
-            .next()
-            .map(|l| l.chars().count())
-            .unwrap_or(0)
-            + 1;
+        let (line, column) = line_column(self.text, span.map_or(0, |s| s.start));
         MappingError {
             origin: self.origin.to_owned(),
             line,
