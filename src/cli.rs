@@ -29,6 +29,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Logging")]
 pub struct LogArgs {
     /// Log format: `text` for people, `json` for log collectors; `auto` picks text on a
     /// terminal and JSON otherwise (a CronJob's log).
@@ -116,6 +117,7 @@ pub struct PlanArgs {
 /// Connection settings that may come from flags or the environment rather than the config
 /// file (secrets in particular: a Kubernetes Secret mounted as env vars or files).
 #[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Connections (flags or env; secrets best from env or files)")]
 pub struct ConnectionArgs {
     /// CloudForms appliance URL (overrides [cloudforms] url).
     #[arg(long, env = "CLOUDFORMS_URL", value_name = "URL")]
@@ -179,6 +181,7 @@ pub struct ApplyArgs {
 }
 
 #[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Apply")]
 pub struct ApplyOpts {
     /// Refuse a plan older than this (`24h`, `90m`, `0` = no limit); default 24h.
     #[arg(long, value_name = "DURATION")]
@@ -227,6 +230,7 @@ pub struct DemoArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Reports")]
 pub struct ReportArgs {
     /// Where reports go; default `<report dir>/<UTC timestamp>-<mapping name>/`.
     #[arg(long, short = 'o', value_name = "DIR")]
@@ -238,6 +242,7 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Plan")]
 pub struct PlanOpts {
     /// Exit 2 when changes are planned, 0 when none (terraform's convention).
     #[arg(long)]
