@@ -15,7 +15,7 @@ use crate::reconcile::mapping::Mapping;
 use crate::reconcile::plan::{Plan, FORMAT_VERSION};
 use crate::reconcile::planner::{self, Input};
 use crate::reconcile::record::{Ci, References};
-use crate::report::model::{OperationOutcome, OutcomeStatus};
+use crate::report::model::OutcomeStatus;
 use crate::report::{self, Format};
 use crate::source::cloudforms::CloudForms;
 use crate::source::SourceRead;
@@ -388,7 +388,7 @@ async fn apply_planned(
         seconds = started.elapsed().as_secs_f64(),
         "plan applied"
     );
-    println!("{}", outcome_line(plan, &outcomes, &planned.dir));
+    println!("{}", outcome_line(plan, count, &planned.dir));
     for o in outcomes
         .iter()
         .filter(|o| o.status == OutcomeStatus::Failed)
@@ -413,9 +413,7 @@ async fn apply_planned(
     )
 }
 
-fn outcome_line(plan: &Plan, outcomes: &[OperationOutcome], dir: &Path) -> String {
-    let counts = apply::tally(outcomes);
-    let count = |s| counts.get(&s).copied().unwrap_or(0);
+fn outcome_line(plan: &Plan, count: impl Fn(OutcomeStatus) -> usize, dir: &Path) -> String {
     format!(
         "{}: applied {}, failed {}, skipped as stale {}, skipped {} (outcome: {})",
         plan.mapping.name,

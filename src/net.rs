@@ -216,10 +216,7 @@ impl HttpError {
             format!("{status} {reason}: {server_message}"),
         );
         e.status = Some(status);
-        e.retry_after = headers
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        e.retry_after = retry_after(headers);
         e
     }
 
@@ -309,6 +306,14 @@ fn server_message(body: &str) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// The `Retry-After` of a response, if it has a readable one.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after)
 }
 
 /// `Retry-After`: delay seconds (what ServiceNow sends) or an HTTP date.

@@ -25,8 +25,8 @@ use reqwest::{Method, StatusCode};
 use url::Url;
 
 use crate::net::{
-    build_client, redact, with_retry, ClientError, HttpError, HttpSettings, RetryPolicy, Secret,
-    Throttle,
+    build_client, redact, retry_after, with_retry, ClientError, HttpError, HttpSettings,
+    RetryPolicy, Secret, Throttle,
 };
 use crate::reconcile::record::{Ci, FieldNames};
 use std::time::Duration;
@@ -257,13 +257,7 @@ impl ServiceNow {
                 .map_err(|e| HttpError::from_reqwest(method.as_str(), url.as_str(), &e))?;
             if response.status() == StatusCode::TOO_MANY_REQUESTS {
                 // Every worker holds off, not just this one (see `Throttle`).
-                let after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                    .filter(|secs| secs.is_finite() && *secs >= 0.0)
-                    .map_or(Duration::from_secs(1), Duration::from_secs_f64);
+                let after = retry_after(response.headers()).unwrap_or(Duration::from_secs(1));
                 inner.throttle.pause(after.min(inner.retry.max_retry_after));
             }
             if response.status() == StatusCode::UNAUTHORIZED && !renewed {
