@@ -10,18 +10,18 @@ use chrono::{DateTime, Utc};
 
 use crate::apply::{self, ApplyOptions};
 use crate::cli::{ApplyArgs, CheckArgs, PlanArgs, RunArgs};
+use crate::cloudforms::CloudForms;
 use crate::config::{Config, Location, SyncConfig};
 use crate::reconcile::mapping::Mapping;
 use crate::reconcile::plan::{Plan, FORMAT_VERSION};
 use crate::reconcile::planner::{self, Input};
+use crate::reconcile::record::SourceRead;
 use crate::reconcile::record::{Ci, References};
 use crate::report::model::OutcomeStatus;
 use crate::report::{self, Format};
-use crate::source::cloudforms::CloudForms;
-use crate::source::SourceRead;
-use crate::target::servicenow::ServiceNow;
+use crate::servicenow::ServiceNow;
 use crate::ticket::Ticket;
-use crate::{source, target};
+use crate::{cloudforms, servicenow};
 
 /// How a command ended, for the exit code (README "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -197,7 +197,7 @@ async fn plan_sync(
 
 async fn read_source(config: &Config, sync: &SyncConfig, mapping: &Mapping) -> Result<SourceRead> {
     match &sync.source {
-        Location::File(path) => Ok(source::snapshot::read(path)?),
+        Location::File(path) => Ok(cloudforms::snapshot::read(path)?),
         Location::Live => {
             let cfg = config
                 .cloudforms
@@ -229,9 +229,10 @@ async fn read_target(
     sn: Option<&ServiceNow>,
 ) -> Result<(Vec<Ci>, String)> {
     match (&sync.target, sn) {
-        (Location::File(path), _) => {
-            Ok((target::snapshot::read(path)?, path.display().to_string()))
-        }
+        (Location::File(path), _) => Ok((
+            servicenow::snapshot::read(path)?,
+            path.display().to_string(),
+        )),
         (Location::Live, Some(sn)) => {
             let table = &mapping.target.table;
             let cis = sn
@@ -262,7 +263,7 @@ async fn read_references(
 ) -> Result<References> {
     let mut references = References::default();
     for (table, path) in &sync.references {
-        references.add_table(table, target::snapshot::read(path)?);
+        references.add_table(table, servicenow::snapshot::read(path)?);
     }
     let Some(sn) = sn else { return Ok(references) };
     for (lookup, values) in mapping.lookup_keys(&source.records) {

@@ -12,11 +12,11 @@ use serde::Deserialize;
 
 use crate::apply::ApplyOptions;
 use crate::cli::{ApplyOpts, ConnectionArgs, PlanArgs, ReportArgs};
+use crate::cloudforms::CloudFormsConfig;
 use crate::net::{HttpSettings, RetryPolicy, Secret};
 use crate::reconcile::mapping::{line_column, parse_duration};
 use crate::report::Format;
-use crate::source::cloudforms::CloudFormsConfig;
-use crate::target::servicenow::{ServiceNowConfig, SnAuth};
+use crate::servicenow::{ServiceNowConfig, SnAuth};
 use crate::ticket::TicketConfig;
 
 /// Where records or CIs come from.

@@ -9,11 +9,11 @@ use chrono::{DateTime, Utc};
 
 use crate::app::{self, Planned, Status};
 use crate::cli::DemoArgs;
+use crate::cloudforms::CloudFormsConfig;
 use crate::config::{Config, Location, SyncConfig};
 use crate::net::Secret;
 use crate::report::Format;
-use crate::source::cloudforms::CloudFormsConfig;
-use crate::target::servicenow::{ServiceNowConfig, SnAuth};
+use crate::servicenow::{ServiceNowConfig, SnAuth};
 
 /// The shipped VMware mapping, built in so the demo runs from any folder.
 const MAPPING: &str = include_str!("../mappings/vmware-vm.toml");

@@ -6,12 +6,12 @@
 pub mod app;
 pub mod apply;
 pub mod cli;
+pub mod cloudforms;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod net;
 pub mod reconcile;
 pub mod report;
-pub mod source;
-pub mod target;
+pub mod servicenow;
 pub mod ticket;

@@ -1,4 +1,4 @@
-//! Shared HTTP plumbing for the adapters (`source/`, `target/`, `apply/`): a client per API
+//! Shared HTTP plumbing for the adapters (`cloudforms/`, `servicenow/`, `apply/`): a client per API
 //! with timeouts and TLS settings, errors that name the method and URL (never a credential)
 //! and say whether a retry may help, and the retry decision as a pure function.
 

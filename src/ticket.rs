@@ -6,7 +6,7 @@
 //! Ticketing never stops the job: a ticket that cannot be written is logged and the run goes
 //! on, because the CMDB matters more than the note about it.
 
-use crate::target::servicenow::ServiceNow;
+use crate::servicenow::ServiceNow;
 
 /// `[ticket]` settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use cmdb_reconcile::reconcile::mapping::Mapping;
 use cmdb_reconcile::reconcile::plan::Plan;
 use cmdb_reconcile::reconcile::planner::{self, Input};
 use cmdb_reconcile::reconcile::record::References;
-use cmdb_reconcile::{source, target};
+use cmdb_reconcile::{cloudforms, servicenow};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -52,11 +52,12 @@ fn run_case(dir: &Path) -> (Case, Plan) {
         "mapping.toml",
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let source = source::snapshot::read(&find(dir, "source").expect("source.json")).unwrap();
-    let cis = target::snapshot::read(&find(dir, "cmdb").expect("cmdb.csv or cmdb.json")).unwrap();
+    let source = cloudforms::snapshot::read(&find(dir, "source").expect("source.json")).unwrap();
+    let cis =
+        servicenow::snapshot::read(&find(dir, "cmdb").expect("cmdb.csv or cmdb.json")).unwrap();
     let mut references = References::default();
     if let Some(users) = find(dir, "sys_user") {
-        references.add_table("sys_user", target::snapshot::read(&users).unwrap());
+        references.add_table("sys_user", servicenow::snapshot::read(&users).unwrap());
     }
     let plan = planner::plan(Input {
         mapping: &mapping,

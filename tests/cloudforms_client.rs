@@ -5,11 +5,11 @@
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
+use cmdb_reconcile::cloudforms::{CloudForms, CloudFormsConfig};
 use cmdb_reconcile::net::{ErrorKind, RetryPolicy, Secret};
 use cmdb_reconcile::reconcile::mapping::{Filter, Path};
+use cmdb_reconcile::reconcile::record::SourceRead;
 use cmdb_reconcile::reconcile::record::SourceRecord;
-use cmdb_reconcile::source::cloudforms::{CloudForms, CloudFormsConfig};
-use cmdb_reconcile::source::SourceRead;
 use cmdb_sim::generator::Vendor;
 use cmdb_sim::{Api, FaultConfig, FaultKind, FaultRule, SimOptions, Sims};
 

@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{TimeZone, Utc};
+use cmdb_reconcile::cloudforms;
 use cmdb_reconcile::reconcile::mapping::Mapping;
 use cmdb_reconcile::reconcile::plan::{IssueKind, Plan};
 use cmdb_reconcile::reconcile::planner::{self, Input};
 use cmdb_reconcile::reconcile::record::References;
-use cmdb_reconcile::source;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -24,7 +24,7 @@ fn mapping(name: &str) -> Mapping {
     Mapping::parse(&std::fs::read_to_string(&path).unwrap(), name).unwrap()
 }
 
-fn plan_of(mapping: &Mapping, read: source::SourceRead) -> Plan {
+fn plan_of(mapping: &Mapping, read: cmdb_reconcile::reconcile::record::SourceRead) -> Plan {
     planner::plan(Input {
         mapping,
         records: &read.records,
@@ -40,7 +40,7 @@ fn plan_of(mapping: &Mapping, read: source::SourceRead) -> Plan {
 
 #[test]
 fn get_vms_collection_parses_and_maps() {
-    let read = source::snapshot::read(&fixture("get_vms.json")).unwrap();
+    let read = cloudforms::snapshot::read(&fixture("get_vms.json")).unwrap();
     assert_eq!(read.records.len(), 5);
     assert_eq!(read.incomplete, None, "count == subcount == 5");
     let plan = plan_of(&mapping("vmware-vm.toml"), read);
@@ -82,7 +82,7 @@ fn get_vms_collection_parses_and_maps() {
 
 #[test]
 fn single_vm_records_parse_with_nested_hardware() {
-    let read = source::snapshot::read(&fixture("ui_service_vmware_vm.json")).unwrap();
+    let read = cloudforms::snapshot::read(&fixture("ui_service_vmware_vm.json")).unwrap();
     assert_eq!(read.records.len(), 1);
     let plan = plan_of(&mapping("vmware-vm.toml"), read);
     let create = &plan.creates[0];
@@ -100,7 +100,7 @@ fn single_vm_records_parse_with_nested_hardware() {
         Some("Red Hat Enterprise Linux 7 (64-bit)")
     );
 
-    let read = source::snapshot::read(&fixture("ui_service_rhv_vm.json")).unwrap();
+    let read = cloudforms::snapshot::read(&fixture("ui_service_rhv_vm.json")).unwrap();
     let plan = plan_of(&mapping("vm.toml"), read);
     assert_eq!(plan.creates.len(), 1, "{:?}", plan.issues);
     assert_eq!(plan.creates[0].name, "laurent23");
@@ -113,7 +113,8 @@ fn every_vm_fixture_parses() {
         "ui_service_rhv_vm.json",
         "ui_service_vmware_vm.json",
     ] {
-        let read = source::snapshot::read(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let read =
+            cloudforms::snapshot::read(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!read.records.is_empty(), "{name}");
     }
 }

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use cmdb_reconcile::app::{self, Planned, Status};
+use cmdb_reconcile::cloudforms::CloudFormsConfig;
 use cmdb_reconcile::config::{Config, Location, SyncConfig};
 use cmdb_reconcile::net::{RetryPolicy, Secret};
 use cmdb_reconcile::report::Format;
-use cmdb_reconcile::source::cloudforms::CloudFormsConfig;
-use cmdb_reconcile::target::servicenow::{ServiceNowConfig, SnAuth};
+use cmdb_reconcile::servicenow::{ServiceNowConfig, SnAuth};
 use cmdb_sim::{Api, FaultConfig, SimOptions, Sims};
 use serde_json::{json, Value};
 

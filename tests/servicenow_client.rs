@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use cmdb_reconcile::net::{ErrorKind, HttpSettings, RetryPolicy, Secret};
 use cmdb_reconcile::reconcile::record::Ci;
-use cmdb_reconcile::target::servicenow::{
+use cmdb_reconcile::servicenow::{
     escape_query_value, BatchRequest, ServiceNow, ServiceNowConfig, SnAuth,
 };
 use cmdb_sim::{Api, FaultConfig, FaultKind, FaultRule, SimOptions, Sims};

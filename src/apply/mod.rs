@@ -23,7 +23,7 @@ use crate::net::{decide, Decision, ErrorKind, HttpError, RetryPolicy};
 use crate::reconcile::plan::{Change, Create, Plan, RetireAction};
 use crate::reconcile::record::Ci;
 use crate::report::model::{OperationOutcome, OutcomeStatus};
-use crate::target::servicenow::{BatchRequest, ServiceNow};
+use crate::servicenow::{BatchRequest, ServiceNow};
 
 /// How to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

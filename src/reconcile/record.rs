@@ -11,6 +11,16 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+/// What a read of the from-side produced, whichever system it came from: the records as JSON
+/// values, whether the read is complete (and why not), and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceRead {
+    pub origin: String,
+    pub records: Vec<Value>,
+    /// Why the read is not complete; `None` when every record the server has was read.
+    pub incomplete: Option<String>,
+}
+
 /// One VM as the source returned it, borrowed from the read. `id` is normalised to a string
 /// (CloudForms sends integers on old servers and strings on CFME 5.9+).
 #[derive(Debug, Clone, PartialEq)]

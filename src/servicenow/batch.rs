@@ -386,7 +386,7 @@ mod tests {
 
     use super::*;
     use crate::net::Secret;
-    use crate::target::servicenow::{ServiceNowConfig, SnAuth};
+    use crate::servicenow::{ServiceNowConfig, SnAuth};
 
     fn sn(url: &str) -> ServiceNow {
         ServiceNow::new(ServiceNowConfig::new(

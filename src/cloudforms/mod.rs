@@ -1,5 +1,7 @@
-//! The live CloudForms (ManageIQ) source: reads a whole VM collection over the REST API,
-//! paged and concurrent, and says whether what it read is complete.
+//! CloudForms (ManageIQ): everything the job says to or reads from it. The live client reads
+//! a whole collection (`vms`, `hosts`, `requests`, ... whatever a sync's mapping names) over
+//! the REST API, paged and concurrent, and says whether what it read is complete;
+//! [`snapshot`] reads the same from a saved file.
 //!
 //! A read asks for the first page, takes the total from it (`subquery_count` when filtered,
 //! else `count`; never the `links.last` the server gets wrong on exact multiples), then
@@ -14,6 +16,7 @@
 
 mod page;
 mod query;
+pub mod snapshot;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,10 +29,10 @@ use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use url::Url;
 
-use super::SourceRead;
 use crate::net::{build_client, with_retry, ClientError, ErrorKind, HttpError, HttpSettings};
 use crate::net::{RetryPolicy, Secret};
 use crate::reconcile::mapping::Filter;
+use crate::reconcile::record::SourceRead;
 use page::{Assembly, Page};
 use query::CollectionQuery;
 

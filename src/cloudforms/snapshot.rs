@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::SourceRead;
+use crate::reconcile::record::SourceRead;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {

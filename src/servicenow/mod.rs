@@ -1,5 +1,6 @@
-//! The live ServiceNow connector: Table API reads (paged, concurrent, complete-or-error),
-//! single-record writes, and the Batch API, with Basic or OAuth authentication.
+//! ServiceNow: everything the job says to or reads from it. The live connector does Table
+//! API reads (paged, concurrent, complete-or-error), single-record writes, and the Batch API,
+//! with Basic or OAuth authentication; [`snapshot`] reads exports of a table.
 //!
 //! Layout: this file holds the configuration, the client and the single-record calls;
 //! [`read`](self::read) pages through tables, [`batch`](self::batch) speaks the Batch API,
@@ -14,6 +15,7 @@
 mod auth;
 mod batch;
 mod read;
+pub mod snapshot;
 mod wire;
 
 use std::fmt;
