@@ -3,9 +3,11 @@
 //! Invariant: nothing here can fail on bad data. A bad record or value becomes an
 //! [`plan::Issue`] in the plan; the run goes on.
 
+mod desired;
 pub mod diff;
 pub mod identity;
 pub mod mapping;
 pub mod plan;
 pub mod planner;
+mod policy;
 pub mod record;

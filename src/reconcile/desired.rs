@@ -1,0 +1,282 @@
+//! What a VM's CI should hold: the mapping evaluated over one source record ([`Desired`]),
+//! with bad values reported as issues, and the create or update that takes a CI there.
+//! Pure: the time is a parameter.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::diff;
+use super::mapping::{EvalError, Mapping, OnEmpty, RetirePolicy};
+use super::plan::*;
+use super::policy::{all_set, parse_sn_datetime};
+use super::record::{Ci, References, SourceRecord};
+
+/// A VM that passed the filters, with what its CI should hold.
+pub(super) struct Desired<'a> {
+    pub record: SourceRecord<'a>,
+    pub name: String,
+    /// By mapping field index: the derived value (`None` when the source has none).
+    pub values: Vec<Option<String>>,
+    /// By mapping field index: the source value is empty and the rule says `on_empty = "clear"`.
+    pub cleared: Vec<bool>,
+}
+
+impl Desired<'_> {
+    /// The derived value of a CI field, by name.
+    pub fn value<'a>(&'a self, mapping: &Mapping, field: &str) -> Option<&'a str> {
+        let index = mapping.fields.iter().position(|f| f.name == field)?;
+        self.values[index].as_deref()
+    }
+
+    /// Report-only facts (provider, cluster, owner) for the actions this VM gets.
+    pub fn context(&self, mapping: &Mapping) -> BTreeMap<String, String> {
+        mapping
+            .context
+            .iter()
+            .filter_map(|(key, path)| {
+                let value = path
+                    .get(self.record.data)
+                    .and_then(super::mapping::scalar_text)?;
+                (!value.trim().is_empty()).then(|| (key.clone(), value))
+            })
+            .collect()
+    }
+}
+
+pub(super) fn evaluate<'a>(
+    mapping: &Mapping,
+    record: SourceRecord<'a>,
+    refs: &References,
+    issues: &mut Vec<Issue>,
+) -> Desired<'a> {
+    let mut values = Vec::with_capacity(mapping.fields.len());
+    let mut cleared = vec![false; mapping.fields.len()];
+    for (index, rule) in mapping.fields.iter().enumerate() {
+        let value = match rule.eval(&record, refs) {
+            Ok(value) => value,
+            Err(e) => {
+                let (kind, message) = match e {
+                    EvalError::BadValue(m) => (IssueKind::BadValue, m),
+                    EvalError::Unresolved(m) => (IssueKind::UnresolvedReference, m),
+                };
+                issues.push(Issue {
+                    kind,
+                    source_ids: vec![record.id.to_string()],
+                    sys_ids: Vec::new(),
+                    name: record_name(&record),
+                    field: Some(rule.name.clone()),
+                    message,
+                });
+                None
+            }
+        };
+        cleared[index] = value.is_none() && rule.on_empty == OnEmpty::Clear;
+        values.push(value);
+    }
+    let mut desired = Desired {
+        record,
+        name: String::new(),
+        values,
+        cleared,
+    };
+    desired.name = match desired.value(mapping, "name") {
+        Some(name) => name.to_owned(),
+        None => record_name(&desired.record),
+    };
+    desired
+}
+
+pub(super) fn record_name(record: &SourceRecord) -> String {
+    record
+        .data
+        .get("name")
+        .and_then(super::mapping::scalar_text)
+        .unwrap_or_else(|| format!("vm {}", record.id))
+}
+
+/// The create for a VM without a CI, or the issue why it cannot be created (boxed: an
+/// issue is far larger than the happy path's pointer).
+pub(super) fn create(mapping: &Mapping, d: &Desired, now_text: &str) -> Result<Create, Box<Issue>> {
+    // A CI that no rule can find again would be created anew on every run.
+    let Some(identity) = mapping.identify.iter().find(|rule| {
+        rule.fields
+            .iter()
+            .all(|f| d.value(mapping, f).is_some_and(|v| !v.trim().is_empty()))
+    }) else {
+        return Err(Box::new(Issue {
+            kind: IssueKind::BadRecord,
+            source_ids: vec![d.record.id.to_string()],
+            sys_ids: Vec::new(),
+            name: d.name.clone(),
+            field: None,
+            message: format!(
+                "no identity rule can identify this VM (empty {}); it is not created, or every run would create it again",
+                mapping.identify.iter().map(|r| format!("`{}`", r.describe())).collect::<Vec<_>>().join(", ")
+            ),
+        }));
+    };
+    let identity = identity
+        .fields
+        .iter()
+        .map(|f| FieldValue {
+            field: f.clone(),
+            value: d.value(mapping, f).unwrap_or_default().to_owned(),
+            from: "identity".into(),
+        })
+        .collect();
+    let mut fields: BTreeMap<String, FieldValue> = BTreeMap::new();
+    for (rule, value) in mapping.fields.iter().zip(&d.values) {
+        if rule.mode == FieldMode::Ignore {
+            continue;
+        }
+        if let Some(value) = value {
+            fields.insert(
+                rule.name.clone(),
+                FieldValue {
+                    field: rule.name.clone(),
+                    value: value.clone(),
+                    from: rule.describe.clone(),
+                },
+            );
+        }
+    }
+    let scope_values = mapping.target.scope.required_values();
+    let constants = mapping
+        .target
+        .on_create
+        .iter()
+        .map(|(f, v)| (f, v, "on_create"))
+        .chain(scope_values.iter().map(|(f, v)| (f, v, "scope")));
+    for (field, value, from) in constants {
+        fields.entry(field.clone()).or_insert_with(|| FieldValue {
+            field: field.clone(),
+            value: value.clone(),
+            from: from.into(),
+        });
+    }
+    let lifecycle = &mapping.lifecycle;
+    for field in lifecycle
+        .first_discovered
+        .iter()
+        .chain(&lifecycle.last_discovered)
+    {
+        fields.entry(field.clone()).or_insert_with(|| FieldValue {
+            field: field.clone(),
+            value: now_text.to_owned(),
+            from: "lifecycle: discovered now".into(),
+        });
+    }
+    Ok(Create {
+        source_id: d.record.id.to_string(),
+        name: d.name.clone(),
+        identity,
+        fields: fields.into_values().collect(),
+        context: d.context(mapping),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn diff_ci(
+    mapping: &Mapping,
+    d: &Desired,
+    ci: &Ci,
+    rule: &str,
+    adopting: bool,
+    now: DateTime<Utc>,
+    now_text: &str,
+) -> Option<Update> {
+    let mut changes = Vec::new();
+    for (index, field) in mapping.fields.iter().enumerate() {
+        let current = ci.get(&field.name);
+        let desired = match &d.values[index] {
+            Some(v) => v.as_str(),
+            None if d.cleared[index] => "",
+            None => continue,
+        };
+        if diff::same(field.compare, current, desired) {
+            continue;
+        }
+        let write = match field.mode {
+            FieldMode::Authoritative | FieldMode::Ignore => true,
+            FieldMode::FillEmpty => current.trim().is_empty(),
+            FieldMode::CreateOnly => false,
+        };
+        if write {
+            changes.push(Change {
+                field: field.name.clone(),
+                current: current.to_owned(),
+                desired: desired.to_owned(),
+                mode: field.mode,
+                from: field.describe.clone(),
+            });
+        }
+    }
+    if adopting {
+        for (field, value) in mapping.target.scope.required_values() {
+            if !ci.get(&field).trim().eq_ignore_ascii_case(&value) {
+                changes.push(Change {
+                    field: field.clone(),
+                    current: ci.get(&field).to_owned(),
+                    desired: value,
+                    mode: FieldMode::Authoritative,
+                    from: "adopt: scope".into(),
+                });
+            }
+        }
+    }
+    let lifecycle = &mapping.lifecycle;
+    let retired_fields = match &mapping.retire {
+        RetirePolicy::Set(set) => set.as_slice(),
+        _ => &[],
+    };
+    let inactive = all_set(ci, &lifecycle.absent) || all_set(ci, retired_fields);
+    let mut kind = UpdateKind::Drift;
+    if inactive {
+        for (field, value) in &lifecycle.restore {
+            if !ci.get(field).trim().eq_ignore_ascii_case(value)
+                && !changes.iter().any(|c| &c.field == field)
+            {
+                changes.push(Change {
+                    field: field.clone(),
+                    current: ci.get(field).to_owned(),
+                    desired: value.clone(),
+                    mode: FieldMode::Authoritative,
+                    from: "lifecycle: VM is back".into(),
+                });
+            }
+        }
+        kind = UpdateKind::Restore;
+    }
+    if let Some(field) = &lifecycle.last_discovered {
+        let stale = lifecycle.heartbeat_secs > 0
+            && parse_sn_datetime(ci.get(field))
+                .is_none_or(|seen| now - seen >= TimeDelta::seconds(lifecycle.heartbeat_secs));
+        if stale && !changes.iter().any(|c| &c.field == field) {
+            if changes.is_empty() {
+                kind = UpdateKind::Heartbeat;
+            }
+            changes.push(Change {
+                field: field.clone(),
+                current: ci.get(field).to_owned(),
+                desired: now_text.to_owned(),
+                mode: FieldMode::Authoritative,
+                from: "lifecycle: heartbeat".into(),
+            });
+        }
+    }
+    if changes.is_empty() {
+        return None;
+    }
+    Some(Update {
+        sys_id: ci.sys_id.clone(),
+        source_id: d.record.id.to_string(),
+        name: d.name.clone(),
+        kind,
+        matched_by: rule.to_owned(),
+        sys_updated_on: ci.get("sys_updated_on").to_owned(),
+        sys_mod_count: ci.get("sys_mod_count").to_owned(),
+        changes,
+        context: d.context(mapping),
+    })
+}
