@@ -3,7 +3,8 @@
 
 mod report_fixture;
 
-use cmdb_reconcile::report::model::{Action, OperationOutcome, OutcomeStatus, ReportModel};
+use cmdb_reconcile::apply::{OperationOutcome, OutcomeStatus};
+use cmdb_reconcile::report::model::{Action, ReportModel};
 use cmdb_reconcile::report::{csv, html, markdown};
 use report_fixture::{hostile_plan, small_plan, HOSTILE};
 

@@ -3,8 +3,8 @@
 
 mod report_fixture;
 
+use cmdb_reconcile::apply::{OperationOutcome, OutcomeStatus};
 use cmdb_reconcile::reconcile::plan::Plan;
-use cmdb_reconcile::report::model::{OperationOutcome, OutcomeStatus};
 use cmdb_reconcile::report::{write_reports, Format, ReportError};
 use report_fixture::{hostile_plan, small_plan};
 

@@ -22,8 +22,11 @@ use tokio::task::JoinSet;
 use crate::net::{decide, Decision, ErrorKind, HttpError, RetryPolicy};
 use crate::reconcile::plan::{Change, Create, Plan, RetireAction};
 use crate::reconcile::record::Ci;
-use crate::report::model::{OperationOutcome, OutcomeStatus};
 use crate::servicenow::{BatchRequest, ServiceNow};
+
+pub mod outcome;
+
+pub use outcome::{tally, OperationOutcome, OutcomeStatus};
 
 /// How to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +196,7 @@ pub async fn apply(plan: &Plan, sn: &ServiceNow, opts: &ApplyOptions) -> Vec<Ope
     }
 
     outcomes.extend(execute(sn, table, writes, opts).await);
+    outcome::sort_in_plan_order(plan, &mut outcomes);
     outcomes
 }
 
@@ -502,15 +506,6 @@ async fn run_batch(
         });
     }
     outcomes
-}
-
-/// Counts of outcomes by status, for logs and the exit code.
-pub fn tally(outcomes: &[OperationOutcome]) -> HashMap<OutcomeStatus, usize> {
-    let mut counts = HashMap::new();
-    for o in outcomes {
-        *counts.entry(o.status).or_insert(0) += 1;
-    }
-    counts
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+// Renderers see only the model: the outcomes they show come through it.
+pub use crate::apply::outcome::{OperationOutcome, OutcomeStatus};
 use crate::reconcile::plan::{
     Change, Issue, IssueKind, Plan, RetireAction, Retirement, Update, UpdateKind,
 };
@@ -90,63 +92,6 @@ impl Action {
 }
 
 impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What happened to one planned operation (a create, an update or a retirement of one CI)
-/// when `apply` carried it out. Produced by the executor; reports only display it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OperationOutcome {
-    /// The CI written: the planned CI for updates and retirements, the new CI for a create
-    /// that succeeded, `None` for a create that never got one.
-    #[serde(default)]
-    pub sys_id: Option<String>,
-    /// The VM the operation came from (`None` for retirements, which have no VM).
-    #[serde(default)]
-    pub source_id: Option<String>,
-    pub status: OutcomeStatus,
-    /// Why, in words (an error, or why it was skipped); may be empty when applied.
-    #[serde(default)]
-    pub message: String,
-}
-
-/// The end state of one operation after `apply`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutcomeStatus {
-    /// Written.
-    Applied,
-    /// Tried and failed (after retries).
-    Failed,
-    /// Not written because the CI changed after the plan was made.
-    SkippedStale,
-    /// Not written for another reason (a guard, an earlier failure, a dry run).
-    Skipped,
-}
-
-impl OutcomeStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Applied => "applied",
-            Self::Failed => "failed",
-            Self::SkippedStale => "skipped_stale",
-            Self::Skipped => "skipped",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Applied => "Applied",
-            Self::Failed => "Failed",
-            Self::SkippedStale => "Skipped (stale)",
-            Self::Skipped => "Skipped",
-        }
-    }
-}
-
-impl fmt::Display for OutcomeStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }

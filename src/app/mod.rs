@@ -2,12 +2,12 @@
 //! calls the pure core, applies plans, writes reports and says what happened. The clock is
 //! read once, in `main`, and passed in.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
 
+use crate::apply::OutcomeStatus;
 use crate::apply::{self, ApplyOptions};
 use crate::cli::{ApplyArgs, CheckArgs, PlanArgs, RunArgs};
 use crate::cloudforms::CloudForms;
@@ -17,36 +17,14 @@ use crate::reconcile::plan::{Plan, FORMAT_VERSION};
 use crate::reconcile::planner::{self, Input};
 use crate::reconcile::record::SourceRead;
 use crate::reconcile::record::{Ci, References};
-use crate::report::model::OutcomeStatus;
 use crate::report::{self, Format};
 use crate::servicenow::ServiceNow;
 use crate::ticket::Ticket;
+
+mod status;
+
 use crate::{cloudforms, servicenow};
-
-/// How a command ended, for the exit code (README "Exit codes").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Status {
-    /// Done; nothing to report (or changes, when the caller did not ask to be told).
-    Clean,
-    /// Changes are planned and `--detailed-exitcode` was given.
-    ChangesPlanned,
-    /// Some operations failed, or the source read was incomplete (retirements withheld).
-    Partial,
-    /// A safety rule refused the plan: nothing was written.
-    Refused,
-}
-
-impl Status {
-    /// The process exit code (README "Exit codes"; errors exit 1).
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Self::Clean => 0,
-            Self::ChangesPlanned => 2,
-            Self::Partial => 3,
-            Self::Refused => 4,
-        }
-    }
-}
+pub use status::{refused, worst, Status};
 
 /// Reads and compiles a mapping file.
 pub fn load_mapping(path: &Path) -> Result<Mapping> {
@@ -96,25 +74,9 @@ pub async fn plan(args: &PlanArgs, now: DateTime<Utc>) -> Result<Status> {
     let config = Config::for_plan(args, &Default::default())?;
     let planned = plan_all(&config, now, args.plan_opts.allow_mass_change).await?;
     print!("{}", summary_table(&planned));
-    Ok(plan_status(&planned, args.plan_opts.detailed_exitcode))
-}
-
-fn plan_status(planned: &[Planned], detailed: bool) -> Status {
-    planned
-        .iter()
-        .map(|p| {
-            if refused(&p.plan) {
-                Status::Refused
-            } else if !p.plan.source.complete {
-                Status::Partial
-            } else if detailed && p.plan.has_changes() {
-                Status::ChangesPlanned
-            } else {
-                Status::Clean
-            }
-        })
-        .max()
-        .unwrap_or(Status::Clean)
+    Ok(worst(planned.iter().map(|p| {
+        Status::of(&p.plan, None, args.plan_opts.detailed_exitcode)
+    })))
 }
 
 /// Plans every sync of the config and writes the reports (always including plan.json).
@@ -155,11 +117,6 @@ pub async fn plan_all(
         planned.push(Planned { plan, dir });
     }
     Ok(planned)
-}
-
-/// Whether a guard refuses the plan (nothing may be written).
-pub fn refused(plan: &Plan) -> bool {
-    !plan.safety.guards_tripped.is_empty() && !plan.safety.mass_change_allowed
 }
 
 async fn plan_sync(
@@ -405,13 +362,7 @@ async fn apply_planned(
         );
     }
     tracing::debug!(files = written.len(), "reports refreshed");
-    Ok(
-        if count(OutcomeStatus::Failed) > 0 || !plan.source.complete {
-            Status::Partial
-        } else {
-            Status::Clean
-        },
-    )
+    Ok(Status::of(plan, Some(&counts), false))
 }
 
 fn outcome_line(plan: &Plan, count: impl Fn(OutcomeStatus) -> usize, dir: &Path) -> String {
@@ -480,10 +431,9 @@ async fn run_steps(
     let summary = summary_table(&planned);
     print!("{summary}");
     if args.dry_run {
-        return Ok((
-            plan_status(&planned, args.plan.plan_opts.detailed_exitcode),
-            summary,
-        ));
+        let detailed = args.plan.plan_opts.detailed_exitcode;
+        let status = worst(planned.iter().map(|p| Status::of(&p.plan, None, detailed)));
+        return Ok((status, summary));
     }
     Ok((run_apply(config, &planned).await?, summary))
 }
@@ -492,14 +442,8 @@ async fn run_steps(
 pub async fn run_apply(config: &Config, planned: &[Planned]) -> Result<Status> {
     let mut status = Status::Clean;
     for p in planned {
-        let this = if refused(&p.plan) {
-            Status::Refused
-        } else if !p.plan.has_changes() {
-            if p.plan.source.complete {
-                Status::Clean
-            } else {
-                Status::Partial
-            }
+        let this = if refused(&p.plan) || !p.plan.has_changes() {
+            Status::of(&p.plan, Some(&Default::default()), false)
         } else {
             let cfg = config.servicenow.clone().ok_or_else(|| {
                 anyhow!(
@@ -525,87 +469,7 @@ fn humanize(d: chrono::TimeDelta) -> String {
     }
 }
 
-/// The short summary printed on stdout: one row per sync, then warnings and report paths.
+/// The short summary printed on stdout (see [`report::summary`]).
 pub fn summary_table(planned: &[Planned]) -> String {
-    let mut out = String::new();
-    let header = [
-        "mapping",
-        "table",
-        "create",
-        "update",
-        "heartbeat",
-        "absent",
-        "retire",
-        "delete",
-        "unchanged",
-        "quarantined",
-        "issues",
-    ];
-    let rows: Vec<Vec<String>> = planned
-        .iter()
-        .map(|Planned { plan: p, .. }| {
-            let s = &p.summary;
-            vec![
-                p.mapping.name.clone(),
-                p.mapping.table.clone(),
-                s.creates.to_string(),
-                (s.updates - s.heartbeats).to_string(),
-                s.heartbeats.to_string(),
-                s.marked_absent.to_string(),
-                s.retirements.to_string(),
-                s.deletes.to_string(),
-                s.unchanged.to_string(),
-                s.quarantined.to_string(),
-                s.issues.to_string(),
-            ]
-        })
-        .collect();
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].chars().count())
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: &[&str]| {
-        let mut l = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            // Names left-aligned, counts right-aligned.
-            if i < 2 {
-                let _ = write!(l, "{cell:<w$}  ", w = widths[i]);
-            } else {
-                let _ = write!(l, "{cell:>w$}  ", w = widths[i]);
-            }
-        }
-        l.trim_end().to_owned() + "\n"
-    };
-    out.push_str(&line(&header));
-    for row in &rows {
-        out.push_str(&line(&row.iter().map(String::as_str).collect::<Vec<_>>()));
-    }
-    for Planned { plan, dir } in planned {
-        if let Some(reason) = &plan.safety.retirements_blocked {
-            let _ = writeln!(
-                out,
-                "warning: {}: {} retirements withheld: {reason}",
-                plan.mapping.name, plan.safety.retirements_withheld
-            );
-        }
-        for trip in &plan.safety.guards_tripped {
-            let verdict = if plan.safety.mass_change_allowed {
-                "lifted by --allow-mass-change"
-            } else {
-                "plan refused"
-            };
-            let _ = writeln!(
-                out,
-                "guard {}: {}: {} ({verdict})",
-                trip.guard, plan.mapping.name, trip.message
-            );
-        }
-        let _ = writeln!(out, "report: {}", dir.display());
-    }
-    out
+    report::summary::summary_table(planned.iter().map(|p| (&p.plan, p.dir.as_path())))
 }
