@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 
 use crate::apply::ApplyOptions;
@@ -18,6 +17,35 @@ use crate::reconcile::mapping::{line_column, parse_duration};
 use crate::report::Format;
 use crate::servicenow::{ServiceNowConfig, SnAuth};
 use crate::ticket::TicketConfig;
+
+/// Why a configuration cannot be used. Every message names the setting, file or variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {what} `{}`", path.display())]
+    Read {
+        what: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A setting is wrong or missing; the message says which and how to give it.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+/// `ConfigError::Invalid` from a format string.
+macro_rules! invalid {
+    ($($arg:tt)*) => { ConfigError::Invalid(format!($($arg)*)) };
+}
 
 /// Where records or CIs come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +184,7 @@ fn parse_formats(names: &[String], origin: &str) -> Result<Vec<Format>> {
     let mut formats = Vec::new();
     for name in names {
         let format: Format = name.parse().map_err(|_| {
-            anyhow!(
+            invalid!(
                 "{origin}: unknown report format `{name}` (one of {})",
                 Format::NAMES.join(", ")
             )
@@ -169,11 +197,19 @@ fn parse_formats(names: &[String], origin: &str) -> Result<Vec<Format>> {
 }
 
 fn read_file_config(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config file `{}`", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        what: "config file".into(),
+        path: path.to_path_buf(),
+        source,
+    })?;
     toml::from_str(&text).map_err(|e| {
         let (line, column) = line_column(&text, e.span().map_or(0, |s| s.start));
-        anyhow!("{}:{line}:{column}: {}", path.display(), e.message().trim())
+        ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.message().trim().to_owned(),
+        }
     })
 }
 
@@ -189,8 +225,11 @@ fn secret(
         return Ok(Some(Secret::new(v.clone())));
     }
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {what} file `{}`", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            what: format!("{what} file"),
+            path: path.clone(),
+            source,
+        })?;
         // Files written by `echo` or a Secret volume end with a newline that is not part of it.
         return Ok(Some(Secret::new(
             text.trim_end_matches(['\n', '\r']).to_owned(),
@@ -198,7 +237,7 @@ fn secret(
     }
     if let Some(var) = env {
         let value = std::env::var(var)
-            .map_err(|_| anyhow!("{what}: environment variable `{var}` is not set"))?;
+            .map_err(|_| invalid!("{what}: environment variable `{var}` is not set"))?;
         return Ok(Some(Secret::new(value)));
     }
     Ok(inline.clone().map(Secret::new))
@@ -209,7 +248,7 @@ fn duration(text: &Option<String>, default: Duration, what: &str) -> Result<Dura
         None => Ok(default),
         Some(t) => parse_duration(t)
             .map(|secs| Duration::from_secs(secs.max(0) as u64))
-            .map_err(|e| anyhow!("{what}: {e}")),
+            .map_err(|e| invalid!("{what}: {e}")),
     }
 }
 
@@ -261,7 +300,7 @@ fn cloudforms(
         .cloudforms_user
         .clone()
         .or_else(|| f.user.clone())
-        .ok_or_else(|| anyhow!("[cloudforms] needs `user` (or CLOUDFORMS_USER)"))?;
+        .ok_or_else(|| invalid!("[cloudforms] needs `user` (or CLOUDFORMS_USER)"))?;
     let password = secret(
         &flags.cloudforms_password,
         &f.password_file.as_ref().map(|p| rel(base, p)),
@@ -270,7 +309,7 @@ fn cloudforms(
         "[cloudforms] password",
     )?
     .ok_or_else(|| {
-        anyhow!(
+        invalid!(
             "[cloudforms] needs a password: CLOUDFORMS_PASSWORD, `password_file` or `password_env`"
         )
     })?;
@@ -315,7 +354,11 @@ fn servicenow(
         Some("oauth") => true,
         Some("basic") => false,
         None => client_id.is_some(),
-        Some(other) => bail!("[servicenow] auth `{other}`: one of `basic`, `oauth`"),
+        Some(other) => {
+            return Err(invalid!(
+                "[servicenow] auth `{other}`: one of `basic`, `oauth`"
+            ))
+        }
     };
     let auth = if oauth {
         let client_secret = secret(
@@ -325,10 +368,10 @@ fn servicenow(
             &f.client_secret,
             "[servicenow] client_secret",
         )?
-        .ok_or_else(|| anyhow!("[servicenow] OAuth needs a client secret: SERVICENOW_CLIENT_SECRET, `client_secret_file` or `client_secret_env`"))?;
+        .ok_or_else(|| invalid!("[servicenow] OAuth needs a client secret: SERVICENOW_CLIENT_SECRET, `client_secret_file` or `client_secret_env`"))?;
         SnAuth::OAuth {
             client_id: client_id.ok_or_else(|| {
-                anyhow!("[servicenow] OAuth needs `client_id` (or SERVICENOW_CLIENT_ID)")
+                invalid!("[servicenow] OAuth needs `client_id` (or SERVICENOW_CLIENT_ID)")
             })?,
             client_secret,
             user,
@@ -336,8 +379,8 @@ fn servicenow(
         }
     } else {
         SnAuth::Basic {
-            user: user.ok_or_else(|| anyhow!("[servicenow] needs `user` (or SERVICENOW_USER)"))?,
-            password: password.ok_or_else(|| anyhow!("[servicenow] needs a password: SERVICENOW_PASSWORD, `password_file` or `password_env`"))?,
+            user: user.ok_or_else(|| invalid!("[servicenow] needs `user` (or SERVICENOW_USER)"))?,
+            password: password.ok_or_else(|| invalid!("[servicenow] needs a password: SERVICENOW_PASSWORD, `password_file` or `password_env`"))?,
         }
     };
     let (http, retry) = http_settings(&f.http, base, "servicenow")?;
@@ -437,7 +480,7 @@ impl Config {
                     mapping: args
                         .mapping
                         .clone()
-                        .ok_or_else(|| anyhow!("`--mapping` is required without a config file's [[sync]] entry"))?,
+                        .ok_or_else(|| invalid!("`--mapping` is required without a config file's [[sync]] entry"))?,
                     source: args.source_file.clone().map_or(Location::Live, Location::File),
                     target: args.target_file.clone().map_or(Location::Live, Location::File),
                     references: Vec::new(),
@@ -454,11 +497,11 @@ impl Config {
                         sync.target = Location::File(t.clone());
                     }
                 }
-                n => bail!("`{origin}` has {n} [[sync]] entries; --mapping, --source-file and --target-file can override only one"),
+                n => return Err(invalid!("`{origin}` has {n} [[sync]] entries; --mapping, --source-file and --target-file can override only one")),
             }
         }
         if syncs.is_empty() {
-            bail!("nothing to plan: give --config with a [[sync]] entry, or --mapping (with --source-file and --target-file, or a [cloudforms] and [servicenow] connection)");
+            return Err(invalid!("nothing to plan: give --config with a [[sync]] entry, or --mapping (with --source-file and --target-file, or a [cloudforms] and [servicenow] connection)"));
         }
         for sync in &mut syncs {
             sync.references.extend(args.references.iter().cloned());
@@ -468,10 +511,10 @@ impl Config {
         let servicenow = servicenow(file.servicenow.as_ref(), &args.connections, &base)?;
         for sync in &syncs {
             if sync.source == Location::Live && cloudforms.is_none() {
-                bail!("`{}` reads CloudForms live but no [cloudforms] url is set (config file or CLOUDFORMS_URL); or give --source-file", sync.mapping.display());
+                return Err(invalid!("`{}` reads CloudForms live but no [cloudforms] url is set (config file or CLOUDFORMS_URL); or give --source-file", sync.mapping.display()));
             }
             if sync.target == Location::Live && servicenow.is_none() {
-                bail!("`{}` reads ServiceNow live but no [servicenow] url is set (config file or SERVICENOW_URL); or give --target-file", sync.mapping.display());
+                return Err(invalid!("`{}` reads ServiceNow live but no [servicenow] url is set (config file or SERVICENOW_URL); or give --target-file", sync.mapping.display()));
             }
         }
         let (apply_opts, max_plan_age) = apply_options(&file.apply, apply)?;
@@ -481,10 +524,10 @@ impl Config {
             parse_formats(&args.report.format, "--format")?
         };
         if args.report.out_dir.is_some() && syncs.len() > 1 {
-            bail!(
+            return Err(invalid!(
                 "--out-dir names one folder but {} syncs are planned; set [report] dir instead",
                 syncs.len()
-            );
+            ));
         }
         let report_dir = file
             .report
@@ -521,7 +564,7 @@ impl Config {
         let Loaded { file, base, .. } = load(config)?;
         let servicenow =
             servicenow(file.servicenow.as_ref(), connections, &base)?.ok_or_else(|| {
-                anyhow!("apply needs a [servicenow] url (config file or SERVICENOW_URL)")
+                invalid!("apply needs a [servicenow] url (config file or SERVICENOW_URL)")
             })?;
         let (options, age) = apply_options(&file.apply, apply)?;
         Ok((servicenow, options, age))
