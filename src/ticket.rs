@@ -1,7 +1,8 @@
-//! The run ticket: how operations hears of each scheduled run in ServiceNow. `run` and
-//! `apply` open an incident (or another task table) when they start, resolve and close it
-//! when they succeed ("green"), and leave it open with raised urgency and a work note saying
-//! what went wrong when they fail, are refused or end partially ("red").
+//! The run ticket: how operations hears of each scheduled run in ServiceNow. `run` (not a
+//! dry run, and not `apply`) opens an incident (or another task table) when it starts,
+//! resolves and closes it when the run succeeds ("green"), and leaves it open with raised
+//! urgency and a work note saying what went wrong when the run fails, is refused or ends
+//! partially ("red").
 //!
 //! Ticketing never stops the job: a ticket that cannot be written is logged and the run goes
 //! on, because the CMDB matters more than the note about it.

@@ -27,7 +27,9 @@ pub struct Plan {
     pub issues: Vec<Issue>,
 }
 
-/// Which mapping produced the plan; `digest` lets `apply` tell whether the mapping changed.
+/// Which mapping produced the plan. `digest` (of the mapping's text) is recorded so a reader
+/// of a report or `outcome.json` can tell which version of the mapping it came from; `apply`
+/// carries out the plan as written and does not compare it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MappingInfo {
     pub name: String,
