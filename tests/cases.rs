@@ -2,8 +2,12 @@
 //! snapshot, a CMDB export and `case.toml` (the clock, options and the expected counts). The
 //! whole plan is held in an insta snapshot beside the case; the counts in `case.toml` say in
 //! plain words what the case proves.
+//!
+//! Each folder is one test named after it (libtest-mimic, `harness = false`), so a failing
+//! case hides no other and one runs alone: `cargo test --test cases -- heartbeat`.
 
 use std::collections::BTreeMap;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -12,6 +16,7 @@ use cmdb_reconcile::reconcile::plan::Plan;
 use cmdb_reconcile::reconcile::planner::{self, Input};
 use cmdb_reconcile::reconcile::record::References;
 use cmdb_reconcile::{cloudforms, servicenow};
+use libtest_mimic::{Arguments, Failed, Trial};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -43,21 +48,24 @@ fn find(dir: &Path, stem: &str) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-fn run_case(dir: &Path) -> (Case, Plan) {
-    let case: Case = toml::from_str(&std::fs::read_to_string(dir.join("case.toml")).unwrap())
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let mapping_path = dir.join("mapping.toml");
-    let mapping = Mapping::parse(
-        &std::fs::read_to_string(&mapping_path).unwrap(),
-        "mapping.toml",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let source = cloudforms::snapshot::read(&find(dir, "source").expect("source.json")).unwrap();
-    let cis =
-        servicenow::snapshot::read(&find(dir, "cmdb").expect("cmdb.csv or cmdb.json")).unwrap();
+fn run_case(dir: &Path) -> Result<(Case, Plan), Failed> {
+    let path = dir.join("case.toml");
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("reading `{}`: {e}", path.display()))?;
+    let case: Case = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let path = dir.join("mapping.toml");
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("reading `{}`: {e}", path.display()))?;
+    let mapping =
+        Mapping::parse(&text, "mapping.toml").map_err(|e| format!("{}: {e}", dir.display()))?;
+    let source = cloudforms::snapshot::read(&find(dir, "source").ok_or("no source.json")?)
+        .map_err(|e| e.to_string())?;
+    let cis = servicenow::snapshot::read(&find(dir, "cmdb").ok_or("no cmdb.csv or cmdb.json")?)
+        .map_err(|e| e.to_string())?;
     let mut references = References::default();
     if let Some(users) = find(dir, "sys_user") {
-        references.add_table("sys_user", servicenow::snapshot::read(&users).unwrap());
+        let rows = servicenow::snapshot::read(&users).map_err(|e| e.to_string())?;
+        references.add_table("sys_user", rows);
     }
     let plan = planner::plan(Input {
         mapping: &mapping,
@@ -70,7 +78,7 @@ fn run_case(dir: &Path) -> (Case, Plan) {
         now: case.now,
         allow_mass_change: case.allow_mass_change,
     });
-    (case, plan)
+    Ok((case, plan))
 }
 
 fn check_expectations(name: &str, case: &Case, plan: &Plan) -> Vec<String> {
@@ -129,11 +137,42 @@ fn check_expectations(name: &str, case: &Case, plan: &Plan) -> Vec<String> {
     failures
 }
 
-#[test]
-fn cases() {
+/// One case: the expected counts, then the plan against its snapshot. Both are checked before
+/// either fails, so a run reports every difference of the case at once.
+fn case_test(dir: &Path) -> Result<(), Failed> {
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let (case, plan) = run_case(dir)?;
+    if case.about.is_empty() {
+        return Err("`about` is empty: say what the case proves".into());
+    }
+    let mut failures = check_expectations(&name, &case, &plan);
+    let snapshot = panic::catch_unwind(AssertUnwindSafe(|| {
+        insta::with_settings!({
+            snapshot_path => dir,
+            prepend_module_to_snapshot => false,
+            description => case.about.clone(),
+            omit_expression => true,
+        }, {
+            insta::assert_yaml_snapshot!("plan", plan);
+        });
+    }));
+    if snapshot.is_err() {
+        failures.push(format!(
+            "{name}: the plan differs from its snapshot `plan.snap` (insta's diff above)"
+        ));
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n").into())
+    }
+}
+
+fn main() {
+    let args = Arguments::from_args();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .unwrap()
+        .unwrap_or_else(|e| panic!("reading `{}`: {e}", root.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.join("case.toml").exists())
         .collect();
@@ -143,20 +182,12 @@ fn cases() {
         "expected the case folders under {}",
         root.display()
     );
-    let mut failures = Vec::new();
-    for dir in &dirs {
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let (case, plan) = run_case(dir);
-        assert!(!case.about.is_empty());
-        failures.extend(check_expectations(&name, &case, &plan));
-        insta::with_settings!({
-            snapshot_path => dir.clone(),
-            prepend_module_to_snapshot => false,
-            description => case.about.clone(),
-            omit_expression => true,
-        }, {
-            insta::assert_yaml_snapshot!("plan", plan);
-        });
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let trials: Vec<Trial> = dirs
+        .into_iter()
+        .map(|dir| {
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            Trial::test(name, move || case_test(&dir))
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
 }
