@@ -1,4 +1,4 @@
-//! The recorded ManageIQ responses in `../shared/fixtures/manageiq/` parse as source records
+//! The recorded ManageIQ responses in `tests/fixtures/manageiq/` parse as source records
 //! and map to CIs: proof that the snapshot reader and the mapping accept real payloads (ids
 //! as integers in older recordings, as strings in newer ones).
 
@@ -13,7 +13,7 @@ use cmdb_reconcile::reconcile::record::References;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/manageiq")
+        .join("tests/fixtures/manageiq")
         .join(name)
 }
 

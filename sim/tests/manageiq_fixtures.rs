@@ -1,5 +1,5 @@
 //! The ManageIQ simulator's responses held against recorded responses of real
-//! servers (`shared/fixtures/manageiq/`): same keys, same key order, same
+//! servers (`tests/fixtures/manageiq/`): same keys, same key order, same
 //! JSON types (ids may be strings where old recordings have integers).
 
 mod common;

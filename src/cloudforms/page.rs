@@ -234,7 +234,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/manageiq/");
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/manageiq/");
 
     #[test]
     fn the_recorded_get_vms_response_parses_with_integer_ids() {

@@ -1,6 +1,6 @@
 //! Helpers shared by the simulator's integration tests: starting the
 //! simulators, authenticated ManageIQ requests, and the recorded fixtures in
-//! `../shared/fixtures/manageiq/` (next to the repository, as in CI).
+//! `tests/fixtures/manageiq/` of the workspace (one copy, shared with the main package).
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
@@ -31,7 +31,7 @@ pub async fn start(vms: usize) -> Sims {
 
 pub fn fixture(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/manageiq")
+        .join("../tests/fixtures/manageiq")
         .join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading fixture `{}`: {e}", path.display()));
