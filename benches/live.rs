@@ -8,6 +8,10 @@
 //! wall time of plan and apply, round trips by kind (from the simulators' counters) next to
 //! the fewest possible for that dataset, 429s received, and the job's peak memory (the job
 //! runs as its own process; the simulators run in this one).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark reads the clock and writes files"
+)]
 
 use std::collections::BTreeMap;
 use std::process::Command;

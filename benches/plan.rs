@@ -5,6 +5,10 @@
 //! planner over several runs (records and CIs already in memory: this measures the core, not
 //! parsing) and the process's peak resident memory. A plain harness: no timing assertions,
 //! no extra crate.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark reads the clock and writes files"
+)]
 
 use std::time::{Duration, Instant};
 

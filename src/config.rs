@@ -196,6 +196,10 @@ fn parse_formats(names: &[String], origin: &str) -> Result<Vec<Format>> {
     Ok(formats)
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the shell reads and writes files; the core never does"
+)]
 fn read_file_config(path: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         what: "config file".into(),
@@ -214,6 +218,10 @@ fn read_file_config(path: &Path) -> Result<FileConfig> {
 }
 
 /// Resolves a secret: flag or env var (clap) first, then `*_file`, then `*_env`, then inline.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the shell reads and writes files; the core never does"
+)]
 fn secret(
     flag: &Option<String>,
     file: &Option<PathBuf>,
@@ -572,6 +580,10 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "tests read fixtures and write files"
+)]
 mod tests {
     use clap::Parser;
 

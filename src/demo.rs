@@ -18,6 +18,10 @@ use crate::servicenow::{ServiceNowConfig, SnAuth};
 /// The shipped VMware mapping, built in so the demo runs from any folder.
 const MAPPING: &str = include_str!("../mappings/vmware-vm.toml");
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the shell reads and writes files; the core never does"
+)]
 pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
     println!(
         "Starting the CloudForms and ServiceNow simulators with {} VMs (seed {})...",

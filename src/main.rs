@@ -45,6 +45,7 @@ fn init_logging(args: &LogArgs) -> bool {
 
 /// The process's peak resident memory (Linux), for the closing log line: sizing a CronJob's
 /// memory limit needs it.
+#[allow(clippy::disallowed_methods, reason = "reads /proc/self/status")]
 fn peak_rss_mib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kib: u64 = status
@@ -57,6 +58,10 @@ fn peak_rss_mib() -> Option<u64> {
     Some(kib / 1024)
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the one place the job reads the wall clock"
+)]
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json_logs = init_logging(&cli.log);

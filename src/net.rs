@@ -76,6 +76,10 @@ pub enum ClientError {
 }
 
 /// Builds an HTTP client with the settings; rustls, gzip, our user agent.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the shell reads and writes files; the core never does"
+)]
 pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, ClientError> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("cmdb-reconcile/", env!("CARGO_PKG_VERSION")))
@@ -317,6 +321,10 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// `Retry-After`: delay seconds (what ServiceNow sends) or an HTTP date.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the Retry-After date is relative to the wall clock"
+)]
 fn parse_retry_after(text: &str) -> Option<Duration> {
     let text = text.trim();
     if let Ok(secs) = text.parse::<f64>() {

@@ -7,6 +7,10 @@
 //!
 //! Each folder is one test named after it (libtest-mimic, `harness = false`), so a failing
 //! case hides no other and one runs alone: `cargo test --test cases -- heartbeat`.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests read fixtures, write files and read the clock"
+)]
 
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};

@@ -1,5 +1,9 @@
 //! The binary as a user runs it: offline `plan` and `check`, their output, files and exit
 //! codes (README "Exit codes").
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests read fixtures, write files and read the clock"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

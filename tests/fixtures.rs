@@ -1,6 +1,10 @@
 //! The recorded ManageIQ responses in `tests/fixtures/manageiq/` parse as source records
 //! and map to CIs: proof that the snapshot reader and the mapping accept real payloads (ids
 //! as integers in older recordings, as strings in newer ones).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests read fixtures, write files and read the clock"
+)]
 
 use std::path::{Path, PathBuf};
 

@@ -2,6 +2,10 @@
 //! converges, apply is idempotent, and the job stays safe when the network or the servers
 //! misbehave (rate limits, 5xx, resets, lost responses, lost pages, bad credentials, stale
 //! plans, servers that never answer).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests read fixtures, write files and read the clock"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

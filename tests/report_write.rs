@@ -1,5 +1,9 @@
 //! `write_reports`: the files it writes, `plan.json` read back as the same plan, and errors that
 //! name the file.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests read fixtures, write files and read the clock"
+)]
 
 mod report_fixture;
 

@@ -2,6 +2,10 @@
 //! concurrent reads, authentication (Basic, OAuth grants, token renewal), TLS, retries under
 //! injected faults, single-record writes, identity lookups, `IN` chunks, the Batch API's
 //! re-sends and timeouts. Every test checks data, not just the absence of an error.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests read fixtures, write files and read the clock"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

@@ -1,4 +1,8 @@
 //! Tidy checks on the source tree (rust-analyzer's habit): rules a compiler cannot enforce.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests read fixtures, write files and read the clock"
+)]
 
 use std::path::{Path, PathBuf};
 

@@ -230,6 +230,10 @@ impl Assembly {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "tests read fixtures and write files"
+)]
 mod tests {
     use super::*;
     use serde_json::json;
