@@ -14,9 +14,9 @@ use crate::apply::ApplyOptions;
 use crate::cli::{ApplyOpts, ConnectionArgs, PlanArgs, ReportArgs};
 use crate::cloudforms::CloudFormsConfig;
 use crate::net::{HttpSettings, RetryPolicy, Secret};
-use crate::reconcile::mapping::{line_column, parse_duration};
 use crate::report::Format;
 use crate::servicenow::{ServiceNowConfig, SnAuth};
+use crate::text::{line_column, parse_duration};
 use crate::ticket::TicketConfig;
 
 /// Where records or CIs come from.

@@ -17,6 +17,7 @@ use toml::Spanned;
 
 use super::plan::FieldMode;
 use super::record::{Ci, References, SourceRecord};
+use crate::text::{line_column, parse_duration};
 
 /// A mapping file that could not be compiled: where, what, and a hint when we have one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -863,30 +864,6 @@ fn parse_template(text: &str) -> Result<Vec<TemplatePart>, String> {
     Ok(parts)
 }
 
-/// Parses a duration: `0`, `90s`, `30m`, `24h`, `7d`, `2w`.
-pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    if text == "0" {
-        return Ok(0);
-    }
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: i64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like `24h` or `7d`"))?;
-    let scale = match unit.trim() {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return Err(format!("`{text}` is not a duration like `24h` or `7d`")),
-    };
-    Ok(number * scale)
-}
-
 // ---------------------------------------------------------------------------------------
 // The file format (serde) and its compilation.
 
@@ -1000,18 +977,6 @@ struct RawGuards {
 #[serde(deny_unknown_fields)]
 struct RawReport {
     context: Option<BTreeMap<String, String>>,
-}
-
-/// The 1-based line and column (in characters) of a byte offset in `text`.
-pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
 }
 
 /// Turns byte offsets into positioned errors.
