@@ -23,11 +23,20 @@ fn reconcile_core_does_no_io() {
     ];
     let mut offences = Vec::new();
     let mut files = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "rs") {
-            continue;
+    // Walk sub-folders too: a module split into a folder (`mapping/`) stays under the rule.
+    let mut stack = vec![dir.clone()];
+    let mut paths = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                paths.push(path);
+            }
         }
+    }
+    for path in paths {
         files += 1;
         let text = std::fs::read_to_string(&path).unwrap();
         for (n, line) in text.lines().enumerate() {
