@@ -380,7 +380,7 @@ fn modes_and_compare_defaults() {
 #[test]
 fn source_attributes_cover_every_path() {
     let m = Mapping::parse(
-        include_str!("../../mappings/vmware-vm.toml"),
+        include_str!("../../../mappings/vmware-vm.toml"),
         "vmware-vm.toml",
     )
     .unwrap();
@@ -547,9 +547,9 @@ fn shipped_mappings_compile() {
     let shipped = [
         (
             "vmware-vm.toml",
-            include_str!("../../mappings/vmware-vm.toml"),
+            include_str!("../../../mappings/vmware-vm.toml"),
         ),
-        ("vm.toml", include_str!("../../mappings/vm.toml")),
+        ("vm.toml", include_str!("../../../mappings/vm.toml")),
     ];
     for (name, text) in shipped {
         Mapping::parse(text, name).unwrap_or_else(|e| panic!("{e}"));

@@ -1591,5 +1591,4 @@ fn fnv1a(text: &str) -> String {
 }
 
 #[cfg(test)]
-#[path = "mapping_tests.rs"]
 mod tests;
