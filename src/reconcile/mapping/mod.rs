@@ -15,9 +15,19 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
+mod filter;
+mod path;
+mod template;
+
+pub use filter::{Condition, Conditions, Filter};
+pub use path::Path;
+pub use template::TemplatePart;
+
 use super::plan::FieldMode;
-use super::record::{Ci, References, SourceRecord};
+use super::record::{References, SourceRecord};
 use crate::text::{line_column, parse_duration};
+use filter::is_field_name;
+use template::{parse_template, render_template};
 
 /// A mapping file that could not be compiled: where, what, and a hint when we have one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,261 +168,6 @@ impl fmt::Display for Limit {
     }
 }
 
-/// A path into a source record: `hardware.memory_mb`, `ipaddresses[0]`, `tags.0.name`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Path(Vec<Segment>);
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Segment {
-    Key(String),
-    Index(usize),
-}
-
-impl Path {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err("empty source path".into());
-        }
-        let mut segments = Vec::new();
-        for part in text.split('.') {
-            let (key, mut rest) = match part.find('[') {
-                Some(i) => (&part[..i], &part[i..]),
-                None => (part, ""),
-            };
-            if key.is_empty() && rest.is_empty() {
-                return Err(format!("empty segment in path `{text}`"));
-            }
-            if !key.is_empty() {
-                match key.parse::<usize>() {
-                    Ok(i) => segments.push(Segment::Index(i)),
-                    Err(_) => segments.push(Segment::Key(key.to_owned())),
-                }
-            }
-            while !rest.is_empty() {
-                let close = rest
-                    .find(']')
-                    .ok_or_else(|| format!("unclosed `[` in path `{text}`"))?;
-                let index = rest[1..close].trim().parse::<usize>().map_err(|_| {
-                    format!(
-                        "`{}` is not an array index in path `{text}`",
-                        &rest[1..close]
-                    )
-                })?;
-                segments.push(Segment::Index(index));
-                rest = &rest[close + 1..];
-                if !rest.is_empty() && !rest.starts_with('[') {
-                    return Err(format!("unexpected `{rest}` in path `{text}`"));
-                }
-            }
-        }
-        Ok(Self(segments))
-    }
-
-    /// The value at this path, `None` when any step is missing.
-    pub fn get<'a>(&self, data: &'a serde_json::Map<String, Value>) -> Option<&'a Value> {
-        let mut segments = self.0.iter();
-        let mut current = match segments.next()? {
-            Segment::Key(k) => data.get(k)?,
-            Segment::Index(_) => return None,
-        };
-        for segment in segments {
-            current = match (segment, current) {
-                (Segment::Key(k), Value::Object(map)) => map.get(k)?,
-                (Segment::Index(i), Value::Array(items)) => items.get(*i)?,
-                _ => return None,
-            };
-        }
-        Some(current)
-    }
-
-    /// The CloudForms attribute to request for this path: the keys up to the first index
-    /// (`ipaddresses[0]` needs `ipaddresses`, `hardware.memory_mb` needs itself).
-    pub fn attribute(&self) -> String {
-        let keys: Vec<&str> = self
-            .0
-            .iter()
-            .map_while(|s| match s {
-                Segment::Key(k) => Some(k.as_str()),
-                Segment::Index(_) => None,
-            })
-            .collect();
-        keys.join(".")
-    }
-}
-
-impl fmt::Display for Path {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, segment) in self.0.iter().enumerate() {
-            match segment {
-                Segment::Key(k) if i == 0 => write!(f, "{k}")?,
-                Segment::Key(k) => write!(f, ".{k}")?,
-                Segment::Index(n) => write!(f, "[{n}]")?,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A source filter: `vendor=vmware`, `vendor!=redhat`, `cloud=false`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Filter {
-    pub path: Path,
-    pub negate: bool,
-    pub value: String,
-}
-
-impl Filter {
-    fn parse(text: &str) -> Result<Self, String> {
-        let (negate, (left, right)) = if let Some(parts) = text.split_once("!=") {
-            (true, parts)
-        } else if let Some(parts) = text.split_once('=') {
-            (false, parts)
-        } else {
-            return Err(format!("filter `{text}` has no `=` or `!=`"));
-        };
-        let value = right
-            .trim()
-            .trim_matches(|c| c == '"' || c == '\'')
-            .to_owned();
-        Ok(Self {
-            path: Path::parse(left)?,
-            negate,
-            value,
-        })
-    }
-
-    /// Whether a record passes: its value equals (case-insensitive) the filter's, or not.
-    pub fn accepts(&self, record: &SourceRecord) -> bool {
-        let actual = self
-            .path
-            .get(record.data)
-            .and_then(scalar_text)
-            .unwrap_or_default();
-        let equal = if self.value.eq_ignore_ascii_case("null") {
-            actual.is_empty()
-        } else {
-            actual.eq_ignore_ascii_case(&self.value)
-        };
-        equal != self.negate
-    }
-}
-
-impl fmt::Display for Filter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}{}{}",
-            self.path,
-            if self.negate { "!=" } else { "=" },
-            self.value
-        )
-    }
-}
-
-/// A conjunction of conditions on CI fields, in ServiceNow encoded-query form:
-/// `discovery_source=CloudForms^install_status!=7^sys_class_nameINa,b^nameISNOTEMPTY`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conditions {
-    pub text: String,
-    pub conditions: Vec<Condition>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Condition {
-    Equals(String, String),
-    NotEquals(String, String),
-    In(String, Vec<String>),
-    IsEmpty(String),
-    IsNotEmpty(String),
-}
-
-impl Conditions {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut conditions = Vec::new();
-        for part in text.split('^').map(str::trim).filter(|p| !p.is_empty()) {
-            let condition = if let Some(field) = part.strip_suffix("ISNOTEMPTY") {
-                Condition::IsNotEmpty(field.trim().to_owned())
-            } else if let Some(field) = part.strip_suffix("ISEMPTY") {
-                Condition::IsEmpty(field.trim().to_owned())
-            } else if let Some((f, v)) = part.split_once("!=") {
-                Condition::NotEquals(f.trim().to_owned(), v.trim().to_owned())
-            } else if let Some((f, v)) = part.split_once('=') {
-                Condition::Equals(f.trim().to_owned(), v.trim().to_owned())
-            } else if let Some((f, v)) = part.split_once("IN") {
-                Condition::In(
-                    f.trim().to_owned(),
-                    v.split(',').map(|s| s.trim().to_owned()).collect(),
-                )
-            } else {
-                return Err(format!("cannot read condition `{part}`"));
-            };
-            let field = match &condition {
-                Condition::Equals(f, _)
-                | Condition::NotEquals(f, _)
-                | Condition::In(f, _)
-                | Condition::IsEmpty(f)
-                | Condition::IsNotEmpty(f) => f,
-            };
-            if !is_field_name(field) {
-                return Err(format!(
-                    "`{field}` is not a field name in condition `{part}`"
-                ));
-            }
-            conditions.push(condition);
-        }
-        if conditions.is_empty() {
-            return Err("no condition given".into());
-        }
-        Ok(Self {
-            text: text.trim().to_owned(),
-            conditions,
-        })
-    }
-
-    /// Whether the CI meets every condition (values compared case-insensitively, as
-    /// ServiceNow compares choice and string values).
-    pub fn matches(&self, ci: &Ci) -> bool {
-        self.conditions.iter().all(|c| match c {
-            Condition::Equals(f, v) => ci.get(f).trim().eq_ignore_ascii_case(v),
-            Condition::NotEquals(f, v) => !ci.get(f).trim().eq_ignore_ascii_case(v),
-            Condition::In(f, vs) => vs.iter().any(|v| ci.get(f).trim().eq_ignore_ascii_case(v)),
-            Condition::IsEmpty(f) => ci.get(f).trim().is_empty(),
-            Condition::IsNotEmpty(f) => !ci.get(f).trim().is_empty(),
-        })
-    }
-
-    /// The field values a CI must hold to meet the `=` conditions (written on create and
-    /// on adoption, so that the job's CIs stay in its scope).
-    pub fn required_values(&self) -> Vec<(String, String)> {
-        self.conditions
-            .iter()
-            .filter_map(|c| match c {
-                Condition::Equals(f, v) => Some((f.clone(), v.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The CI fields the conditions read.
-    pub fn fields(&self) -> impl Iterator<Item = &str> {
-        self.conditions.iter().map(|c| match c {
-            Condition::Equals(f, _)
-            | Condition::NotEquals(f, _)
-            | Condition::In(f, _)
-            | Condition::IsEmpty(f)
-            | Condition::IsNotEmpty(f) => f.as_str(),
-        })
-    }
-}
-
-fn is_field_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-}
-
 /// Where a field's raw value comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Extract {
@@ -421,12 +176,6 @@ pub enum Extract {
     Const(String),
     /// Values of a CloudForms tag category (`/managed/<category>/<value>`), sorted.
     Tag(String),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum TemplatePart {
-    Text(String),
-    Field(Path),
 }
 
 /// How a list becomes one value.
@@ -800,68 +549,6 @@ pub fn tag_values(record: &SourceRecord, category: &str) -> Vec<String> {
     values.sort();
     values.dedup();
     values
-}
-
-fn render_template(parts: &[TemplatePart], record: &SourceRecord) -> Value {
-    let mut out = String::new();
-    for part in parts {
-        match part {
-            TemplatePart::Text(t) => out.push_str(t),
-            TemplatePart::Field(path) => match path.get(record.data).and_then(scalar_text) {
-                Some(v) if !v.trim().is_empty() => out.push_str(v.trim()),
-                // A template with a missing part has no value: better none than a half name.
-                _ => return Value::Null,
-            },
-        }
-    }
-    Value::String(out)
-}
-
-fn parse_template(text: &str) -> Result<Vec<TemplatePart>, String> {
-    let mut parts = Vec::new();
-    let mut literal = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '{' if chars.peek() == Some(&'{') => {
-                chars.next();
-                literal.push('{');
-            }
-            '}' if chars.peek() == Some(&'}') => {
-                chars.next();
-                literal.push('}');
-            }
-            '{' => {
-                let mut name = String::new();
-                loop {
-                    match chars.next() {
-                        Some('}') => break,
-                        Some(c) => name.push(c),
-                        None => return Err(format!("unclosed `{{` in template `{text}`")),
-                    }
-                }
-                if !literal.is_empty() {
-                    parts.push(TemplatePart::Text(std::mem::take(&mut literal)));
-                }
-                parts.push(TemplatePart::Field(Path::parse(&name)?));
-            }
-            '}' => {
-                return Err(format!(
-                    "unmatched `}}` in template `{text}` (write `}}}}`)"
-                ))
-            }
-            c => literal.push(c),
-        }
-    }
-    if !literal.is_empty() {
-        parts.push(TemplatePart::Text(literal));
-    }
-    if !parts.iter().any(|p| matches!(p, TemplatePart::Field(_))) {
-        return Err(format!(
-            "template `{text}` names no source field; use `const` for a constant"
-        ));
-    }
-    Ok(parts)
 }
 
 // ---------------------------------------------------------------------------------------

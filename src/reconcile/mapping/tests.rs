@@ -3,6 +3,8 @@
 use serde_json::json;
 
 use super::*;
+use crate::reconcile::plan::FieldMode;
+use crate::reconcile::record::{Ci, References, SourceRecord};
 
 const HEAD: &str = r#"
 [source]
