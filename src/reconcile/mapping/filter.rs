@@ -5,8 +5,8 @@
 
 use std::fmt;
 
+use super::eval::scalar_text;
 use super::path::Path;
-use super::scalar_text;
 use crate::reconcile::record::{Ci, SourceRecord};
 
 /// A source filter: `vendor=vmware`, `vendor!=redhat`, `cloud=false`.

@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
+use super::eval::scalar_text;
 use super::path::Path;
-use super::scalar_text;
 use crate::reconcile::record::SourceRecord;
 
 /// One piece of a compiled template: literal text or a source path to fill in.
