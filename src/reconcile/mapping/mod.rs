@@ -4,6 +4,11 @@
 //! field's value from one record.
 //!
 //! Parsing is pure (text in, rules or a positioned error out): the caller reads the file.
+//!
+//! The files follow the pipeline: `schema` reads the TOML as written, `compile` checks it and
+//! builds the rules (with positioned errors), `eval` applies a rule to one record. `path`,
+//! `filter` and `template` are the small expression languages the file is written in. This
+//! file holds the compiled types and the questions adapters ask of a mapping.
 
 mod compile;
 mod eval;
