@@ -13,9 +13,9 @@ use crate::apply::ApplyOptions;
 use crate::cli::{ApplyOpts, ConnectionArgs, PlanArgs, ReportArgs};
 use crate::cloudforms::CloudFormsConfig;
 use crate::net::{HttpSettings, RetryPolicy, Secret};
-use crate::reconcile::mapping::{line_column, parse_duration};
 use crate::report::Format;
 use crate::servicenow::{ServiceNowConfig, SnAuth};
+use crate::text::{line_column, parse_duration};
 use crate::ticket::TicketConfig;
 
 /// Why a configuration cannot be used. Every message names the setting, file or variable.

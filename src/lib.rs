@@ -14,4 +14,5 @@ pub mod net;
 pub mod reconcile;
 pub mod report;
 pub mod servicenow;
+pub mod text;
 pub mod ticket;

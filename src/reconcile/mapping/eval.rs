@@ -1,0 +1,281 @@
+//! Evaluation: one field rule applied to one record (extract, pick, convert, trim and case,
+//! value map, default, reference lookup), and the scalar helpers the planner and the
+//! filters share (a JSON value as text, numbers as ServiceNow stores them, tag values).
+//!
+//! A bad value is an [`EvalError`] for the report, never a panic.
+
+use core::net::{Ipv4Addr, Ipv6Addr};
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use super::template::render_template;
+use super::{Case, Extract, FieldRule, Lookup, Pick};
+use crate::reconcile::record::{References, SourceRecord};
+
+/// Why a field has no value for a record: data for the report, never a stopped run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EvalError {
+    BadValue(String),
+    Unresolved(String),
+}
+
+impl FieldRule {
+    /// Derives this field's value from a record: `Ok(None)` when the source has no value.
+    pub fn eval(
+        &self,
+        record: &SourceRecord,
+        refs: &References,
+    ) -> Result<Option<String>, EvalError> {
+        match (self.eval_unresolved(record)?, &self.lookup) {
+            (Some(v), Some(lookup)) => self.resolve(&v, lookup, refs).map(Some),
+            (value, _) => Ok(value),
+        }
+    }
+
+    /// The value to look up, before the lookup: what a live target must find in the
+    /// referenced table. `None` for fields without a lookup or records without a value.
+    pub fn lookup_key(&self, record: &SourceRecord) -> Option<String> {
+        self.lookup.as_ref()?;
+        self.eval_unresolved(record).ok().flatten()
+    }
+
+    /// Every step but the reference lookup.
+    fn eval_unresolved(&self, record: &SourceRecord) -> Result<Option<String>, EvalError> {
+        // Paths borrow from the record; only what is built here is owned.
+        let built;
+        let raw: &Value = match &self.extract {
+            Extract::Path(path) => path.get(record.data).unwrap_or(&Value::Null),
+            Extract::Const(value) => {
+                built = Value::String(value.clone());
+                &built
+            }
+            Extract::Tag(category) => {
+                built = Value::Array(
+                    tag_values(record, category)
+                        .into_iter()
+                        .map(Value::String)
+                        .collect(),
+                );
+                &built
+            }
+            Extract::Template(parts) => {
+                built = render_template(parts, record);
+                &built
+            }
+        };
+        let value = self.shape(self.reduce(raw)?)?;
+        Ok(value.or_else(|| self.default.clone()))
+    }
+
+    /// Lists to one value (pick), objects rejected, numbers converted.
+    fn reduce<'a>(&self, raw: &'a Value) -> Result<Option<Scalar<'a>>, EvalError> {
+        let scalar = match raw {
+            Value::Array(items) => {
+                let texts = || items.iter().filter_map(Scalar::of).map(Scalar::into_text);
+                match self.pick.unwrap_or(Pick::Join) {
+                    Pick::First => items.iter().find_map(Scalar::of),
+                    Pick::Last => items.iter().rev().find_map(Scalar::of),
+                    Pick::FirstIpv4 => texts()
+                        .find(|t| t.parse::<Ipv4Addr>().is_ok())
+                        .map(Scalar::Text),
+                    Pick::FirstIpv6 => texts()
+                        .find(|t| t.parse::<Ipv6Addr>().is_ok())
+                        .map(Scalar::Text),
+                    Pick::Join => {
+                        let joined = texts().collect::<Vec<_>>().join(&self.separator);
+                        (!joined.is_empty()).then_some(Scalar::Text(Cow::Owned(joined)))
+                    }
+                    Pick::Count => Some(Scalar::Number(texts().count() as f64)),
+                }
+            }
+            Value::Object(_) => {
+                return Err(EvalError::BadValue(format!(
+                    "field `{}`: the source value is an object, not a value (name a nested key)",
+                    self.name
+                )))
+            }
+            Value::Null => None,
+            other => match (self.pick, Scalar::of(other)) {
+                // A single value where a list was expected counts as a list of one.
+                (Some(Pick::FirstIpv4), Some(Scalar::Text(t)))
+                    if t.parse::<Ipv4Addr>().is_err() =>
+                {
+                    None
+                }
+                (Some(Pick::FirstIpv6), Some(Scalar::Text(t)))
+                    if t.parse::<Ipv6Addr>().is_err() =>
+                {
+                    None
+                }
+                (_, scalar) => scalar,
+            },
+        };
+        let Some(scalar) = scalar else {
+            return Ok(None);
+        };
+        let Some(convert) = self.convert else {
+            return Ok(Some(scalar));
+        };
+        let number = match &scalar {
+            Scalar::Number(n) => *n,
+            Scalar::Text(t) => t.trim().parse::<f64>().map_err(|_| {
+                EvalError::BadValue(format!(
+                    "field `{}`: `{t}` is not a number to convert",
+                    self.name
+                ))
+            })?,
+            Scalar::Bool(b) => {
+                return Err(EvalError::BadValue(format!(
+                    "field `{}`: `{b}` is not a number to convert",
+                    self.name
+                )))
+            }
+        };
+        let scale = 10f64.powi(self.decimals as i32);
+        Ok(Some(Scalar::Number(
+            (number * convert.factor() * scale).round() / scale,
+        )))
+    }
+
+    /// Text shaping: trim, case, value map. `None` for empty values.
+    fn shape(&self, scalar: Option<Scalar>) -> Result<Option<String>, EvalError> {
+        let Some(scalar) = scalar else {
+            return Ok(None);
+        };
+        let mut text = scalar.into_text();
+        if self.trim {
+            text = match text {
+                Cow::Borrowed(t) => Cow::Borrowed(t.trim()),
+                Cow::Owned(t) if t.trim().len() != t.len() => Cow::Owned(t.trim().to_owned()),
+                owned => owned,
+            };
+        }
+        match self.case {
+            Some(Case::Lower) => text = Cow::Owned(text.to_lowercase()),
+            Some(Case::Upper) => text = Cow::Owned(text.to_uppercase()),
+            None => {}
+        }
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let Some(map) = &self.map else {
+            return Ok(Some(text.into_owned()));
+        };
+        if let Some(mapped) = map.get(text.as_ref()) {
+            return Ok(Some(mapped.clone()));
+        }
+        if let Some((_, mapped)) = map.iter().find(|(k, _)| k.eq_ignore_ascii_case(&text)) {
+            return Ok(Some(mapped.clone()));
+        }
+        match &self.default {
+            Some(default) => Ok(Some(default.clone())),
+            None => Err(EvalError::BadValue(format!(
+                "field `{}`: `{text}` is not in its value map and it has no default",
+                self.name
+            ))),
+        }
+    }
+
+    fn resolve(
+        &self,
+        value: &str,
+        lookup: &Lookup,
+        refs: &References,
+    ) -> Result<String, EvalError> {
+        if !refs.has_table(&lookup.table) {
+            return Err(EvalError::Unresolved(format!(
+                "field `{}`: `{value}` needs a lookup in `{}` but its rows were not loaded",
+                self.name, lookup.table
+            )));
+        }
+        match refs.resolve(&lookup.table, &lookup.by, value) {
+            [sys_id] => Ok(sys_id.clone()),
+            [] => Err(EvalError::Unresolved(format!(
+                "field `{}`: no `{}` row has {} `{value}`",
+                self.name, lookup.table, lookup.by
+            ))),
+            many => Err(EvalError::Unresolved(format!(
+                "field `{}`: {} `{}` rows have {} `{value}`",
+                self.name,
+                many.len(),
+                lookup.table,
+                lookup.by
+            ))),
+        }
+    }
+}
+
+/// A scalar source value before it becomes text; text borrows from the record.
+#[derive(Debug, Clone, PartialEq)]
+enum Scalar<'a> {
+    Text(Cow<'a, str>),
+    Number(f64),
+    Bool(bool),
+}
+
+impl<'a> Scalar<'a> {
+    fn of(value: &'a Value) -> Option<Self> {
+        match value {
+            Value::String(s) => Some(Self::Text(Cow::Borrowed(s))),
+            Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+                // Keep integers exact: they are rendered as written.
+                (Some(i), _) => Some(Self::Text(Cow::Owned(i.to_string()))),
+                (_, Some(u)) => Some(Self::Text(Cow::Owned(u.to_string()))),
+                _ => n.as_f64().map(Self::Number),
+            },
+            Value::Bool(b) => Some(Self::Bool(*b)),
+            Value::Null | Value::Array(_) | Value::Object(_) => None,
+        }
+    }
+
+    fn into_text(self) -> Cow<'a, str> {
+        match self {
+            Self::Text(t) => t,
+            Self::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
+            Self::Number(n) => Cow::Owned(format_number(n)),
+        }
+    }
+}
+
+/// Renders a number as ServiceNow would store it: integers without a fraction.
+pub fn format_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+/// The text of a scalar JSON value (`None` for null, arrays and objects).
+pub fn scalar_text(value: &Value) -> Option<String> {
+    Scalar::of(value).map(|s| s.into_text().into_owned())
+}
+
+/// The values of one tag category on a record. Tags come as `expand=tags` objects
+/// (`{"name": "/managed/environment/prod"}`) or plain strings.
+pub fn tag_values(record: &SourceRecord, category: &str) -> Vec<String> {
+    let Some(Value::Array(tags)) = record.data.get("tags") else {
+        return Vec::new();
+    };
+    let mut values: Vec<String> = tags
+        .iter()
+        .filter_map(|tag| match tag {
+            Value::String(s) => Some(s.as_str()),
+            Value::Object(o) => o.get("name").and_then(Value::as_str),
+            _ => None,
+        })
+        .filter_map(|name| {
+            let mut parts = name.trim_start_matches('/').splitn(3, '/');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("managed"), Some(cat), Some(value)) if cat == category => {
+                    Some(value.to_owned())
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    values.sort();
+    values.dedup();
+    values
+}

@@ -1,0 +1,171 @@
+//! The two small condition languages: source filters (`vendor=vmware`), which pick the records
+//! a mapping reads, and CI conditions in ServiceNow encoded-query form
+//! (`discovery_source=CloudForms^install_status!=7`), which say which CIs the job owns
+//! (scope) or must never write (freeze).
+
+use std::fmt;
+
+use super::eval::scalar_text;
+use super::path::Path;
+use crate::reconcile::record::{Ci, SourceRecord};
+
+/// A source filter: `vendor=vmware`, `vendor!=redhat`, `cloud=false`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub path: Path,
+    pub negate: bool,
+    pub value: String,
+}
+
+impl Filter {
+    pub(super) fn parse(text: &str) -> Result<Self, String> {
+        let (negate, (left, right)) = if let Some(parts) = text.split_once("!=") {
+            (true, parts)
+        } else if let Some(parts) = text.split_once('=') {
+            (false, parts)
+        } else {
+            return Err(format!("filter `{text}` has no `=` or `!=`"));
+        };
+        let value = right
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'')
+            .to_owned();
+        Ok(Self {
+            path: Path::parse(left)?,
+            negate,
+            value,
+        })
+    }
+
+    /// Whether a record passes: its value equals (case-insensitive) the filter's, or not.
+    pub fn accepts(&self, record: &SourceRecord) -> bool {
+        let actual = self
+            .path
+            .get(record.data)
+            .and_then(scalar_text)
+            .unwrap_or_default();
+        let equal = if self.value.eq_ignore_ascii_case("null") {
+            actual.is_empty()
+        } else {
+            actual.eq_ignore_ascii_case(&self.value)
+        };
+        equal != self.negate
+    }
+}
+
+impl fmt::Display for Filter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}{}{}",
+            self.path,
+            if self.negate { "!=" } else { "=" },
+            self.value
+        )
+    }
+}
+
+/// A conjunction of conditions on CI fields, in ServiceNow encoded-query form:
+/// `discovery_source=CloudForms^install_status!=7^sys_class_nameINa,b^nameISNOTEMPTY`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conditions {
+    pub text: String,
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    Equals(String, String),
+    NotEquals(String, String),
+    In(String, Vec<String>),
+    IsEmpty(String),
+    IsNotEmpty(String),
+}
+
+impl Conditions {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut conditions = Vec::new();
+        for part in text.split('^').map(str::trim).filter(|p| !p.is_empty()) {
+            let condition = if let Some(field) = part.strip_suffix("ISNOTEMPTY") {
+                Condition::IsNotEmpty(field.trim().to_owned())
+            } else if let Some(field) = part.strip_suffix("ISEMPTY") {
+                Condition::IsEmpty(field.trim().to_owned())
+            } else if let Some((f, v)) = part.split_once("!=") {
+                Condition::NotEquals(f.trim().to_owned(), v.trim().to_owned())
+            } else if let Some((f, v)) = part.split_once('=') {
+                Condition::Equals(f.trim().to_owned(), v.trim().to_owned())
+            } else if let Some((f, v)) = part.split_once("IN") {
+                Condition::In(
+                    f.trim().to_owned(),
+                    v.split(',').map(|s| s.trim().to_owned()).collect(),
+                )
+            } else {
+                return Err(format!("cannot read condition `{part}`"));
+            };
+            let field = match &condition {
+                Condition::Equals(f, _)
+                | Condition::NotEquals(f, _)
+                | Condition::In(f, _)
+                | Condition::IsEmpty(f)
+                | Condition::IsNotEmpty(f) => f,
+            };
+            if !is_field_name(field) {
+                return Err(format!(
+                    "`{field}` is not a field name in condition `{part}`"
+                ));
+            }
+            conditions.push(condition);
+        }
+        if conditions.is_empty() {
+            return Err("no condition given".into());
+        }
+        Ok(Self {
+            text: text.trim().to_owned(),
+            conditions,
+        })
+    }
+
+    /// Whether the CI meets every condition (values compared case-insensitively, as
+    /// ServiceNow compares choice and string values).
+    pub fn matches(&self, ci: &Ci) -> bool {
+        self.conditions.iter().all(|c| match c {
+            Condition::Equals(f, v) => ci.get(f).trim().eq_ignore_ascii_case(v),
+            Condition::NotEquals(f, v) => !ci.get(f).trim().eq_ignore_ascii_case(v),
+            Condition::In(f, vs) => vs.iter().any(|v| ci.get(f).trim().eq_ignore_ascii_case(v)),
+            Condition::IsEmpty(f) => ci.get(f).trim().is_empty(),
+            Condition::IsNotEmpty(f) => !ci.get(f).trim().is_empty(),
+        })
+    }
+
+    /// The field values a CI must hold to meet the `=` conditions (written on create and
+    /// on adoption, so that the job's CIs stay in its scope).
+    pub fn required_values(&self) -> Vec<(String, String)> {
+        self.conditions
+            .iter()
+            .filter_map(|c| match c {
+                Condition::Equals(f, v) => Some((f.clone(), v.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The CI fields the conditions read.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.conditions.iter().map(|c| match c {
+            Condition::Equals(f, _)
+            | Condition::NotEquals(f, _)
+            | Condition::In(f, _)
+            | Condition::IsEmpty(f)
+            | Condition::IsNotEmpty(f) => f.as_str(),
+        })
+    }
+}
+
+/// A name as ServiceNow spells fields and tables: ASCII letters, digits, `_` and `.`
+/// (callers that need a plain name also reject `.`).
+pub(super) fn is_field_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}

@@ -1,0 +1,391 @@
+//! The mapping language: a TOML file that says which source records become which CIs, how
+//! each CI field is derived, how VMs and CIs are identified, what the job owns and how CIs
+//! are retired. [`Mapping::parse`] compiles the text into rules; [`FieldRule::eval`] derives a
+//! field's value from one record.
+//!
+//! Parsing is pure (text in, rules or a positioned error out): the caller reads the file.
+//!
+//! The files follow the pipeline: `schema` reads the TOML as written, `compile` checks it and
+//! builds the rules (with positioned errors), `eval` applies a rule to one record. `path`,
+//! `filter` and `template` are the small expression languages the file is written in. This
+//! file holds the compiled types and the questions adapters ask of a mapping.
+
+mod compile;
+mod eval;
+mod filter;
+mod path;
+mod schema;
+mod template;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+pub use eval::{format_number, scalar_text, tag_values, EvalError};
+pub use filter::{Condition, Conditions, Filter};
+pub use path::Path;
+pub use template::TemplatePart;
+
+use super::plan::FieldMode;
+use super::record::SourceRecord;
+
+/// A mapping file that could not be compiled: where, what, and a hint when we have one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}:{line}:{column}: {message}{}", hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
+pub struct MappingError {
+    pub origin: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// A compiled mapping: one source collection to one CMDB table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapping {
+    pub name: String,
+    pub origin: String,
+    /// FNV-1a of the file text: lets `apply` tell that the mapping changed since the plan.
+    pub digest: String,
+    pub source: SourceSpec,
+    pub target: TargetSpec,
+    pub identify: Vec<IdentityRule>,
+    pub fields: Vec<FieldRule>,
+    pub retire: RetirePolicy,
+    pub lifecycle: Lifecycle,
+    pub guards: Guards,
+    /// Report-only facts taken from each record (provider, cluster, owner...).
+    pub context: Vec<(String, Path)>,
+}
+
+/// Which records of which collection are mapped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSpec {
+    pub collection: String,
+    pub filters: Vec<Filter>,
+    /// Extra attributes to request besides those the fields need.
+    pub extra_attributes: Vec<String>,
+}
+
+/// The target table, the scope of CIs the job owns, and create-time constants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetSpec {
+    pub table: String,
+    pub scope: Conditions,
+    pub on_create: Vec<(String, String)>,
+    /// Whether a VM matching a CI outside the scope may take it over.
+    pub adopt: bool,
+    /// CIs matching this are never written.
+    pub freeze: Option<Conditions>,
+}
+
+/// One identification rule: CI fields whose desired values must all be present and equal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRule {
+    pub fields: Vec<String>,
+    /// A weak rule (e.g. name) may be shared by several VMs; it matches only when exactly one
+    /// VM and one CI share the key. A strong rule's key must be unique among the VMs.
+    pub weak: bool,
+}
+
+impl IdentityRule {
+    pub fn describe(&self) -> String {
+        self.fields.join("+")
+    }
+}
+
+/// How a CI is retired once its VM is gone for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetirePolicy {
+    /// Set these fields (e.g. install_status = 7).
+    Set(Vec<(String, String)>),
+    /// Delete the CI.
+    Delete,
+    /// Never retire (report only).
+    None,
+}
+
+/// The lifecycle of CIs whose VMs go missing, come back, or stay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lifecycle {
+    /// Field holding when the VM was last seen; `None` turns heartbeats and grace off.
+    pub last_discovered: Option<String>,
+    pub first_discovered: Option<String>,
+    /// `last_discovered` is refreshed at most this often (seconds); 0 = never by itself.
+    pub heartbeat_secs: i64,
+    /// A CI is retired once `last_discovered` is older than this (seconds).
+    pub retire_after_secs: i64,
+    /// Fields that mark a CI Absent on the first miss.
+    pub absent: Vec<(String, String)>,
+    /// Fields written when a VM comes back to an Absent or Retired CI.
+    pub restore: Vec<(String, String)>,
+    /// Boolean record attributes that make a VM count as missing (archived, orphaned, retired).
+    pub missing_when: Vec<String>,
+}
+
+/// Limits checked on the plan before any write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Guards {
+    pub max_retire: Limit,
+    pub max_delete: Limit,
+    pub max_update: Limit,
+    pub max_create: Limit,
+    /// Retirements are blocked when the source holds fewer records than this fraction of the
+    /// in-scope CIs.
+    pub min_source_ratio: f64,
+    /// A percentage limit never allows fewer than this many CIs, so that a small CMDB can
+    /// still retire a handful (5% of 40 CIs would otherwise be 2).
+    pub percent_floor: usize,
+}
+
+/// A limit as a count or a percentage of the in-scope CIs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    Count(usize),
+    Percent(f64),
+    Unlimited,
+}
+
+impl Limit {
+    /// The count this limit allows out of `base` in-scope CIs; a percentage allows at least
+    /// `floor`.
+    pub fn allowed(self, base: usize, floor: usize) -> Option<usize> {
+        match self {
+            Self::Count(n) => Some(n),
+            Self::Percent(p) => Some(((base as f64 * p / 100.0).floor() as usize).max(floor)),
+            Self::Unlimited => None,
+        }
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Count(n) => write!(f, "{n}"),
+            Self::Percent(p) => write!(f, "{p}%"),
+            Self::Unlimited => f.write_str("unlimited"),
+        }
+    }
+}
+
+/// Where a field's raw value comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Extract {
+    Path(Path),
+    Template(Vec<TemplatePart>),
+    Const(String),
+    /// Values of a CloudForms tag category (`/managed/<category>/<value>`), sorted.
+    Tag(String),
+}
+
+/// How a list becomes one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pick {
+    First,
+    Last,
+    FirstIpv4,
+    FirstIpv6,
+    Join,
+    Count,
+}
+
+/// Unit conversions (binary units: 1 GB = 1024 MB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Convert {
+    BytesToKb,
+    BytesToMb,
+    BytesToGb,
+    BytesToTb,
+    KbToMb,
+    KbToGb,
+    MbToGb,
+    MbToTb,
+    GbToMb,
+    GbToTb,
+    MbToBytes,
+    GbToBytes,
+}
+
+impl Convert {
+    fn factor(self) -> f64 {
+        const K: f64 = 1024.0;
+        match self {
+            Self::BytesToKb | Self::KbToMb | Self::MbToGb | Self::GbToTb => 1.0 / K,
+            Self::BytesToMb | Self::KbToGb | Self::MbToTb => 1.0 / (K * K),
+            Self::BytesToGb => 1.0 / (K * K * K),
+            Self::BytesToTb => 1.0 / (K * K * K * K),
+            Self::GbToMb => K,
+            Self::MbToBytes => K * K,
+            Self::GbToBytes => K * K * K,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Case {
+    Lower,
+    Upper,
+}
+
+/// How a desired value is compared with the CI's (ServiceNow returns every value as a string).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compare {
+    /// Numbers as numbers, IP addresses as addresses, anything else exactly (trimmed).
+    #[default]
+    Auto,
+    Exact,
+    /// Case-insensitive (choices, names).
+    IgnoreCase,
+    Number,
+    Ip,
+}
+
+/// What an empty or missing source value means for the CI field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnEmpty {
+    /// Leave the CI's value alone: the source does not know (e.g. no IP while powered off).
+    #[default]
+    Skip,
+    /// Clear the CI's value.
+    Clear,
+}
+
+/// A reference lookup: the derived value is found in `table.by` and replaced by its sys_id.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lookup {
+    pub table: String,
+    pub by: String,
+}
+
+/// One CI field and how it is derived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldRule {
+    pub name: String,
+    pub extract: Extract,
+    pub pick: Option<Pick>,
+    pub separator: String,
+    pub convert: Option<Convert>,
+    pub decimals: u32,
+    pub trim: bool,
+    pub case: Option<Case>,
+    pub map: Option<BTreeMap<String, String>>,
+    pub default: Option<String>,
+    pub lookup: Option<Lookup>,
+    pub mode: FieldMode,
+    pub compare: Compare,
+    pub on_empty: OnEmpty,
+    /// The expression in words, for reports ("which mapping field produced this value").
+    pub describe: String,
+}
+
+/// Queries on a compiled mapping: what to read from each side, and the rule of a field.
+impl Mapping {
+    /// The CloudForms attributes the mapping reads (for `attributes=`), sorted.
+    pub fn source_attributes(&self) -> Vec<String> {
+        let mut paths: Vec<&Path> = Vec::new();
+        let mut attrs: BTreeSet<String> = BTreeSet::new();
+        for field in &self.fields {
+            match &field.extract {
+                Extract::Path(p) => paths.push(p),
+                Extract::Template(parts) => {
+                    paths.extend(parts.iter().filter_map(|part| match part {
+                        TemplatePart::Field(p) => Some(p),
+                        TemplatePart::Text(_) => None,
+                    }))
+                }
+                Extract::Tag(_) => {
+                    attrs.insert("tags".into());
+                }
+                Extract::Const(_) => {}
+            }
+        }
+        paths.extend(self.source.filters.iter().map(|f| &f.path));
+        paths.extend(self.context.iter().map(|(_, p)| p));
+        attrs.extend(
+            paths
+                .iter()
+                .map(|p| p.attribute())
+                .filter(|a| !a.is_empty()),
+        );
+        attrs.extend(self.lifecycle.missing_when.iter().cloned());
+        attrs.extend(self.source.extra_attributes.iter().cloned());
+        attrs.insert("template".into());
+        attrs.remove("id");
+        attrs.remove("href");
+        attrs.into_iter().collect()
+    }
+
+    /// The CI fields the plan reads (for `sysparm_fields`), sorted: mapped fields, identity,
+    /// scope, freeze, lifecycle and retire fields, plus the version fields.
+    pub fn target_fields(&self) -> Vec<String> {
+        let mut fields: BTreeSet<String> = BTreeSet::new();
+        fields.extend(self.fields.iter().map(|f| f.name.clone()));
+        fields.extend(self.target.scope.fields().map(str::to_owned));
+        if let Some(freeze) = &self.target.freeze {
+            fields.extend(freeze.fields().map(str::to_owned));
+        }
+        fields.extend(self.target.on_create.iter().map(|(f, _)| f.clone()));
+        if let RetirePolicy::Set(set) = &self.retire {
+            fields.extend(set.iter().map(|(f, _)| f.clone()));
+        }
+        let lc = &self.lifecycle;
+        fields.extend(lc.absent.iter().chain(&lc.restore).map(|(f, _)| f.clone()));
+        fields.extend(lc.last_discovered.iter().cloned());
+        fields.extend(
+            [
+                "sys_id",
+                "sys_updated_on",
+                "sys_mod_count",
+                "sys_created_on",
+            ]
+            .map(String::from),
+        );
+        fields.into_iter().collect()
+    }
+
+    /// For each reference lookup (table, field), the distinct values the records need
+    /// resolved, sorted: a live target reads only those rows.
+    pub fn lookup_keys(&self, records: &[Value]) -> Vec<(Lookup, Vec<String>)> {
+        let mut out: Vec<(Lookup, BTreeSet<String>)> = Vec::new();
+        for rule in &self.fields {
+            let Some(lookup) = &rule.lookup else { continue };
+            let index = match out.iter().position(|(l, _)| l == lookup) {
+                Some(i) => i,
+                None => {
+                    out.push((lookup.clone(), BTreeSet::new()));
+                    out.len() - 1
+                }
+            };
+            for value in records {
+                let Value::Object(object) = value else {
+                    continue;
+                };
+                let Some(record) = SourceRecord::from_object(object) else {
+                    continue;
+                };
+                if let Some(key) = rule.lookup_key(&record) {
+                    out[index].1.insert(key);
+                }
+            }
+        }
+        out.into_iter()
+            .map(|(l, v)| (l, v.into_iter().collect()))
+            .collect()
+    }
+
+    /// The field rule for a CI field, if mapped.
+    pub fn field(&self, name: &str) -> Option<&FieldRule> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,122 @@
+//! The mapping file's TOML schema: serde structs that mirror the file as written, spans kept
+//! where an error must point at a value. Nothing here checks meaning; `compile` does.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Case, Compare, Convert, Lookup, OnEmpty, Pick};
+use crate::reconcile::plan::FieldMode;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMapping {
+    pub(super) name: Option<String>,
+    pub(super) source: RawSource,
+    pub(super) target: RawTarget,
+    #[serde(default)]
+    pub(super) identify: Vec<Spanned<RawIdentify>>,
+    pub(super) fields: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    pub(super) retire: Option<RawRetire>,
+    #[serde(default)]
+    pub(super) lifecycle: RawLifecycle,
+    #[serde(default)]
+    pub(super) guards: RawGuards,
+    #[serde(default)]
+    pub(super) report: RawReport,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSource {
+    #[serde(default = "default_collection")]
+    pub(super) collection: String,
+    #[serde(default)]
+    pub(super) filter: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(super) attributes: Vec<String>,
+}
+
+fn default_collection() -> String {
+    "vms".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTarget {
+    pub(super) table: Spanned<String>,
+    pub(super) scope: Spanned<String>,
+    #[serde(default)]
+    pub(super) on_create: BTreeMap<String, Spanned<toml::Value>>,
+    #[serde(default)]
+    pub(super) adopt: bool,
+    pub(super) freeze: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIdentify {
+    pub(super) fields: Vec<String>,
+    #[serde(default)]
+    pub(super) weak: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFieldSpec {
+    pub(super) from: Option<String>,
+    pub(super) template: Option<String>,
+    #[serde(rename = "const")]
+    pub(super) constant: Option<toml::Value>,
+    pub(super) from_tag: Option<String>,
+    pub(super) pick: Option<Pick>,
+    pub(super) separator: Option<String>,
+    pub(super) convert: Option<Convert>,
+    pub(super) decimals: Option<u32>,
+    pub(super) trim: Option<bool>,
+    pub(super) case: Option<Case>,
+    pub(super) map: Option<BTreeMap<String, toml::Value>>,
+    pub(super) default: Option<toml::Value>,
+    pub(super) lookup: Option<Lookup>,
+    pub(super) mode: Option<FieldMode>,
+    pub(super) compare: Option<Compare>,
+    pub(super) on_empty: Option<OnEmpty>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetire {
+    pub(super) action: Spanned<String>,
+    #[serde(default)]
+    pub(super) set: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLifecycle {
+    pub(super) last_discovered: Option<String>,
+    pub(super) first_discovered: Option<String>,
+    pub(super) heartbeat: Option<Spanned<String>>,
+    pub(super) retire_after: Option<Spanned<String>>,
+    pub(super) absent: Option<BTreeMap<String, toml::Value>>,
+    pub(super) restore: Option<BTreeMap<String, toml::Value>>,
+    pub(super) missing_when: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGuards {
+    pub(super) max_retire: Option<Spanned<toml::Value>>,
+    pub(super) max_delete: Option<Spanned<toml::Value>>,
+    pub(super) max_update: Option<Spanned<toml::Value>>,
+    pub(super) max_create: Option<Spanned<toml::Value>>,
+    pub(super) min_source_ratio: Option<f64>,
+    pub(super) percent_floor: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawReport {
+    pub(super) context: Option<BTreeMap<String, String>>,
+}

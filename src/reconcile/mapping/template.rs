@@ -1,0 +1,79 @@
+//! Templates: `{name}.{domain}` builds one value from several source paths. `{{` and `}}`
+//! are literal braces.
+
+use serde_json::Value;
+
+use super::eval::scalar_text;
+use super::path::Path;
+use crate::reconcile::record::SourceRecord;
+
+/// One piece of a compiled template: literal text or a source path to fill in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TemplatePart {
+    Text(String),
+    Field(Path),
+}
+
+/// Compiles a template; one that names no source path is an error (that is a `const`).
+pub(super) fn parse_template(text: &str) -> Result<Vec<TemplatePart>, String> {
+    let mut parts = Vec::new();
+    let mut literal = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                literal.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                literal.push('}');
+            }
+            '{' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(c) => name.push(c),
+                        None => return Err(format!("unclosed `{{` in template `{text}`")),
+                    }
+                }
+                if !literal.is_empty() {
+                    parts.push(TemplatePart::Text(std::mem::take(&mut literal)));
+                }
+                parts.push(TemplatePart::Field(Path::parse(&name)?));
+            }
+            '}' => {
+                return Err(format!(
+                    "unmatched `}}` in template `{text}` (write `}}}}`)"
+                ))
+            }
+            c => literal.push(c),
+        }
+    }
+    if !literal.is_empty() {
+        parts.push(TemplatePart::Text(literal));
+    }
+    if !parts.iter().any(|p| matches!(p, TemplatePart::Field(_))) {
+        return Err(format!(
+            "template `{text}` names no source field; use `const` for a constant"
+        ));
+    }
+    Ok(parts)
+}
+
+/// Fills a template from a record: `Null` when any named value is missing or blank.
+pub(super) fn render_template(parts: &[TemplatePart], record: &SourceRecord) -> Value {
+    let mut out = String::new();
+    for part in parts {
+        match part {
+            TemplatePart::Text(t) => out.push_str(t),
+            TemplatePart::Field(path) => match path.get(record.data).and_then(scalar_text) {
+                Some(v) if !v.trim().is_empty() => out.push_str(v.trim()),
+                // A template with a missing part has no value: better none than a half name.
+                _ => return Value::Null,
+            },
+        }
+    }
+    Value::String(out)
+}

@@ -1,0 +1,67 @@
+//! Pure text helpers shared by the config and mapping parsers: where a byte offset sits as a
+//! line and column (for positioned errors), and the duration syntax (`0`, `90s`, `24h`, `7d`).
+//!
+//! They live outside `reconcile/` because `config.rs` needs them too, and the config should
+//! not reach into the core's mapping language for its own error messages.
+
+/// The 1-based line and column (in characters) of a byte offset in `text`.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Parses a duration: `0`, `90s`, `30m`, `24h`, `7d`, `2w`.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(0);
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like `24h` or `7d`"))?;
+    let scale = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(format!("`{text}` is not a duration like `24h` or `7d`")),
+    };
+    Ok(number * scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0"), Ok(0));
+        assert_eq!(parse_duration("24h"), Ok(86_400));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("2w"), Ok(1_209_600));
+        assert!(parse_duration("7 days").is_err());
+    }
+
+    #[test]
+    fn lines_and_columns_count_characters_from_one() {
+        let text = "a = 1\nné = \"x\"\n";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 6), (2, 1));
+        // `é` is two bytes but one column; an offset inside it counts from its start.
+        assert_eq!(line_column(text, 9), (2, 3));
+        assert_eq!(line_column(text, 8), (2, 2));
+        assert_eq!(line_column(text, 1000), (3, 1));
+    }
+}
