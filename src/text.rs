@@ -37,12 +37,21 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
         "w" => 604_800,
         _ => return Err(format!("`{text}` is not a duration like `24h` or `7d`")),
     };
-    Ok(number * scale)
+    // A duration of centuries is a typo, not a setting; it must not overflow either way.
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("`{text}` is too long a duration"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_durations_are_errors_not_overflows() {
+        assert!(parse_duration("20000000000000w").is_err());
+        assert!(parse_duration("99999999999999999999s").is_err());
+    }
 
     #[test]
     fn durations() {
