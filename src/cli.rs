@@ -74,8 +74,8 @@ pub enum Command {
     Check(CheckArgs),
 
     /// Run the whole job against built-in simulators of CloudForms and ServiceNow:
-    /// plan, apply, and plan again to show that no drift is left.
-    #[cfg(feature = "demo")]
+    /// plan, apply, and plan again to show that no drift is left. (A build without the
+    /// `demo` feature keeps the command only to say how to get it.)
     Demo(DemoArgs),
 }
 
@@ -209,7 +209,6 @@ pub struct RunArgs {
     pub apply_opts: ApplyOpts,
 }
 
-#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// VMs in the simulated estate.

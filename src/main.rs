@@ -85,6 +85,11 @@ fn main() -> ExitCode {
             Command::Check(args) => app::check(args),
             #[cfg(feature = "demo")]
             Command::Demo(args) => cmdb_reconcile::demo::demo(args, now).await,
+            // Production builds leave the simulators out (README "Install").
+            #[cfg(not(feature = "demo"))]
+            Command::Demo(_) => Err(anyhow::anyhow!(
+                "this cmdb-reconcile was built without the `demo` feature (no simulators); run `cargo run --release -- demo` in a clone of the repository"
+            )),
         }
     });
     if let Some(mib) = peak_rss_mib() {
