@@ -1,0 +1,18 @@
+//! Shared HTTP plumbing for the adapters (`cloudforms/`, `servicenow/`, `apply/`): what the
+//! two clients and the executor must do alike, written once.
+//!
+//! - `http`: a client per API with timeouts and TLS settings, and [`HttpError`], which names
+//!   the method and URL (never a credential) and says whether a retry may help;
+//! - `retry`: the retry decision as a pure function, the loop that applies it, and the
+//!   shared 429 [`Throttle`];
+//! - `token`: [`Secret`].
+
+mod http;
+mod retry;
+mod token;
+
+pub use self::http::{
+    build_client, redact, retry_after, ClientError, ErrorKind, HttpError, HttpSettings,
+};
+pub use self::retry::{decide, with_retry, Decision, RetryPolicy, Throttle};
+pub use self::token::Secret;
