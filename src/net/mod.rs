@@ -3,7 +3,8 @@
 //!
 //! - `http`: a client per API with timeouts and TLS settings, and [`HttpError`], which names
 //!   the method and URL (never a credential) and says whether a retry may help;
-//! - `retry`: the retry decision as a pure function, the loop that applies it, and the
+//! - `retry`: the retry decision as a pure function, the one loop that applies it
+//!   ([`with_retry`], or [`Attempts`] for callers with work between attempts), and the
 //!   shared 429 [`Throttle`];
 //! - `token`: [`Secret`].
 
@@ -14,5 +15,5 @@ mod token;
 pub use self::http::{
     build_client, redact, retry_after, ClientError, ErrorKind, HttpError, HttpSettings,
 };
-pub use self::retry::{decide, with_retry, Decision, RetryPolicy, Throttle};
+pub use self::retry::{decide, with_retry, Attempts, Decision, RetryPolicy, Throttle};
 pub use self::token::Secret;

@@ -128,23 +128,64 @@ where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, HttpError>>,
 {
-    let mut n = 1;
+    let mut attempts = Attempts::new(policy, what);
     loop {
-        match attempt(n).await {
+        match attempt(attempts.number()).await {
             Ok(value) => return Ok(value),
-            Err(error) => match decide(policy, &error, n, rand::random::<f64>()) {
-                Decision::Retry(delay) => {
-                    tracing::warn!(
-                        attempt = n,
-                        delay_ms = delay.as_millis() as u64,
-                        "{what}: {error}; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                    n += 1;
-                }
-                Decision::GiveUp => return Err(error),
-            },
+            Err(error) => attempts.wait(error).await?,
         }
+    }
+}
+
+/// The count of one retried operation, for callers that do more between attempts than
+/// [`with_retry`] allows: the executor looks a create whose answer was lost up before it
+/// sends it again, the Batch API counts rounds that serviced nothing. Whatever the caller
+/// does in between, whether and how long to wait is [`decide`]'s call, made here only.
+#[derive(Debug)]
+pub struct Attempts<'a> {
+    policy: &'a RetryPolicy,
+    what: &'a str,
+    number: u32,
+}
+
+impl<'a> Attempts<'a> {
+    /// Before the first attempt; `what` names the operation in logs.
+    pub fn new(policy: &'a RetryPolicy, what: &'a str) -> Self {
+        Self {
+            policy,
+            what,
+            number: 1,
+        }
+    }
+
+    /// The attempt about to be made (1 = the first).
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
+    /// The attempt failed with `error`: waits as [`decide`] says and counts the next
+    /// attempt, or gives `error` back when there is to be none.
+    pub async fn wait(&mut self, error: HttpError) -> Result<(), HttpError> {
+        match decide(self.policy, &error, self.number, rand::random::<f64>()) {
+            Decision::Retry(delay) => {
+                tracing::warn!(
+                    attempt = self.number,
+                    delay_ms = delay.as_millis() as u64,
+                    "{}: {error}; retrying",
+                    self.what
+                );
+                tokio::time::sleep(delay).await;
+                self.number += 1;
+                Ok(())
+            }
+            Decision::GiveUp => Err(error),
+        }
+    }
+
+    /// Counts from the first attempt again: the operation made progress, so the failures
+    /// before it say nothing about the next one.
+    pub fn reset(&mut self) {
+        self.number = 1;
     }
 }
 
@@ -220,5 +261,27 @@ mod tests {
         assert!(matches!(decide(&p, &reset, 1, 0.5), Decision::Retry(_)));
         let decode = HttpError::new("GET", "u", ErrorKind::Decode, "html");
         assert_eq!(decide(&p, &decode, 1, 0.5), Decision::GiveUp);
+    }
+
+    #[tokio::test]
+    async fn attempts_wait_as_decided_until_the_budget_is_spent() {
+        let p = RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+            ..RetryPolicy::default()
+        };
+        let mut attempts = Attempts::new(&p, "test");
+        assert_eq!(attempts.number(), 1);
+        assert!(attempts.wait(status(503, None)).await.is_ok());
+        assert!(attempts.wait(status(503, None)).await.is_ok());
+        assert_eq!(attempts.number(), 3);
+        let last = attempts.wait(status(503, None)).await.unwrap_err();
+        assert_eq!(last.status, Some(503), "the error comes back on giving up");
+        attempts.reset();
+        assert_eq!(attempts.number(), 1);
+        // Not worth another attempt, however many are left.
+        assert!(attempts.wait(status(400, None)).await.is_err());
+        assert_eq!(attempts.number(), 1);
     }
 }
