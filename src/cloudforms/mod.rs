@@ -25,12 +25,11 @@ use std::time::Instant;
 use reqwest::header::{HeaderValue, ACCEPT};
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use url::Url;
 
 use crate::net::{build_client, with_retry, ClientError, ErrorKind, HttpError, HttpSettings};
-use crate::net::{RetryPolicy, Secret};
+use crate::net::{Issued, RetryPolicy, Secret, Token, TokenCache};
 use crate::reconcile::mapping::Filter;
 use crate::reconcile::record::SourceRead;
 use page::{Assembly, Page};
@@ -94,16 +93,10 @@ struct Inner {
     page_size: usize,
     concurrency: usize,
     retry: RetryPolicy,
-    token: Mutex<TokenState>,
+    /// The `X-Auth-Token` every page shares; of several pages refused one expired token,
+    /// only the first fetches a new one.
+    token: TokenCache,
     requests: AtomicU64,
-}
-
-/// The session token and how many have been issued, so that of several requests failing
-/// on one expired token only the first fetches a new one.
-#[derive(Default)]
-struct TokenState {
-    token: Option<Secret>,
-    generation: u64,
 }
 
 impl std::fmt::Debug for CloudForms {
@@ -123,7 +116,7 @@ impl std::fmt::Debug for CloudForms {
 /// How one request authenticates.
 enum Auth {
     Basic,
-    Token { token: Secret, generation: u64 },
+    Token(Issued),
 }
 
 impl CloudForms {
@@ -147,7 +140,7 @@ impl CloudForms {
                 page_size: cfg.page_size,
                 concurrency: cfg.concurrency.max(1),
                 retry: cfg.retry,
-                token: Mutex::new(TokenState::default()),
+                token: TokenCache::default(),
                 requests: AtomicU64::new(0),
             }),
         })
@@ -342,9 +335,9 @@ impl Inner {
         let mut response = self.send(url, &auth).await?;
         let mut refused = None;
         if response.status() == StatusCode::UNAUTHORIZED {
-            if let Auth::Token { token, generation } = auth {
-                refused = Some(token);
-                auth = self.renew(generation).await?;
+            if let Auth::Token(issued) = auth {
+                auth = self.renew(issued.generation).await?;
+                refused = Some(issued.secret);
                 response = self.send(url, &auth).await?;
             }
         }
@@ -353,8 +346,8 @@ impl Inner {
         }
         let mut error = HttpError::from_response("GET", url.as_str(), response).await;
         // The server quotes a token it refuses; neither may reach a log.
-        if let Auth::Token { token, .. } = &auth {
-            error = redact_token(error, token);
+        if let Auth::Token(issued) = &auth {
+            error = redact_token(error, &issued.secret);
         }
         if let Some(token) = &refused {
             error = redact_token(error, token);
@@ -372,9 +365,9 @@ impl Inner {
         }
         request = match auth {
             Auth::Basic => request.basic_auth(&self.user, Some(self.password.expose())),
-            Auth::Token { token, .. } => {
-                let mut value =
-                    HeaderValue::from_str(token.expose()).map_err(|_| self.bad_token(url))?;
+            Auth::Token(issued) => {
+                let mut value = HeaderValue::from_str(issued.secret.expose())
+                    .map_err(|_| self.bad_token(url))?;
                 value.set_sensitive(true);
                 request.header("X-Auth-Token", value)
             }
@@ -395,42 +388,27 @@ impl Inner {
         )
     }
 
-    /// The authentication of the next request: Basic, or the current token (fetched once,
-    /// under the lock, so concurrent pages share one login).
+    /// The authentication of the next request: Basic, or the shared token (fetched once,
+    /// while concurrent pages wait, so that they share one login).
     async fn auth(&self) -> Result<Auth, HttpError> {
         if !self.use_token {
             return Ok(Auth::Basic);
         }
-        let mut state = self.token.lock().await;
-        let token = match &state.token {
-            Some(token) => token.clone(),
-            None => {
-                let token = self.login().await?;
-                state.token = Some(token.clone());
-                state.generation += 1;
-                token
-            }
-        };
-        Ok(Auth::Token {
-            token,
-            generation: state.generation,
-        })
+        let issued = self.token.current(|_| self.login()).await?;
+        Ok(Auth::Token(issued))
     }
 
-    /// Drops the token of `generation` (unless another request already replaced it) and
-    /// returns the current one.
+    /// A new token after the server refused the one of `generation` (or the one another
+    /// page already fetched).
     async fn renew(&self, generation: u64) -> Result<Auth, HttpError> {
-        {
-            let mut state = self.token.lock().await;
-            if state.generation == generation {
-                state.token = None;
-            }
-        }
-        self.auth().await
+        let issued = self.token.renew(generation, |_| self.login()).await?;
+        Ok(Auth::Token(issued))
     }
 
-    /// `GET /api/auth` with Basic: a token.
-    async fn login(&self) -> Result<Secret, HttpError> {
+    /// `GET /api/auth` with Basic: a token, used until the server refuses it. Its
+    /// `expires_on` is not a deadline (the token lives `token_ttl` past its last use), so it
+    /// is not read.
+    async fn login(&self) -> Result<Token, HttpError> {
         let url = query::endpoint(&self.api, "auth");
         let response = self.send(&url, &Auth::Basic).await?;
         if !response.status().is_success() {
@@ -442,7 +420,11 @@ impl Inner {
             HttpError::from_body("GET", url.as_str(), "", &e)
         })?;
         match value.get("auth_token").and_then(Value::as_str) {
-            Some(token) if !token.is_empty() => Ok(Secret::new(token)),
+            Some(token) if !token.is_empty() => Ok(Token {
+                secret: Secret::new(token),
+                renew_at: None,
+                refresh: None,
+            }),
             _ => Err(HttpError::new(
                 "GET",
                 url.as_str(),

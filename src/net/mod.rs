@@ -6,7 +6,7 @@
 //! - `retry`: the retry decision as a pure function, the one loop that applies it
 //!   ([`with_retry`], or [`Attempts`] for callers with work between attempts), and the
 //!   shared 429 [`Throttle`];
-//! - `token`: [`Secret`].
+//! - `token`: [`Secret`], and the [`TokenCache`] both clients keep their session token in.
 
 mod http;
 mod retry;
@@ -16,4 +16,4 @@ pub use self::http::{
     build_client, redact, retry_after, ClientError, ErrorKind, HttpError, HttpSettings,
 };
 pub use self::retry::{decide, with_retry, Attempts, Decision, RetryPolicy, Throttle};
-pub use self::token::Secret;
+pub use self::token::{Issued, Secret, Token, TokenCache};
