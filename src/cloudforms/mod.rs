@@ -25,11 +25,10 @@ use std::time::Instant;
 use reqwest::header::{HeaderValue, ACCEPT};
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::task::JoinSet;
 use url::Url;
 
 use crate::net::{build_client, with_retry, ClientError, ErrorKind, HttpError, HttpSettings};
-use crate::net::{Issued, RetryPolicy, Secret, Token, TokenCache};
+use crate::net::{Issued, PageFlow, PageWindow, RetryPolicy, Secret, Token, TokenCache};
 use crate::reconcile::mapping::Filter;
 use crate::reconcile::record::SourceRead;
 use page::{Assembly, Page};
@@ -234,61 +233,25 @@ impl CloudForms {
         let mut assembly = Assembly::new(total, stride);
         assembly.page(0, first.records);
 
-        // At most `concurrency` pages in flight; offsets are handed out as slots free up.
-        let mut tasks = JoinSet::new();
-        let mut in_flight = std::collections::HashMap::new();
-        let mut stop: Option<String> = None;
-        loop {
-            while stop.is_none() && tasks.len() < inner.concurrency {
-                let Some(offset) = offsets.next() else { break };
-                let inner = Arc::clone(inner);
-                let query = Arc::clone(&query);
-                let collection = collection.to_owned();
-                let handle = tasks.spawn(async move {
-                    let url = query.page_url(offset);
-                    inner.fetch_page(&url, &collection).await
-                });
-                in_flight.insert(handle.id(), offset);
-            }
-            let Some(joined) = tasks.join_next_with_id().await else {
-                break;
-            };
-            let (offset, result) = match joined {
-                Ok((id, result)) => (in_flight.remove(&id).unwrap_or_default(), result),
-                Err(e) => {
-                    let offset = in_flight.remove(&e.id()).unwrap_or_default();
-                    let url = query.page_url(offset);
-                    let error = HttpError::new(
-                        "GET",
-                        url.as_str(),
-                        ErrorKind::Interrupted,
-                        format!("the page task failed: {e}"),
-                    );
-                    (offset, Err(error))
-                }
-            };
+        let window = PageWindow {
+            in_flight: inner.concurrency,
+            max_lost: MAX_LOST_PAGES,
+        };
+        let fetch = |offset| {
+            let (inner, query) = (Arc::clone(inner), Arc::clone(&query));
+            let collection = collection.to_owned();
+            async move { inner.fetch_page(&query.page_url(offset), &collection).await }
+        };
+        let fetched = window.read(&mut offsets, fetch, judge_page).await;
+        for (offset, result) in fetched.pages {
             match result {
                 Ok(page) => {
-                    let empty = page.records.is_empty();
-                    if assembly.page(offset, page.records) && empty && stop.is_none() {
-                        // Offsets past this one cannot hold records either.
-                        stop = Some(format!("the page at offset {offset} came back empty"));
-                    }
+                    assembly.page(offset, page.records);
                 }
-                Err(error) => {
-                    tracing::warn!("CloudForms page at offset {offset} lost: {error}");
-                    let client_error = error.kind == ErrorKind::Status
-                        && error.status.is_some_and(|s| (400..500).contains(&s));
-                    assembly.lost(offset, error);
-                    if stop.is_none() && client_error {
-                        stop = Some(format!("the server refused the page at offset {offset}"));
-                    } else if stop.is_none() && assembly.lost_count() >= MAX_LOST_PAGES {
-                        stop = Some(format!("{} pages were lost", assembly.lost_count()));
-                    }
-                }
+                Err(error) => assembly.lost(offset, error),
             }
         }
-        if let Some(why) = stop {
+        if let Some(why) = fetched.stopped {
             assembly.abandon(offsets.remaining(), why);
         }
         let (records, incomplete) = assembly.finish();
@@ -307,6 +270,27 @@ impl CloudForms {
             records,
             incomplete,
         }))
+    }
+}
+
+/// What one page says about the rest of a read: past an empty page the offsets hold
+/// nothing either, and a server refusing a page (4xx) will refuse the others.
+fn judge_page(offset: u64, result: &Result<Page, HttpError>) -> PageFlow {
+    match result {
+        Ok(page) if page.records.is_empty() => {
+            PageFlow::Stop(format!("the page at offset {offset} came back empty"))
+        }
+        Ok(_) => PageFlow::Go,
+        Err(error) => {
+            tracing::warn!("CloudForms page at offset {offset} lost: {error}");
+            let refused = error.kind == ErrorKind::Status
+                && error.status.is_some_and(|s| (400..500).contains(&s));
+            if refused {
+                PageFlow::Stop(format!("the server refused the page at offset {offset}"))
+            } else {
+                PageFlow::Go
+            }
+        }
     }
 }
 
