@@ -19,7 +19,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::net::{decide, Decision, ErrorKind, HttpError, RetryPolicy};
+use crate::net::{decide, Attempts, Decision, ErrorKind, HttpError, RetryPolicy};
 use crate::reconcile::plan::{Change, Create, Plan, RetireAction};
 use crate::reconcile::record::Ci;
 use crate::servicenow::{BatchRequest, ServiceNow};
@@ -103,6 +103,34 @@ impl Write {
                 table: table.to_owned(),
                 sys_id: sys_id.clone(),
             },
+        }
+    }
+
+    /// What the write does, for logs.
+    fn verb(&self) -> &'static str {
+        match self {
+            Write::Create(_) => "create",
+            Write::Patch { .. } => "update",
+            Write::Delete { .. } => "delete",
+        }
+    }
+
+    /// Sends the write once; the sys_id of the record written (none for a delete).
+    async fn send(&self, sn: &ServiceNow, table: &str) -> Result<Option<String>, HttpError> {
+        match self {
+            Write::Create(c) => {
+                let fields: Vec<(String, String)> = c
+                    .fields
+                    .iter()
+                    .map(|f| (f.field.clone(), f.value.clone()))
+                    .collect();
+                sn.create(table, &fields).await.map(|ci| Some(ci.sys_id))
+            }
+            Write::Patch { sys_id, fields, .. } => sn
+                .update(table, sys_id, fields)
+                .await
+                .map(|ci| Some(ci.sys_id)),
+            Write::Delete { sys_id } => sn.delete(table, sys_id).await.map(|()| None),
         }
     }
 }
@@ -391,49 +419,25 @@ fn maybe_processed(e: &HttpError) -> bool {
 }
 
 /// One write, retried per the policy. A create whose outcome is unknown is looked up by
-/// identity before it is sent again.
+/// identity before it is sent again, and again before every later send until a lookup
+/// answers: a failed lookup leaves the outcome as unknown as before.
 async fn run_one(
     sn: &ServiceNow,
     table: &str,
     write: &Write,
     opts: &ApplyOptions,
 ) -> OperationOutcome {
-    let mut attempt = 1;
+    let mut attempts = Attempts::new(&opts.retry, write.verb());
     let mut must_look_up = false;
     loop {
         if let (true, Write::Create(create)) = (must_look_up, write) {
-            let identity: Vec<(String, String)> = create
-                .identity
-                .iter()
-                .map(|f| (f.field.clone(), f.value.clone()))
-                .collect();
-            match sn.find(table, &identity, &["sys_id".to_owned()]).await {
-                Ok(found) if found.len() == 1 => {
-                    return write.outcome(
-                        OutcomeStatus::Applied,
-                        Some(found[0].sys_id.clone()),
-                        "created (the response was lost; found by identity)",
-                    )
-                }
-                Ok(found) if found.len() > 1 => {
-                    return write.outcome(
-                        OutcomeStatus::Failed,
-                        None,
-                        format!(
-                            "{} CIs now match the identity; not creating another",
-                            found.len()
-                        ),
-                    )
-                }
+            match look_up_lost_create(sn, table, write, create).await {
+                Ok(Some(outcome)) => return outcome,
                 // Not there: the create never happened, so sending it again is safe.
-                Ok(_) => {}
-                Err(e) => match decide(&opts.retry, &e, attempt, rand::random()) {
-                    Decision::Retry(delay) => {
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
-                        continue;
-                    }
-                    Decision::GiveUp => {
+                Ok(None) => {}
+                Err(e) => match attempts.wait(e).await {
+                    Ok(()) => continue,
+                    Err(e) => {
                         return write.outcome(
                             OutcomeStatus::Failed,
                             None,
@@ -443,37 +447,49 @@ async fn run_one(
                 },
             }
         }
-        let result = match write {
-            Write::Create(c) => {
-                let fields: Vec<(String, String)> = c
-                    .fields
-                    .iter()
-                    .map(|f| (f.field.clone(), f.value.clone()))
-                    .collect();
-                sn.create(table, &fields).await.map(Some)
+        match write.send(sn, table).await {
+            Ok(sys_id) => return write.outcome(OutcomeStatus::Applied, sys_id, ""),
+            Err(e) => {
+                must_look_up = matches!(write, Write::Create(_)) && maybe_processed(&e);
+                if let Err(e) = attempts.wait(e).await {
+                    return write.outcome(OutcomeStatus::Failed, None, e.to_string());
+                }
             }
-            Write::Patch { sys_id, fields, .. } => sn.update(table, sys_id, fields).await.map(Some),
-            Write::Delete { sys_id } => sn.delete(table, sys_id).await.map(|()| None),
-        };
-        match result {
-            Ok(ci) => return write.outcome(OutcomeStatus::Applied, ci.map(|c| c.sys_id), ""),
-            Err(e) => match decide(&opts.retry, &e, attempt, rand::random()) {
-                Decision::Retry(delay) => {
-                    tracing::warn!(
-                        attempt,
-                        delay_ms = delay.as_millis() as u64,
-                        "{e}; retrying"
-                    );
-                    must_look_up = matches!(write, Write::Create(_)) && maybe_processed(&e);
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                Decision::GiveUp => {
-                    return write.outcome(OutcomeStatus::Failed, None, e.to_string())
-                }
-            },
         }
     }
+}
+
+/// A create whose answer was lost, looked up by its identity: the outcome when the lookup
+/// settles it (found once: created; found several times: not creating another), `None`
+/// when no CI has the identity, so the create never happened.
+async fn look_up_lost_create(
+    sn: &ServiceNow,
+    table: &str,
+    write: &Write,
+    create: &Create,
+) -> Result<Option<OperationOutcome>, HttpError> {
+    let identity: Vec<(String, String)> = create
+        .identity
+        .iter()
+        .map(|f| (f.field.clone(), f.value.clone()))
+        .collect();
+    let found = sn.find(table, &identity, &["sys_id".to_owned()]).await?;
+    Ok(match found.as_slice() {
+        [] => None,
+        [ci] => Some(write.outcome(
+            OutcomeStatus::Applied,
+            Some(ci.sys_id.clone()),
+            "created (the response was lost; found by identity)",
+        )),
+        several => Some(write.outcome(
+            OutcomeStatus::Failed,
+            None,
+            format!(
+                "{} CIs now match the identity; not creating another",
+                several.len()
+            ),
+        )),
+    })
 }
 
 /// A batch of updates and deletes. If the batch request itself fails it is retried whole

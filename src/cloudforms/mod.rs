@@ -25,12 +25,10 @@ use std::time::Instant;
 use reqwest::header::{HeaderValue, ACCEPT};
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::sync::Mutex;
-use tokio::task::JoinSet;
 use url::Url;
 
 use crate::net::{build_client, with_retry, ClientError, ErrorKind, HttpError, HttpSettings};
-use crate::net::{RetryPolicy, Secret};
+use crate::net::{Issued, PageFlow, PageWindow, RetryPolicy, Secret, Token, TokenCache};
 use crate::reconcile::mapping::Filter;
 use crate::reconcile::record::SourceRead;
 use page::{Assembly, Page};
@@ -94,16 +92,10 @@ struct Inner {
     page_size: usize,
     concurrency: usize,
     retry: RetryPolicy,
-    token: Mutex<TokenState>,
+    /// The `X-Auth-Token` every page shares; of several pages refused one expired token,
+    /// only the first fetches a new one.
+    token: TokenCache,
     requests: AtomicU64,
-}
-
-/// The session token and how many have been issued, so that of several requests failing
-/// on one expired token only the first fetches a new one.
-#[derive(Default)]
-struct TokenState {
-    token: Option<Secret>,
-    generation: u64,
 }
 
 impl std::fmt::Debug for CloudForms {
@@ -123,7 +115,7 @@ impl std::fmt::Debug for CloudForms {
 /// How one request authenticates.
 enum Auth {
     Basic,
-    Token { token: Secret, generation: u64 },
+    Token(Issued),
 }
 
 impl CloudForms {
@@ -147,7 +139,7 @@ impl CloudForms {
                 page_size: cfg.page_size,
                 concurrency: cfg.concurrency.max(1),
                 retry: cfg.retry,
-                token: Mutex::new(TokenState::default()),
+                token: TokenCache::default(),
                 requests: AtomicU64::new(0),
             }),
         })
@@ -241,61 +233,25 @@ impl CloudForms {
         let mut assembly = Assembly::new(total, stride);
         assembly.page(0, first.records);
 
-        // At most `concurrency` pages in flight; offsets are handed out as slots free up.
-        let mut tasks = JoinSet::new();
-        let mut in_flight = std::collections::HashMap::new();
-        let mut stop: Option<String> = None;
-        loop {
-            while stop.is_none() && tasks.len() < inner.concurrency {
-                let Some(offset) = offsets.next() else { break };
-                let inner = Arc::clone(inner);
-                let query = Arc::clone(&query);
-                let collection = collection.to_owned();
-                let handle = tasks.spawn(async move {
-                    let url = query.page_url(offset);
-                    inner.fetch_page(&url, &collection).await
-                });
-                in_flight.insert(handle.id(), offset);
-            }
-            let Some(joined) = tasks.join_next_with_id().await else {
-                break;
-            };
-            let (offset, result) = match joined {
-                Ok((id, result)) => (in_flight.remove(&id).unwrap_or_default(), result),
-                Err(e) => {
-                    let offset = in_flight.remove(&e.id()).unwrap_or_default();
-                    let url = query.page_url(offset);
-                    let error = HttpError::new(
-                        "GET",
-                        url.as_str(),
-                        ErrorKind::Interrupted,
-                        format!("the page task failed: {e}"),
-                    );
-                    (offset, Err(error))
-                }
-            };
+        let window = PageWindow {
+            in_flight: inner.concurrency,
+            max_lost: MAX_LOST_PAGES,
+        };
+        let fetch = |offset| {
+            let (inner, query) = (Arc::clone(inner), Arc::clone(&query));
+            let collection = collection.to_owned();
+            async move { inner.fetch_page(&query.page_url(offset), &collection).await }
+        };
+        let fetched = window.read(&mut offsets, fetch, judge_page).await;
+        for (offset, result) in fetched.pages {
             match result {
                 Ok(page) => {
-                    let empty = page.records.is_empty();
-                    if assembly.page(offset, page.records) && empty && stop.is_none() {
-                        // Offsets past this one cannot hold records either.
-                        stop = Some(format!("the page at offset {offset} came back empty"));
-                    }
+                    assembly.page(offset, page.records);
                 }
-                Err(error) => {
-                    tracing::warn!("CloudForms page at offset {offset} lost: {error}");
-                    let client_error = error.kind == ErrorKind::Status
-                        && error.status.is_some_and(|s| (400..500).contains(&s));
-                    assembly.lost(offset, error);
-                    if stop.is_none() && client_error {
-                        stop = Some(format!("the server refused the page at offset {offset}"));
-                    } else if stop.is_none() && assembly.lost_count() >= MAX_LOST_PAGES {
-                        stop = Some(format!("{} pages were lost", assembly.lost_count()));
-                    }
-                }
+                Err(error) => assembly.lost(offset, error),
             }
         }
-        if let Some(why) = stop {
+        if let Some(why) = fetched.stopped {
             assembly.abandon(offsets.remaining(), why);
         }
         let (records, incomplete) = assembly.finish();
@@ -314,6 +270,27 @@ impl CloudForms {
             records,
             incomplete,
         }))
+    }
+}
+
+/// What one page says about the rest of a read: past an empty page the offsets hold
+/// nothing either, and a server refusing a page (4xx) will refuse the others.
+fn judge_page(offset: u64, result: &Result<Page, HttpError>) -> PageFlow {
+    match result {
+        Ok(page) if page.records.is_empty() => {
+            PageFlow::Stop(format!("the page at offset {offset} came back empty"))
+        }
+        Ok(_) => PageFlow::Go,
+        Err(error) => {
+            tracing::warn!("CloudForms page at offset {offset} lost: {error}");
+            let refused = error.kind == ErrorKind::Status
+                && error.status.is_some_and(|s| (400..500).contains(&s));
+            if refused {
+                PageFlow::Stop(format!("the server refused the page at offset {offset}"))
+            } else {
+                PageFlow::Go
+            }
+        }
     }
 }
 
@@ -342,9 +319,9 @@ impl Inner {
         let mut response = self.send(url, &auth).await?;
         let mut refused = None;
         if response.status() == StatusCode::UNAUTHORIZED {
-            if let Auth::Token { token, generation } = auth {
-                refused = Some(token);
-                auth = self.renew(generation).await?;
+            if let Auth::Token(issued) = auth {
+                auth = self.renew(issued.generation).await?;
+                refused = Some(issued.secret);
                 response = self.send(url, &auth).await?;
             }
         }
@@ -353,8 +330,8 @@ impl Inner {
         }
         let mut error = HttpError::from_response("GET", url.as_str(), response).await;
         // The server quotes a token it refuses; neither may reach a log.
-        if let Auth::Token { token, .. } = &auth {
-            error = redact_token(error, token);
+        if let Auth::Token(issued) = &auth {
+            error = redact_token(error, &issued.secret);
         }
         if let Some(token) = &refused {
             error = redact_token(error, token);
@@ -372,9 +349,9 @@ impl Inner {
         }
         request = match auth {
             Auth::Basic => request.basic_auth(&self.user, Some(self.password.expose())),
-            Auth::Token { token, .. } => {
-                let mut value =
-                    HeaderValue::from_str(token.expose()).map_err(|_| self.bad_token(url))?;
+            Auth::Token(issued) => {
+                let mut value = HeaderValue::from_str(issued.secret.expose())
+                    .map_err(|_| self.bad_token(url))?;
                 value.set_sensitive(true);
                 request.header("X-Auth-Token", value)
             }
@@ -395,42 +372,27 @@ impl Inner {
         )
     }
 
-    /// The authentication of the next request: Basic, or the current token (fetched once,
-    /// under the lock, so concurrent pages share one login).
+    /// The authentication of the next request: Basic, or the shared token (fetched once,
+    /// while concurrent pages wait, so that they share one login).
     async fn auth(&self) -> Result<Auth, HttpError> {
         if !self.use_token {
             return Ok(Auth::Basic);
         }
-        let mut state = self.token.lock().await;
-        let token = match &state.token {
-            Some(token) => token.clone(),
-            None => {
-                let token = self.login().await?;
-                state.token = Some(token.clone());
-                state.generation += 1;
-                token
-            }
-        };
-        Ok(Auth::Token {
-            token,
-            generation: state.generation,
-        })
+        let issued = self.token.current(|_| self.login()).await?;
+        Ok(Auth::Token(issued))
     }
 
-    /// Drops the token of `generation` (unless another request already replaced it) and
-    /// returns the current one.
+    /// A new token after the server refused the one of `generation` (or the one another
+    /// page already fetched).
     async fn renew(&self, generation: u64) -> Result<Auth, HttpError> {
-        {
-            let mut state = self.token.lock().await;
-            if state.generation == generation {
-                state.token = None;
-            }
-        }
-        self.auth().await
+        let issued = self.token.renew(generation, |_| self.login()).await?;
+        Ok(Auth::Token(issued))
     }
 
-    /// `GET /api/auth` with Basic: a token.
-    async fn login(&self) -> Result<Secret, HttpError> {
+    /// `GET /api/auth` with Basic: a token, used until the server refuses it. Its
+    /// `expires_on` is not a deadline (the token lives `token_ttl` past its last use), so it
+    /// is not read.
+    async fn login(&self) -> Result<Token, HttpError> {
         let url = query::endpoint(&self.api, "auth");
         let response = self.send(&url, &Auth::Basic).await?;
         if !response.status().is_success() {
@@ -442,7 +404,11 @@ impl Inner {
             HttpError::from_body("GET", url.as_str(), "", &e)
         })?;
         match value.get("auth_token").and_then(Value::as_str) {
-            Some(token) if !token.is_empty() => Ok(Secret::new(token)),
+            Some(token) if !token.is_empty() => Ok(Token {
+                secret: Secret::new(token),
+                renew_at: None,
+                refresh: None,
+            }),
             _ => Err(HttpError::new(
                 "GET",
                 url.as_str(),

@@ -158,10 +158,6 @@ impl Assembly {
         self.lost.push((offset, error));
     }
 
-    pub fn lost_count(&self) -> usize {
-        self.lost.len()
-    }
-
     /// The remaining pages were not fetched, for `why`.
     pub fn abandon(&mut self, pages: u64, why: String) {
         if pages > 0 {

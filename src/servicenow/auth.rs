@@ -2,8 +2,8 @@
 //! access token from `POST /oauth_token.do` that is renewed shortly before it expires and
 //! once when the instance refuses it (a 401).
 //!
-//! Tokens carry a generation number so that when many concurrent page reads meet the same
-//! 401, only the first one asks for a new token and the others use the one it got.
+//! The token lives in a [`TokenCache`]: when many concurrent page reads meet the same 401,
+//! only the first one asks for a new token and the others use the one it got.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -12,10 +12,9 @@ use base64::Engine as _;
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::Mutex;
 use url::Url;
 
-use crate::net::{ErrorKind, HttpError, Secret};
+use crate::net::{ErrorKind, HttpError, Issued, Secret, Token, TokenCache};
 
 use super::SnAuth;
 
@@ -49,19 +48,8 @@ pub(super) struct OAuth {
     client_secret: Secret,
     /// Password grant when set, else client_credentials.
     user: Option<(String, Secret)>,
-    state: Mutex<TokenState>,
-}
-
-#[derive(Default)]
-struct TokenState {
-    token: Option<Token>,
-    generation: u64,
-}
-
-struct Token {
-    header: HeaderValue,
-    refresh: Option<Secret>,
-    renew_at: Instant,
+    /// The access token (its refresh token alongside), renewed shortly before it expires.
+    token: TokenCache,
 }
 
 /// `/oauth_token.do`'s answer; values may arrive as numbers or strings.
@@ -80,6 +68,11 @@ fn sensitive(text: &str) -> Result<HeaderValue, String> {
         .map_err(|_| "the credential holds characters a header cannot carry".to_owned())?;
     value.set_sensitive(true);
     Ok(value)
+}
+
+/// `Authorization: Bearer {access token}`.
+fn bearer(token: &Secret) -> Result<HeaderValue, String> {
+    sensitive(&format!("Bearer {}", token.expose()))
 }
 
 impl Authorizer {
@@ -120,7 +113,7 @@ impl Authorizer {
                     client_id: client_id.clone(),
                     client_secret: client_secret.clone(),
                     user,
-                    state: Mutex::default(),
+                    token: TokenCache::default(),
                 })))
             }
         }
@@ -164,36 +157,36 @@ impl OAuth {
         sent: &AtomicU64,
         refused: Option<u64>,
     ) -> Result<Credential, HttpError> {
-        // Held across the token request: concurrent callers wait for the one renewal.
-        let mut state = self.state.lock().await;
-        if let Some(token) = &state.token {
-            let refused_now = refused == Some(state.generation);
-            if !refused_now && Instant::now() < token.renew_at {
-                return Ok(Credential {
-                    header: token.header.clone(),
-                    generation: state.generation,
-                });
+        let issue = |refresh| self.issue(http, sent, refresh);
+        let Issued { secret, generation } = match refused {
+            Some(stale) => self.token.renew(stale, issue).await?,
+            None => self.token.current(issue).await?,
+        };
+        // Checked when the token came (`request`), so this cannot fail in practice.
+        let header = bearer(&secret)
+            .map_err(|m| HttpError::new("POST", self.token_url.as_str(), ErrorKind::Decode, m))?;
+        Ok(Credential { header, generation })
+    }
+
+    /// A new token: by the refresh token when there is one, else (or when the instance
+    /// no longer takes it) by the configured grant.
+    async fn issue(
+        &self,
+        http: &reqwest::Client,
+        sent: &AtomicU64,
+        refresh: Option<Secret>,
+    ) -> Result<Token, HttpError> {
+        let Some(refresh) = refresh else {
+            return self.request(http, sent, self.grant()).await;
+        };
+        match self.request(http, sent, Grant::Refresh(&refresh)).await {
+            Ok(token) => Ok(token),
+            Err(e) => {
+                // An expired or revoked refresh token: start over with a new grant.
+                tracing::debug!("refresh_token grant failed ({e}); requesting a new token");
+                self.request(http, sent, self.grant()).await
             }
         }
-        let refresh = state.token.as_ref().and_then(|t| t.refresh.clone());
-        let token = match refresh {
-            Some(refresh) => match self.request(http, sent, Grant::Refresh(&refresh)).await {
-                Ok(token) => token,
-                Err(e) => {
-                    // An expired or revoked refresh token: start over with a new grant.
-                    tracing::debug!("refresh_token grant failed ({e}); requesting a new token");
-                    self.request(http, sent, self.grant()).await?
-                }
-            },
-            None => self.request(http, sent, self.grant()).await?,
-        };
-        state.generation += 1;
-        let credential = Credential {
-            header: token.header.clone(),
-            generation: state.generation,
-        };
-        state.token = Some(token);
-        Ok(credential)
     }
 
     fn grant(&self) -> Grant<'_> {
@@ -266,21 +259,22 @@ impl OAuth {
             .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
             .map_or(DEFAULT_TOKEN_TTL, |d| d.min(MAX_TOKEN_TTL));
         let margin = lifetime.mul_f64(RENEW_MARGIN_SHARE).min(MAX_RENEW_MARGIN);
-        let header = sensitive(&format!("Bearer {}", parsed.access_token))
-            .map_err(|m| HttpError::new("POST", url, ErrorKind::Decode, m))?;
+        let secret = Secret::new(parsed.access_token);
+        // Refused here, where the error can name the token URL, rather than on every use.
+        bearer(&secret).map_err(|m| HttpError::new("POST", url, ErrorKind::Decode, m))?;
         tracing::debug!(
             grant = grant.name(),
             lifetime_s = lifetime.as_secs(),
             "got a ServiceNow access token"
         );
         Ok(Token {
-            header,
+            secret,
             refresh: parsed
                 .refresh_token
                 .filter(|t| !t.is_empty())
                 .map(Secret::new),
             // Counted from when the request left: the server's clock started no later.
-            renew_at: started + lifetime - margin,
+            renew_at: Some(started + lifetime - margin),
         })
     }
 }

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use url::{Position, Url};
 
-use crate::net::{ErrorKind, HttpError};
+use crate::net::{Attempts, ErrorKind, HttpError, RetryPolicy};
 use crate::reconcile::record::{Ci, FieldNames};
 
 use super::{fields_body, wire, ServiceNow};
@@ -26,7 +26,8 @@ use super::{fields_body, wire, ServiceNow};
 const MAX_ITEMS_PER_REQUEST: usize = 1000;
 const MAX_BYTES_PER_REQUEST: usize = 4 * 1024 * 1024;
 
-/// Rounds in a row that may service nothing before the remaining items are given up.
+/// Rounds in a row that may service nothing before the remaining items are given up (the
+/// attempts of [`RetryPolicy`] for this purpose; its delays pace the rounds).
 const MAX_STALLED_ROUNDS: u32 = 3;
 
 /// One write carried by a batch.
@@ -157,7 +158,13 @@ impl ServiceNow {
         let mut results: Vec<Option<ItemResult>> = vec![None; requests.len()];
         let mut names = FieldNames::default();
         let mut pending: Vec<usize> = (0..requests.len()).collect();
-        let mut stalled = 0;
+        // A round that services nothing is a failed attempt of the round after it: the
+        // policy's backoff paces the re-sends, and the rounds are bounded.
+        let stall_policy = RetryPolicy {
+            max_attempts: MAX_STALLED_ROUNDS,
+            ..self.inner.retry
+        };
+        let mut stalls = Attempts::new(&stall_policy, "batch");
         let batch_url = self.url(&["api", "now", "v1", "batch"]);
         while !pending.is_empty() {
             let mut unserviced = Vec::new();
@@ -185,29 +192,24 @@ impl ServiceNow {
                     }
                 }
             }
-            stalled = if progressed { 0 } else { stalled + 1 };
-            if stalled >= MAX_STALLED_ROUNDS {
-                let error = HttpError::new(
+            if progressed {
+                stalls.reset();
+            } else {
+                let stalled = HttpError::new(
                     "POST",
                     batch_url.as_str(),
                     ErrorKind::Interrupted,
-                    format!(
-                        "the instance left the request unserviced in {MAX_STALLED_ROUNDS} batches in a row"
-                    ),
+                    "the instance serviced none of the requests in a batch",
                 );
-                for index in unserviced {
-                    results[index] = Some(Err(error.clone()));
+                if let Err(mut error) = stalls.wait(stalled).await {
+                    error.message = format!(
+                        "the instance left the request unserviced in {MAX_STALLED_ROUNDS} batches in a row"
+                    );
+                    for index in unserviced {
+                        results[index] = Some(Err(error.clone()));
+                    }
+                    break;
                 }
-                break;
-            }
-            if !progressed {
-                let pause = self
-                    .inner
-                    .retry
-                    .base_delay
-                    .saturating_mul(1 << stalled.min(8))
-                    .min(self.inner.retry.max_delay);
-                tokio::time::sleep(pause).await;
             }
             if !unserviced.is_empty() {
                 tracing::debug!(

@@ -1,7 +1,8 @@
-//! Complete table reads: offset pages in sys_id order, fetched concurrently once the first
-//! page's `X-Total-Count` gives the total, each page retried; and, when the table changed
-//! during the read (a page reports another total, or the rows do not add up), one more pass
-//! by key (`sys_id>last`), which neither skips nor repeats a row whatever changes meanwhile.
+//! Complete table reads: offset pages in sys_id order, fetched concurrently (through
+//! [`PageWindow`]) once the first page's `X-Total-Count` gives the total, each page retried;
+//! and, when the table changed during the read (a page reports another total, or the rows
+//! do not add up), one more pass by key (`sys_id>last`), which neither skips nor repeats a
+//! row whatever changes meanwhile.
 //!
 //! One read shares one [`FieldNames`] (every row of it shares its field names) and one
 //! semaphore, so that the several queries of [`ServiceNow::read_where_in`] together keep to
@@ -15,7 +16,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use url::Url;
 
-use crate::net::{with_retry, ErrorKind, HttpError};
+use crate::net::{with_retry, ErrorKind, HttpError, PageFlow, PageWindow};
 use crate::reconcile::record::{Ci, FieldNames};
 
 use super::wire::{self, Requested};
@@ -124,37 +125,32 @@ impl ReadCtx {
             return self.read_by_key(&query).await;
         };
         let limit = self.page_size();
-        let mut pages = vec![first.rows];
-        let mut changed = false;
-        let mut tasks = JoinSet::new();
-        let mut next = limit;
-        let mut exhausted = false;
         let ordered: Arc<str> = ordered.into();
-        loop {
-            // A window of tasks rather than one per page up front: a bogus total must not
-            // make us spawn millions of them.
-            while !exhausted && next < total && tasks.len() < self.sn.inner.concurrency {
-                let ctx = self.clone();
-                let ordered = ordered.clone();
-                let offset = next;
-                tasks.spawn(async move { ctx.page(&ordered, Some(offset)).await });
-                next += limit;
-            }
-            let Some(done) = tasks.join_next().await else {
-                break;
-            };
-            let page = joined(done, self)?;
-            if page.total != Some(total) {
-                changed = true;
-            }
-            if page.rows.is_empty() {
-                // Nothing where rows were promised: the table shrank (or the total lied).
-                exhausted = true;
-                changed = true;
-            }
-            pages.push(page.rows);
+        let window = PageWindow {
+            in_flight: self.sn.inner.concurrency,
+            max_lost: 1,
+        };
+        let fetch = |offset| {
+            let (ctx, ordered) = (self.clone(), ordered.clone());
+            async move { ctx.page(&ordered, Some(offset)).await }
+        };
+        let judge = |_, result: &Result<Page, HttpError>| match result {
+            // A target read must be complete: a page lost for good fails it.
+            Err(_) => PageFlow::Abort,
+            // Nothing where rows were promised: the table shrank (or the total lied).
+            Ok(page) if page.rows.is_empty() => PageFlow::Stop("the table shrank".into()),
+            Ok(_) => PageFlow::Go,
+        };
+        let fetched = window
+            .read(&mut (limit..total).step_by(limit), fetch, judge)
+            .await;
+        let mut rows = first.rows;
+        let mut changed = false;
+        for (_, page) in fetched.pages {
+            let page = page?;
+            changed |= page.total != Some(total) || page.rows.is_empty();
+            rows.extend(page.rows);
         }
-        let mut rows: Vec<Ci> = pages.into_iter().flatten().collect();
         sort_unique(&mut rows);
         if changed || rows.len() != total {
             tracing::warn!(

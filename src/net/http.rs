@@ -1,41 +1,13 @@
-//! Shared HTTP plumbing for the adapters (`cloudforms/`, `servicenow/`, `apply/`): a client per API
-//! with timeouts and TLS settings, errors that name the method and URL (never a credential)
-//! and say whether a retry may help, and the retry decision as a pure function.
+//! The HTTP client of one API (timeouts, TLS, our user agent) and [`HttpError`]: a failed
+//! request named by method and URL (never a credential), with the server's own message, its
+//! `Retry-After`, and the kind of failure that tells [`decide`](super::decide) whether trying
+//! again may help.
 
-use std::fmt;
-use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde_json::Value;
-
-/// A credential: prints as `********` in `Debug` and `Display`, so it cannot reach a log.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("********")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("********")
-    }
-}
 
 /// Connection settings of one API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,165 +307,9 @@ fn parse_retry_after(text: &str) -> Option<Duration> {
     Some(delta.to_std().unwrap_or(Duration::ZERO))
 }
 
-/// How hard to try.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-    /// Attempts allowed while the server rate-limits (429): being told to slow down is not
-    /// a failure, so it gets a larger budget; `Retry-After` paces it.
-    pub max_rate_limited_attempts: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-    /// A server asking for a longer pause than this is not waited for.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 5,
-            max_rate_limited_attempts: 30,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-            max_retry_after: Duration::from_secs(120),
-        }
-    }
-}
-
-/// What to do after a failed attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Retry(Duration),
-    GiveUp,
-}
-
-/// Whether and when to try again after `error` on attempt `attempt` (1 = the first).
-/// `jitter` is a number in `[0, 1)` supplied by the caller, so this stays a pure function.
-///
-/// 429 honours `Retry-After` (plus up to 10% jitter, capped by `max_retry_after`); 502, 503,
-/// 504, timeouts, resets and cut-short bodies back off exponentially with jitter; anything
-/// else (other 4xx, 500, a body that is not the API's) is not retried: trying again would
-/// give the same answer.
-pub fn decide(policy: &RetryPolicy, error: &HttpError, attempt: u32, jitter: f64) -> Decision {
-    let rate_limited = error.status == Some(429);
-    let budget = if rate_limited {
-        policy.max_rate_limited_attempts.max(policy.max_attempts)
-    } else {
-        policy.max_attempts
-    };
-    if attempt >= budget {
-        return Decision::GiveUp;
-    }
-    let jitter = jitter.clamp(0.0, 1.0);
-    let backoff = || {
-        let exp = policy
-            .base_delay
-            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-            .min(policy.max_delay);
-        // "Equal jitter": half fixed, half random, so retries spread but never stampede.
-        exp.mul_f64(0.5 + jitter / 2.0)
-    };
-    match (error.kind, error.status) {
-        (ErrorKind::Status, Some(429)) => match error.retry_after {
-            Some(after) if after > policy.max_retry_after => Decision::GiveUp,
-            Some(after) => Decision::Retry(
-                after
-                    + after.mul_f64(0.1 * jitter)
-                    + Duration::from_millis((jitter * 100.0) as u64),
-            ),
-            None => Decision::Retry(backoff()),
-        },
-        (ErrorKind::Status, Some(502..=504)) => Decision::Retry(backoff()),
-        (ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Interrupted, _) => {
-            Decision::Retry(backoff())
-        }
-        _ => Decision::GiveUp,
-    }
-}
-
-/// A pause shared by every request to one API: when the server says 429 with
-/// `Retry-After`, all workers hold off until then instead of each hammering it in turn.
-#[derive(Debug, Default)]
-pub struct Throttle {
-    until: std::sync::Mutex<Option<tokio::time::Instant>>,
-}
-
-impl Throttle {
-    /// Waits until no pause is in force.
-    pub async fn wait(&self) {
-        loop {
-            let until = *self
-                .until
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match until {
-                Some(t) if t > tokio::time::Instant::now() => tokio::time::sleep_until(t).await,
-                _ => return,
-            }
-        }
-    }
-
-    /// Holds every request back for `delay` (a longer pause already in force stays).
-    pub fn pause(&self, delay: Duration) {
-        let t = tokio::time::Instant::now() + delay;
-        let mut until = self
-            .until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if until.is_none_or(|u| u < t) {
-            *until = Some(t);
-        }
-    }
-}
-
-/// Runs `attempt` until it succeeds or [`decide`] gives up; `what` names the operation in logs.
-pub async fn with_retry<T, F, Fut>(
-    policy: &RetryPolicy,
-    what: &str,
-    mut attempt: F,
-) -> Result<T, HttpError>
-where
-    F: FnMut(u32) -> Fut,
-    Fut: Future<Output = Result<T, HttpError>>,
-{
-    let mut n = 1;
-    loop {
-        match attempt(n).await {
-            Ok(value) => return Ok(value),
-            Err(error) => match decide(policy, &error, n, rand::random::<f64>()) {
-                Decision::Retry(delay) => {
-                    tracing::warn!(
-                        attempt = n,
-                        delay_ms = delay.as_millis() as u64,
-                        "{what}: {error}; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                    n += 1;
-                }
-                Decision::GiveUp => return Err(error),
-            },
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn status(code: u16, retry_after: Option<u64>) -> HttpError {
-        let mut e = HttpError::new("GET", "https://x/api", ErrorKind::Status, "boom");
-        e.status = Some(code);
-        e.retry_after = retry_after.map(Duration::from_secs);
-        e
-    }
-
-    #[test]
-    fn secrets_never_print() {
-        let s = Secret::new("hunter2");
-        assert_eq!(format!("{s} {s:?}"), "******** ********");
-        assert_eq!(s.expose(), "hunter2");
-    }
 
     #[test]
     fn urls_lose_their_credentials() {
@@ -502,69 +318,6 @@ mod tests {
             "https://sn.example.com/api?x=1"
         );
         assert_eq!(redact("not a url"), "not a url");
-    }
-
-    #[test]
-    fn rate_limits_honour_retry_after_with_jitter() {
-        let p = RetryPolicy::default();
-        match decide(&p, &status(429, Some(3)), 1, 0.5) {
-            Decision::Retry(d) => assert!(
-                d >= Duration::from_secs(3) && d <= Duration::from_millis(3400),
-                "{d:?}"
-            ),
-            other => panic!("{other:?}"),
-        }
-        // Asked to wait longer than we allow: give up rather than stall the run.
-        assert_eq!(
-            decide(&p, &status(429, Some(3600)), 1, 0.5),
-            Decision::GiveUp
-        );
-        assert!(matches!(
-            decide(&p, &status(429, None), 1, 0.0),
-            Decision::Retry(_)
-        ));
-    }
-
-    #[test]
-    fn gateway_errors_back_off_exponentially_and_are_capped() {
-        let p = RetryPolicy::default();
-        let delay = |attempt, jitter| match decide(&p, &status(503, None), attempt, jitter) {
-            Decision::Retry(d) => d,
-            Decision::GiveUp => panic!("gave up"),
-        };
-        assert_eq!(delay(1, 0.0), Duration::from_millis(250));
-        assert_eq!(delay(2, 0.0), Duration::from_millis(500));
-        assert_eq!(
-            delay(3, 0.999_999),
-            Duration::from_millis(2000).mul_f64(0.5 + 0.999_999 / 2.0)
-        );
-        let big = RetryPolicy {
-            max_attempts: 40,
-            ..p
-        };
-        assert!(
-            matches!(decide(&big, &status(502, None), 30, 1.0), Decision::Retry(d) if d <= p.max_delay)
-        );
-    }
-
-    #[test]
-    fn other_errors_and_the_last_attempt_give_up() {
-        let p = RetryPolicy::default();
-        for code in [400, 401, 403, 404, 500] {
-            assert_eq!(
-                decide(&p, &status(code, None), 1, 0.5),
-                Decision::GiveUp,
-                "{code}"
-            );
-        }
-        assert_eq!(
-            decide(&p, &status(503, None), p.max_attempts, 0.5),
-            Decision::GiveUp
-        );
-        let reset = HttpError::new("GET", "u", ErrorKind::Interrupted, "reset");
-        assert!(matches!(decide(&p, &reset, 1, 0.5), Decision::Retry(_)));
-        let decode = HttpError::new("GET", "u", ErrorKind::Decode, "html");
-        assert_eq!(decide(&p, &decode, 1, 0.5), Decision::GiveUp);
     }
 
     #[test]

@@ -1,0 +1,22 @@
+//! Shared HTTP plumbing for the adapters (`cloudforms/`, `servicenow/`, `apply/`): what the
+//! two clients and the executor must do alike, written once.
+//!
+//! - `http`: a client per API with timeouts and TLS settings, and [`HttpError`], which names
+//!   the method and URL (never a credential) and says whether a retry may help;
+//! - `retry`: the retry decision as a pure function, the one loop that applies it
+//!   ([`with_retry`], or [`Attempts`] for callers with work between attempts), and the
+//!   shared 429 [`Throttle`];
+//! - `token`: [`Secret`], and the [`TokenCache`] both clients keep their session token in;
+//! - `pages`: the [`PageWindow`] both clients read the pages after the first through.
+
+mod http;
+mod pages;
+mod retry;
+mod token;
+
+pub use self::http::{
+    build_client, redact, retry_after, ClientError, ErrorKind, HttpError, HttpSettings,
+};
+pub use self::pages::{Fetched, PageFlow, PageWindow};
+pub use self::retry::{decide, with_retry, Attempts, Decision, RetryPolicy, Throttle};
+pub use self::token::{Issued, Secret, Token, TokenCache};
