@@ -194,6 +194,11 @@ pub struct ApplyOpts {
     /// Send updates and retirements through the Batch API, N per request (0 = off).
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
+
+    /// Delete every claim of the ServiceNow lease before taking it: only when the run that
+    /// holds it is known to be dead (README "Lease").
+    #[arg(long)]
+    pub force_unlock: bool,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::apply::ApplyOptions;
 use crate::cli::{ApplyOpts, ConnectionArgs, PlanArgs, ReportArgs};
 use crate::cloudforms::CloudFormsConfig;
+use crate::lease::LeaseConfig;
 use crate::net::{HttpSettings, RetryPolicy, Secret};
 use crate::report::Format;
 use crate::servicenow::{ServiceNowConfig, SnAuth};
@@ -81,6 +82,18 @@ pub struct Config {
     pub max_plan_age: Option<Duration>,
     /// `[ticket]`: track each `run` in a ServiceNow ticket.
     pub ticket: Option<TicketConfig>,
+    /// `[lease]`: how runs that write keep each other out.
+    pub lease: LeaseConfig,
+}
+
+/// What `apply` needs: the ServiceNow connection, how to apply, and the lease.
+#[derive(Debug, Clone)]
+pub struct ApplyConfig {
+    pub servicenow: ServiceNowConfig,
+    pub options: ApplyOptions,
+    /// Refuse plans older than this; `None` = no limit.
+    pub max_plan_age: Option<Duration>,
+    pub lease: LeaseConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +108,19 @@ struct FileConfig {
     #[serde(default)]
     apply: FileApply,
     ticket: Option<FileTicket>,
+    #[serde(default)]
+    lease: FileLease,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLease {
+    servicenow: Option<bool>,
+    table: Option<String>,
+    name: Option<String>,
+    ttl: Option<String>,
+    settle: Option<String>,
+    lock_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -454,6 +480,25 @@ fn apply_options(file: &FileApply, flags: &ApplyOpts) -> Result<(ApplyOptions, O
     Ok((options, (!age.is_zero()).then_some(age)))
 }
 
+fn lease(file: &FileLease, base: &Path) -> Result<LeaseConfig> {
+    let defaults = LeaseConfig::default();
+    let ttl = duration(&file.ttl, defaults.ttl, "[lease] ttl")?;
+    if ttl < Duration::from_secs(30) {
+        return Err(invalid!(
+            "[lease] ttl `{}` is shorter than 30s: a claim would expire between renewals",
+            file.ttl.as_deref().unwrap_or_default()
+        ));
+    }
+    Ok(LeaseConfig {
+        servicenow: file.servicenow.unwrap_or(defaults.servicenow),
+        table: file.table.clone().unwrap_or(defaults.table),
+        name: file.name.clone().unwrap_or(defaults.name),
+        ttl,
+        settle: duration(&file.settle, defaults.settle, "[lease] settle")?,
+        lock_file: file.lock_file.as_ref().map(|p| rel(base, p)),
+    })
+}
+
 impl Config {
     /// Builds the configuration of `plan` (and `run`) from its flags and the config file.
     pub fn for_plan(args: &PlanArgs, apply: &ApplyOpts) -> Result<Self> {
@@ -552,6 +597,7 @@ impl Config {
             servicenow,
             apply: apply_opts,
             max_plan_age,
+            lease: lease(&file.lease, &base)?,
             ticket: file.ticket.map(|t| {
                 let defaults = TicketConfig::default();
                 TicketConfig {
@@ -568,14 +614,19 @@ impl Config {
         config: &Option<PathBuf>,
         connections: &ConnectionArgs,
         apply: &ApplyOpts,
-    ) -> Result<(ServiceNowConfig, ApplyOptions, Option<Duration>)> {
+    ) -> Result<ApplyConfig> {
         let Loaded { file, base, .. } = load(config)?;
         let servicenow =
             servicenow(file.servicenow.as_ref(), connections, &base)?.ok_or_else(|| {
                 invalid!("apply needs a [servicenow] url (config file or SERVICENOW_URL)")
             })?;
-        let (options, age) = apply_options(&file.apply, apply)?;
-        Ok((servicenow, options, age))
+        let (options, max_plan_age) = apply_options(&file.apply, apply)?;
+        Ok(ApplyConfig {
+            servicenow,
+            options,
+            max_plan_age,
+            lease: lease(&file.lease, &base)?,
+        })
     }
 }
 
@@ -717,16 +768,49 @@ mod tests {
             "c.toml",
             "[servicenow]\nurl = \"https://sn\"\nclient_id = \"id\"\nclient_secret = \"sec\"\n",
         );
-        let (sn, options, age) = Config::for_apply(
+        let cfg = Config::for_apply(
             &Some(config),
             &ConnectionArgs::default(),
             &ApplyOpts::default(),
         )
         .unwrap();
         assert!(
-            matches!(&sn.auth, SnAuth::OAuth { client_id, user: None, .. } if client_id == "id")
+            matches!(&cfg.servicenow.auth, SnAuth::OAuth { client_id, user: None, .. } if client_id == "id")
         );
-        assert_eq!(options.concurrency, 8);
-        assert_eq!(age, Some(Duration::from_secs(86_400)), "24h by default");
+        assert_eq!(cfg.options.concurrency, 8);
+        assert_eq!(
+            cfg.max_plan_age,
+            Some(Duration::from_secs(86_400)),
+            "24h by default"
+        );
+        assert_eq!(cfg.lease, LeaseConfig::default());
+    }
+
+    #[test]
+    fn the_lease_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write(
+            dir.path(),
+            "c.toml",
+            "[servicenow]\nurl = \"https://sn\"\nuser = \"u\"\npassword = \"p\"\n[lease]\ntable = \"u_lease\"\nttl = \"10m\"\nlock_file = \"run.lock\"\n",
+        );
+        let args = (
+            &Some(config.clone()),
+            &ConnectionArgs::default(),
+            &ApplyOpts::default(),
+        );
+        let cfg = Config::for_apply(args.0, args.1, args.2).unwrap();
+        assert_eq!(cfg.lease.table, "u_lease");
+        assert_eq!(cfg.lease.ttl, Duration::from_secs(600));
+        assert_eq!(cfg.lease.lock_file, Some(dir.path().join("run.lock")));
+        std::fs::write(
+            &config,
+            "[servicenow]\nurl = \"https://sn\"\nuser = \"u\"\npassword = \"p\"\n[lease]\nttl = \"5s\"\n",
+        )
+        .unwrap();
+        let e = Config::for_apply(args.0, args.1, args.2)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[lease] ttl `5s` is shorter than 30s"), "{e}");
     }
 }

@@ -82,6 +82,7 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
         cloudforms: Some(cloudforms.clone()),
         servicenow: Some(servicenow.clone()),
         apply: Default::default(),
+        lease: Default::default(),
         max_plan_age: None,
         ticket: None,
     };

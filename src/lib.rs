@@ -10,6 +10,7 @@ pub mod cloudforms;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod lease;
 pub mod net;
 pub mod reconcile;
 pub mod report;

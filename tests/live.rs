@@ -88,6 +88,7 @@ fn config(sims: &Sims, dir: &Path) -> Config {
         servicenow: Some(sn),
         apply,
         max_plan_age: None,
+        lease: Default::default(),
         ticket: None,
     }
 }

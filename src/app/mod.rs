@@ -12,6 +12,7 @@ use crate::apply::{self, ApplyOptions};
 use crate::cli::{ApplyArgs, CheckArgs, PlanArgs, RunArgs};
 use crate::cloudforms::CloudForms;
 use crate::config::{Config, Location, SyncConfig};
+use crate::lease::{self, Clock, Holder, Lease, LeaseConfig};
 use crate::reconcile::mapping::Mapping;
 use crate::reconcile::plan::{Plan, FORMAT_VERSION};
 use crate::reconcile::planner::{self, Input};
@@ -19,6 +20,7 @@ use crate::reconcile::record::SourceRead;
 use crate::reconcile::record::{Ci, References};
 use crate::report::{self, Format};
 use crate::servicenow::ServiceNow;
+use crate::servicenow::ServiceNowConfig;
 use crate::ticket::Ticket;
 
 mod status;
@@ -275,10 +277,9 @@ pub fn plan_from(
 
 /// `apply`: carries out a reviewed plan file.
 pub async fn apply(args: &ApplyArgs, now: DateTime<Utc>) -> Result<Status> {
-    let (sn_config, options, max_age) =
-        Config::for_apply(&args.config, &args.connections, &args.apply_opts)?;
+    let cfg = Config::for_apply(&args.config, &args.connections, &args.apply_opts)?;
     let plan = read_plan(&args.plan)?;
-    if let Some(max_age) = max_age {
+    if let Some(max_age) = cfg.max_plan_age {
         let age = now - plan.generated_at;
         if age > chrono::TimeDelta::from_std(max_age).unwrap_or(chrono::TimeDelta::MAX) {
             eprintln!(
@@ -295,9 +296,60 @@ pub async fn apply(args: &ApplyArgs, now: DateTime<Utc>) -> Result<Status> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let sn = ServiceNow::new(sn_config)?;
-    let status = apply_planned(&Planned { plan, dir }, &sn, &options).await?;
-    Ok(status)
+    let Some(lease) = take_lease(
+        &cfg.lease,
+        Some(&cfg.servicenow),
+        args.apply_opts.force_unlock,
+        now,
+    )
+    .await?
+    else {
+        return Ok(Status::Busy);
+    };
+    let sn = ServiceNow::new(cfg.servicenow)?;
+    let status = apply_planned(&Planned { plan, dir }, &sn, &cfg.options).await;
+    Ok(release(lease, status?).await)
+}
+
+/// Takes the lease for a command that writes (README "Lease"). `None` when another run
+/// holds it: the command then ends with [`Status::Busy`] after saying who holds it.
+async fn take_lease(
+    cfg: &LeaseConfig,
+    sn: Option<&ServiceNowConfig>,
+    force_unlock: bool,
+    now: DateTime<Utc>,
+) -> Result<Option<Lease>> {
+    let client = sn.map(|c| ServiceNow::new(c.clone())).transpose()?;
+    if force_unlock {
+        match &client {
+            Some(client) if cfg.servicenow => {
+                let claims = lease::force_unlock(cfg, client).await?;
+                tracing::warn!(claims, "--force-unlock: deleted every claim of the lease");
+            }
+            _ => tracing::warn!("--force-unlock: no ServiceNow lease to break"),
+        }
+    }
+    let instance = sn.map_or("offline", |c| c.url.as_str());
+    let holder = Holder::this_process();
+    match Lease::acquire(cfg, instance, client.as_ref(), &holder, Clock::new(now)).await {
+        Ok(lease) => Ok(Some(lease)),
+        Err(e) if e.is_busy() => {
+            eprintln!("busy: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Releases the lease; a lease lost while running makes the run at best partial.
+async fn release(lease: Lease, status: Status) -> Status {
+    let lost = lease.lost();
+    lease.release().await;
+    if lost {
+        status.max(Status::Partial)
+    } else {
+        status
+    }
 }
 
 /// Reads and checks a plan file.
@@ -389,6 +441,16 @@ fn outcome_line(plan: &Plan, count: impl Fn(OutcomeStatus) -> usize, dir: &Path)
 /// ticket that is resolved on success and left open, urgent, on anything else.
 pub async fn run(args: &RunArgs, now: DateTime<Utc>) -> Result<Status> {
     let config = Config::for_plan(&args.plan, &args.apply_opts)?;
+    // A dry run writes nothing, so it needs no lease and never waits for one.
+    let lease = if args.dry_run {
+        None
+    } else {
+        let servicenow = config.servicenow.as_ref();
+        match take_lease(&config.lease, servicenow, args.apply_opts.force_unlock, now).await? {
+            Some(lease) => Some(lease),
+            None => return Ok(Status::Busy),
+        }
+    };
     let ticket = match (&config.ticket, &config.servicenow) {
         (Some(t), Some(sn)) if !args.dry_run => {
             let run_id = format!("cmdb-reconcile-{}", now.format("%Y%m%dT%H%M%SZ"));
@@ -427,7 +489,14 @@ pub async fn run(args: &RunArgs, now: DateTime<Utc>) -> Result<Status> {
             Err(e) => ticket.fail(&format!("Failed: {e:#}")).await,
         }
     }
-    result.map(|(status, _)| status)
+    let status = result.map(|(status, _)| status);
+    match lease {
+        Some(lease) => {
+            let released = release(lease, Status::Clean).await;
+            status.map(|s| s.max(released))
+        }
+        None => status,
+    }
 }
 
 async fn run_steps(

@@ -18,6 +18,8 @@ pub enum Status {
     Partial,
     /// A safety rule refused the plan: nothing was written.
     Refused,
+    /// Another run holds the lease: nothing was written (README "Lease").
+    Busy,
 }
 
 impl Status {
@@ -28,6 +30,7 @@ impl Status {
             Self::ChangesPlanned => 2,
             Self::Partial => 3,
             Self::Refused => 4,
+            Self::Busy => 5,
         }
     }
 }
