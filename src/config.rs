@@ -499,36 +499,35 @@ fn lease(file: &FileLease, base: &Path) -> Result<LeaseConfig> {
     })
 }
 
-impl Config {
-    /// Builds the configuration of `plan` (and `run`) from its flags and the config file.
-    pub fn for_plan(args: &PlanArgs, apply: &ApplyOpts) -> Result<Self> {
-        let Loaded { file, base, origin } = load(&args.config)?;
-        let rel = |p: &Path| rel(&base, p);
+/// The syncs to plan: the config file's `[[sync]]` entries, or one from the flags, with the
+/// flags overriding a single entry and `--reference` added to each.
+fn syncs(file: &[FileSync], args: &PlanArgs, base: &Path, origin: &str) -> Result<Vec<SyncConfig>> {
+    let rel = |p: &Path| rel(base, p);
 
-        let mut syncs = Vec::new();
-        for s in &file.sync {
-            syncs.push(SyncConfig {
-                mapping: rel(&s.mapping),
-                source: s
-                    .source_file
-                    .as_deref()
-                    .map_or(Location::Live, |p| Location::File(rel(p))),
-                target: s
-                    .target_file
-                    .as_deref()
-                    .map_or(Location::Live, |p| Location::File(rel(p))),
-                references: s
-                    .references
-                    .iter()
-                    .map(|(t, p)| (t.clone(), rel(p)))
-                    .collect(),
-            });
-        }
+    let mut syncs = Vec::new();
+    for s in file {
+        syncs.push(SyncConfig {
+            mapping: rel(&s.mapping),
+            source: s
+                .source_file
+                .as_deref()
+                .map_or(Location::Live, |p| Location::File(rel(p))),
+            target: s
+                .target_file
+                .as_deref()
+                .map_or(Location::Live, |p| Location::File(rel(p))),
+            references: s
+                .references
+                .iter()
+                .map(|(t, p)| (t.clone(), rel(p)))
+                .collect(),
+        });
+    }
 
-        let flags_given =
-            args.mapping.is_some() || args.source_file.is_some() || args.target_file.is_some();
-        if flags_given {
-            match syncs.len() {
+    let flags_given =
+        args.mapping.is_some() || args.source_file.is_some() || args.target_file.is_some();
+    if flags_given {
+        match syncs.len() {
                 0 => syncs.push(SyncConfig {
                     mapping: args
                         .mapping
@@ -552,14 +551,22 @@ impl Config {
                 }
                 n => return Err(invalid!("`{origin}` has {n} [[sync]] entries; --mapping, --source-file and --target-file can override only one")),
             }
-        }
-        if syncs.is_empty() {
-            return Err(invalid!("nothing to plan: give --config with a [[sync]] entry, or --mapping (with --source-file and --target-file, or a [cloudforms] and [servicenow] connection)"));
-        }
-        for sync in &mut syncs {
-            sync.references.extend(args.references.iter().cloned());
-        }
+    }
+    if syncs.is_empty() {
+        return Err(invalid!("nothing to plan: give --config with a [[sync]] entry, or --mapping (with --source-file and --target-file, or a [cloudforms] and [servicenow] connection)"));
+    }
+    for sync in &mut syncs {
+        sync.references.extend(args.references.iter().cloned());
+    }
 
+    Ok(syncs)
+}
+
+impl Config {
+    /// Builds the configuration of `plan` (and `run`) from its flags and the config file.
+    pub fn for_plan(args: &PlanArgs, apply: &ApplyOpts) -> Result<Self> {
+        let Loaded { file, base, origin } = load(&args.config)?;
+        let syncs = syncs(&file.sync, args, &base, &origin)?;
         let cloudforms = cloudforms(file.cloudforms.as_ref(), &args.connections, &base)?;
         let servicenow = servicenow(file.servicenow.as_ref(), &args.connections, &base)?;
         for sync in &syncs {
@@ -586,7 +593,7 @@ impl Config {
             .report
             .dir
             .as_deref()
-            .map_or_else(|| PathBuf::from("reports"), rel);
+            .map_or_else(|| PathBuf::from("reports"), |p| rel(&base, p));
         let ReportArgs { out_dir, .. } = &args.report;
         Ok(Self {
             report_dir,
