@@ -142,8 +142,9 @@ struct Triage<'a> {
     inactive: usize,
 }
 
-/// Step 2, filters: templates are never CIs; inactive records follow the missing path. Each
-/// record is evaluated on its own (in parallel; `collect` keeps the order).
+/// Step 2, filters: records the mapping skips (`skip_when`, e.g. templates) or filters out
+/// are never rows; inactive records (`missing_when`) follow the missing path. Each record is
+/// evaluated on its own (in parallel; `collect` keeps the order).
 fn triage<'a>(
     mapping: &Mapping,
     usable: Vec<SourceRecord<'a>>,
@@ -159,7 +160,9 @@ fn triage<'a>(
         .into_par_iter()
         .map(|record| {
             let is_true = |attr: &str| record.data.get(attr) == Some(&Value::Bool(true));
-            if is_true("template") || !mapping.source.filters.iter().all(|f| f.accepts(&record)) {
+            if mapping.source.skip_when.iter().any(|a| is_true(a))
+                || !mapping.source.filters.iter().all(|f| f.accepts(&record))
+            {
                 One::FilteredOut
             } else if mapping.lifecycle.missing_when.iter().any(|a| is_true(a)) {
                 One::Inactive

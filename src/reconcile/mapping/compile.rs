@@ -14,8 +14,8 @@ use super::schema::{
 };
 use super::template::parse_template;
 use super::{
-    Compare, Conditions, Extract, FieldRule, Filter, Guards, IdentityRule, Lifecycle, Limit,
-    Mapping, MappingError, Path, RetirePolicy, SourceSpec, TargetSpec,
+    is_vm_collection, Compare, Conditions, Extract, FieldRule, Filter, Guards, IdentityRule,
+    Lifecycle, Limit, Mapping, MappingError, Path, RetirePolicy, SourceSpec, TargetSpec,
 };
 use crate::text::{line_column, parse_duration};
 
@@ -36,7 +36,7 @@ impl Mapping {
         let identify = compile_identify(&raw.identify, &fields, &loc)?;
         compare_identity_ignoring_case(&mut fields, &identify);
         let retire = compile_retire(raw.retire.as_ref(), &loc)?;
-        let lifecycle = compile_lifecycle(&raw.lifecycle, &loc)?;
+        let lifecycle = compile_lifecycle(&raw.lifecycle, &source.collection, &loc)?;
         let guards = compile_guards(&raw.guards, &loc)?;
         let context = compile_report(raw.report, &loc)?;
         Ok(Self {
@@ -68,10 +68,18 @@ fn compile_source(raw: RawSource, loc: &Locator) -> Result<SourceSpec, MappingEr
         .iter()
         .map(|f| Filter::parse(f.get_ref()).map_err(|e| loc.error(Some(f.span()), e, None)))
         .collect::<Result<Vec<_>, _>>()?;
+    let skip_when = raw.skip_when.unwrap_or_else(|| {
+        if is_vm_collection(&raw.collection) {
+            vec!["template".into()]
+        } else {
+            Vec::new()
+        }
+    });
     Ok(SourceSpec {
         collection: raw.collection,
         filters,
         extra_attributes: raw.attributes,
+        skip_when,
     })
 }
 
@@ -236,7 +244,11 @@ fn compile_retire(raw: Option<&RawRetire>, loc: &Locator) -> Result<RetirePolicy
 
 /// `[lifecycle]`: heartbeat and grace, and the fields written when a VM goes missing or
 /// comes back. Every key has a default; an empty field name turns that field off.
-fn compile_lifecycle(raw: &RawLifecycle, loc: &Locator) -> Result<Lifecycle, MappingError> {
+fn compile_lifecycle(
+    raw: &RawLifecycle,
+    collection: &str,
+    loc: &Locator,
+) -> Result<Lifecycle, MappingError> {
     let duration = |d: &Option<Spanned<String>>, default: i64| match d {
         None => Ok(default),
         Some(s) => parse_duration(s.get_ref()).map_err(|e| loc.error(Some(s.span()), e, None)),
@@ -262,10 +274,15 @@ fn compile_lifecycle(raw: &RawLifecycle, loc: &Locator) -> Result<Lifecycle, Map
                 ("operational_status".into(), "1".into()),
             ],
         },
-        missing_when: raw
-            .missing_when
-            .clone()
-            .unwrap_or_else(|| vec!["archived".into(), "orphaned".into(), "retired".into()]),
+        // CloudForms flags VMs it no longer manages (archived, orphaned, retired); other
+        // collections have no such attributes.
+        missing_when: raw.missing_when.clone().unwrap_or_else(|| {
+            if is_vm_collection(collection) {
+                vec!["archived".into(), "orphaned".into(), "retired".into()]
+            } else {
+                Vec::new()
+            }
+        }),
     })
 }
 

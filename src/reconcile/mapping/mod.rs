@@ -67,6 +67,20 @@ pub struct SourceSpec {
     pub filters: Vec<Filter>,
     /// Extra attributes to request besides those the fields need.
     pub extra_attributes: Vec<String>,
+    /// Boolean attributes that, when true, make a record no row at all (filtered out, never
+    /// missing): CloudForms' `template` for the `vms` and `templates` collections by
+    /// default, nothing for other collections.
+    pub skip_when: Vec<String>,
+}
+
+/// CloudForms collections whose records are VMs (or templates): the collections that the
+/// VM-specific defaults (`skip_when`, `missing_when`) apply to. Other collections (hosts,
+/// clusters, requests, ...) have no such attributes, and asking for them would be refused.
+pub(crate) fn is_vm_collection(collection: &str) -> bool {
+    matches!(
+        collection,
+        "vms" | "templates" | "instances" | "cloud_instances"
+    )
 }
 
 /// The target table, the scope of CIs the job owns, and create-time constants.
@@ -317,7 +331,7 @@ impl Mapping {
         );
         attrs.extend(self.lifecycle.missing_when.iter().cloned());
         attrs.extend(self.source.extra_attributes.iter().cloned());
-        attrs.insert("template".into());
+        attrs.extend(self.source.skip_when.iter().cloned());
         attrs.remove("id");
         attrs.remove("href");
         attrs.into_iter().collect()

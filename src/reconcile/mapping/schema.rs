@@ -36,6 +36,7 @@ pub(super) struct RawSource {
     pub(super) filter: Vec<Spanned<String>>,
     #[serde(default)]
     pub(super) attributes: Vec<String>,
+    pub(super) skip_when: Option<Vec<String>>,
 }
 
 fn default_collection() -> String {

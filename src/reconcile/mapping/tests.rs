@@ -557,3 +557,32 @@ fn shipped_mappings_compile() {
         Mapping::parse(text, name).unwrap_or_else(|e| panic!("{e}"));
     }
 }
+
+#[test]
+fn vm_defaults_apply_only_to_vm_collections() {
+    let vms = Mapping::parse(
+        include_str!("../../../mappings/vmware-vm.toml"),
+        "vmware-vm.toml",
+    )
+    .unwrap();
+    assert_eq!(vms.source.skip_when, ["template"]);
+    assert_eq!(
+        vms.lifecycle.missing_when,
+        ["archived", "orphaned", "retired"]
+    );
+    // A host has no `template` or `archived`: asking CloudForms for them would be refused.
+    let hosts = Mapping::parse(
+        "[source]\ncollection = \"hosts\"\n[target]\ntable = \"cmdb_ci_esx_server\"\nscope = \"discovery_source=CloudForms\"\n[[identify]]\nfields = [\"name\"]\n[fields]\nname = \"name\"\n",
+        "hosts.toml",
+    )
+    .unwrap();
+    assert!(hosts.source.skip_when.is_empty());
+    assert!(hosts.lifecycle.missing_when.is_empty());
+    let attrs = hosts.source_attributes();
+    for vm_only in ["template", "archived", "orphaned", "retired"] {
+        assert!(
+            !attrs.contains(&vm_only.to_string()),
+            "{vm_only} in {attrs:?}"
+        );
+    }
+}
