@@ -1,0 +1,114 @@
+//! The config file as written: serde structs that mirror its TOML sections, with unknown
+//! keys refused. `mod.rs` validates them into a [`super::Config`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileConfig {
+    #[serde(default)]
+    pub(super) report: FileReport,
+    #[serde(default)]
+    pub(super) sync: Vec<FileSync>,
+    pub(super) cloudforms: Option<FileCloudForms>,
+    pub(super) servicenow: Option<FileServiceNow>,
+    #[serde(default)]
+    pub(super) apply: FileApply,
+    pub(super) ticket: Option<FileTicket>,
+    #[serde(default)]
+    pub(super) lease: FileLease,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileLease {
+    pub(super) servicenow: Option<bool>,
+    pub(super) table: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) ttl: Option<String>,
+    pub(super) settle: Option<String>,
+    pub(super) lock_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileTicket {
+    pub(super) table: Option<String>,
+    pub(super) close: Option<bool>,
+    #[serde(default)]
+    pub(super) fields: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileReport {
+    pub(super) dir: Option<PathBuf>,
+    pub(super) formats: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileSync {
+    pub(super) mapping: PathBuf,
+    pub(super) source_file: Option<PathBuf>,
+    pub(super) target_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) references: BTreeMap<String, PathBuf>,
+}
+
+/// A secret's possible homes, most preferred first: a file, an environment variable, inline.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileHttp {
+    pub(super) verify_tls: Option<bool>,
+    pub(super) ca_file: Option<PathBuf>,
+    pub(super) timeout: Option<String>,
+    pub(super) connect_timeout: Option<String>,
+    pub(super) page_size: Option<usize>,
+    pub(super) concurrency: Option<usize>,
+    pub(super) retries: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileCloudForms {
+    pub(super) url: Option<String>,
+    pub(super) user: Option<String>,
+    pub(super) password: Option<String>,
+    pub(super) password_env: Option<String>,
+    pub(super) password_file: Option<PathBuf>,
+    pub(super) group: Option<String>,
+    pub(super) use_token: Option<bool>,
+    #[serde(flatten)]
+    pub(super) http: FileHttp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileServiceNow {
+    pub(super) url: Option<String>,
+    /// `basic` (default) or `oauth`.
+    pub(super) auth: Option<String>,
+    pub(super) user: Option<String>,
+    pub(super) password: Option<String>,
+    pub(super) password_env: Option<String>,
+    pub(super) password_file: Option<PathBuf>,
+    pub(super) client_id: Option<String>,
+    pub(super) client_secret: Option<String>,
+    pub(super) client_secret_env: Option<String>,
+    pub(super) client_secret_file: Option<PathBuf>,
+    #[serde(flatten)]
+    pub(super) http: FileHttp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileApply {
+    pub(super) concurrency: Option<usize>,
+    pub(super) batch_size: Option<usize>,
+    pub(super) max_plan_age: Option<String>,
+    pub(super) retries: Option<u32>,
+}
