@@ -268,6 +268,19 @@ pub struct CheckArgs {
     /// Mapping files to validate.
     #[arg(long, short = 'm', value_name = "FILE", required = true, num_args = 1..)]
     pub mapping: Vec<PathBuf>,
+
+    /// Also check each mapping against its table's dictionary on the ServiceNow instance
+    /// ([servicenow] of --config, or the SERVICENOW_* variables): every field it names must
+    /// be a column of the table or a parent.
+    #[arg(long)]
+    pub live: bool,
+
+    /// Config file (its [servicenow] connection, for --live).
+    #[arg(long, short = 'c', env = "CMDB_RECONCILE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
 }
 
 fn parse_reference(text: &str) -> Result<(String, PathBuf), String> {

@@ -78,6 +78,8 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
             source: Location::Live,
             target: Location::Live,
             references: Vec::new(),
+            dictionary: None,
+            choices: None,
         }],
         cloudforms: Some(cloudforms.clone()),
         servicenow: Some(servicenow.clone()),

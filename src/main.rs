@@ -82,7 +82,7 @@ fn main() -> ExitCode {
             Command::Plan(args) => app::plan(args, args.plan_opts.now.unwrap_or(now)).await,
             Command::Apply(args) => app::apply(args, now).await,
             Command::Run(args) => app::run(args, args.plan.plan_opts.now.unwrap_or(now)).await,
-            Command::Check(args) => app::check(args),
+            Command::Check(args) => app::check(args).await,
             #[cfg(feature = "demo")]
             Command::Demo(args) => cmdb_reconcile::demo::demo(args, now).await,
             // Production builds leave the simulators out (README "Install").

@@ -16,6 +16,34 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Where a key is set in a TOML text (`key = ...` at the start of a line), else where the
+/// word first appears: for pointing an error at a mapping's field. 1-based line and column.
+pub fn key_position(text: &str, key: &str) -> Option<(usize, usize)> {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix(key) {
+            if rest.trim_start().starts_with('=') {
+                return Some((n + 1, line.len() - trimmed.len() + 1));
+            }
+        }
+    }
+    for (n, line) in text.lines().enumerate() {
+        let mut from = 0;
+        while let Some(at) = line[from..].find(key) {
+            let start = from + at;
+            let end = start + key.len();
+            let before = line[..start].chars().next_back();
+            let after = line[end..].chars().next();
+            if !before.is_some_and(is_word) && !after.is_some_and(is_word) {
+                return Some((n + 1, line[..start].chars().count() + 1));
+            }
+            from = end;
+        }
+    }
+    None
+}
+
 /// Parses a duration: `0`, `90s`, `30m`, `24h`, `7d`, `2w`.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
     let text = text.trim();
@@ -46,6 +74,15 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_found_where_they_are_set() {
+        let text =
+            "[fields]\nname = \"name\"\n  owend_by = \"x\"\n[target]\nscope = \"u_flag=true\"\n";
+        assert_eq!(key_position(text, "owend_by"), Some((3, 3)));
+        assert_eq!(key_position(text, "u_flag"), Some((5, 10)));
+        assert_eq!(key_position(text, "flag"), None);
+    }
 
     #[test]
     fn absurd_durations_are_errors_not_overflows() {

@@ -83,6 +83,8 @@ fn config(sims: &Sims, dir: &Path) -> Config {
             source: Location::Live,
             target: Location::Live,
             references: Vec::new(),
+            dictionary: None,
+            choices: None,
         }],
         cloudforms: Some(cf),
         servicenow: Some(sn),

@@ -18,6 +18,7 @@ use crate::reconcile::plan::{Plan, FORMAT_VERSION};
 use crate::reconcile::planner::{self, Input};
 use crate::reconcile::record::SourceRead;
 use crate::reconcile::record::{Ci, References};
+use crate::reconcile::schema::TableSchema;
 use crate::report::{self, Format};
 use crate::servicenow::ServiceNow;
 use crate::servicenow::ServiceNowConfig;
@@ -39,11 +40,26 @@ pub fn load_mapping(path: &Path) -> Result<Mapping> {
     Ok(Mapping::parse(&text, &path.display().to_string())?)
 }
 
-/// `check`: validates mapping files and says what each reads and writes.
-pub fn check(args: &CheckArgs) -> Result<Status> {
+/// `check`: validates mapping files and says what each reads and writes; with `--live`,
+/// checks each against its table's dictionary on the instance too.
+pub async fn check(args: &CheckArgs) -> Result<Status> {
+    let sn = if args.live {
+        let cfg = Config::for_apply(&args.config, &args.connections, &Default::default())
+            .context("--live needs a ServiceNow connection")?;
+        Some(ServiceNow::new(cfg.servicenow)?)
+    } else {
+        None
+    };
     let mut failed = 0;
     for path in &args.mapping {
-        match load_mapping(path) {
+        let checked = match load_mapping(path) {
+            Ok(m) => match &sn {
+                Some(sn) => check_live(&m, path, sn).await.map(|()| m),
+                None => Ok(m),
+            },
+            Err(e) => Err(e),
+        };
+        match checked {
             Ok(m) => println!(
                 "ok: {} ({} -> {}, scope `{}`)\n  identity: {}\n  fields: {}\n  source attributes: {}",
                 path.display(),
@@ -67,6 +83,18 @@ pub fn check(args: &CheckArgs) -> Result<Status> {
         );
     }
     Ok(Status::Clean)
+}
+
+/// The live part of `check`: the table's dictionary, then the mapping's fields against it.
+async fn check_live(mapping: &Mapping, path: &Path, sn: &ServiceNow) -> Result<()> {
+    let table = &mapping.target.table;
+    let schema = servicenow::dictionary::read_schema(sn, table)
+        .await
+        .with_context(|| format!("reading the dictionary of ServiceNow table `{table}`"))?;
+    if schema.columns.is_empty() {
+        bail!("ServiceNow has no dictionary for table `{table}` (misspelt, or no read access to sys_dictionary)");
+    }
+    check_fields(mapping, &schema, path)
 }
 
 /// A plan and where its reports went.
@@ -136,11 +164,16 @@ async fn plan_sync(
         (Location::Live, Some(cfg)) => Some(ServiceNow::new(cfg.clone())?),
         _ => None,
     };
-    // The two reads are independent: run them side by side.
-    let (source, target) = tokio::join!(
+    // The reads are independent: run them side by side.
+    let (source, target, schema) = tokio::join!(
         read_source(config, sync, &mapping),
-        read_target(sync, &mapping, servicenow.as_ref())
+        read_target(sync, &mapping, servicenow.as_ref()),
+        read_schema(sync, &mapping, servicenow.as_ref())
     );
+    // The mapping is checked against the table before anything else is trusted.
+    if let Some(schema) = schema? {
+        check_fields(&mapping, &schema, &sync.mapping)?;
+    }
     let source = source?;
     let (cis, target_origin) = target?;
     let references = read_references(sync, &mapping, &source, servicenow.as_ref()).await?;
@@ -216,6 +249,97 @@ async fn read_target(
         }
         (Location::Live, None) => bail!("no [servicenow] connection configured"),
     }
+}
+
+/// The target table's schema: from the instance for a live target, from dictionary exports
+/// for a snapshot that comes with them, `None` otherwise. An instance that does not let the
+/// integration user read the dictionary is a warning, not a failure: the mapping then goes
+/// unchecked, as before.
+async fn read_schema(
+    sync: &SyncConfig,
+    mapping: &Mapping,
+    sn: Option<&ServiceNow>,
+) -> Result<Option<TableSchema>> {
+    let table = &mapping.target.table;
+    if let Some(path) = &sync.dictionary {
+        let dictionary = servicenow::snapshot::read(path)?;
+        let choices = match &sync.choices {
+            Some(p) => servicenow::snapshot::read(p)?,
+            None => Vec::new(),
+        };
+        // An export has no lineage: the table first, then the other tables it holds.
+        let mut lineage = vec![table.clone()];
+        for row in &dictionary {
+            let name = row.get("name").trim();
+            if !name.is_empty() && !lineage.iter().any(|l| l == name) {
+                lineage.push(name.to_owned());
+            }
+        }
+        return Ok(Some(TableSchema::from_dictionary(
+            table,
+            &lineage,
+            &dictionary,
+            &choices,
+        )));
+    }
+    let (Location::Live, Some(sn)) = (&sync.target, sn) else {
+        return Ok(None);
+    };
+    match servicenow::dictionary::read_schema(sn, table).await {
+        Ok(schema) if schema.columns.is_empty() => {
+            tracing::warn!(table = %table, "the dictionary of the table is empty (no read access to sys_dictionary?): the mapping's fields are not checked against it");
+            Ok(None)
+        }
+        Ok(schema) => Ok(Some(schema)),
+        Err(e) if matches!(e.status, Some(401 | 403)) => {
+            tracing::warn!(table = %table, "cannot read the table's dictionary ({e}): the mapping's fields are not checked against it; grant read on sys_db_object, sys_dictionary and sys_choice");
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "reading the dictionary of ServiceNow table `{table}`"
+        ))),
+    }
+}
+
+/// Refuses a mapping that names fields the table does not have: on an instance a write to
+/// an unknown column is silently dropped, so the same update would be planned forever.
+fn check_fields(mapping: &Mapping, schema: &TableSchema, path: &Path) -> Result<()> {
+    let unknown = schema.unknown_fields(mapping);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the shell re-reads the mapping to point at the line"
+    )]
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<String> = unknown
+        .iter()
+        .map(|u| {
+            let (line, column) = crate::text::key_position(&text, &u.field).unwrap_or((1, 1));
+            let hint = u
+                .closest
+                .as_ref()
+                .map(|c| format!("; did you mean `{c}`?"))
+                .unwrap_or_default();
+            format!(
+                "{}:{line}:{column}: field `{}` is not a column of `{}` (nor of {}){hint}",
+                path.display(),
+                u.field,
+                schema.table,
+                if schema.lineage.len() > 1 {
+                    schema.lineage[1..].join(", ")
+                } else {
+                    "its parents".into()
+                }
+            )
+        })
+        .collect();
+    bail!(
+        "the mapping names {} of the table's columns that do not exist; nothing was planned:\n{}",
+        unknown.len(),
+        lines.join("\n")
+    )
 }
 
 async fn read_references(

@@ -57,6 +57,8 @@ pub(super) struct FileSync {
     pub(super) target_file: Option<PathBuf>,
     #[serde(default)]
     pub(super) references: BTreeMap<String, PathBuf>,
+    pub(super) dictionary: Option<PathBuf>,
+    pub(super) choices: Option<PathBuf>,
 }
 
 /// A secret's possible homes, most preferred first: a file, an environment variable, inline.

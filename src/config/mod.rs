@@ -66,6 +66,10 @@ pub struct SyncConfig {
     /// Referenced tables from export files (offline): table -> file. Live targets read
     /// referenced tables from ServiceNow.
     pub references: Vec<(String, PathBuf)>,
+    /// Offline: exports of the target table's `sys_dictionary` rows (its own and its
+    /// parents') and `sys_choice` rows, to check the mapping against as a live plan does.
+    pub dictionary: Option<PathBuf>,
+    pub choices: Option<PathBuf>,
 }
 
 /// Validated settings for one invocation.
@@ -415,6 +419,8 @@ fn syncs(file: &[FileSync], args: &PlanArgs, base: &Path, origin: &str) -> Resul
                 .iter()
                 .map(|(t, p)| (t.clone(), rel(p)))
                 .collect(),
+            dictionary: s.dictionary.as_deref().map(rel),
+            choices: s.choices.as_deref().map(rel),
         });
     }
 
@@ -430,6 +436,8 @@ fn syncs(file: &[FileSync], args: &PlanArgs, base: &Path, origin: &str) -> Resul
                     source: args.source_file.clone().map_or(Location::Live, Location::File),
                     target: args.target_file.clone().map_or(Location::Live, Location::File),
                     references: Vec::new(),
+                    dictionary: None,
+                    choices: None,
                 }),
                 1 => {
                     let sync = &mut syncs[0];

@@ -11,3 +11,4 @@ pub mod plan;
 pub mod planner;
 mod policy;
 pub mod record;
+pub mod schema;

@@ -14,6 +14,7 @@
 
 mod auth;
 mod batch;
+pub mod dictionary;
 mod read;
 pub mod snapshot;
 mod wire;

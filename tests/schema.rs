@@ -1,0 +1,106 @@
+//! The mapping against the table's dictionary, offline (a `sys_dictionary` export next to
+//! the CMDB export): a field the table lacks stops the plan before anything is planned, with
+//! the mapping's file, line and the closest column; a mapping whose fields all exist plans.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests read fixtures, write files and read the clock"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+/// A `sys_dictionary` export of `cmdb_ci_vmware_instance`, one row per column of the CMDB
+/// export's header (which holds exactly the columns the shipped mapping uses), the `name`
+/// column defined on the parent `cmdb_ci`.
+fn write_dictionary(dir: &Path) -> PathBuf {
+    let header = std::fs::read_to_string(examples().join("cmdb_ci_vmware_instance.csv")).unwrap();
+    let mut csv = String::from("sys_id,name,element,internal_type,max_length,reference\n");
+    for (n, column) in header.lines().next().unwrap().split(',').enumerate() {
+        let table = if column == "name" {
+            "cmdb_ci"
+        } else {
+            "cmdb_ci_vmware_instance"
+        };
+        let (kind, reference) = if column == "owned_by" {
+            ("reference", "sys_user")
+        } else {
+            ("string", "")
+        };
+        csv.push_str(&format!(
+            "{n:032x},{table},{column},{kind},255,{reference}\n"
+        ));
+    }
+    let path = dir.join("sys_dictionary.csv");
+    std::fs::write(&path, csv).unwrap();
+    path
+}
+
+fn plan(dir: &Path, mapping: &str) -> Output {
+    let mapping_path = dir.join("vmware-vm.toml");
+    std::fs::write(&mapping_path, mapping).unwrap();
+    let dictionary = write_dictionary(dir);
+    let config = dir.join("c.toml");
+    let e = examples();
+    std::fs::write(
+        &config,
+        format!(
+            "[[sync]]\nmapping = {:?}\nsource_file = {:?}\ntarget_file = {:?}\ndictionary = {:?}\nreferences = {{ sys_user = {:?} }}\n",
+            mapping_path,
+            e.join("cloudforms-vms.json"),
+            e.join("cmdb_ci_vmware_instance.csv"),
+            dictionary,
+            e.join("sys_user.csv"),
+        ),
+    )
+    .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_cmdb-reconcile"))
+        .current_dir(dir)
+        .env_remove("CMDB_RECONCILE_CONFIG")
+        .args(["--log-format", "text", "plan", "--config"])
+        .arg(&config)
+        .args(["--out-dir"])
+        .arg(dir.join("out"))
+        .output()
+        .unwrap()
+}
+
+const MAPPING: &str = include_str!("../mappings/vmware-vm.toml");
+
+#[test]
+fn the_shipped_mapping_fits_its_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = plan(dir.path(), MAPPING);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_misspelt_field_stops_the_plan_naming_file_line_and_the_closest_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let misspelt = MAPPING.replace("\nowned_by = ", "\nownd_by = ");
+    assert_ne!(misspelt, MAPPING, "the mapping has an owned_by line");
+    let out = plan(dir.path(), &misspelt);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = misspelt
+        .lines()
+        .position(|l| l.starts_with("ownd_by"))
+        .unwrap()
+        + 1;
+    assert!(
+        stderr.contains(&format!("vmware-vm.toml:{line}:1: field `ownd_by` is not a column of `cmdb_ci_vmware_instance` (nor of cmdb_ci); did you mean `owned_by`?")),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("out").join("plan.json").exists(),
+        "nothing was planned"
+    );
+}
