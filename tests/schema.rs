@@ -1,6 +1,7 @@
-//! The mapping against the table's dictionary, offline (a `sys_dictionary` export next to
-//! the CMDB export): a field the table lacks stops the plan before anything is planned, with
-//! the mapping's file, line and the closest column; a mapping whose fields all exist plans.
+//! Mappings against their tables, offline: against the table's dictionary (a
+//! `sys_dictionary` export next to the CMDB export), a field the table lacks stops the plan
+//! before anything is planned, with the mapping's file, line and the closest column; and two
+//! syncs that could turn one record into two CIs are refused.
 #![allow(
     clippy::disallowed_methods,
     reason = "tests read fixtures, write files and read the clock"
@@ -102,5 +103,56 @@ fn a_misspelt_field_stops_the_plan_naming_file_line_and_the_closest_column() {
     assert!(
         !dir.path().join("out").join("plan.json").exists(),
         "nothing was planned"
+    );
+}
+
+#[test]
+fn two_syncs_that_could_claim_one_vm_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let vm = std::fs::read_to_string(root.join("mappings/vm.toml")).unwrap();
+    let unfiltered = vm.replace("filter = [\"vendor!=vmware\"]\n", "");
+    assert_ne!(vm, unfiltered);
+    std::fs::write(dir.path().join("vm.toml"), &unfiltered).unwrap();
+    std::fs::write(dir.path().join("vmware-vm.toml"), MAPPING).unwrap();
+    let e = examples();
+    let sync = |m: &str| {
+        format!(
+            "[[sync]]\nmapping = {m:?}\nsource_file = {:?}\ntarget_file = {:?}\nreferences = {{ sys_user = {:?} }}\n",
+            e.join("cloudforms-vms.json"),
+            e.join("cmdb_ci_vmware_instance.csv"),
+            e.join("sys_user.csv"),
+        )
+    };
+    let run = |mappings: &[&str]| {
+        let config = dir.path().join("c.toml");
+        std::fs::write(
+            &config,
+            mappings.iter().map(|m| sync(m)).collect::<String>(),
+        )
+        .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_cmdb-reconcile"))
+            .current_dir(dir.path())
+            .env_remove("CMDB_RECONCILE_CONFIG")
+            .args(["--log-format", "text", "plan", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let refused = run(&["vmware-vm.toml", "vm.toml"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("one record could become two CIs"),
+        "{stderr}"
+    );
+    // The shipped pair has disjoint filters.
+    std::fs::write(dir.path().join("vm.toml"), &vm).unwrap();
+    let shipped = run(&["vmware-vm.toml", "vm.toml"]);
+    assert_eq!(
+        shipped.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&shipped.stderr)
     );
 }

@@ -13,7 +13,7 @@ use crate::cli::{ApplyArgs, CheckArgs, PlanArgs, RunArgs};
 use crate::cloudforms::CloudForms;
 use crate::config::{Config, Location, SyncConfig};
 use crate::lease::{self, Clock, Holder, Lease, LeaseConfig};
-use crate::reconcile::mapping::Mapping;
+use crate::reconcile::mapping::{disjoint, Mapping};
 use crate::reconcile::plan::{Plan, FORMAT_VERSION};
 use crate::reconcile::planner::{self, Input};
 use crate::reconcile::record::SourceRead;
@@ -119,6 +119,7 @@ pub async fn plan_all(
     now: DateTime<Utc>,
     allow_mass_change: bool,
 ) -> Result<Vec<Planned>> {
+    refuse_overlapping_syncs(config)?;
     let mut planned = Vec::new();
     for sync in &config.syncs {
         let started = std::time::Instant::now();
@@ -151,6 +152,38 @@ pub async fn plan_all(
         planned.push(Planned { plan, dir });
     }
     Ok(planned)
+}
+
+/// Two syncs that could turn one record into a CI each (the same collection into the same
+/// table, or into two CMDB classes) would fight over it or create it twice: refused unless
+/// their source filters cannot both pass (e.g. `vendor=vmware` and `vendor!=vmware`).
+fn refuse_overlapping_syncs(config: &Config) -> Result<()> {
+    let mappings = config
+        .syncs
+        .iter()
+        .map(|s| Ok((s.mapping.clone(), load_mapping(&s.mapping)?)))
+        .collect::<Result<Vec<_>>>()?;
+    for (i, (path_a, a)) in mappings.iter().enumerate() {
+        for (path_b, b) in &mappings[i + 1..] {
+            let cmdb = |t: &str| t.starts_with("cmdb_ci");
+            let same_home = a.target.table == b.target.table
+                || (cmdb(&a.target.table) && cmdb(&b.target.table));
+            if a.source.collection == b.source.collection
+                && same_home
+                && !disjoint(&a.source.filters, &b.source.filters)
+            {
+                bail!(
+                    "`{}` and `{}` both map CloudForms `{}` into the CMDB ({} and {}) with source filters that can both pass, so one record could become two CIs; give them disjoint filters (e.g. `vendor=vmware` and `vendor!=vmware`)",
+                    path_a.display(),
+                    path_b.display(),
+                    a.source.collection,
+                    a.target.table,
+                    b.target.table
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn plan_sync(
@@ -231,8 +264,10 @@ async fn read_target(
         )),
         (Location::Live, Some(sn)) => {
             let table = &mapping.target.table;
+            // Only the sync's classes: a parent table lists its subclasses' rows too.
+            let classes = mapping.target.class_condition();
             let cis = sn
-                .read_table(table, &mapping.target_fields(), None)
+                .read_table(table, &mapping.target_fields(), Some(&classes))
                 .await
                 .with_context(|| {
                     format!(

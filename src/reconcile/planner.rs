@@ -219,7 +219,7 @@ impl<'m> Scope<'m> {
     fn of(mapping: &'m Mapping, cis: &[Ci]) -> Self {
         let in_scope: Vec<bool> = cis
             .par_iter()
-            .map(|ci| mapping.target.scope.matches(ci))
+            .map(|ci| mapping.target.owns_class(ci) && mapping.target.scope.matches(ci))
             .collect();
         let count = in_scope.iter().filter(|s| **s).count();
         Self {

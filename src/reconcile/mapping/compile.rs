@@ -121,12 +121,19 @@ fn compile_target(raw: &RawTarget, loc: &Locator) -> Result<TargetSpec, MappingE
         })?;
         on_create.push((field.clone(), text));
     }
+    let classes = match &raw.classes {
+        Some(classes) if !classes.is_empty() => {
+            classes.iter().map(|c| c.trim().to_owned()).collect()
+        }
+        _ => vec![table.clone()],
+    };
     Ok(TargetSpec {
         table,
         scope,
         on_create,
         adopt: raw.adopt,
         freeze,
+        classes,
     })
 }
 

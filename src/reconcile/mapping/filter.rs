@@ -53,6 +53,22 @@ impl Filter {
     }
 }
 
+/// Whether no record can pass both filter lists: some path must equal one value under one
+/// list and, under the other, another value or anything but that value. Conservative: `false`
+/// means "may overlap", so two syncs are refused rather than trusted on a guess.
+pub fn disjoint(a: &[Filter], b: &[Filter]) -> bool {
+    a.iter().any(|x| {
+        b.iter().any(|y| {
+            x.path == y.path
+                && match (x.negate, y.negate) {
+                    (false, false) => !x.value.eq_ignore_ascii_case(&y.value),
+                    (false, true) | (true, false) => x.value.eq_ignore_ascii_case(&y.value),
+                    (true, true) => false,
+                }
+        })
+    })
+}
+
 impl fmt::Display for Filter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use eval::{format_number, scalar_text, tag_values, EvalError};
-pub use filter::{Condition, Conditions, Filter};
+pub use filter::{disjoint, Condition, Conditions, Filter};
 pub use path::Path;
 pub use template::TemplatePart;
 
@@ -93,6 +93,24 @@ pub struct TargetSpec {
     pub adopt: bool,
     /// CIs matching this are never written.
     pub freeze: Option<Conditions>,
+    /// The classes (`sys_class_name`) of the table's rows the sync owns: by default the
+    /// table's own class only, because a parent table (`cmdb_ci_vm_instance`) also lists
+    /// every row of its subclasses (`cmdb_ci_vmware_instance`), which another sync may own.
+    pub classes: Vec<String>,
+}
+
+impl TargetSpec {
+    /// Whether a row is of a class the sync owns (a row without `sys_class_name`, as in an
+    /// export that lacks the column, is taken to be the table's own).
+    pub fn owns_class(&self, ci: &super::record::Ci) -> bool {
+        let class = ci.get("sys_class_name").trim();
+        class.is_empty() || self.classes.iter().any(|c| c.eq_ignore_ascii_case(class))
+    }
+
+    /// The encoded-query condition that reads only the sync's classes.
+    pub fn class_condition(&self) -> String {
+        format!("sys_class_nameIN{}", self.classes.join(","))
+    }
 }
 
 /// One identification rule: CI fields whose desired values must all be present and equal.
@@ -343,6 +361,7 @@ impl Mapping {
         let mut fields: BTreeSet<String> = BTreeSet::new();
         fields.extend(self.fields.iter().map(|f| f.name.clone()));
         fields.extend(self.target.scope.fields().map(str::to_owned));
+        fields.insert("sys_class_name".to_owned());
         if let Some(freeze) = &self.target.freeze {
             fields.extend(freeze.fields().map(str::to_owned));
         }

@@ -53,6 +53,7 @@ pub(super) struct RawTarget {
     #[serde(default)]
     pub(super) adopt: bool,
     pub(super) freeze: Option<Spanned<String>>,
+    pub(super) classes: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]

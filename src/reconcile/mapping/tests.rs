@@ -586,3 +586,19 @@ fn vm_defaults_apply_only_to_vm_collections() {
         );
     }
 }
+
+#[test]
+fn filters_are_disjoint_only_when_no_record_can_pass_both() {
+    let f = |texts: &[&str]| -> Vec<Filter> {
+        texts.iter().map(|t| Filter::parse(t).unwrap()).collect()
+    };
+    assert!(disjoint(&f(&["vendor=vmware"]), &f(&["vendor!=vmware"])));
+    assert!(disjoint(&f(&["vendor=vmware"]), &f(&["vendor=redhat"])));
+    assert!(disjoint(
+        &f(&["cloud=false", "vendor=VMware"]),
+        &f(&["vendor!=vmware"])
+    ));
+    assert!(!disjoint(&f(&["vendor=vmware"]), &f(&[])));
+    assert!(!disjoint(&f(&["vendor!=vmware"]), &f(&["vendor!=redhat"])));
+    assert!(!disjoint(&f(&["vendor=vmware"]), &f(&["cloud=false"])));
+}
