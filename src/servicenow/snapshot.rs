@@ -41,12 +41,20 @@ pub fn read(path: &Path) -> Result<Vec<Ci>, ExportError> {
 }
 
 /// Parses export text; `path` names the file in errors.
+///
+/// An empty file is an error, not an empty table: an export of an empty table still has its
+/// header row (or `{"result":[]}`), so an empty file is an export that failed, and reading it
+/// as "no CIs" would plan every VM a create.
 pub fn parse(text: &str, path: &Path) -> Result<Vec<Ci>, ExportError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text); // Excel's BOM
     match text.trim_start().chars().next() {
         Some('{') | Some('[') => parse_json(text, path),
         Some(_) => parse_csv(text, path),
-        None => Ok(Vec::new()),
+        None => Err(ExportError::Shape {
+            path: path.to_owned(),
+            message: "the file is empty; an export of an empty table still has its header row"
+                .into(),
+        }),
     }
 }
 
@@ -131,6 +139,8 @@ fn parse_csv(text: &str, path: &Path) -> Result<Vec<Ci>, ExportError> {
         .iter()
         .map(|h| h.trim().to_owned())
         .collect();
+    // The reader skips blank lines before the header row but numbers its record line 1.
+    let header_line = 1 + text.lines().take_while(|l| l.is_empty()).count();
     let Some(sys_id_column) = headers.iter().position(|h| h == "sys_id") else {
         return Err(ExportError::Shape {
             path: path.to_owned(),
@@ -140,6 +150,21 @@ fn parse_csv(text: &str, path: &Path) -> Result<Vec<Ci>, ExportError> {
             ),
         });
     };
+    // A column named twice (a hand-edited export, two exports pasted together) leaves no
+    // telling which value the CI holds: the export is wrong, not one of its values.
+    for (i, header) in headers.iter().enumerate() {
+        if let Some(j) = headers[i + 1..].iter().position(|h| h == header) {
+            return Err(ExportError::Parse {
+                path: path.to_owned(),
+                line: header_line,
+                message: format!(
+                    "the header row names column `{header}` twice (columns {} and {})",
+                    i + 1,
+                    i + j + 2
+                ),
+            });
+        }
+    }
     let names: Vec<Arc<str>> = headers.iter().map(|h| Arc::from(h.as_str())).collect();
     let mut cis = Vec::new();
     for record in reader.records() {
@@ -220,6 +245,50 @@ mod tests {
             err.contains("line 3") && err.contains("empty `sys_id`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_duplicated_csv_column_is_an_error_naming_it() {
+        // Which of the two would the job compare? Neither: the export is wrong.
+        let err = parse("sys_id,name,cpus,name\na1,web,4,db\n", p())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`cmdb.csv` line 1") && err.contains("`name`") && err.contains("twice"),
+            "{err}"
+        );
+        // Blank lines before the header row count.
+        let err = parse("\n\nsys_id,name\na1,web\nb2,db,extra\n", p())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 5"), "{err}");
+        let err = parse("\n\nsys_id,name, name\na1,web,db\n", p())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 3") && err.contains("columns 2 and 3"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_empty_file_is_an_error() {
+        // An export of an empty table still has its header row (or `{"result":[]}`): an empty
+        // file is a failed export, and reading it as "no CIs" would plan every VM a create.
+        for text in ["", "\u{feff}", " \n"] {
+            let err = parse(text, p()).unwrap_err().to_string();
+            assert!(err.contains("`cmdb.csv`") && err.contains("empty"), "{err}");
+        }
+        assert!(parse("sys_id,name\n", p()).unwrap().is_empty());
+        assert!(parse(r#"{"result":[]}"#, p()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_bom_is_read_in_json_and_csv() {
+        let cis = parse("\u{feff}{\"result\":[{\"sys_id\":\"a1\"}]}", p()).unwrap();
+        assert_eq!(cis[0].sys_id, "a1");
+        let cis = parse("\u{feff}sys_id,name\na1,web\n", p()).unwrap();
+        assert_eq!(cis[0].get("name"), "web");
     }
 
     #[test]
