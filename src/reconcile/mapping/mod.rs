@@ -186,8 +186,17 @@ pub enum Extract {
 pub enum Pick {
     First,
     Last,
+    /// The first IPv4 address no other host could reach the VM by: loopback (127/8),
+    /// link-local (169.254/16, which a guest holds while DHCP has not answered) and
+    /// unspecified (0.0.0.0) are skipped.
     FirstIpv4,
+    /// The first IPv6 address, skipping loopback (::1), link-local (fe80::/10) and
+    /// unspecified (::).
     FirstIpv6,
+    /// The first IPv4 address of any kind.
+    FirstIpv4Any,
+    /// The first IPv6 address of any kind.
+    FirstIpv6Any,
     Join,
     Count,
 }

@@ -195,7 +195,7 @@ fn picks_from_lists() {
     );
     assert_eq!(
         value(
-            "i = { from = \"ips\", pick = \"first_ipv6\" }",
+            "i = { from = \"ips\", pick = \"first_ipv6_any\" }",
             "i",
             data.clone()
         ),
@@ -257,6 +257,66 @@ fn picks_from_lists() {
             json!({"id": 1, "ip": "fe80::1"})
         ),
         None
+    );
+}
+
+#[test]
+fn address_picks_skip_link_local_and_loopback() {
+    // VMware Tools lists an APIPA address (169.254/16) while DHCP has not answered yet, and
+    // loopback and IPv6 link-local addresses on every guest: none of them is the VM's address.
+    let pick = |pick: &str, ips: serde_json::Value| {
+        value(
+            &format!("i = {{ from = \"ips\", pick = \"{pick}\" }}"),
+            "i",
+            json!({"id": 1, "ips": ips}),
+        )
+    };
+    let v4 = json!([
+        "127.0.0.1",
+        "169.254.12.7",
+        "0.0.0.0",
+        "fe80::1",
+        "10.0.0.5"
+    ]);
+    assert_eq!(pick("first_ipv4", v4.clone()), Some("10.0.0.5".into()));
+    assert_eq!(pick("first_ipv4_any", v4), Some("127.0.0.1".into()));
+    let v6 = json!([
+        "::1",
+        "fe80::250:56ff:fe9a:1",
+        "FEBF::1",
+        "::",
+        "10.0.0.5",
+        "2001:db8::7"
+    ]);
+    assert_eq!(pick("first_ipv6", v6.clone()), Some("2001:db8::7".into()));
+    assert_eq!(pick("first_ipv6_any", v6), Some("::1".into()));
+    // Only such addresses: no value, so the CI's address is left alone (on_empty = skip).
+    assert_eq!(
+        pick("first_ipv4", json!(["169.254.0.1", "127.0.1.1"])),
+        None
+    );
+    assert_eq!(pick("first_ipv6", json!(["fe80::1"])), None);
+    // A single value counts as a list of one, here too.
+    assert_eq!(pick("first_ipv4", json!("169.254.1.1")), None);
+    assert_eq!(
+        pick("first_ipv4_any", json!("169.254.1.1")),
+        Some("169.254.1.1".into())
+    );
+    // Just outside the ranges.
+    assert_eq!(
+        pick("first_ipv4", json!(["169.255.0.1"])),
+        Some("169.255.0.1".into())
+    );
+    assert_eq!(
+        pick("first_ipv6", json!(["fec0::1"])),
+        Some("fec0::1".into())
+    );
+    assert_eq!(
+        mapping("i = { from = \"ips\", pick = \"first_ipv4_any\" }")
+            .field("i")
+            .unwrap()
+            .describe,
+        "ips | pick first_ipv4_any"
     );
 }
 
