@@ -424,6 +424,26 @@ fn reference_lookups() {
 }
 
 #[test]
+fn lookups_find_a_name_in_either_normal_form() {
+    let m = mapping("o = { from = \"owner\", lookup = { table = \"sys_user\", by = \"name\" } }");
+    let rule = m.field("o").unwrap();
+    let user = |id: &str, name: &str| Ci {
+        sys_id: id.into(),
+        fields: [("name".into(), name.to_string())].into_iter().collect(),
+    };
+    let mut refs = References::default();
+    // One user stored composed (NFC), one decomposed (NFD).
+    refs.add_table(
+        "sys_user",
+        vec![user("u1", "Jos\u{e9} Nu\u{f1}ez"), user("u2", "Zoe\u{308}")],
+    );
+    let nfd = record(json!({"id": 1, "owner": "Jose\u{301} Nun\u{303}ez"}));
+    assert_eq!(rule.eval(&nfd, &refs), Ok(Some("u1".into())));
+    let nfc = record(json!({"id": 2, "owner": "ZO\u{cb}"}));
+    assert_eq!(rule.eval(&nfc, &refs), Ok(Some("u2".into())));
+}
+
+#[test]
 fn modes_and_compare_defaults() {
     let m = mapping(
         "a = { from = \"a\", mode = \"fill_empty\" }\nb = { from = \"b\", mode = \"create_only\" }\nc = { from = \"c\", mode = \"ignore\" }\nd = { from = \"d\", map = { x = \"X\" } }\ne = { from = \"e\", compare = \"ip\" }",
