@@ -65,7 +65,12 @@ impl FieldRule {
             }
         };
         let value = self.shape(self.reduce(raw)?)?;
-        Ok(value.or_else(|| self.default.clone()))
+        // Empty text is no value wherever it comes from: a map entry of `""` (CloudForms'
+        // `unknown` power state: the source does not know) leaves the CI alone like a missing
+        // value, without the default standing in for it.
+        Ok(value
+            .or_else(|| self.default.clone())
+            .filter(|v| !v.is_empty()))
     }
 
     /// Lists to one value (pick), objects rejected, numbers converted.

@@ -127,6 +127,55 @@ fn value_maps_with_and_without_default() {
 }
 
 #[test]
+fn a_map_entry_of_empty_text_is_no_value() {
+    // `""` says "the source does not know": no value, the default does not stand in for it,
+    // and the CI is left alone (on_empty = "skip").
+    let spec =
+        "s = { from = \"power_state\", map = { on = \"on\", unknown = \"\" }, default = \"off\" }";
+    assert_eq!(
+        eval(spec, "s", json!({"id": 1, "power_state": "unknown"})),
+        Ok(None)
+    );
+    assert_eq!(
+        value(spec, "s", json!({"id": 1, "power_state": "on"})),
+        Some("on".into())
+    );
+    assert_eq!(
+        value(spec, "s", json!({"id": 1, "power_state": "never"})),
+        Some("off".into())
+    );
+}
+
+#[test]
+fn shipped_mappings_leave_an_unknown_power_state_alone() {
+    // CloudForms says `unknown` when the provider cannot tell (a disconnected host): the VM
+    // is not off, and its CI must not say so. Other states it does not list are reported.
+    let shipped = [
+        include_str!("../../../mappings/vmware-vm.toml"),
+        include_str!("../../../mappings/vm.toml"),
+    ];
+    for text in shipped {
+        let m = Mapping::parse(text, "shipped.toml").unwrap();
+        let state = m.field("state").unwrap();
+        let eval = |power: &str| {
+            state.eval(
+                &record(json!({"id": 1, "power_state": power})),
+                &References::default(),
+            )
+        };
+        assert_eq!(eval("unknown"), Ok(None));
+        assert_eq!(eval("on"), Ok(Some("on".into())));
+        assert_eq!(eval("off"), Ok(Some("off".into())));
+        assert_eq!(eval("suspended"), Ok(Some("paused".into())));
+        assert!(matches!(eval("standby"), Err(EvalError::BadValue(_))));
+        assert_eq!(
+            state.eval(&record(json!({"id": 1})), &References::default()),
+            Ok(None)
+        );
+    }
+}
+
+#[test]
 fn unit_conversions() {
     let data = json!({"id": 1, "disk": 42949672960u64, "mem": 3072, "text": "2048", "bad": "lots"});
     assert_eq!(
