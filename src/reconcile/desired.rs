@@ -54,7 +54,12 @@ pub(super) fn evaluate<'a>(
     let mut cleared = vec![false; mapping.fields.len()];
     for (index, rule) in mapping.fields.iter().enumerate() {
         let value = match rule.eval(&record, refs) {
-            Ok(value) => value,
+            Ok(value) => {
+                // Only a source without a value clears: a bad value says nothing about the
+                // CI's, so it is reported and the field left alone (README, `map`).
+                cleared[index] = value.is_none() && rule.on_empty == OnEmpty::Clear;
+                value
+            }
             Err(e) => {
                 let (kind, message) = match e {
                     EvalError::BadValue(m) => (IssueKind::BadValue, m),
@@ -71,7 +76,6 @@ pub(super) fn evaluate<'a>(
                 None
             }
         };
-        cleared[index] = value.is_none() && rule.on_empty == OnEmpty::Clear;
         values.push(value);
     }
     let mut desired = Desired {
