@@ -54,10 +54,26 @@ pub(super) fn evaluate<'a>(
     let mut cleared = vec![false; mapping.fields.len()];
     for (index, rule) in mapping.fields.iter().enumerate() {
         let value = match rule.eval(&record, refs) {
-            Ok(value) => {
+            Ok(mut value) => {
                 // Only a source without a value clears: a bad value says nothing about the
                 // CI's, so it is reported and the field left alone (README, `map`).
                 cleared[index] = value.is_none() && rule.on_empty == OnEmpty::Clear;
+                // Too long for its column: cut here, so the value written, the value compared
+                // and the identity key are all what ServiceNow will hold.
+                if let Some(had) = value.as_mut().and_then(|v| rule.fit(v)) {
+                    issues.push(Issue {
+                        kind: IssueKind::Truncated,
+                        source_ids: vec![record.id.to_string()],
+                        sys_ids: Vec::new(),
+                        name: record_name(&record),
+                        field: Some(rule.name.clone()),
+                        message: format!(
+                            "field `{}`: {had} characters, cut to the column's {} (max_length); the cut value is written",
+                            rule.name,
+                            rule.max_length.unwrap_or_default()
+                        ),
+                    });
+                }
                 value
             }
             Err(e) => {

@@ -33,6 +33,17 @@ impl FieldRule {
         }
     }
 
+    /// Cuts `value` to the column's `max_length` characters, as ServiceNow cuts what it is
+    /// sent (on a character boundary, never inside a UTF-8 sequence). Returns the length in
+    /// characters it had when it was cut, `None` when it fits (or no length is known).
+    pub fn fit(&self, value: &mut String) -> Option<usize> {
+        let max = self.max_length?;
+        let (cut_at, _) = value.char_indices().nth(max)?;
+        let had = max + value[cut_at..].chars().count();
+        value.truncate(cut_at);
+        Some(had)
+    }
+
     /// The value to look up, before the lookup: what a live target must find in the
     /// referenced table. `None` for fields without a lookup or records without a value.
     pub fn lookup_key(&self, record: &SourceRecord) -> Option<String> {

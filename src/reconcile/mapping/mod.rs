@@ -291,6 +291,12 @@ pub struct FieldRule {
     pub mode: FieldMode,
     pub compare: Compare,
     pub on_empty: OnEmpty,
+    /// The target column's length in characters: a longer value is cut to it (as ServiceNow
+    /// would cut it on write), reported, and compared cut, so it does not drift on every run.
+    /// `None`: not known. Set from the mapping's `max_length` today; a reader of the table's
+    /// dictionary (`sys_dictionary.max_length`) can fill the fields the mapping leaves unset
+    /// before planning, since the planner reads the length only from here.
+    pub max_length: Option<usize>,
     /// The expression in words, for reports ("which mapping field produced this value").
     pub describe: String,
 }

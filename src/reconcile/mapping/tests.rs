@@ -176,6 +176,39 @@ fn shipped_mappings_leave_an_unknown_power_state_alone() {
 }
 
 #[test]
+fn max_length_cuts_on_characters() {
+    let m = mapping("d = { from = \"d\", max_length = 5 }");
+    let rule = m.field("d").unwrap();
+    assert_eq!(rule.max_length, Some(5));
+    let fit = |text: &str| {
+        let mut value = text.to_owned();
+        let had = rule.fit(&mut value);
+        (value, had)
+    };
+    // Five characters of two, three and four bytes each: cut after the fifth, not the fifth byte.
+    assert_eq!(
+        fit("\u{e9}\u{e9}\u{20ac}\u{1f600}\u{fc}xyz"),
+        ("\u{e9}\u{e9}\u{20ac}\u{1f600}\u{fc}".into(), Some(8))
+    );
+    assert_eq!(fit("abcde"), ("abcde".into(), None));
+    assert_eq!(fit("abcdef"), ("abcde".into(), Some(6)));
+    // Without a length nothing is cut.
+    let m = mapping("d = \"d\"");
+    let mut long = "x".repeat(10_000);
+    assert_eq!(m.field("d").unwrap().fit(&mut long), None);
+    assert_eq!(long.len(), 10_000);
+}
+
+#[test]
+fn max_length_must_be_a_positive_count() {
+    for bad in ["0", "-1"] {
+        let e = error(&format!("d = {{ from = \"d\", max_length = {bad} }}"));
+        assert!(e.to_string().contains("`max_length` must be"), "{bad}: {e}");
+    }
+    error("d = { from = \"d\", max_length = \"255\" }");
+}
+
+#[test]
 fn unit_conversions() {
     let data = json!({"id": 1, "disk": 42949672960u64, "mem": 3072, "text": "2048", "bad": "lots"});
     assert_eq!(
