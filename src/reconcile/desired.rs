@@ -107,6 +107,34 @@ pub(super) fn evaluate<'a>(
     desired
 }
 
+/// The in-scope CIs whose `last_discovered` holds something that is not a date-time the job
+/// reads (`YYYY-MM-DD HH:MM:SS`; the snapshot reader converts ServiceNow's default display
+/// format): reported as bad values, since neither the heartbeat nor the retirement grace can
+/// count from them. `diff_ci` writes no heartbeat over such a value.
+pub(super) fn unreadable_dates(mapping: &Mapping, cis: &[Ci], in_scope: &[bool]) -> Vec<Issue> {
+    let Some(field) = &mapping.lifecycle.last_discovered else {
+        return Vec::new();
+    };
+    cis.iter()
+        .zip(in_scope)
+        .filter(|(ci, in_scope)| {
+            let value = ci.get(field).trim();
+            **in_scope && !value.is_empty() && parse_sn_datetime(value).is_none()
+        })
+        .map(|(ci, _)| Issue {
+            kind: IssueKind::BadValue,
+            source_ids: Vec::new(),
+            sys_ids: vec![ci.sys_id.clone()],
+            name: ci.name().to_owned(),
+            field: Some(field.clone()),
+            message: format!(
+                "the CI's `{field}` `{}` is not a date-time the job reads (`YYYY-MM-DD HH:MM:SS`, or an export's `MM/dd/yyyy hh:mm:ss AM`); it is not refreshed, and grace cannot count from it",
+                ci.get(field).trim()
+            ),
+        })
+        .collect()
+}
+
 pub(super) fn record_name(record: &SourceRecord) -> String {
     record
         .data
@@ -269,9 +297,17 @@ pub(super) fn diff_ci(
         kind = UpdateKind::Restore;
     }
     if let Some(field) = &lifecycle.last_discovered {
+        let seen = ci.get(field);
         let stale = lifecycle.heartbeat_secs > 0
-            && parse_sn_datetime(ci.get(field))
-                .is_none_or(|seen| now - seen >= TimeDelta::seconds(lifecycle.heartbeat_secs));
+            && match parse_sn_datetime(seen) {
+                Some(seen) => now - seen >= TimeDelta::seconds(lifecycle.heartbeat_secs),
+                // Never discovered: now it is.
+                None if seen.trim().is_empty() => true,
+                // Unreadable (reported by `unreadable_dates`): the Table API only returns
+                // readable date-times, so the export's format is at fault, and a write would
+                // not make the next export readable: it would be repeated on every run.
+                None => false,
+            };
         if stale && !changes.iter().any(|c| &c.field == field) {
             if changes.is_empty() {
                 kind = UpdateKind::Heartbeat;
