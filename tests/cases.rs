@@ -232,10 +232,10 @@ fn case_test(dir: &Path, base: &str) -> Result<(), Failed> {
     }
 }
 
-/// The override mechanism no case uses yet (every case whose mapping differs from the base
-/// keeps its own: the plan's digest hashes the mapping text, and converting them would change
-/// their snapshots). Two of those cases written as overrides compile to the same mapping as
-/// their own files, digest aside.
+/// The override mechanism, proven on the cases that predate it (every case whose mapping
+/// differed from the base kept its own: the plan's digest hashes the mapping text, and
+/// converting them would change their snapshots). Two of those cases written as overrides
+/// compile to the same mapping as their own files, digest aside.
 fn override_test(root: &Path, base: &str) -> Result<(), Failed> {
     let examples = [
         ("adopt", "[target]\nadopt = true\n"),

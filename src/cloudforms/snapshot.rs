@@ -44,6 +44,9 @@ pub fn read(path: &Path) -> Result<SourceRead, SnapshotError> {
 
 /// Parses snapshot text; `path` names the file in errors.
 pub fn parse(text: &str, path: &Path) -> Result<SourceRead, SnapshotError> {
+    // Windows tools (PowerShell's `Out-File`, Notepad) save UTF-8 with a byte order mark,
+    // which JSON does not allow; it carries nothing, so it is dropped.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let origin = path.display().to_string();
     let json_error = |e: serde_json::Error, line_offset: usize| SnapshotError::Json {
         path: path.to_owned(),
@@ -217,6 +220,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 3 column"), "{err}");
+    }
+
+    #[test]
+    fn a_bom_is_read() {
+        // Windows tools (PowerShell's Out-File, Notepad) save UTF-8 with a byte order mark.
+        let read = parse("\u{feff}{\"resources\":[{\"id\":1}]}", p()).unwrap();
+        assert_eq!(read.records.len(), 1);
+        let read = parse("\u{feff}{\"id\":1}\n{\"id\":2}\n", p()).unwrap();
+        assert_eq!(read.records.len(), 2);
+        let err = parse("\u{feff}", p()).unwrap_err().to_string();
+        assert!(err.contains("empty"), "{err}");
     }
 
     #[test]

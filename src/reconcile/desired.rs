@@ -54,7 +54,28 @@ pub(super) fn evaluate<'a>(
     let mut cleared = vec![false; mapping.fields.len()];
     for (index, rule) in mapping.fields.iter().enumerate() {
         let value = match rule.eval(&record, refs) {
-            Ok(value) => value,
+            Ok(mut value) => {
+                // Only a source without a value clears: a bad value says nothing about the
+                // CI's, so it is reported and the field left alone (README, `map`).
+                cleared[index] = value.is_none() && rule.on_empty == OnEmpty::Clear;
+                // Too long for its column: cut here, so the value written, the value compared
+                // and the identity key are all what ServiceNow will hold.
+                if let Some(had) = value.as_mut().and_then(|v| rule.fit(v)) {
+                    issues.push(Issue {
+                        kind: IssueKind::Truncated,
+                        source_ids: vec![record.id.to_string()],
+                        sys_ids: Vec::new(),
+                        name: record_name(&record),
+                        field: Some(rule.name.clone()),
+                        message: format!(
+                            "field `{}`: {had} characters, cut to the column's {} (max_length); the cut value is written",
+                            rule.name,
+                            rule.max_length.unwrap_or_default()
+                        ),
+                    });
+                }
+                value
+            }
             Err(e) => {
                 let (kind, message) = match e {
                     EvalError::BadValue(m) => (IssueKind::BadValue, m),
@@ -71,7 +92,6 @@ pub(super) fn evaluate<'a>(
                 None
             }
         };
-        cleared[index] = value.is_none() && rule.on_empty == OnEmpty::Clear;
         values.push(value);
     }
     let mut desired = Desired {
@@ -85,6 +105,34 @@ pub(super) fn evaluate<'a>(
         None => record_name(&desired.record),
     };
     desired
+}
+
+/// The in-scope CIs whose `last_discovered` holds something that is not a date-time the job
+/// reads (`YYYY-MM-DD HH:MM:SS`; the snapshot reader converts ServiceNow's default display
+/// format): reported as bad values, since neither the heartbeat nor the retirement grace can
+/// count from them. `diff_ci` writes no heartbeat over such a value.
+pub(super) fn unreadable_dates(mapping: &Mapping, cis: &[Ci], in_scope: &[bool]) -> Vec<Issue> {
+    let Some(field) = &mapping.lifecycle.last_discovered else {
+        return Vec::new();
+    };
+    cis.iter()
+        .zip(in_scope)
+        .filter(|(ci, in_scope)| {
+            let value = ci.get(field).trim();
+            **in_scope && !value.is_empty() && parse_sn_datetime(value).is_none()
+        })
+        .map(|(ci, _)| Issue {
+            kind: IssueKind::BadValue,
+            source_ids: Vec::new(),
+            sys_ids: vec![ci.sys_id.clone()],
+            name: ci.name().to_owned(),
+            field: Some(field.clone()),
+            message: format!(
+                "the CI's `{field}` `{}` is not a date-time the job reads (`YYYY-MM-DD HH:MM:SS`, or an export's `MM/dd/yyyy hh:mm:ss AM`); it is not refreshed, and grace cannot count from it",
+                ci.get(field).trim()
+            ),
+        })
+        .collect()
 }
 
 pub(super) fn record_name(record: &SourceRecord) -> String {
@@ -249,9 +297,17 @@ pub(super) fn diff_ci(
         kind = UpdateKind::Restore;
     }
     if let Some(field) = &lifecycle.last_discovered {
+        let seen = ci.get(field);
         let stale = lifecycle.heartbeat_secs > 0
-            && parse_sn_datetime(ci.get(field))
-                .is_none_or(|seen| now - seen >= TimeDelta::seconds(lifecycle.heartbeat_secs));
+            && match parse_sn_datetime(seen) {
+                Some(seen) => now - seen >= TimeDelta::seconds(lifecycle.heartbeat_secs),
+                // Never discovered: now it is.
+                None if seen.trim().is_empty() => true,
+                // Unreadable (reported by `unreadable_dates`): the Table API only returns
+                // readable date-times, so the export's format is at fault, and a write would
+                // not make the next export readable: it would be repeated on every run.
+                None => false,
+            };
         if stale && !changes.iter().any(|c| &c.field == field) {
             if changes.is_empty() {
                 kind = UpdateKind::Heartbeat;

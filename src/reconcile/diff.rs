@@ -1,13 +1,34 @@
 //! Field comparison: is the CI's value (always a string from ServiceNow) the value the VM
 //! says it should be? Numbers compare as numbers, addresses as addresses, choices without case.
+//!
+//! Text is compared in Unicode normal form C ([`nfc`]) in every mode: `Müller` typed on a Mac
+//! (NFD, `u` + combining diaeresis) and `Müller` in the CMDB (NFC, one `ü`) are one name, and
+//! a job that thought otherwise would rewrite the CI on every run. Identity keys
+//! (`identity::key`) and lookups (`References`) use the same [`nfc`], so a name that is the
+//! same here is also the same key there.
 
 use core::net::IpAddr;
+use std::borrow::Cow;
+
+use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
 use super::mapping::Compare;
 
+/// `text` in Unicode normal form C (canonical composition); borrowed when it already is, as
+/// nearly all text (all ASCII) is. Only compared or keyed text goes through it: values are
+/// written as the source gave them.
+pub fn nfc(text: &str) -> Cow<'_, str> {
+    if text.is_ascii() || is_nfc_quick(text.chars()) == IsNormalized::Yes {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.nfc().collect())
+    }
+}
+
 /// Whether `current` (the CI's) and `desired` (the mapping's) are the same value.
 pub fn same(compare: Compare, current: &str, desired: &str) -> bool {
-    let (current, desired) = (current.trim(), desired.trim());
+    let (current, desired) = (nfc(current.trim()), nfc(desired.trim()));
+    let (current, desired) = (current.as_ref(), desired.as_ref());
     match compare {
         Compare::Exact => current == desired,
         Compare::IgnoreCase => ignore_case_eq(current, desired),
@@ -109,6 +130,32 @@ mod tests {
     fn ip_compare() {
         assert!(same(Compare::Ip, "2001:db8::1", "2001:DB8:0::1"));
         assert!(!same(Compare::Ip, "10.0.0.1", ""));
+    }
+
+    #[test]
+    fn nfd_and_nfc_are_the_same_text_in_every_mode() {
+        let (nfd, nfc_) = ("Mu\u{308}ller", "M\u{fc}ller");
+        for compare in [
+            Compare::Auto,
+            Compare::Exact,
+            Compare::IgnoreCase,
+            Compare::Number,
+            Compare::Ip,
+        ] {
+            assert!(same(compare, nfc_, nfd), "{compare:?}");
+            assert!(same(compare, nfd, nfc_), "{compare:?}");
+        }
+        assert!(same(Compare::IgnoreCase, "MU\u{308}LLER", "m\u{fc}ller"));
+        // Canonical equivalence only: a compatibility form (the `ﬁ` ligature) is other text.
+        assert!(!same(Compare::Exact, "\u{fb01}le", "file"));
+        assert!(!same(Compare::Exact, "Muller", nfc_));
+    }
+
+    #[test]
+    fn nfc_borrows_what_is_already_composed() {
+        assert!(matches!(nfc("web01"), Cow::Borrowed(_)));
+        assert!(matches!(nfc("M\u{fc}ller"), Cow::Borrowed(_)));
+        assert_eq!(nfc("Mu\u{308}ller"), "M\u{fc}ller");
     }
 
     #[test]

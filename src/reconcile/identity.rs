@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
+use super::diff::nfc;
 use super::mapping::IdentityRule;
 use super::plan::{Issue, IssueKind};
 use super::record::Ci;
@@ -41,8 +42,9 @@ pub struct Identification {
     pub issues: Vec<Issue>,
 }
 
-/// A normalised identity key: values trimmed and lower-cased (UUIDs come in both cases),
-/// joined by a separator. `None` when any value is missing: the rule cannot apply.
+/// A normalised identity key: values trimmed, in Unicode NFC (as `diff::same` compares them)
+/// and lower-cased (UUIDs come in both cases), joined by a separator. `None` when any value is
+/// missing: the rule cannot apply.
 pub fn key<'v>(rule: &IdentityRule, get: impl Fn(&str) -> Option<&'v str>) -> Option<String> {
     let mut key = String::new();
     for (i, field) in rule.fields.iter().enumerate() {
@@ -58,7 +60,7 @@ pub fn key<'v>(rule: &IdentityRule, get: impl Fn(&str) -> Option<&'v str>) -> Op
             key.push_str(value);
             key[start..].make_ascii_lowercase();
         } else {
-            key.extend(value.chars().flat_map(char::to_lowercase));
+            key.extend(nfc(value).chars().flat_map(char::to_lowercase));
         }
     }
     Some(key)

@@ -260,6 +260,8 @@ pub enum IssueKind {
     Foreign,
     /// The CI carries the freeze marker; never written.
     Frozen,
+    /// A value longer than its column (`max_length`): cut, then written and compared cut.
+    Truncated,
 }
 
 impl IssueKind {
@@ -273,6 +275,7 @@ impl IssueKind {
             Self::DuplicateSource => "duplicate_source",
             Self::Foreign => "foreign",
             Self::Frozen => "frozen",
+            Self::Truncated => "truncated",
         }
     }
 

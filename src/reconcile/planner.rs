@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::desired::{create, diff_ci, evaluate, Desired};
+use super::desired::{create, diff_ci, evaluate, unreadable_dates, Desired};
 use super::identity::{self, Candidate, Identification};
 use super::mapping::Mapping;
 use super::plan::*;
@@ -54,6 +54,7 @@ pub fn plan(input: Input) -> Plan {
     let mut ident = identify(mapping, &triage.desired, cis);
     issues.append(&mut ident.issues);
     let scope = Scope::of(mapping, cis);
+    issues.extend(unreadable_dates(mapping, cis, &scope.in_scope));
     let matched = creates_and_updates(
         mapping,
         &triage.desired,

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::diff::nfc;
+
 /// What a read of the from-side produced, whichever system it came from: the records as JSON
 /// values, whether the read is complete (and why not), and where it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,7 +123,7 @@ impl References {
                     .or_default()
                     .entry(field.to_string())
                     .or_default()
-                    .entry(value.to_lowercase())
+                    .entry(nfc(value).to_lowercase())
                     .or_default()
                     .push(row.sys_id.clone());
             }
@@ -133,13 +135,14 @@ impl References {
         self.loaded.contains(table)
     }
 
-    /// The sys_ids of `table` rows whose `field` equals `value` (case-insensitive).
+    /// The sys_ids of `table` rows whose `field` equals `value` (case-insensitive, in NFC as
+    /// `diff::same` compares).
     pub fn resolve(&self, table: &str, field: &str, value: &str) -> &[String] {
-        let value = value.trim();
+        let value = nfc(value.trim());
         let lower: Cow<str> = if value.chars().any(char::is_uppercase) {
             Cow::Owned(value.to_lowercase())
         } else {
-            Cow::Borrowed(value)
+            value
         };
         self.index
             .get(table)

@@ -676,6 +676,7 @@ fn issue_label(kind: IssueKind) -> &'static str {
         IssueKind::DuplicateSource => "Duplicate VMs",
         IssueKind::Foreign => "CIs outside the job's scope",
         IssueKind::Frozen => "Frozen CIs",
+        IssueKind::Truncated => "Truncated values",
     }
 }
 
@@ -699,5 +700,8 @@ fn issue_description(kind: IssueKind) -> &'static str {
             "The VM matched a CI outside the job's scope; that CI is not written."
         }
         IssueKind::Frozen => "The CI carries the freeze marker; it is never written.",
+        IssueKind::Truncated => {
+            "Values longer than their CMDB column (max_length): cut as ServiceNow would cut them, written and compared cut."
+        }
     }
 }

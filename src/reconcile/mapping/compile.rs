@@ -437,6 +437,15 @@ fn compile_field(
     if raw.decimals.is_some_and(|d| d > 6) {
         return Err(err("`decimals` must be 0 to 6".into(), None));
     }
+    let max_length = match raw.max_length {
+        None => None,
+        Some(n) => Some(usize::try_from(n).ok().filter(|&n| n > 0).ok_or_else(|| {
+            err(
+                format!("`max_length` must be a count of characters, 1 or more, not `{n}`"),
+                Some("the length of the CMDB column, e.g. `max_length = 255` for `name`"),
+            )
+        })?),
+    };
     let compare = raw.compare.unwrap_or(
         if map.is_some() || raw.lookup.is_some() || raw.case.is_some() {
             Compare::IgnoreCase
@@ -460,6 +469,7 @@ fn compile_field(
         mode: raw.mode.unwrap_or_default(),
         compare,
         on_empty: raw.on_empty.unwrap_or_default(),
+        max_length,
         describe,
     })
 }

@@ -33,6 +33,17 @@ impl FieldRule {
         }
     }
 
+    /// Cuts `value` to the column's `max_length` characters, as ServiceNow cuts what it is
+    /// sent (on a character boundary, never inside a UTF-8 sequence). Returns the length in
+    /// characters it had when it was cut, `None` when it fits (or no length is known).
+    pub fn fit(&self, value: &mut String) -> Option<usize> {
+        let max = self.max_length?;
+        let (cut_at, _) = value.char_indices().nth(max)?;
+        let had = max + value[cut_at..].chars().count();
+        value.truncate(cut_at);
+        Some(had)
+    }
+
     /// The value to look up, before the lookup: what a live target must find in the
     /// referenced table. `None` for fields without a lookup or records without a value.
     pub fn lookup_key(&self, record: &SourceRecord) -> Option<String> {
@@ -65,7 +76,12 @@ impl FieldRule {
             }
         };
         let value = self.shape(self.reduce(raw)?)?;
-        Ok(value.or_else(|| self.default.clone()))
+        // Empty text is no value wherever it comes from: a map entry of `""` (CloudForms'
+        // `unknown` power state: the source does not know) leaves the CI alone like a missing
+        // value, without the default standing in for it.
+        Ok(value
+            .or_else(|| self.default.clone())
+            .filter(|v| !v.is_empty()))
     }
 
     /// Lists to one value (pick), objects rejected, numbers converted.
@@ -76,12 +92,12 @@ impl FieldRule {
                 match self.pick.unwrap_or(Pick::Join) {
                     Pick::First => items.iter().find_map(Scalar::of),
                     Pick::Last => items.iter().rev().find_map(Scalar::of),
-                    Pick::FirstIpv4 => texts()
-                        .find(|t| t.parse::<Ipv4Addr>().is_ok())
-                        .map(Scalar::Text),
-                    Pick::FirstIpv6 => texts()
-                        .find(|t| t.parse::<Ipv6Addr>().is_ok())
-                        .map(Scalar::Text),
+                    pick @ (Pick::FirstIpv4
+                    | Pick::FirstIpv6
+                    | Pick::FirstIpv4Any
+                    | Pick::FirstIpv6Any) => {
+                        texts().find(|t| picks_address(pick, t)).map(Scalar::Text)
+                    }
                     Pick::Join => {
                         let joined = texts().collect::<Vec<_>>().join(&self.separator);
                         (!joined.is_empty()).then_some(Scalar::Text(Cow::Owned(joined)))
@@ -98,16 +114,15 @@ impl FieldRule {
             Value::Null => None,
             other => match (self.pick, Scalar::of(other)) {
                 // A single value where a list was expected counts as a list of one.
-                (Some(Pick::FirstIpv4), Some(Scalar::Text(t)))
-                    if t.parse::<Ipv4Addr>().is_err() =>
-                {
-                    None
-                }
-                (Some(Pick::FirstIpv6), Some(Scalar::Text(t)))
-                    if t.parse::<Ipv6Addr>().is_err() =>
-                {
-                    None
-                }
+                (
+                    Some(
+                        pick @ (Pick::FirstIpv4
+                        | Pick::FirstIpv6
+                        | Pick::FirstIpv4Any
+                        | Pick::FirstIpv6Any),
+                    ),
+                    Some(Scalar::Text(t)),
+                ) if !picks_address(pick, &t) => None,
                 (_, scalar) => scalar,
             },
         };
@@ -203,6 +218,23 @@ impl FieldRule {
                 lookup.by
             ))),
         }
+    }
+}
+
+/// Whether an address pick takes `text`: an address of its family and, unless the pick is an
+/// `_any` one, an address another host could reach the VM by (not loopback, link-local or
+/// unspecified). Anything else is not an address and never taken.
+fn picks_address(pick: Pick, text: &str) -> bool {
+    match pick {
+        Pick::FirstIpv4 => text
+            .parse::<Ipv4Addr>()
+            .is_ok_and(|ip| !(ip.is_loopback() || ip.is_link_local() || ip.is_unspecified())),
+        Pick::FirstIpv4Any => text.parse::<Ipv4Addr>().is_ok(),
+        Pick::FirstIpv6 => text.parse::<Ipv6Addr>().is_ok_and(|ip| {
+            !(ip.is_loopback() || ip.is_unicast_link_local() || ip.is_unspecified())
+        }),
+        Pick::FirstIpv6Any => text.parse::<Ipv6Addr>().is_ok(),
+        Pick::First | Pick::Last | Pick::Join | Pick::Count => false,
     }
 }
 

@@ -218,8 +218,17 @@ pub enum Extract {
 pub enum Pick {
     First,
     Last,
+    /// The first IPv4 address no other host could reach the VM by: loopback (127/8),
+    /// link-local (169.254/16, which a guest holds while DHCP has not answered) and
+    /// unspecified (0.0.0.0) are skipped.
     FirstIpv4,
+    /// The first IPv6 address, skipping loopback (::1), link-local (fe80::/10) and
+    /// unspecified (::).
     FirstIpv6,
+    /// The first IPv4 address of any kind.
+    FirstIpv4Any,
+    /// The first IPv6 address of any kind.
+    FirstIpv6Any,
     Join,
     Count,
 }
@@ -314,6 +323,12 @@ pub struct FieldRule {
     pub mode: FieldMode,
     pub compare: Compare,
     pub on_empty: OnEmpty,
+    /// The target column's length in characters: a longer value is cut to it (as ServiceNow
+    /// would cut it on write), reported, and compared cut, so it does not drift on every run.
+    /// `None`: not known. Set from the mapping's `max_length` today; a reader of the table's
+    /// dictionary (`sys_dictionary.max_length`) can fill the fields the mapping leaves unset
+    /// before planning, since the planner reads the length only from here.
+    pub max_length: Option<usize>,
     /// The expression in words, for reports ("which mapping field produced this value").
     pub describe: String,
 }

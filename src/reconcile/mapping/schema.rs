@@ -84,6 +84,7 @@ pub(super) struct RawFieldSpec {
     pub(super) mode: Option<FieldMode>,
     pub(super) compare: Option<Compare>,
     pub(super) on_empty: Option<OnEmpty>,
+    pub(super) max_length: Option<i64>,
 }
 
 #[derive(Deserialize)]

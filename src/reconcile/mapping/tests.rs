@@ -127,6 +127,88 @@ fn value_maps_with_and_without_default() {
 }
 
 #[test]
+fn a_map_entry_of_empty_text_is_no_value() {
+    // `""` says "the source does not know": no value, the default does not stand in for it,
+    // and the CI is left alone (on_empty = "skip").
+    let spec =
+        "s = { from = \"power_state\", map = { on = \"on\", unknown = \"\" }, default = \"off\" }";
+    assert_eq!(
+        eval(spec, "s", json!({"id": 1, "power_state": "unknown"})),
+        Ok(None)
+    );
+    assert_eq!(
+        value(spec, "s", json!({"id": 1, "power_state": "on"})),
+        Some("on".into())
+    );
+    assert_eq!(
+        value(spec, "s", json!({"id": 1, "power_state": "never"})),
+        Some("off".into())
+    );
+}
+
+#[test]
+fn shipped_mappings_leave_an_unknown_power_state_alone() {
+    // CloudForms says `unknown` when the provider cannot tell (a disconnected host): the VM
+    // is not off, and its CI must not say so. Other states it does not list are reported.
+    let shipped = [
+        include_str!("../../../mappings/vmware-vm.toml"),
+        include_str!("../../../mappings/vm.toml"),
+    ];
+    for text in shipped {
+        let m = Mapping::parse(text, "shipped.toml").unwrap();
+        let state = m.field("state").unwrap();
+        let eval = |power: &str| {
+            state.eval(
+                &record(json!({"id": 1, "power_state": power})),
+                &References::default(),
+            )
+        };
+        assert_eq!(eval("unknown"), Ok(None));
+        assert_eq!(eval("on"), Ok(Some("on".into())));
+        assert_eq!(eval("off"), Ok(Some("off".into())));
+        assert_eq!(eval("suspended"), Ok(Some("paused".into())));
+        assert!(matches!(eval("standby"), Err(EvalError::BadValue(_))));
+        assert_eq!(
+            state.eval(&record(json!({"id": 1})), &References::default()),
+            Ok(None)
+        );
+    }
+}
+
+#[test]
+fn max_length_cuts_on_characters() {
+    let m = mapping("d = { from = \"d\", max_length = 5 }");
+    let rule = m.field("d").unwrap();
+    assert_eq!(rule.max_length, Some(5));
+    let fit = |text: &str| {
+        let mut value = text.to_owned();
+        let had = rule.fit(&mut value);
+        (value, had)
+    };
+    // Five characters of two, three and four bytes each: cut after the fifth, not the fifth byte.
+    assert_eq!(
+        fit("\u{e9}\u{e9}\u{20ac}\u{1f600}\u{fc}xyz"),
+        ("\u{e9}\u{e9}\u{20ac}\u{1f600}\u{fc}".into(), Some(8))
+    );
+    assert_eq!(fit("abcde"), ("abcde".into(), None));
+    assert_eq!(fit("abcdef"), ("abcde".into(), Some(6)));
+    // Without a length nothing is cut.
+    let m = mapping("d = \"d\"");
+    let mut long = "x".repeat(10_000);
+    assert_eq!(m.field("d").unwrap().fit(&mut long), None);
+    assert_eq!(long.len(), 10_000);
+}
+
+#[test]
+fn max_length_must_be_a_positive_count() {
+    for bad in ["0", "-1"] {
+        let e = error(&format!("d = {{ from = \"d\", max_length = {bad} }}"));
+        assert!(e.to_string().contains("`max_length` must be"), "{bad}: {e}");
+    }
+    error("d = { from = \"d\", max_length = \"255\" }");
+}
+
+#[test]
 fn unit_conversions() {
     let data = json!({"id": 1, "disk": 42949672960u64, "mem": 3072, "text": "2048", "bad": "lots"});
     assert_eq!(
@@ -195,7 +277,7 @@ fn picks_from_lists() {
     );
     assert_eq!(
         value(
-            "i = { from = \"ips\", pick = \"first_ipv6\" }",
+            "i = { from = \"ips\", pick = \"first_ipv6_any\" }",
             "i",
             data.clone()
         ),
@@ -257,6 +339,66 @@ fn picks_from_lists() {
             json!({"id": 1, "ip": "fe80::1"})
         ),
         None
+    );
+}
+
+#[test]
+fn address_picks_skip_link_local_and_loopback() {
+    // VMware Tools lists an APIPA address (169.254/16) while DHCP has not answered yet, and
+    // loopback and IPv6 link-local addresses on every guest: none of them is the VM's address.
+    let pick = |pick: &str, ips: serde_json::Value| {
+        value(
+            &format!("i = {{ from = \"ips\", pick = \"{pick}\" }}"),
+            "i",
+            json!({"id": 1, "ips": ips}),
+        )
+    };
+    let v4 = json!([
+        "127.0.0.1",
+        "169.254.12.7",
+        "0.0.0.0",
+        "fe80::1",
+        "10.0.0.5"
+    ]);
+    assert_eq!(pick("first_ipv4", v4.clone()), Some("10.0.0.5".into()));
+    assert_eq!(pick("first_ipv4_any", v4), Some("127.0.0.1".into()));
+    let v6 = json!([
+        "::1",
+        "fe80::250:56ff:fe9a:1",
+        "FEBF::1",
+        "::",
+        "10.0.0.5",
+        "2001:db8::7"
+    ]);
+    assert_eq!(pick("first_ipv6", v6.clone()), Some("2001:db8::7".into()));
+    assert_eq!(pick("first_ipv6_any", v6), Some("::1".into()));
+    // Only such addresses: no value, so the CI's address is left alone (on_empty = skip).
+    assert_eq!(
+        pick("first_ipv4", json!(["169.254.0.1", "127.0.1.1"])),
+        None
+    );
+    assert_eq!(pick("first_ipv6", json!(["fe80::1"])), None);
+    // A single value counts as a list of one, here too.
+    assert_eq!(pick("first_ipv4", json!("169.254.1.1")), None);
+    assert_eq!(
+        pick("first_ipv4_any", json!("169.254.1.1")),
+        Some("169.254.1.1".into())
+    );
+    // Just outside the ranges.
+    assert_eq!(
+        pick("first_ipv4", json!(["169.255.0.1"])),
+        Some("169.255.0.1".into())
+    );
+    assert_eq!(
+        pick("first_ipv6", json!(["fec0::1"])),
+        Some("fec0::1".into())
+    );
+    assert_eq!(
+        mapping("i = { from = \"ips\", pick = \"first_ipv4_any\" }")
+            .field("i")
+            .unwrap()
+            .describe,
+        "ips | pick first_ipv4_any"
     );
 }
 
@@ -361,6 +503,26 @@ fn reference_lookups() {
     assert!(
         matches!(rule.eval(&nobody, &refs), Err(EvalError::Unresolved(m)) if m.contains("no `sys_user` row"))
     );
+}
+
+#[test]
+fn lookups_find_a_name_in_either_normal_form() {
+    let m = mapping("o = { from = \"owner\", lookup = { table = \"sys_user\", by = \"name\" } }");
+    let rule = m.field("o").unwrap();
+    let user = |id: &str, name: &str| Ci {
+        sys_id: id.into(),
+        fields: [("name".into(), name.to_string())].into_iter().collect(),
+    };
+    let mut refs = References::default();
+    // One user stored composed (NFC), one decomposed (NFD).
+    refs.add_table(
+        "sys_user",
+        vec![user("u1", "Jos\u{e9} Nu\u{f1}ez"), user("u2", "Zoe\u{308}")],
+    );
+    let nfd = record(json!({"id": 1, "owner": "Jose\u{301} Nun\u{303}ez"}));
+    assert_eq!(rule.eval(&nfd, &refs), Ok(Some("u1".into())));
+    let nfc = record(json!({"id": 2, "owner": "ZO\u{cb}"}));
+    assert_eq!(rule.eval(&nfc, &refs), Ok(Some("u2".into())));
 }
 
 #[test]
