@@ -260,9 +260,25 @@ pub enum IssueKind {
     Foreign,
     /// The CI carries the freeze marker; never written.
     Frozen,
+    /// The CMDB input holds one CI's row more than once (an export can repeat a row): it is
+    /// planned once, from its first row.
+    RepeatedRow,
 }
 
 impl IssueKind {
+    /// Every kind, in declaration order (reports and their tests walk them all).
+    pub const ALL: [IssueKind; 9] = [
+        Self::BadRecord,
+        Self::BadValue,
+        Self::UnresolvedReference,
+        Self::Ambiguous,
+        Self::Conflict,
+        Self::DuplicateSource,
+        Self::Foreign,
+        Self::Frozen,
+        Self::RepeatedRow,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BadRecord => "bad_record",
@@ -273,6 +289,7 @@ impl IssueKind {
             Self::DuplicateSource => "duplicate_source",
             Self::Foreign => "foreign",
             Self::Frozen => "frozen",
+            Self::RepeatedRow => "repeated_row",
         }
     }
 

@@ -4,7 +4,10 @@
 //! creates, walk the lifecycle of CIs whose VMs are gone and apply the safety rules
 //! ([`policy`](super::policy)). Pure: `now` is a parameter.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -48,6 +51,8 @@ pub fn plan(input: Input) -> Plan {
     let mut issues = Vec::new();
     let now_text = now.format(SN_DATETIME).to_string();
 
+    let cis = unique_rows(cis, &mut issues);
+    let cis: &[Ci] = &cis;
     let usable = usable_records(records, &mut issues);
     let records_read = usable.len();
     let triage = triage(mapping, usable, references, &mut issues);
@@ -133,6 +138,57 @@ fn usable_records<'a>(records: &'a [Value], issues: &mut Vec<Issue>) -> Vec<Sour
     usable.sort_by_cached_key(|r| natural(&r.id));
     usable.dedup_by(|later, first| later.id == first.id);
     usable
+}
+
+/// Step 0, CMDB rows: one CI per sys_id. An export can repeat a row; planned twice, the CI
+/// would be ambiguous with itself, or marked Absent twice and counted twice by the guards.
+/// The first row is kept (borrowed as it is when nothing repeats, which is every live read)
+/// and each repeated sys_id is reported once.
+fn unique_rows<'c>(cis: &'c [Ci], issues: &mut Vec<Issue>) -> Cow<'c, [Ci]> {
+    let mut seen: FxHashMap<&str, usize> =
+        FxHashMap::with_capacity_and_hasher(cis.len(), Default::default());
+    // By row: the index of the first row with its sys_id.
+    let first: Vec<usize> = cis
+        .iter()
+        .enumerate()
+        .map(|(i, ci)| *seen.entry(&ci.sys_id).or_insert(i))
+        .collect();
+    if seen.len() == cis.len() {
+        return Cow::Borrowed(cis);
+    }
+    // By first row: how many rows carry its sys_id, and whether any differs from it.
+    let mut times = vec![1usize; cis.len()];
+    let mut differ = vec![false; cis.len()];
+    for (i, &f) in first.iter().enumerate().filter(|(i, f)| i != *f) {
+        times[f] += 1;
+        differ[f] |= cis[i] != cis[f];
+    }
+    for (row, ci) in cis.iter().enumerate().filter(|(row, _)| times[*row] > 1) {
+        issues.push(Issue {
+            kind: IssueKind::RepeatedRow,
+            source_ids: Vec::new(),
+            sys_ids: vec![ci.sys_id.clone()],
+            name: ci.name().to_owned(),
+            field: None,
+            message: format!(
+                "the CMDB input holds this CI's row {} times{}; it is planned once, from the first",
+                times[row],
+                if differ[row] {
+                    " (and the rows differ)"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    Cow::Owned(
+        cis.iter()
+            .zip(&first)
+            .enumerate()
+            .filter(|(i, (_, f))| *i == **f)
+            .map(|(_, (ci, _))| ci.clone())
+            .collect(),
+    )
 }
 
 /// What the filters left: the present records with what their CIs should hold.

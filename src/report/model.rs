@@ -676,6 +676,7 @@ fn issue_label(kind: IssueKind) -> &'static str {
         IssueKind::DuplicateSource => "Duplicate VMs",
         IssueKind::Foreign => "CIs outside the job's scope",
         IssueKind::Frozen => "Frozen CIs",
+        IssueKind::RepeatedRow => "Repeated CMDB rows",
     }
 }
 
@@ -699,5 +700,8 @@ fn issue_description(kind: IssueKind) -> &'static str {
             "The VM matched a CI outside the job's scope; that CI is not written."
         }
         IssueKind::Frozen => "The CI carries the freeze marker; it is never written.",
+        IssueKind::RepeatedRow => {
+            "The CMDB input repeats a CI's row; the CI is planned once, from its first row."
+        }
     }
 }
