@@ -43,13 +43,18 @@ pub(super) fn all_set(ci: &Ci, fields: &[(String, String)]) -> bool {
             .all(|(f, v)| ci.get(f).trim().eq_ignore_ascii_case(v))
 }
 
+/// Whether the CI counts as retired: it meets `retired_when` (however it got there: retired
+/// by hand too), or holds every value this job's retirement sets.
+pub(super) fn retired(mapping: &Mapping, ci: &Ci) -> bool {
+    mapping.retired_when.matches(ci)
+        || matches!(&mapping.retire, RetirePolicy::Set(set) if all_set(ci, set))
+}
+
 /// The next lifecycle step for an in-scope CI whose VM is missing, if any.
 pub(super) fn lifecycle_step(mapping: &Mapping, ci: &Ci, now: DateTime<Utc>) -> Option<Retirement> {
     let lifecycle = &mapping.lifecycle;
-    if let RetirePolicy::Set(set) = &mapping.retire {
-        if all_set(ci, set) {
-            return None; // already retired
-        }
+    if retired(mapping, ci) {
+        return None; // already retired: left alone, never back to Absent
     }
     let is_absent = all_set(ci, &lifecycle.absent);
     let last_seen = lifecycle

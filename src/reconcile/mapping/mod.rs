@@ -54,6 +54,10 @@ pub struct Mapping {
     pub identify: Vec<IdentityRule>,
     pub fields: Vec<FieldRule>,
     pub retire: RetirePolicy,
+    /// CIs that count as retired, however they got there (by this job or by hand): left
+    /// alone when their VM is missing, restored when it is back. `[retire] retired_when`,
+    /// default `install_status=7`; a CI holding every `[retire] set` value counts too.
+    pub retired_when: Conditions,
     pub lifecycle: Lifecycle,
     pub guards: Guards,
     /// Report-only facts taken from each record (provider, cluster, owner...).
@@ -336,6 +340,7 @@ impl Mapping {
         if let RetirePolicy::Set(set) = &self.retire {
             fields.extend(set.iter().map(|(f, _)| f.clone()));
         }
+        fields.extend(self.retired_when.fields().map(str::to_owned));
         let lc = &self.lifecycle;
         fields.extend(lc.absent.iter().chain(&lc.restore).map(|(f, _)| f.clone()));
         fields.extend(lc.last_discovered.iter().cloned());

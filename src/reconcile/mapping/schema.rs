@@ -90,6 +90,7 @@ pub(super) struct RawRetire {
     pub(super) action: Spanned<String>,
     #[serde(default)]
     pub(super) set: BTreeMap<String, toml::Value>,
+    pub(super) retired_when: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
