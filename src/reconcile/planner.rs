@@ -56,9 +56,9 @@ pub fn plan(input: Input) -> Plan {
     let usable = usable_records(records, &mut issues);
     let records_read = usable.len();
     let triage = triage(mapping, usable, references, &mut issues);
-    let mut ident = identify(mapping, &triage.desired, cis);
-    issues.append(&mut ident.issues);
     let scope = Scope::of(mapping, cis);
+    let mut ident = identify(mapping, &triage.desired, cis, &scope);
+    issues.append(&mut ident.issues);
     let matched = creates_and_updates(
         mapping,
         &triage.desired,
@@ -244,8 +244,10 @@ fn triage<'a>(
     out
 }
 
-/// Step 3, identification: each present record's keys, one per `[[identify]]` rule.
-fn identify(mapping: &Mapping, desired: &[Desired], cis: &[Ci]) -> Identification {
+/// Step 3, identification: each present record's keys, one per `[[identify]]` rule, and
+/// its strong identity values, which a CI must not contradict.
+fn identify(mapping: &Mapping, desired: &[Desired], cis: &[Ci], scope: &Scope) -> Identification {
+    let strong = identity::strong_fields(&mapping.identify);
     let candidates: Vec<Candidate> = desired
         .par_iter()
         .map(|d| Candidate {
@@ -256,9 +258,17 @@ fn identify(mapping: &Mapping, desired: &[Desired], cis: &[Ci]) -> Identificatio
                 .iter()
                 .map(|rule| identity::key(rule, |f| d.value(mapping, f)))
                 .collect(),
+            strong: strong
+                .iter()
+                .map(|f| d.value(mapping, f).map(str::trim).filter(|v| !v.is_empty()))
+                .collect(),
         })
         .collect();
-    identity::identify(&mapping.identify, &candidates, cis)
+    let options = identity::Options {
+        in_scope: &scope.in_scope,
+        on_contradiction: mapping.target.on_contradiction,
+    };
+    identity::identify(&mapping.identify, &candidates, cis, &options)
 }
 
 /// Which CIs the job owns (the mapping's scope) and which it must not write (frozen).
@@ -327,7 +337,12 @@ fn creates_and_updates(
             }
             let Some((ci_index, rule)) = ident.matched[vm] else {
                 return match create(mapping, d, now_text) {
-                    Ok(c) => Outcome::Create(c),
+                    Ok(mut c) => {
+                        if ident.new[vm] {
+                            c.identity = strong_identity(mapping, d);
+                        }
+                        Outcome::Create(c)
+                    }
                     Err(issue) => Outcome::Issue(*issue),
                 };
             };
@@ -362,6 +377,24 @@ fn creates_and_updates(
         }
     }
     out
+}
+
+/// The identity of a VM planned as new after a contradiction: every strong identity field it
+/// holds. A rule's fields alone could be the very key of the contradicting CI (a reused
+/// moref), and `apply`, which looks a create up by its identity before sending it, would take
+/// that CI for this VM's.
+fn strong_identity(mapping: &Mapping, d: &Desired) -> Vec<FieldValue> {
+    identity::strong_fields(&mapping.identify)
+        .into_iter()
+        .filter_map(|field| {
+            let value = d.value(mapping, field)?.trim();
+            (!value.is_empty()).then(|| FieldValue {
+                field: field.to_owned(),
+                value: value.to_owned(),
+                from: "identity".into(),
+            })
+        })
+        .collect()
 }
 
 /// Step 5, CIs in scope whose record is gone take their next lifecycle step. A CI matched

@@ -121,6 +121,7 @@ fn compile_target(raw: &RawTarget, loc: &Locator) -> Result<TargetSpec, MappingE
         on_create,
         adopt: raw.adopt,
         freeze,
+        on_contradiction: raw.on_contradiction.unwrap_or_default(),
     })
 }
 

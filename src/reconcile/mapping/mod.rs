@@ -83,6 +83,22 @@ pub struct TargetSpec {
     pub adopt: bool,
     /// CIs matching this are never written.
     pub freeze: Option<Conditions>,
+    /// What becomes of a VM whose match contradicts another identity field.
+    pub on_contradiction: OnContradiction,
+}
+
+/// What becomes of a VM whose identity rule found a CI that holds another strong identity
+/// field with a different value (a moref reused after a vCenter rebuild, another BIOS UUID).
+/// Either way the CI is not re-keyed and not retired in that run, and the pair is reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnContradiction {
+    /// The VM and the CI are held: neither written nor retired (default).
+    #[default]
+    Quarantine,
+    /// The VM is planned as a new CI (identified by every strong identity field it holds);
+    /// the contradicting CI is left alone.
+    New,
 }
 
 /// One identification rule: CI fields whose desired values must all be present and equal.

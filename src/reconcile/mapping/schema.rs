@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Case, Compare, Convert, Lookup, OnEmpty, Pick};
+use super::{Case, Compare, Convert, Lookup, OnContradiction, OnEmpty, Pick};
 use crate::reconcile::plan::FieldMode;
 
 #[derive(Deserialize)]
@@ -52,6 +52,7 @@ pub(super) struct RawTarget {
     #[serde(default)]
     pub(super) adopt: bool,
     pub(super) freeze: Option<Spanned<String>>,
+    pub(super) on_contradiction: Option<OnContradiction>,
 }
 
 #[derive(Deserialize)]

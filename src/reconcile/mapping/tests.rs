@@ -445,6 +445,27 @@ fn retired_when_defaults_to_install_status_7_and_takes_a_condition() {
 }
 
 #[test]
+fn on_contradiction_defaults_to_quarantine() {
+    let with = |value: &str| {
+        let head = HEAD.replace(
+            "[[identify]]",
+            &format!("on_contradiction = \"{value}\"\n[[identify]]"),
+        );
+        Mapping::parse(&format!("{head}[fields]\nname = \"name\"\n"), "m.toml")
+    };
+    assert_eq!(
+        mapping("").target.on_contradiction,
+        OnContradiction::Quarantine
+    );
+    assert_eq!(
+        with("new").unwrap().target.on_contradiction,
+        OnContradiction::New
+    );
+    let bad = with("rekey").unwrap_err();
+    assert!(bad.message.contains("rekey"), "{bad}");
+}
+
+#[test]
 fn errors_name_file_line_and_column() {
     let e = error("bad = { from = \"x\", convert = \"bytes_to_gib\" }");
     assert_eq!((e.origin.as_str(), e.line), ("m.toml", 10));
