@@ -4,8 +4,9 @@
 mod report_fixture;
 
 use cmdb_reconcile::apply::{OperationOutcome, OutcomeStatus};
+use cmdb_reconcile::reconcile::plan::IssueKind;
 use cmdb_reconcile::report::model::{Action, ReportModel};
-use cmdb_reconcile::report::{csv, html, markdown};
+use cmdb_reconcile::report::{csv, html, json, markdown};
 use report_fixture::{hostile_plan, small_plan, HOSTILE};
 
 fn starts_like_formula(cell: &str) -> bool {
@@ -19,12 +20,21 @@ fn report_csv_neutralises_every_cell_and_still_parses() {
     let mut reader = ::csv::Reader::from_reader(text.as_bytes());
     assert_eq!(reader.headers().unwrap(), csv::HEADER.as_slice());
     let records: Vec<::csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-    assert_eq!(records.len(), model.changes.len());
-    for (record, row) in records.iter().zip(&model.changes) {
+    let issues: usize = model
+        .quarantined
+        .iter()
+        .chain(&model.issues)
+        .map(|g| g.issues.len())
+        .sum();
+    // A row per change, then a row per issue.
+    assert_eq!(records.len(), model.changes.len() + issues);
+    for record in &records {
         assert_eq!(record.len(), csv::HEADER.len());
         for cell in record {
             assert!(!starts_like_formula(cell), "live formula in cell {cell:?}");
         }
+    }
+    for (record, row) in records.iter().zip(&model.changes) {
         let expected = [
             row.action.as_str(),
             &row.source_id,
@@ -52,6 +62,40 @@ fn report_csv_neutralises_every_cell_and_still_parses() {
         assert!(
             records.iter().any(|r| r.iter().any(|c| c.ends_with(value))),
             "{value:?} missing from the CSV"
+        );
+    }
+}
+
+#[test]
+fn report_every_issue_kind_shows_in_every_format() {
+    let plan = hostile_plan();
+    let model = ReportModel::from_plan(&plan);
+    let plan_json = json::render_plan(&plan).unwrap();
+    let csv_text = csv::render(&model);
+    let mut reader = ::csv::Reader::from_reader(csv_text.as_bytes());
+    let actions: Vec<String> = reader.records().map(|r| r.unwrap()[0].to_owned()).collect();
+    let md = markdown::render(&model);
+    let page = html::render(&model);
+    for kind in IssueKind::ALL {
+        let group = model
+            .quarantined
+            .iter()
+            .chain(&model.issues)
+            .find(|g| g.kind == kind.as_str())
+            .unwrap_or_else(|| panic!("{kind:?} has no group in the model"));
+        assert!(!group.label.is_empty() && !group.description.is_empty());
+        assert!(
+            plan_json.contains(&format!("\"kind\": \"{}\"", kind.as_str())),
+            "{kind:?} missing from plan.json"
+        );
+        assert!(
+            actions.iter().any(|a| a == kind.as_str()),
+            "{kind:?} missing from drift.csv"
+        );
+        assert!(md.contains(&group.label), "{kind:?} missing from drift.md");
+        assert!(
+            page.contains(&html::escape(&group.label)),
+            "{kind:?} missing from drift.html"
         );
     }
 }
@@ -267,8 +311,9 @@ fn report_model_groups_rows_by_action_and_keeps_every_operation() {
         .unwrap();
     assert!(!ignored.written);
     assert_eq!(model.summary.report_only, 1);
-    assert_eq!(model.quarantined.len(), 5);
-    assert_eq!(model.issues.len(), 3);
+    let quarantining = IssueKind::ALL.iter().filter(|k| k.quarantines()).count();
+    assert_eq!(model.quarantined.len(), quarantining);
+    assert_eq!(model.issues.len(), IssueKind::ALL.len() - quarantining);
     assert_eq!(model.context_keys[..3], ["provider", "cluster", "owner"]);
     assert!(model.safety.writes_blocked);
     assert!(model.safety.needs_attention());

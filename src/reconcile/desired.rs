@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::diff;
-use super::mapping::{EvalError, Mapping, OnEmpty, RetirePolicy};
+use super::mapping::{EvalError, Mapping, OnEmpty};
 use super::plan::*;
-use super::policy::{all_set, parse_sn_datetime};
+use super::policy::{all_set, parse_sn_datetime, retired};
 use super::record::{Ci, References, SourceRecord};
 
 /// A VM that passed the filters, with what its CI should hold.
@@ -274,11 +274,7 @@ pub(super) fn diff_ci(
         }
     }
     let lifecycle = &mapping.lifecycle;
-    let retired_fields = match &mapping.retire {
-        RetirePolicy::Set(set) => set.as_slice(),
-        _ => &[],
-    };
-    let inactive = all_set(ci, &lifecycle.absent) || all_set(ci, retired_fields);
+    let inactive = all_set(ci, &lifecycle.absent) || retired(mapping, ci);
     let mut kind = UpdateKind::Drift;
     if inactive {
         for (field, value) in &lifecycle.restore {

@@ -1,20 +1,29 @@
 //! Identification: which CI is each VM? Ordered rules, tried stage by stage over the whole
-//! estate; ambiguity and conflict are data (quarantine), never a guess.
+//! estate; ambiguity, conflict, contradiction and duplicates are data (quarantine), never a
+//! guess.
 //!
 //! Stage by stage means rule 1 is applied to every VM before rule 2 is tried for the VMs left
 //! over, and a CI claimed by a stronger rule is no longer available to a weaker one: a
 //! same-named VM can never steal a CI that another VM owns by its UUID.
 //!
+//! A CI is never re-keyed on a guess. The fields of the strong rules together are a VM's
+//! identity: a CI holding one of them with another value (both sides non-empty) *contradicts*
+//! the VM and is no candidate for it under any rule. When all a strong rule finds contradicts,
+//! the pair is reported (a moref reused after a vCenter rebuild would otherwise move one
+//! machine's history to another); a weak rule's contradicting hits are simply not offered.
+//! In-scope CIs that share a strong key and do not contradict each other are one machine
+//! recorded twice: duplicate CIs, held before any rule is tried.
+//!
 //! Keys are computed once per rule and item (VM or CI) and indexed by hash, so identifying
 //! 100,000 VMs against 100,000 CIs is a few linear passes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use super::diff::nfc;
-use super::mapping::IdentityRule;
+use super::mapping::{IdentityRule, OnContradiction};
 use super::plan::{Issue, IssueKind};
 use super::record::Ci;
 
@@ -27,6 +36,15 @@ pub struct Candidate<'a> {
     pub name: &'a str,
     /// The normalised key of each rule (by index), `None` where a value is missing.
     pub keys: Vec<Option<String>>,
+    /// The VM's value of each [`strong_fields`] field (by index), trimmed; `None` when empty.
+    pub strong: Vec<Option<&'a str>>,
+}
+
+/// What identification is told besides the rules, the VMs and the CIs.
+pub struct Options<'a> {
+    /// By CI index: whether the CI is in the mapping's scope (only those can be duplicates).
+    pub in_scope: &'a [bool],
+    pub on_contradiction: OnContradiction,
 }
 
 /// The outcome of identification.
@@ -36,10 +54,24 @@ pub struct Identification {
     pub matched: Vec<Option<(usize, usize)>>,
     /// By VM index: held back from any write.
     pub quarantined: Vec<bool>,
-    /// CIs that must be left alone (involved in an ambiguity, conflict or duplicate): never
-    /// retired, since one of the quarantined VMs may well be theirs.
+    /// By VM index: a rule's match was contradicted and the mapping says
+    /// `on_contradiction = "new"`: the VM is planned as a new CI.
+    pub new: Vec<bool>,
+    /// CIs that must be left alone (involved in an ambiguity, conflict, contradiction or
+    /// duplicate): never retired, since one of the quarantined VMs may well be theirs.
     pub held: BTreeSet<usize>,
     pub issues: Vec<Issue>,
+}
+
+/// The fields of the strong (not weak) rules, each once, in rule order: a VM's identity.
+pub fn strong_fields(rules: &[IdentityRule]) -> Vec<&str> {
+    let mut fields: Vec<&str> = Vec::new();
+    for field in rules.iter().filter(|r| !r.weak).flat_map(|r| &r.fields) {
+        if !fields.contains(&field.as_str()) {
+            fields.push(field);
+        }
+    }
+    fields
 }
 
 /// A normalised identity key: values trimmed, in Unicode NFC (as `diff::same` compares them)
@@ -64,6 +96,51 @@ pub fn key<'v>(rule: &IdentityRule, get: impl Fn(&str) -> Option<&'v str>) -> Op
         }
     }
     Some(key)
+}
+
+/// Two identity values compared as keys compare them: trimmed, without case.
+fn same_value(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.chars()
+            .flat_map(char::to_lowercase)
+            .eq(b.chars().flat_map(char::to_lowercase))
+    }
+}
+
+/// Whether two values of one identity field disagree: both present, and different.
+fn disagree(a: &str, b: &str) -> bool {
+    !a.trim().is_empty() && !b.trim().is_empty() && !same_value(a, b)
+}
+
+/// Whether the CI holds a strong identity field with another value than the VM's.
+fn contradicts(strong: &[&str], candidate: &Candidate, ci: &Ci) -> bool {
+    strong
+        .iter()
+        .zip(&candidate.strong)
+        .any(|(field, vm)| vm.is_some_and(|vm| disagree(vm, ci.get(field))))
+}
+
+/// The fields on which the VM and the CI disagree, and in words: `correlation_id differs
+/// (VM `uuid-a`, CI `uuid-b`)`.
+fn describe_contradiction<'f>(
+    strong: &[&'f str],
+    candidate: &Candidate,
+    ci: &Ci,
+) -> (Vec<&'f str>, String) {
+    let (mut fields, mut words) = (Vec::new(), Vec::new());
+    for (field, vm) in strong.iter().zip(&candidate.strong) {
+        if let Some(vm) = vm.filter(|vm| disagree(vm, ci.get(field))) {
+            fields.push(*field);
+            words.push(format!(
+                "{field} differs (VM `{vm}`, CI `{}`)",
+                ci.get(field).trim()
+            ));
+        }
+    }
+    (fields, words.join(" and "))
 }
 
 /// `object_id=vm-53, vcenter_uuid=abc` for messages.
@@ -117,14 +194,106 @@ fn ci_index(rule: &IdentityRule, cis: &[Ci]) -> FxHashMap<String, Hits> {
     index
 }
 
+/// A set of in-scope CIs that carry one identity: the CIs (ascending), the keys they share,
+/// and the VMs that would have matched them.
+struct DuplicateCis {
+    cis: Vec<usize>,
+    shared: BTreeSet<String>,
+    rules: BTreeSet<String>,
+    vms: Vec<usize>,
+}
+
+/// The duplicate CIs: in-scope CIs sharing the key of a strong rule, linked when they do not
+/// contradict each other on another strong field (CIs that do are different machines, one
+/// of them holding a stale key), and gathered across rules (union-find). Also returns, by CI
+/// index, the set each CI belongs to (empty when there is none at all).
+fn duplicate_cis(
+    rules: &[IdentityRule],
+    indexes: &[FxHashMap<String, Hits>],
+    cis: &[Ci],
+    strong: &[&str],
+    in_scope: &[bool],
+) -> (Vec<DuplicateCis>, Vec<Option<usize>>) {
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut parent: Vec<usize> = Vec::new();
+    // Each link: two CIs, and the rule and key they share.
+    let mut links: Vec<(usize, usize, usize, &str)> = Vec::new();
+    for r in (0..rules.len()).filter(|&r| !rules[r].weak) {
+        for (k, hits) in &indexes[r] {
+            let Hits::Many(all) = hits else { continue };
+            let members: Vec<usize> = all.iter().copied().filter(|&ci| in_scope[ci]).collect();
+            for (i, &a) in members.iter().enumerate() {
+                for &b in &members[..i] {
+                    let apart = strong
+                        .iter()
+                        .any(|f| disagree(cis[a].get(f), cis[b].get(f)));
+                    if apart {
+                        continue;
+                    }
+                    if parent.is_empty() {
+                        parent = (0..cis.len()).collect();
+                    }
+                    // The smallest index is the root: the sets come out in CI order.
+                    let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+                    parent[ra.max(rb)] = ra.min(rb);
+                    links.push((a, b, r, k));
+                }
+            }
+        }
+    }
+    if links.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let involved: BTreeSet<usize> = links.iter().flat_map(|&(a, b, _, _)| [a, b]).collect();
+    let mut by_root: BTreeMap<usize, DuplicateCis> = BTreeMap::new();
+    for ci in involved {
+        let set = by_root
+            .entry(root(&mut parent, ci))
+            .or_insert_with(|| DuplicateCis {
+                cis: Vec::new(),
+                shared: BTreeSet::new(),
+                rules: BTreeSet::new(),
+                vms: Vec::new(),
+            });
+        set.cis.push(ci);
+    }
+    for (a, _, r, k) in links {
+        if let Some(set) = by_root.get_mut(&root(&mut parent, a)) {
+            set.shared.insert(describe_key(&rules[r], k));
+            set.rules.insert(rules[r].describe());
+        }
+    }
+    let sets: Vec<DuplicateCis> = by_root.into_values().collect();
+    let mut set_of = vec![None; cis.len()];
+    for (i, set) in sets.iter().enumerate() {
+        for &ci in &set.cis {
+            set_of[ci] = Some(i);
+        }
+    }
+    (sets, set_of)
+}
+
 /// Matches VMs to CIs with the rules in order.
-pub fn identify(rules: &[IdentityRule], candidates: &[Candidate], cis: &[Ci]) -> Identification {
+pub fn identify(
+    rules: &[IdentityRule],
+    candidates: &[Candidate],
+    cis: &[Ci],
+    options: &Options,
+) -> Identification {
     let mut out = Identification {
         matched: vec![None; candidates.len()],
         quarantined: vec![false; candidates.len()],
+        new: vec![false; candidates.len()],
         held: BTreeSet::new(),
         issues: Vec::new(),
     };
+    let strong = strong_fields(rules);
     // One index per rule, built side by side.
     let indexes: Vec<FxHashMap<String, Hits>> =
         rules.par_iter().map(|rule| ci_index(rule, cis)).collect();
@@ -168,43 +337,88 @@ pub fn identify(rules: &[IdentityRule], candidates: &[Candidate], cis: &[Ci]) ->
         }
     }
 
+    // One machine recorded twice in the CMDB: its CIs are held whatever the VMs say.
+    let (mut duplicate_sets, duplicate_of) =
+        duplicate_cis(rules, &indexes, cis, &strong, options.in_scope);
+    for set in &duplicate_sets {
+        out.held.extend(&set.cis);
+    }
+
     let mut available: Vec<bool> = vec![true; cis.len()];
     for (r, rule) in rules.iter().enumerate() {
         // By CI index: the VMs proposing it under this rule.
         let mut proposals: Vec<Option<Hits>> = (0..cis.len()).map(|_| None).collect();
         for (vm, candidate) in candidates.iter().enumerate() {
-            if out.matched[vm].is_some() || out.quarantined[vm] {
+            if out.matched[vm].is_some() || out.quarantined[vm] || out.new[vm] {
                 continue;
             }
             let Some(k) = candidate.keys[r].as_deref() else {
                 continue;
             };
             let all = indexes[r].get(k).map(Hits::as_slice).unwrap_or_default();
-            let mut found = all.iter().copied().filter(|&ci| available[ci]);
-            match (found.next(), found.next()) {
-                (None, _) => {}
-                (Some(ci), None) => match &mut proposals[ci] {
+            // The available CIs carrying the key, less those that contradict the VM; a
+            // duplicate CI among them stops the VM (it would have to pick one of the set).
+            let mut first = None;
+            let mut several = false;
+            let mut contradicting: Vec<usize> = Vec::new();
+            let mut duplicates: Vec<usize> = Vec::new();
+            for &ci in all.iter().filter(|&&ci| available[ci]) {
+                if contradicts(&strong, candidate, &cis[ci]) {
+                    contradicting.push(ci);
+                } else if let Some(Some(set)) = duplicate_of.get(ci) {
+                    if !duplicates.contains(set) {
+                        duplicates.push(*set);
+                    }
+                } else if first.is_none() {
+                    first = Some(ci);
+                } else {
+                    several = true;
+                }
+            }
+            if !duplicates.is_empty() {
+                out.quarantined[vm] = true;
+                for set in duplicates {
+                    duplicate_sets[set].vms.push(vm);
+                }
+            } else if several {
+                let many: Vec<usize> = all
+                    .iter()
+                    .copied()
+                    .filter(|&ci| available[ci] && !contradicts(&strong, candidate, &cis[ci]))
+                    .collect();
+                out.quarantined[vm] = true;
+                out.held.extend(&many);
+                out.issues.push(Issue {
+                    kind: IssueKind::Ambiguous,
+                    source_ids: vec![candidate.source_id.to_owned()],
+                    sys_ids: many.iter().map(|&ci| cis[ci].sys_id.clone()).collect(),
+                    name: candidate.name.to_owned(),
+                    field: Some(rule.describe()),
+                    message: format!(
+                        "rule `{}` matches {} CIs ({}); the VM is not written until the CMDB holds one",
+                        rule.describe(),
+                        many.len(),
+                        describe_key(rule, k)
+                    ),
+                });
+            } else if let Some(ci) = first {
+                match &mut proposals[ci] {
                     Some(hits) => hits.push(vm),
                     slot => *slot = Some(Hits::One(vm)),
-                },
-                _ => {
-                    let many: Vec<usize> =
-                        all.iter().copied().filter(|&ci| available[ci]).collect();
-                    out.quarantined[vm] = true;
-                    out.held.extend(&many);
-                    out.issues.push(Issue {
-                        kind: IssueKind::Ambiguous,
-                        source_ids: vec![candidate.source_id.to_owned()],
-                        sys_ids: many.iter().map(|&ci| cis[ci].sys_id.clone()).collect(),
-                        name: candidate.name.to_owned(),
-                        field: Some(rule.describe()),
-                        message: format!(
-                            "rule `{}` matches {} CIs ({}); the VM is not written until the CMDB holds one",
-                            rule.describe(),
-                            many.len(),
-                            describe_key(rule, k)
-                        ),
-                    });
+                }
+            } else if !contradicting.is_empty() && !rule.weak {
+                out.issues.push(contradiction(
+                    rule,
+                    &strong,
+                    candidate,
+                    &contradicting,
+                    cis,
+                    options.on_contradiction,
+                ));
+                out.held.extend(&contradicting);
+                match options.on_contradiction {
+                    OnContradiction::Quarantine => out.quarantined[vm] = true,
+                    OnContradiction::New => out.new[vm] = true,
                 }
             }
         }
@@ -237,5 +451,78 @@ pub fn identify(rules: &[IdentityRule], candidates: &[Candidate], cis: &[Ci]) ->
             });
         }
     }
+    for set in duplicate_sets {
+        out.issues.push(duplicate_issue(set, candidates, cis));
+    }
     out
+}
+
+/// The issue for a VM whose strong rule found only CIs that contradict it.
+fn contradiction(
+    rule: &IdentityRule,
+    strong: &[&str],
+    candidate: &Candidate,
+    contradicting: &[usize],
+    cis: &[Ci],
+    on_contradiction: OnContradiction,
+) -> Issue {
+    let mut fields = Vec::new();
+    let mut details = Vec::new();
+    for &ci in contradicting {
+        let (differ, words) = describe_contradiction(strong, candidate, &cis[ci]);
+        for field in differ {
+            if !fields.contains(&field) {
+                fields.push(field);
+            }
+        }
+        details.push(format!("CI `{}`, but {words}", cis[ci].name()));
+    }
+    let outcome = match on_contradiction {
+        OnContradiction::Quarantine => {
+            "neither the VM nor the CI is written or retired (on_contradiction = \"quarantine\")"
+        }
+        OnContradiction::New => {
+            "the VM is planned as a new CI and the CI is left alone (on_contradiction = \"new\")"
+        }
+    };
+    Issue {
+        kind: IssueKind::IdentityContradiction,
+        source_ids: vec![candidate.source_id.to_owned()],
+        sys_ids: contradicting
+            .iter()
+            .map(|&ci| cis[ci].sys_id.clone())
+            .collect(),
+        name: candidate.name.to_owned(),
+        field: Some(fields.join(", ")),
+        message: format!(
+            "rule `{}` finds {}: the CI is not re-keyed; {outcome}",
+            rule.describe(),
+            details.join("; and ")
+        ),
+    }
+}
+
+/// The issue for one set of duplicate CIs and the VMs that would have matched them.
+fn duplicate_issue(set: DuplicateCis, candidates: &[Candidate], cis: &[Ci]) -> Issue {
+    let vms = match set.vms.len() {
+        0 => String::new(),
+        1 => "; the VM carrying it is not written either".to_owned(),
+        n => format!("; the {n} VMs carrying it are not written either"),
+    };
+    Issue {
+        kind: IssueKind::DuplicateCi,
+        source_ids: set
+            .vms
+            .iter()
+            .map(|&vm| candidates[vm].source_id.to_owned())
+            .collect(),
+        sys_ids: set.cis.iter().map(|&ci| cis[ci].sys_id.clone()).collect(),
+        name: cis[set.cis[0]].name().to_owned(),
+        field: Some(set.rules.into_iter().collect::<Vec<_>>().join(", ")),
+        message: format!(
+            "{} CIs in scope carry one identity ({}): one machine recorded twice; none is written or retired until one is left{vms}",
+            set.cis.len(),
+            set.shared.into_iter().collect::<Vec<_>>().join("; ")
+        ),
+    }
 }

@@ -78,7 +78,8 @@ pub struct Summary {
     pub deletes: usize,
     pub marked_absent: usize,
     pub unchanged: usize,
-    /// Records held back from any write (ambiguous, conflicting, duplicated, foreign, frozen).
+    /// Issues holding records or CIs back from any write (ambiguous, conflicting,
+    /// contradicted, duplicated, foreign, frozen).
     pub quarantined: usize,
     pub issues: usize,
     /// Field name -> number of planned writes of it (updates only).
@@ -254,17 +255,42 @@ pub enum IssueKind {
     Ambiguous,
     /// Several VMs matched one CI: all are quarantined and the CI is left alone.
     Conflict,
+    /// A rule matched a CI that holds another strong identity field with a different value:
+    /// the CI is not re-keyed nor retired; the VM is held or, with `on_contradiction = "new"`,
+    /// planned as a new CI.
+    IdentityContradiction,
     /// Several VMs share an identity that must be unique (e.g. clones sharing a UUID).
     DuplicateSource,
+    /// Several in-scope CIs carry one strong identity (one machine recorded twice): all are
+    /// held, and a VM carrying it is quarantined.
+    DuplicateCi,
     /// The VM matched a CI outside the job's scope; not written (unless `adopt = true`).
     Foreign,
     /// The CI carries the freeze marker; never written.
     Frozen,
     /// A value longer than its column (`max_length`): cut, then written and compared cut.
     Truncated,
+    /// The CMDB input holds one CI's row more than once (an export can repeat a row): it is
+    /// planned once, from its first row.
+    RepeatedRow,
 }
 
 impl IssueKind {
+    /// Every kind, in declaration order (reports and their tests walk them all).
+    pub const ALL: [IssueKind; 11] = [
+        Self::BadRecord,
+        Self::BadValue,
+        Self::UnresolvedReference,
+        Self::Ambiguous,
+        Self::Conflict,
+        Self::IdentityContradiction,
+        Self::DuplicateSource,
+        Self::DuplicateCi,
+        Self::Foreign,
+        Self::Frozen,
+        Self::RepeatedRow,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BadRecord => "bad_record",
@@ -272,18 +298,27 @@ impl IssueKind {
             Self::UnresolvedReference => "unresolved_reference",
             Self::Ambiguous => "ambiguous",
             Self::Conflict => "conflict",
+            Self::IdentityContradiction => "identity_contradiction",
             Self::DuplicateSource => "duplicate_source",
+            Self::DuplicateCi => "duplicate_ci",
             Self::Foreign => "foreign",
             Self::Frozen => "frozen",
             Self::Truncated => "truncated",
+            Self::RepeatedRow => "repeated_row",
         }
     }
 
-    /// Whether the records involved are held back from every write.
+    /// Whether the records or CIs involved are held back from every write.
     pub fn quarantines(self) -> bool {
         matches!(
             self,
-            Self::Ambiguous | Self::Conflict | Self::DuplicateSource | Self::Foreign | Self::Frozen
+            Self::Ambiguous
+                | Self::Conflict
+                | Self::IdentityContradiction
+                | Self::DuplicateSource
+                | Self::DuplicateCi
+                | Self::Foreign
+                | Self::Frozen
         )
     }
 }
@@ -371,10 +406,82 @@ impl Plan {
         }
     }
 
+    /// How many CIs the CMDB holds more than once (the sys_ids of the `duplicate_ci` issues):
+    /// none of them is written or retired until someone merges them, so a run that finds
+    /// any should end as a warning.
+    pub fn duplicate_cis(&self) -> usize {
+        self.issues
+            .iter()
+            .filter(|i| i.kind == IssueKind::DuplicateCi)
+            .map(|i| i.sys_ids.len())
+            .sum()
+    }
+
     /// Whether applying this plan would write anything.
     pub fn has_changes(&self) -> bool {
         !self.creates.is_empty()
             || self.updates.iter().any(Update::has_writes)
             || !self.retirements.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issue(kind: IssueKind, sys_ids: &[&str]) -> Issue {
+        Issue {
+            kind,
+            source_ids: Vec::new(),
+            sys_ids: sys_ids.iter().map(|s| (*s).to_owned()).collect(),
+            name: String::new(),
+            field: None,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn duplicate_cis_counts_the_cis_of_duplicate_ci_issues_only() {
+        let plan = |issues| {
+            Plan::new(
+                DateTime::UNIX_EPOCH,
+                MappingInfo {
+                    name: String::new(),
+                    origin: String::new(),
+                    digest: String::new(),
+                    table: String::new(),
+                    scope: String::new(),
+                    collection: String::new(),
+                },
+                SourceSummary {
+                    origin: String::new(),
+                    complete: true,
+                    incomplete_reason: None,
+                    records: 0,
+                    filtered_out: 0,
+                    inactive: 0,
+                },
+                TargetSummary {
+                    origin: String::new(),
+                    table: String::new(),
+                    cis: 0,
+                    in_scope: 0,
+                },
+                Safety::default(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                issues,
+                0,
+            )
+        };
+        assert_eq!(plan(Vec::new()).duplicate_cis(), 0);
+        let found = plan(vec![
+            issue(IssueKind::DuplicateCi, &["a", "b"]),
+            issue(IssueKind::DuplicateCi, &["c", "d", "e"]),
+            issue(IssueKind::Ambiguous, &["f", "g"]),
+        ]);
+        assert_eq!(found.duplicate_cis(), 5);
+        assert_eq!(found.summary.quarantined, 3);
     }
 }

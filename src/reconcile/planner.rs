@@ -4,7 +4,10 @@
 //! creates, walk the lifecycle of CIs whose VMs are gone and apply the safety rules
 //! ([`policy`](super::policy)). Pure: `now` is a parameter.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -48,12 +51,14 @@ pub fn plan(input: Input) -> Plan {
     let mut issues = Vec::new();
     let now_text = now.format(SN_DATETIME).to_string();
 
+    let cis = unique_rows(cis, &mut issues);
+    let cis: &[Ci] = &cis;
     let usable = usable_records(records, &mut issues);
     let records_read = usable.len();
     let triage = triage(mapping, usable, references, &mut issues);
-    let mut ident = identify(mapping, &triage.desired, cis);
-    issues.append(&mut ident.issues);
     let scope = Scope::of(mapping, cis);
+    let mut ident = identify(mapping, &triage.desired, cis, &scope);
+    issues.append(&mut ident.issues);
     issues.extend(unreadable_dates(mapping, cis, &scope.in_scope));
     let matched = creates_and_updates(
         mapping,
@@ -136,6 +141,57 @@ fn usable_records<'a>(records: &'a [Value], issues: &mut Vec<Issue>) -> Vec<Sour
     usable
 }
 
+/// Step 0, CMDB rows: one CI per sys_id. An export can repeat a row; planned twice, the CI
+/// would be ambiguous with itself, or marked Absent twice and counted twice by the guards.
+/// The first row is kept (borrowed as it is when nothing repeats, which is every live read)
+/// and each repeated sys_id is reported once.
+fn unique_rows<'c>(cis: &'c [Ci], issues: &mut Vec<Issue>) -> Cow<'c, [Ci]> {
+    let mut seen: FxHashMap<&str, usize> =
+        FxHashMap::with_capacity_and_hasher(cis.len(), Default::default());
+    // By row: the index of the first row with its sys_id.
+    let first: Vec<usize> = cis
+        .iter()
+        .enumerate()
+        .map(|(i, ci)| *seen.entry(&ci.sys_id).or_insert(i))
+        .collect();
+    if seen.len() == cis.len() {
+        return Cow::Borrowed(cis);
+    }
+    // By first row: how many rows carry its sys_id, and whether any differs from it.
+    let mut times = vec![1usize; cis.len()];
+    let mut differ = vec![false; cis.len()];
+    for (i, &f) in first.iter().enumerate().filter(|(i, f)| i != *f) {
+        times[f] += 1;
+        differ[f] |= cis[i] != cis[f];
+    }
+    for (row, ci) in cis.iter().enumerate().filter(|(row, _)| times[*row] > 1) {
+        issues.push(Issue {
+            kind: IssueKind::RepeatedRow,
+            source_ids: Vec::new(),
+            sys_ids: vec![ci.sys_id.clone()],
+            name: ci.name().to_owned(),
+            field: None,
+            message: format!(
+                "the CMDB input holds this CI's row {} times{}; it is planned once, from the first",
+                times[row],
+                if differ[row] {
+                    " (and the rows differ)"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    Cow::Owned(
+        cis.iter()
+            .zip(&first)
+            .enumerate()
+            .filter(|(i, (_, f))| *i == **f)
+            .map(|(_, (ci, _))| ci.clone())
+            .collect(),
+    )
+}
+
 /// What the filters left: the present records with what their CIs should hold.
 struct Triage<'a> {
     desired: Vec<Desired<'a>>,
@@ -192,8 +248,10 @@ fn triage<'a>(
     out
 }
 
-/// Step 3, identification: each present record's keys, one per `[[identify]]` rule.
-fn identify(mapping: &Mapping, desired: &[Desired], cis: &[Ci]) -> Identification {
+/// Step 3, identification: each present record's keys, one per `[[identify]]` rule, and
+/// its strong identity values, which a CI must not contradict.
+fn identify(mapping: &Mapping, desired: &[Desired], cis: &[Ci], scope: &Scope) -> Identification {
+    let strong = identity::strong_fields(&mapping.identify);
     let candidates: Vec<Candidate> = desired
         .par_iter()
         .map(|d| Candidate {
@@ -204,9 +262,17 @@ fn identify(mapping: &Mapping, desired: &[Desired], cis: &[Ci]) -> Identificatio
                 .iter()
                 .map(|rule| identity::key(rule, |f| d.value(mapping, f)))
                 .collect(),
+            strong: strong
+                .iter()
+                .map(|f| d.value(mapping, f).map(str::trim).filter(|v| !v.is_empty()))
+                .collect(),
         })
         .collect();
-    identity::identify(&mapping.identify, &candidates, cis)
+    let options = identity::Options {
+        in_scope: &scope.in_scope,
+        on_contradiction: mapping.target.on_contradiction,
+    };
+    identity::identify(&mapping.identify, &candidates, cis, &options)
 }
 
 /// Which CIs the job owns (the mapping's scope) and which it must not write (frozen).
@@ -275,7 +341,12 @@ fn creates_and_updates(
             }
             let Some((ci_index, rule)) = ident.matched[vm] else {
                 return match create(mapping, d, now_text) {
-                    Ok(c) => Outcome::Create(c),
+                    Ok(mut c) => {
+                        if ident.new[vm] {
+                            c.identity = strong_identity(mapping, d);
+                        }
+                        Outcome::Create(c)
+                    }
                     Err(issue) => Outcome::Issue(*issue),
                 };
             };
@@ -310,6 +381,24 @@ fn creates_and_updates(
         }
     }
     out
+}
+
+/// The identity of a VM planned as new after a contradiction: every strong identity field it
+/// holds. A rule's fields alone could be the very key of the contradicting CI (a reused
+/// moref), and `apply`, which looks a create up by its identity before sending it, would take
+/// that CI for this VM's.
+fn strong_identity(mapping: &Mapping, d: &Desired) -> Vec<FieldValue> {
+    identity::strong_fields(&mapping.identify)
+        .into_iter()
+        .filter_map(|field| {
+            let value = d.value(mapping, field)?.trim();
+            (!value.is_empty()).then(|| FieldValue {
+                field: field.to_owned(),
+                value: value.to_owned(),
+                from: "identity".into(),
+            })
+        })
+        .collect()
 }
 
 /// Step 5, CIs in scope whose record is gone take their next lifecycle step. A CI matched

@@ -43,13 +43,18 @@ pub(super) fn all_set(ci: &Ci, fields: &[(String, String)]) -> bool {
             .all(|(f, v)| ci.get(f).trim().eq_ignore_ascii_case(v))
 }
 
+/// Whether the CI counts as retired: it meets `retired_when` (however it got there: retired
+/// by hand too), or holds every value this job's retirement sets.
+pub(super) fn retired(mapping: &Mapping, ci: &Ci) -> bool {
+    mapping.retired_when.matches(ci)
+        || matches!(&mapping.retire, RetirePolicy::Set(set) if all_set(ci, set))
+}
+
 /// The next lifecycle step for an in-scope CI whose VM is missing, if any.
 pub(super) fn lifecycle_step(mapping: &Mapping, ci: &Ci, now: DateTime<Utc>) -> Option<Retirement> {
     let lifecycle = &mapping.lifecycle;
-    if let RetirePolicy::Set(set) = &mapping.retire {
-        if all_set(ci, set) {
-            return None; // already retired
-        }
+    if retired(mapping, ci) {
+        return None; // already retired: left alone, never back to Absent
     }
     let is_absent = all_set(ci, &lifecycle.absent);
     let last_seen = lifecycle
@@ -99,7 +104,11 @@ pub(super) fn lifecycle_step(mapping: &Mapping, ci: &Ci, now: DateTime<Utc>) -> 
             .collect()
     };
     let after = format_secs(lifecycle.retire_after_secs);
-    if due {
+    // No retirement without warning: only a CI an earlier run marked Absent is retired, so
+    // a job that did not run for longer than `retire_after` marks Absent first. Without
+    // `absent` values there is no such step and a due CI is retired straight away.
+    let warned = is_absent || lifecycle.absent.is_empty();
+    if due && warned {
         match &mapping.retire {
             RetirePolicy::Set(set) => {
                 return Some(base(
@@ -118,12 +127,17 @@ pub(super) fn lifecycle_step(mapping: &Mapping, ci: &Ci, now: DateTime<Utc>) -> 
             RetirePolicy::None => {}
         }
     }
-    if is_absent || lifecycle.absent.is_empty() {
+    if warned {
         return None; // waiting out the grace period
     }
-    let when = retire_on
-        .map(|t| format!("; due for retirement on {}", fmt(t)))
-        .unwrap_or_default();
+    let when = match retire_on {
+        Some(t) if due => format!(
+            "; retire_after {after} passed on {}, so it is retired on a later run",
+            fmt(t)
+        ),
+        Some(t) => format!("; due for retirement on {}", fmt(t)),
+        None => String::new(),
+    };
     Some(base(
         RetireAction::MarkAbsent,
         format!("VM not in the complete source read{since}; marked Absent{when}"),

@@ -1,4 +1,7 @@
-//! `drift.csv`: one row per field change, for owners who review drift in a spreadsheet.
+//! `drift.csv`: one row per field change, for owners who review drift in a spreadsheet, then
+//! one row per issue (quarantined records first), whose `action` is the issue kind
+//! (`ambiguous`, `duplicate_ci`...), with the VMs and CIs involved (space-separated) and the
+//! message in `from`: a reviewer filtering the sheet sees what was held back, and why.
 //!
 //! Every cell holds inventory data, which is untrusted: a VM named `=HYPERLINK(...)` would be a
 //! live formula in Excel or LibreOffice. Per the OWASP CSV injection guidance, every cell that
@@ -51,6 +54,23 @@ pub fn write<W: io::Write>(model: &ReportModel, out: W) -> Result<(), ::csv::Err
             &row.from,
         ];
         writer.write_record(cells.iter().map(|cell| neutralise(cell).into_owned()))?;
+    }
+    for group in model.quarantined.iter().chain(&model.issues) {
+        for issue in &group.issues {
+            let cells = [
+                group.kind.as_str(),
+                &issue.source_ids.join(" "),
+                "",
+                &issue.sys_ids.join(" "),
+                &issue.name,
+                &issue.field,
+                "",
+                "",
+                "",
+                &issue.message,
+            ];
+            writer.write_record(cells.iter().map(|cell| neutralise(cell).into_owned()))?;
+        }
     }
     writer.flush()?;
     Ok(())

@@ -32,7 +32,7 @@ use model::{OperationOutcome, ReportModel};
 pub enum Format {
     /// `plan.json` (the plan `apply` reads back), and `outcome.json` after `apply`.
     Json,
-    /// `drift.csv`: one row per field change, for spreadsheets.
+    /// `drift.csv`: one row per field change and one per issue, for spreadsheets.
     Csv,
     /// `drift.md`: for tickets, merge requests and chat.
     Markdown,

@@ -673,10 +673,13 @@ fn issue_label(kind: IssueKind) -> &'static str {
         IssueKind::UnresolvedReference => "Unresolved references",
         IssueKind::Ambiguous => "Ambiguous matches",
         IssueKind::Conflict => "Conflicts",
+        IssueKind::IdentityContradiction => "Identity contradictions",
         IssueKind::DuplicateSource => "Duplicate VMs",
+        IssueKind::DuplicateCi => "Duplicate CIs",
         IssueKind::Foreign => "CIs outside the job's scope",
         IssueKind::Frozen => "Frozen CIs",
         IssueKind::Truncated => "Truncated values",
+        IssueKind::RepeatedRow => "Repeated CMDB rows",
     }
 }
 
@@ -693,8 +696,14 @@ fn issue_description(kind: IssueKind) -> &'static str {
             "An identity rule matched several CIs; the VM is held back until the CMDB has one."
         }
         IssueKind::Conflict => "Several VMs matched one CI; all of them and the CI are held back.",
+        IssueKind::IdentityContradiction => {
+            "A rule matched a CI whose other identity fields disagree with the VM (e.g. a moref reused after a vCenter rebuild); the CI is not re-keyed or retired, and the VM is held back or, with on_contradiction = \"new\", gets a new CI."
+        }
         IssueKind::DuplicateSource => {
             "Several VMs share an identity that must be unique (e.g. clones); all are held back."
+        }
+        IssueKind::DuplicateCi => {
+            "Several CIs in scope carry one identity (one machine recorded twice); none is written or retired, nor their VM, until one is left."
         }
         IssueKind::Foreign => {
             "The VM matched a CI outside the job's scope; that CI is not written."
@@ -702,6 +711,9 @@ fn issue_description(kind: IssueKind) -> &'static str {
         IssueKind::Frozen => "The CI carries the freeze marker; it is never written.",
         IssueKind::Truncated => {
             "Values longer than their CMDB column (max_length): cut as ServiceNow would cut them, written and compared cut."
+        }
+        IssueKind::RepeatedRow => {
+            "The CMDB input repeats a CI's row; the CI is planned once, from its first row."
         }
     }
 }

@@ -387,16 +387,7 @@ pub fn hostile_plan() -> Plan {
             hostile_ctx(7),
         ),
     ];
-    let kinds = [
-        IssueKind::BadRecord,
-        IssueKind::BadValue,
-        IssueKind::UnresolvedReference,
-        IssueKind::Ambiguous,
-        IssueKind::Conflict,
-        IssueKind::DuplicateSource,
-        IssueKind::Foreign,
-        IssueKind::Frozen,
-    ];
+    let kinds = IssueKind::ALL;
     let issues = kinds
         .iter()
         .enumerate()

@@ -36,6 +36,7 @@ impl Mapping {
         let identify = compile_identify(&raw.identify, &fields, &loc)?;
         compare_identity_ignoring_case(&mut fields, &identify);
         let retire = compile_retire(raw.retire.as_ref(), &loc)?;
+        let retired_when = compile_retired_when(raw.retire.as_ref(), &loc)?;
         let lifecycle = compile_lifecycle(&raw.lifecycle, &source.collection, &loc)?;
         let guards = compile_guards(&raw.guards, &loc)?;
         let context = compile_report(raw.report, &loc)?;
@@ -48,6 +49,7 @@ impl Mapping {
             identify,
             fields,
             retire,
+            retired_when,
             lifecycle,
             guards,
             context,
@@ -134,6 +136,7 @@ fn compile_target(raw: &RawTarget, loc: &Locator) -> Result<TargetSpec, MappingE
         adopt: raw.adopt,
         freeze,
         classes,
+        on_contradiction: raw.on_contradiction.unwrap_or_default(),
     })
 }
 
@@ -248,6 +251,27 @@ fn compile_retire(raw: Option<&RawRetire>, loc: &Locator) -> Result<RetirePolicy
         )),
     }
 }
+
+/// The condition in ServiceNow's encoded-query form (as `scope`) that a retired CI meets,
+/// whoever retired it; `install_status=7` (Retired) when the mapping does not say.
+fn compile_retired_when(
+    raw: Option<&RawRetire>,
+    loc: &Locator,
+) -> Result<Conditions, MappingError> {
+    let Some(text) = raw.and_then(|r| r.retired_when.as_ref()) else {
+        return Ok(Conditions::parse(DEFAULT_RETIRED_WHEN).expect("the default condition parses"));
+    };
+    Conditions::parse(text.get_ref()).map_err(|e| {
+        loc.error(
+            Some(text.span()),
+            format!("[retire] retired_when: {e}"),
+            Some("the condition a retired CI meets, e.g. `install_status=7`".into()),
+        )
+    })
+}
+
+/// A CI is retired when ServiceNow's `install_status` says so (7, Retired).
+const DEFAULT_RETIRED_WHEN: &str = "install_status=7";
 
 /// `[lifecycle]`: heartbeat and grace, and the fields written when a VM goes missing or
 /// comes back. Every key has a default; an empty field name turns that field off.

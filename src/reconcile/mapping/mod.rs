@@ -54,6 +54,10 @@ pub struct Mapping {
     pub identify: Vec<IdentityRule>,
     pub fields: Vec<FieldRule>,
     pub retire: RetirePolicy,
+    /// CIs that count as retired, however they got there (by this job or by hand): left
+    /// alone when their VM is missing, restored when it is back. `[retire] retired_when`,
+    /// default `install_status=7`; a CI holding every `[retire] set` value counts too.
+    pub retired_when: Conditions,
     pub lifecycle: Lifecycle,
     pub guards: Guards,
     /// Report-only facts taken from each record (provider, cluster, owner...).
@@ -97,6 +101,8 @@ pub struct TargetSpec {
     /// table's own class only, because a parent table (`cmdb_ci_vm_instance`) also lists
     /// every row of its subclasses (`cmdb_ci_vmware_instance`), which another sync may own.
     pub classes: Vec<String>,
+    /// What becomes of a VM whose match contradicts another identity field.
+    pub on_contradiction: OnContradiction,
 }
 
 impl TargetSpec {
@@ -111,6 +117,20 @@ impl TargetSpec {
     pub fn class_condition(&self) -> String {
         format!("sys_class_nameIN{}", self.classes.join(","))
     }
+}
+
+/// What becomes of a VM whose identity rule found a CI that holds another strong identity
+/// field with a different value (a moref reused after a vCenter rebuild, another BIOS UUID).
+/// Either way the CI is not re-keyed and not retired in that run, and the pair is reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnContradiction {
+    /// The VM and the CI are held: neither written nor retired (default).
+    #[default]
+    Quarantine,
+    /// The VM is planned as a new CI (identified by every strong identity field it holds);
+    /// the contradicting CI is left alone.
+    New,
 }
 
 /// One identification rule: CI fields whose desired values must all be present and equal.
@@ -384,6 +404,7 @@ impl Mapping {
         if let RetirePolicy::Set(set) = &self.retire {
             fields.extend(set.iter().map(|(f, _)| f.clone()));
         }
+        fields.extend(self.retired_when.fields().map(str::to_owned));
         let lc = &self.lifecycle;
         fields.extend(lc.absent.iter().chain(&lc.restore).map(|(f, _)| f.clone()));
         fields.extend(lc.last_discovered.iter().cloned());

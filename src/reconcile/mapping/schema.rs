@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Case, Compare, Convert, Lookup, OnEmpty, Pick};
+use super::{Case, Compare, Convert, Lookup, OnContradiction, OnEmpty, Pick};
 use crate::reconcile::plan::FieldMode;
 
 #[derive(Deserialize)]
@@ -54,6 +54,7 @@ pub(super) struct RawTarget {
     pub(super) adopt: bool,
     pub(super) freeze: Option<Spanned<String>>,
     pub(super) classes: Option<Vec<String>>,
+    pub(super) on_contradiction: Option<OnContradiction>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +94,7 @@ pub(super) struct RawRetire {
     pub(super) action: Spanned<String>,
     #[serde(default)]
     pub(super) set: BTreeMap<String, toml::Value>,
+    pub(super) retired_when: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

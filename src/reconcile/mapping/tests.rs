@@ -581,6 +581,53 @@ fn source_attributes_cover_every_path() {
 }
 
 #[test]
+fn retired_when_defaults_to_install_status_7_and_takes_a_condition() {
+    let ci =
+        |fields: &[(&str, &str)]| Ci::new("s1", fields.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let default = mapping("");
+    assert!(default
+        .retired_when
+        .matches(&ci(&[("install_status", "7")])));
+    assert!(!default
+        .retired_when
+        .matches(&ci(&[("install_status", "100")])));
+    let m = mapping(
+        "[retire]\naction = \"set\"\nset = { install_status = \"7\" }\nretired_when = \"install_status IN 7,8^operational_status=6\"\n",
+    );
+    assert!(m
+        .retired_when
+        .matches(&ci(&[("install_status", "8"), ("operational_status", "6")])));
+    assert!(!m
+        .retired_when
+        .matches(&ci(&[("install_status", "7"), ("operational_status", "1")])));
+    assert!(m.target_fields().contains(&"operational_status".to_owned()));
+    let e = error("[retire]\naction = \"none\"\nretired_when = \"install_status\"\n");
+    assert!(e.message.contains("retired_when"), "{e}");
+    assert_eq!(e.line, 12, "{e}");
+}
+
+#[test]
+fn on_contradiction_defaults_to_quarantine() {
+    let with = |value: &str| {
+        let head = HEAD.replace(
+            "[[identify]]",
+            &format!("on_contradiction = \"{value}\"\n[[identify]]"),
+        );
+        Mapping::parse(&format!("{head}[fields]\nname = \"name\"\n"), "m.toml")
+    };
+    assert_eq!(
+        mapping("").target.on_contradiction,
+        OnContradiction::Quarantine
+    );
+    assert_eq!(
+        with("new").unwrap().target.on_contradiction,
+        OnContradiction::New
+    );
+    let bad = with("rekey").unwrap_err();
+    assert!(bad.message.contains("rekey"), "{bad}");
+}
+
+#[test]
 fn errors_name_file_line_and_column() {
     let e = error("bad = { from = \"x\", convert = \"bytes_to_gib\" }");
     assert_eq!((e.origin.as_str(), e.line), ("m.toml", 10));
