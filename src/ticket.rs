@@ -43,6 +43,7 @@ const IN_PROGRESS: &str = "2";
 const RESOLVED: &str = "6";
 const CLOSED: &str = "7";
 const LOW: &str = "3";
+const MEDIUM: &str = "2";
 const HIGH: &str = "1";
 
 impl Ticket {
@@ -110,6 +111,19 @@ impl Ticket {
             {
                 tracing::warn!("cannot close the run ticket {}: {e}", self.sys_id);
             }
+        }
+    }
+
+    /// Done, but the CMDB needs a person (duplicate CIs): stays open at medium urgency with
+    /// what to look at; never closed as a plain success.
+    pub async fn warn(self, summary: &str) {
+        let note = [("urgency", MEDIUM), ("work_notes", summary)];
+        if let Err(e) = self
+            .sn
+            .update(&self.table, &self.sys_id, &pairs(&note))
+            .await
+        {
+            tracing::warn!("cannot update the run ticket {}: {e}", self.sys_id);
         }
     }
 

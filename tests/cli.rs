@@ -257,3 +257,18 @@ fn help_explains_the_commands() {
         assert!(help.contains(word), "{word} missing from --help:\n{help}");
     }
 }
+
+#[test]
+fn duplicate_cis_in_the_cmdb_end_the_run_as_a_warning() {
+    let dir = tmp();
+    let case = "tests/cases/cmdb-duplicate-cis";
+    let out = bin()
+        .args(["plan", "--mapping", "tests/cases/base-mapping.toml"])
+        .args(["--source-file", &format!("{case}/source.json")])
+        .args(["--target-file", &format!("{case}/cmdb.csv")])
+        .args(["--format", "json", "--out-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+}

@@ -637,6 +637,13 @@ pub async fn run(args: &RunArgs, now: DateTime<Utc>) -> Result<Status> {
     if let Some(ticket) = ticket {
         match &result {
             Ok((Status::Clean, summary)) => ticket.succeed(&format!("Completed.\n{summary}")).await,
+            Ok((Status::Warning, summary)) => {
+                ticket
+                    .warn(&format!(
+                        "Completed with warnings (exit code 6): the CMDB holds duplicate CIs, which are neither written nor retired until one is left; see the report's issues.\n{summary}"
+                    ))
+                    .await
+            }
             Ok((status, summary)) => {
                 ticket
                     .fail(&format!(

@@ -14,6 +14,9 @@ pub enum Status {
     Clean,
     /// Changes are planned and `--detailed-exitcode` was given.
     ChangesPlanned,
+    /// Done, but the CMDB needs a person: it holds duplicate CIs (one machine recorded
+    /// twice), which the job neither writes nor retires until one is left.
+    Warning,
     /// Some operations failed, or the source read was incomplete (retirements withheld).
     Partial,
     /// A safety rule refused the plan: nothing was written.
@@ -28,6 +31,7 @@ impl Status {
         match self {
             Self::Clean => 0,
             Self::ChangesPlanned => 2,
+            Self::Warning => 6,
             Self::Partial => 3,
             Self::Refused => 4,
             Self::Busy => 5,
@@ -49,6 +53,8 @@ impl Status {
             Self::Refused
         } else if !plan.source.complete || failed.unwrap_or(0) > 0 {
             Self::Partial
+        } else if plan.duplicate_cis() > 0 {
+            Self::Warning
         } else if detailed && applied.is_none() && plan.has_changes() {
             Self::ChangesPlanned
         } else {
@@ -149,6 +155,22 @@ mod tests {
             Status::of(&incomplete, Some(&HashMap::new()), false),
             Status::Partial
         );
+    }
+
+    #[test]
+    fn duplicate_cis_end_as_a_warning_never_as_plain_success() {
+        let mut p = plan(0, true, false, false);
+        p.issues.push(
+            serde_json::from_value(serde_json::json!({
+                "kind": "duplicate_ci", "source_ids": [], "sys_ids": ["a", "b"], "name": "vm1",
+                "field": null, "message": "two CIs"
+            }))
+            .unwrap(),
+        );
+        assert_eq!(Status::of(&p, None, false), Status::Warning);
+        assert_eq!(Status::of(&p, Some(&failed(0)), false), Status::Warning);
+        assert_eq!(Status::of(&p, Some(&failed(1)), false), Status::Partial);
+        assert_eq!(Status::Warning.exit_code(), 6);
     }
 
     #[test]
