@@ -41,15 +41,28 @@ fn write_dictionary(dir: &Path) -> PathBuf {
 }
 
 fn plan(dir: &Path, mapping: &str) -> Output {
+    plan_with_choices(dir, mapping, None)
+}
+
+/// Plans with the dictionary export and, when given, a `sys_choice` export.
+fn plan_with_choices(dir: &Path, mapping: &str, choices: Option<&str>) -> Output {
     let mapping_path = dir.join("vmware-vm.toml");
     std::fs::write(&mapping_path, mapping).unwrap();
     let dictionary = write_dictionary(dir);
+    let choices_line = match choices {
+        Some(csv) => {
+            let path = dir.join("sys_choice.csv");
+            std::fs::write(&path, csv).unwrap();
+            format!("choices = {path:?}\n")
+        }
+        None => String::new(),
+    };
     let config = dir.join("c.toml");
     let e = examples();
     std::fs::write(
         &config,
         format!(
-            "[[sync]]\nmapping = {:?}\nsource_file = {:?}\ntarget_file = {:?}\ndictionary = {:?}\nreferences = {{ sys_user = {:?} }}\n",
+            "[[sync]]\nmapping = {:?}\nsource_file = {:?}\ntarget_file = {:?}\ndictionary = {:?}\n{choices_line}references = {{ sys_user = {:?} }}\n",
             mapping_path,
             e.join("cloudforms-vms.json"),
             e.join("cmdb_ci_vmware_instance.csv"),
@@ -155,4 +168,46 @@ fn two_syncs_that_could_claim_one_vm_are_refused() {
         "{}",
         String::from_utf8_lossy(&shipped.stderr)
     );
+}
+
+#[test]
+fn a_value_outside_the_columns_choices_is_reported_and_not_written() {
+    let dir = tempfile::tempdir().unwrap();
+    // The instance knows only `on` for `state`: every other state is not one of its choices.
+    let choices = "sys_id,name,element,value,inactive\n\
+                   00000000000000000000000000000001,cmdb_ci_vmware_instance,state,on,false\n";
+    let out = plan_with_choices(dir.path(), MAPPING, Some(choices));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/plan.json")).unwrap())
+            .unwrap();
+    let issues = plan["issues"].as_array().unwrap();
+    let misfits: Vec<&serde_json::Value> = issues
+        .iter()
+        .filter(|i| i["field"] == "state" && i["kind"] == "bad_value")
+        .collect();
+    assert!(!misfits.is_empty(), "{issues:#?}");
+    assert!(misfits[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("is not one of the column's choices (on); not written"));
+    let writes_off = plan["creates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["fields"].as_array().unwrap())
+        .chain(
+            plan["updates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|u| u["changes"].as_array().unwrap()),
+        )
+        .any(|f| f["field"] == "state" && (f["value"] == "off" || f["desired"] == "off"));
+    assert!(!writes_off, "a value outside the choices is never written");
 }

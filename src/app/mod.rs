@@ -204,8 +204,10 @@ async fn plan_sync(
         read_schema(sync, &mapping, servicenow.as_ref())
     );
     // The mapping is checked against the table before anything else is trusted.
+    let mut mapping = mapping;
     if let Some(schema) = schema? {
         check_fields(&mapping, &schema, &sync.mapping)?;
+        mapping.apply_schema(&schema);
     }
     let source = source?;
     let (cis, target_origin) = target?;

@@ -74,6 +74,23 @@ pub(super) fn evaluate<'a>(
                         ),
                     });
                 }
+                // Not what the column takes (a reference given an email, a value outside the
+                // choices): reported, and the CI's value is left alone.
+                if let Some(why) = value
+                    .as_deref()
+                    .zip(rule.column.as_ref())
+                    .and_then(|(v, column)| column.misfit(v))
+                {
+                    issues.push(Issue {
+                        kind: IssueKind::BadValue,
+                        source_ids: vec![record.id.to_string()],
+                        sys_ids: Vec::new(),
+                        name: record_name(&record),
+                        field: Some(rule.name.clone()),
+                        message: format!("field `{}`: {why}; not written", rule.name),
+                    });
+                    value = None;
+                }
                 value
             }
             Err(e) => {

@@ -494,6 +494,7 @@ fn compile_field(
         compare,
         on_empty: raw.on_empty.unwrap_or_default(),
         max_length,
+        column: None,
         describe,
     })
 }

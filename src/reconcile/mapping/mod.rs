@@ -349,12 +349,38 @@ pub struct FieldRule {
     /// dictionary (`sys_dictionary.max_length`) can fill the fields the mapping leaves unset
     /// before planning, since the planner reads the length only from here.
     pub max_length: Option<usize>,
+    /// The target column as the table's dictionary describes it, when the plan was given
+    /// the dictionary ([`Mapping::apply_schema`]): a value that does not fit a reference or
+    /// choice column is reported and not written.
+    pub column: Option<crate::reconcile::schema::Column>,
     /// The expression in words, for reports ("which mapping field produced this value").
     pub describe: String,
 }
 
+/// Text columns up to this length are stored in fixed-width database columns that cut what
+/// is longer; longer ones (1000, 4000, ...) are stored as large text and not cut. Source: a
+/// ServiceNow community answer citing KB0685779 (varchar(40), (100), (255) for small to
+/// 255; mediumtext above); UNVERIFIED against an instance.
+const CUT_UP_TO: usize = 255;
+
 /// Queries on a compiled mapping: what to read from each side, and the rule of a field.
 impl Mapping {
+    /// Fits the mapping to the target table as its dictionary describes it: fields without
+    /// a `max_length` of their own take the column's (where the platform cuts), and every
+    /// field learns its column, so values that do not fit it are reported, not written.
+    /// The caller has already refused fields the table lacks.
+    pub fn apply_schema(&mut self, schema: &crate::reconcile::schema::TableSchema) {
+        for rule in &mut self.fields {
+            let Some(column) = schema.column(&rule.name) else {
+                continue;
+            };
+            if rule.max_length.is_none() && column.kind == "string" {
+                rule.max_length = column.max_length.filter(|n| *n <= CUT_UP_TO);
+            }
+            rule.column = Some(column.clone());
+        }
+    }
+
     /// The CloudForms attributes the mapping reads (for `attributes=`), sorted.
     pub fn source_attributes(&self) -> Vec<String> {
         let mut paths: Vec<&Path> = Vec::new();
