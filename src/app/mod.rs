@@ -394,13 +394,12 @@ async fn read_references(
         if references.has_table(&lookup.table) {
             continue; // an export file was given for it
         }
+        // The `and` fields are matched in the core: read them with the rows.
+        let fields: Vec<String> = std::iter::once(lookup.by.clone())
+            .chain(lookup.and.keys().cloned())
+            .collect();
         let rows = sn
-            .read_where_in(
-                &lookup.table,
-                &lookup.by,
-                &values,
-                std::slice::from_ref(&lookup.by),
-            )
+            .read_where_in(&lookup.table, &lookup.by, &values, &fields)
             .await
             .with_context(|| {
                 format!(

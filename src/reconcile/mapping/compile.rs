@@ -477,6 +477,24 @@ fn compile_field(
             Compare::Auto
         },
     );
+    let lookup_and = match &raw.lookup {
+        Some(lookup) => lookup
+            .and
+            .iter()
+            .map(|(field, path)| {
+                if !is_field_name(field) {
+                    return Err(err(
+                        format!("lookup `and`: `{field}` is not a field name"),
+                        None,
+                    ));
+                }
+                Path::parse(path)
+                    .map(|p| (field.clone(), p))
+                    .map_err(|e| err(format!("lookup `and` `{field}`: {e}"), None))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
     let describe = describe_steps(describe, &raw);
     Ok(FieldRule {
         name,
@@ -495,6 +513,7 @@ fn compile_field(
         on_empty: raw.on_empty.unwrap_or_default(),
         max_length,
         column: None,
+        lookup_and,
         describe,
     })
 }
@@ -584,6 +603,9 @@ fn describe_steps(source: String, raw: &RawFieldSpec) -> String {
     }
     if let Some(lookup) = &raw.lookup {
         describe.push_str(&format!(" | lookup {}.{}", lookup.table, lookup.by));
+        for (field, path) in &lookup.and {
+            describe.push_str(&format!(" and {field} = {path}"));
+        }
     }
     describe
 }

@@ -28,7 +28,7 @@ impl FieldRule {
         refs: &References,
     ) -> Result<Option<String>, EvalError> {
         match (self.eval_unresolved(record)?, &self.lookup) {
-            (Some(v), Some(lookup)) => self.resolve(&v, lookup, refs).map(Some),
+            (Some(v), Some(lookup)) => self.resolve(&v, lookup, record, refs).map(Some),
             (value, _) => Ok(value),
         }
     }
@@ -196,6 +196,7 @@ impl FieldRule {
         &self,
         value: &str,
         lookup: &Lookup,
+        record: &SourceRecord,
         refs: &References,
     ) -> Result<String, EvalError> {
         if !refs.has_table(&lookup.table) {
@@ -204,7 +205,11 @@ impl FieldRule {
                 self.name, lookup.table
             )));
         }
-        match refs.resolve(&lookup.table, &lookup.by, value) {
+        let found = refs.resolve(&lookup.table, &lookup.by, value);
+        if !self.lookup_and.is_empty() {
+            return self.resolve_and(value, lookup, found, record, refs);
+        }
+        match found {
             [sys_id] => Ok(sys_id.clone()),
             [] => Err(EvalError::Unresolved(format!(
                 "field `{}`: no `{}` row has {} `{value}`",
@@ -216,6 +221,47 @@ impl FieldRule {
                 many.len(),
                 lookup.table,
                 lookup.by
+            ))),
+        }
+    }
+}
+
+impl FieldRule {
+    /// A lookup with `and` conditions: the rows found by `by` that also hold every `and`
+    /// field's value from the record. Exactly one must be left.
+    fn resolve_and(
+        &self,
+        value: &str,
+        lookup: &Lookup,
+        found: &[String],
+        record: &SourceRecord,
+        refs: &References,
+    ) -> Result<String, EvalError> {
+        let mut key = vec![format!("{} `{value}`", lookup.by)];
+        let mut left: Vec<&String> = found.iter().collect();
+        for (field, path) in &self.lookup_and {
+            let Some(wanted) = path.get(record.data).and_then(scalar_text) else {
+                return Err(EvalError::Unresolved(format!(
+                    "field `{}`: the lookup in `{}` needs `{path}` for `{field}`, and the record has none",
+                    self.name, lookup.table
+                )));
+            };
+            let matching = refs.resolve(&lookup.table, field, &wanted);
+            left.retain(|id| matching.contains(id));
+            key.push(format!("{field} `{wanted}`"));
+        }
+        let key = key.join(" and ");
+        match left.as_slice() {
+            [sys_id] => Ok((*sys_id).clone()),
+            [] => Err(EvalError::Unresolved(format!(
+                "field `{}`: no `{}` row has {key}",
+                self.name, lookup.table
+            ))),
+            many => Err(EvalError::Unresolved(format!(
+                "field `{}`: {} `{}` rows have {key}",
+                self.name,
+                many.len(),
+                lookup.table
             ))),
         }
     }

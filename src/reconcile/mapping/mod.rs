@@ -319,11 +319,17 @@ pub enum OnEmpty {
 }
 
 /// A reference lookup: the derived value is found in `table.by` and replaced by its sys_id.
+/// `and` narrows it by more fields of the row, each equal to a source path's value: a key of
+/// several fields (an ESX host is its MoRef *and* its vCenter's UUID: MoRefs repeat across
+/// vCenters).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lookup {
     pub table: String,
     pub by: String,
+    /// Row field -> source path, as written in the mapping.
+    #[serde(default)]
+    pub and: BTreeMap<String, String>,
 }
 
 /// One CI field and how it is derived.
@@ -353,6 +359,8 @@ pub struct FieldRule {
     /// the dictionary ([`Mapping::apply_schema`]): a value that does not fit a reference or
     /// choice column is reported and not written.
     pub column: Option<crate::reconcile::schema::Column>,
+    /// The lookup's `and` conditions, compiled: row field and the source path to match.
+    pub lookup_and: Vec<(String, Path)>,
     /// The expression in words, for reports ("which mapping field produced this value").
     pub describe: String,
 }
@@ -399,6 +407,7 @@ impl Mapping {
                 }
                 Extract::Const(_) => {}
             }
+            paths.extend(field.lookup_and.iter().map(|(_, p)| p));
         }
         paths.extend(self.source.filters.iter().map(|f| &f.path));
         paths.extend(self.context.iter().map(|(_, p)| p));
@@ -449,6 +458,8 @@ impl Mapping {
     /// For each reference lookup (table, field), the distinct values the records need
     /// resolved, sorted: a live target reads only those rows.
     pub fn lookup_keys(&self, records: &[Value]) -> Vec<(Lookup, Vec<String>)> {
+        // Only `by` narrows the read: the `and` fields are read with the rows and matched
+        // in the core.
         let mut out: Vec<(Lookup, BTreeSet<String>)> = Vec::new();
         for rule in &self.fields {
             let Some(lookup) = &rule.lookup else { continue };

@@ -506,6 +506,52 @@ fn reference_lookups() {
 }
 
 #[test]
+fn lookups_by_several_fields() {
+    // MoRefs repeat across vCenters: a host is its MoRef and its vCenter's UUID.
+    let m = mapping(
+        "h = { from = \"host.ems_ref\", lookup = { table = \"cmdb_ci_esx_server\", by = \"object_id\", and = { vcenter_uuid = \"ext_management_system.guid\" } } }",
+    );
+    let rule = m.field("h").unwrap();
+    assert!(
+        rule.describe.ends_with(
+            "lookup cmdb_ci_esx_server.object_id and vcenter_uuid = ext_management_system.guid"
+        ),
+        "{}",
+        rule.describe
+    );
+    assert!(m
+        .source_attributes()
+        .contains(&"ext_management_system.guid".to_string()));
+    let host = |id: &str, moref: &str, vc: &str| Ci {
+        sys_id: id.into(),
+        fields: [
+            ("object_id".into(), moref.to_string()),
+            ("vcenter_uuid".into(), vc.to_string()),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let mut refs = References::default();
+    refs.add_table(
+        "cmdb_ci_esx_server",
+        vec![host("h1", "host-10", "vc-a"), host("h2", "host-10", "vc-b")],
+    );
+    let on = |vc: &str| {
+        record(
+            json!({"id": 1, "host": {"ems_ref": "host-10"}, "ext_management_system": {"guid": vc}}),
+        )
+    };
+    assert_eq!(rule.eval(&on("vc-b"), &refs), Ok(Some("h2".into())));
+    assert!(
+        matches!(rule.eval(&on("vc-c"), &refs), Err(EvalError::Unresolved(m)) if m.contains("no `cmdb_ci_esx_server` row has object_id `host-10` and vcenter_uuid `vc-c`"))
+    );
+    let no_vc = record(json!({"id": 2, "host": {"ems_ref": "host-10"}}));
+    assert!(
+        matches!(rule.eval(&no_vc, &refs), Err(EvalError::Unresolved(m)) if m.contains("needs `ext_management_system.guid`"))
+    );
+}
+
+#[test]
 fn lookups_find_a_name_in_either_normal_form() {
     let m = mapping("o = { from = \"owner\", lookup = { table = \"sys_user\", by = \"name\" } }");
     let rule = m.field("o").unwrap();
