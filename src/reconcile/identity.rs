@@ -297,9 +297,49 @@ pub fn identify(
     // One index per rule, built side by side.
     let indexes: Vec<FxHashMap<String, Hits>> =
         rules.par_iter().map(|rule| ci_index(rule, cis)).collect();
+    quarantine_duplicate_sources(rules, &indexes, candidates, cis, &mut out);
 
-    // Strong keys must be unique among the VMs: clones sharing a UUID cannot both be the CI
-    // that carries it. All of them are quarantined and the CIs holding that key are held.
+    // One machine recorded twice in the CMDB: its CIs are held whatever the VMs say.
+    let (mut duplicate_sets, duplicate_of) =
+        duplicate_cis(rules, &indexes, cis, &strong, options.in_scope);
+    for set in &duplicate_sets {
+        out.held.extend(&set.cis);
+    }
+
+    let stage = Stage {
+        strong: &strong,
+        candidates,
+        cis,
+        duplicate_of: &duplicate_of,
+        options,
+    };
+    let mut available: Vec<bool> = vec![true; cis.len()];
+    for (r, rule) in rules.iter().enumerate() {
+        let proposals = stage.propose(
+            r,
+            rule,
+            &indexes[r],
+            &available,
+            &mut out,
+            &mut duplicate_sets,
+        );
+        stage.settle(r, rule, proposals, &mut available, &mut out);
+    }
+    for set in duplicate_sets {
+        out.issues.push(duplicate_issue(set, candidates, cis));
+    }
+    out
+}
+
+/// Strong keys must be unique among the VMs: clones sharing a UUID cannot both be the CI
+/// that carries it. All of them are quarantined and the CIs holding that key are held.
+fn quarantine_duplicate_sources(
+    rules: &[IdentityRule],
+    indexes: &[FxHashMap<String, Hits>],
+    candidates: &[Candidate],
+    cis: &[Ci],
+    out: &mut Identification,
+) {
     for (r, rule) in rules.iter().enumerate().filter(|(_, r)| !r.weak) {
         let mut by_key: FxHashMap<&str, Hits> =
             FxHashMap::with_capacity_and_hasher(candidates.len(), Default::default());
@@ -336,93 +376,146 @@ pub fn identify(
             });
         }
     }
+}
 
-    // One machine recorded twice in the CMDB: its CIs are held whatever the VMs say.
-    let (mut duplicate_sets, duplicate_of) =
-        duplicate_cis(rules, &indexes, cis, &strong, options.in_scope);
-    for set in &duplicate_sets {
-        out.held.extend(&set.cis);
+/// What one rule's stage works with: everything but the per-rule state.
+struct Stage<'a> {
+    strong: &'a [&'a str],
+    candidates: &'a [Candidate<'a>],
+    cis: &'a [Ci],
+    duplicate_of: &'a [Option<usize>],
+    options: &'a Options<'a>,
+}
+
+/// What a VM's key finds among the available CIs under one rule.
+enum Finding {
+    /// Nothing (or, under a weak rule, only contradicting CIs, which are not offered).
+    Nothing,
+    /// Exactly one CI that does not contradict the VM.
+    One(usize),
+    /// Several non-contradicting CIs.
+    Several(Vec<usize>),
+    /// A duplicate CI set is among them: the VM would have to pick one of the set.
+    Duplicates(Vec<usize>),
+    /// Only CIs that contradict the VM's other strong identity fields.
+    Contradicted(Vec<usize>),
+}
+
+impl Stage<'_> {
+    /// Classifies the available CIs carrying the key: contradicting ones are never
+    /// candidates; a duplicate set among them stops the VM.
+    fn find(&self, candidate: &Candidate, all: &[usize], available: &[bool]) -> Finding {
+        let mut fit: Vec<usize> = Vec::new();
+        let mut contradicting: Vec<usize> = Vec::new();
+        let mut duplicates: Vec<usize> = Vec::new();
+        for &ci in all.iter().filter(|&&ci| available[ci]) {
+            if contradicts(self.strong, candidate, &self.cis[ci]) {
+                contradicting.push(ci);
+            } else if let Some(Some(set)) = self.duplicate_of.get(ci) {
+                if !duplicates.contains(set) {
+                    duplicates.push(*set);
+                }
+            } else {
+                fit.push(ci);
+            }
+        }
+        if !duplicates.is_empty() {
+            Finding::Duplicates(duplicates)
+        } else if fit.len() > 1 {
+            Finding::Several(fit)
+        } else if let Some(&ci) = fit.first() {
+            Finding::One(ci)
+        } else if !contradicting.is_empty() {
+            Finding::Contradicted(contradicting)
+        } else {
+            Finding::Nothing
+        }
     }
 
-    let mut available: Vec<bool> = vec![true; cis.len()];
-    for (r, rule) in rules.iter().enumerate() {
-        // By CI index: the VMs proposing it under this rule.
-        let mut proposals: Vec<Option<Hits>> = (0..cis.len()).map(|_| None).collect();
-        for (vm, candidate) in candidates.iter().enumerate() {
+    /// One rule over every VM not settled yet: the CI each proposes (by CI index), with
+    /// ambiguities, duplicates and contradictions recorded on the way.
+    fn propose(
+        &self,
+        r: usize,
+        rule: &IdentityRule,
+        index: &FxHashMap<String, Hits>,
+        available: &[bool],
+        out: &mut Identification,
+        duplicate_sets: &mut [DuplicateCis],
+    ) -> Vec<Option<Hits>> {
+        let mut proposals: Vec<Option<Hits>> = (0..self.cis.len()).map(|_| None).collect();
+        for (vm, candidate) in self.candidates.iter().enumerate() {
             if out.matched[vm].is_some() || out.quarantined[vm] || out.new[vm] {
                 continue;
             }
             let Some(k) = candidate.keys[r].as_deref() else {
                 continue;
             };
-            let all = indexes[r].get(k).map(Hits::as_slice).unwrap_or_default();
-            // The available CIs carrying the key, less those that contradict the VM; a
-            // duplicate CI among them stops the VM (it would have to pick one of the set).
-            let mut first = None;
-            let mut several = false;
-            let mut contradicting: Vec<usize> = Vec::new();
-            let mut duplicates: Vec<usize> = Vec::new();
-            for &ci in all.iter().filter(|&&ci| available[ci]) {
-                if contradicts(&strong, candidate, &cis[ci]) {
-                    contradicting.push(ci);
-                } else if let Some(Some(set)) = duplicate_of.get(ci) {
-                    if !duplicates.contains(set) {
-                        duplicates.push(*set);
+            let all = index.get(k).map(Hits::as_slice).unwrap_or_default();
+            match self.find(candidate, all, available) {
+                Finding::Nothing => {}
+                Finding::Duplicates(sets) => {
+                    out.quarantined[vm] = true;
+                    for set in sets {
+                        duplicate_sets[set].vms.push(vm);
                     }
-                } else if first.is_none() {
-                    first = Some(ci);
-                } else {
-                    several = true;
                 }
-            }
-            if !duplicates.is_empty() {
-                out.quarantined[vm] = true;
-                for set in duplicates {
-                    duplicate_sets[set].vms.push(vm);
+                Finding::Several(many) => {
+                    out.quarantined[vm] = true;
+                    out.held.extend(&many);
+                    out.issues.push(Issue {
+                        kind: IssueKind::Ambiguous,
+                        source_ids: vec![candidate.source_id.to_owned()],
+                        sys_ids: many.iter().map(|&ci| self.cis[ci].sys_id.clone()).collect(),
+                        name: candidate.name.to_owned(),
+                        field: Some(rule.describe()),
+                        message: format!(
+                            "rule `{}` matches {} CIs ({}); the VM is not written until the CMDB holds one",
+                            rule.describe(),
+                            many.len(),
+                            describe_key(rule, k)
+                        ),
+                    });
                 }
-            } else if several {
-                let many: Vec<usize> = all
-                    .iter()
-                    .copied()
-                    .filter(|&ci| available[ci] && !contradicts(&strong, candidate, &cis[ci]))
-                    .collect();
-                out.quarantined[vm] = true;
-                out.held.extend(&many);
-                out.issues.push(Issue {
-                    kind: IssueKind::Ambiguous,
-                    source_ids: vec![candidate.source_id.to_owned()],
-                    sys_ids: many.iter().map(|&ci| cis[ci].sys_id.clone()).collect(),
-                    name: candidate.name.to_owned(),
-                    field: Some(rule.describe()),
-                    message: format!(
-                        "rule `{}` matches {} CIs ({}); the VM is not written until the CMDB holds one",
-                        rule.describe(),
-                        many.len(),
-                        describe_key(rule, k)
-                    ),
-                });
-            } else if let Some(ci) = first {
-                match &mut proposals[ci] {
+                Finding::One(ci) => match &mut proposals[ci] {
                     Some(hits) => hits.push(vm),
                     slot => *slot = Some(Hits::One(vm)),
-                }
-            } else if !contradicting.is_empty() && !rule.weak {
-                out.issues.push(contradiction(
-                    rule,
-                    &strong,
-                    candidate,
-                    &contradicting,
-                    cis,
-                    options.on_contradiction,
-                ));
-                out.held.extend(&contradicting);
-                match options.on_contradiction {
-                    OnContradiction::Quarantine => out.quarantined[vm] = true,
-                    OnContradiction::New => out.new[vm] = true,
+                },
+                // A weak rule simply does not offer contradicting CIs (a reused host name
+                // gets a new CI); a strong one reports the pair.
+                Finding::Contradicted(_) if rule.weak => {}
+                Finding::Contradicted(contradicting) => {
+                    let on = self.options.on_contradiction;
+                    out.issues.push(contradiction(
+                        rule,
+                        self.strong,
+                        candidate,
+                        &contradicting,
+                        self.cis,
+                        on,
+                    ));
+                    out.held.extend(&contradicting);
+                    match on {
+                        OnContradiction::Quarantine => out.quarantined[vm] = true,
+                        OnContradiction::New => out.new[vm] = true,
+                    }
                 }
             }
         }
-        for (ci, hits) in proposals.iter().enumerate() {
+        proposals
+    }
+
+    /// A CI proposed by one VM is its match; proposed by several, a conflict: the CI is held
+    /// and the VMs quarantined. Either way the CI is no longer available to weaker rules.
+    fn settle(
+        &self,
+        r: usize,
+        rule: &IdentityRule,
+        proposals: Vec<Option<Hits>>,
+        available: &mut [bool],
+        out: &mut Identification,
+    ) {
+        for (ci, hits) in proposals.into_iter().enumerate() {
             let Some(hits) = hits else { continue };
             let vms = hits.as_slice();
             available[ci] = false;
@@ -438,10 +531,10 @@ pub fn identify(
                 kind: IssueKind::Conflict,
                 source_ids: vms
                     .iter()
-                    .map(|&vm| candidates[vm].source_id.to_owned())
+                    .map(|&vm| self.candidates[vm].source_id.to_owned())
                     .collect(),
-                sys_ids: vec![cis[ci].sys_id.clone()],
-                name: cis[ci].name().to_owned(),
+                sys_ids: vec![self.cis[ci].sys_id.clone()],
+                name: self.cis[ci].name().to_owned(),
                 field: Some(rule.describe()),
                 message: format!(
                     "{} VMs match one CI by rule `{}`; neither the CI nor the VMs are written",
@@ -451,10 +544,6 @@ pub fn identify(
             });
         }
     }
-    for set in duplicate_sets {
-        out.issues.push(duplicate_issue(set, candidates, cis));
-    }
-    out
 }
 
 /// The issue for a VM whose strong rule found only CIs that contradict it.
