@@ -251,6 +251,53 @@ pub(super) fn diff_ci(
     now: DateTime<Utc>,
     now_text: &str,
 ) -> Option<Update> {
+    let mut changes = field_changes(mapping, d, ci);
+    if adopting {
+        changes.extend(adopt_changes(mapping, ci));
+    }
+    let lifecycle = &mapping.lifecycle;
+    let inactive = all_set(ci, &lifecycle.absent) || retired(mapping, ci);
+    let mut kind = UpdateKind::Drift;
+    if inactive {
+        for (field, value) in &lifecycle.restore {
+            if !ci.get(field).trim().eq_ignore_ascii_case(value)
+                && !changes.iter().any(|c| &c.field == field)
+            {
+                changes.push(Change {
+                    field: field.clone(),
+                    current: ci.get(field).to_owned(),
+                    desired: value.clone(),
+                    mode: FieldMode::Authoritative,
+                    from: "lifecycle: VM is back".into(),
+                });
+            }
+        }
+        kind = UpdateKind::Restore;
+    }
+    if let Some(change) = heartbeat(mapping, ci, &changes, now, now_text) {
+        if changes.is_empty() {
+            kind = UpdateKind::Heartbeat;
+        }
+        changes.push(change);
+    }
+    if changes.is_empty() {
+        return None;
+    }
+    Some(Update {
+        sys_id: ci.sys_id.clone(),
+        source_id: d.record.id.to_string(),
+        name: d.name.clone(),
+        kind,
+        matched_by: rule.to_owned(),
+        sys_updated_on: ci.get("sys_updated_on").to_owned(),
+        sys_mod_count: ci.get("sys_mod_count").to_owned(),
+        changes,
+        context: d.context(mapping),
+    })
+}
+
+/// The mapped fields whose CI value differs from the desired one, as the field's mode allows.
+fn field_changes(mapping: &Mapping, d: &Desired, ci: &Ci) -> Vec<Change> {
     let mut changes = Vec::new();
     for (index, field) in mapping.fields.iter().enumerate() {
         let current = ci.get(&field.name);
@@ -277,75 +324,54 @@ pub(super) fn diff_ci(
             });
         }
     }
-    if adopting {
-        for (field, value) in mapping.target.scope.required_values() {
-            if !ci.get(&field).trim().eq_ignore_ascii_case(&value) {
-                changes.push(Change {
-                    field: field.clone(),
-                    current: ci.get(&field).to_owned(),
-                    desired: value,
-                    mode: FieldMode::Authoritative,
-                    from: "adopt: scope".into(),
-                });
-            }
-        }
-    }
+    changes
+}
+
+/// Adopting a CI outside the scope: the scope's values, so that it is the job's from now on.
+fn adopt_changes(mapping: &Mapping, ci: &Ci) -> Vec<Change> {
+    mapping
+        .target
+        .scope
+        .required_values()
+        .into_iter()
+        .filter(|(field, value)| !ci.get(field).trim().eq_ignore_ascii_case(value))
+        .map(|(field, value)| Change {
+            current: ci.get(&field).to_owned(),
+            field,
+            desired: value,
+            mode: FieldMode::Authoritative,
+            from: "adopt: scope".into(),
+        })
+        .collect()
+}
+
+/// The heartbeat: `last_discovered` refreshed when it is older than `heartbeat` (and no
+/// other change already writes it).
+fn heartbeat(
+    mapping: &Mapping,
+    ci: &Ci,
+    changes: &[Change],
+    now: DateTime<Utc>,
+    now_text: &str,
+) -> Option<Change> {
     let lifecycle = &mapping.lifecycle;
-    let inactive = all_set(ci, &lifecycle.absent) || retired(mapping, ci);
-    let mut kind = UpdateKind::Drift;
-    if inactive {
-        for (field, value) in &lifecycle.restore {
-            if !ci.get(field).trim().eq_ignore_ascii_case(value)
-                && !changes.iter().any(|c| &c.field == field)
-            {
-                changes.push(Change {
-                    field: field.clone(),
-                    current: ci.get(field).to_owned(),
-                    desired: value.clone(),
-                    mode: FieldMode::Authoritative,
-                    from: "lifecycle: VM is back".into(),
-                });
-            }
-        }
-        kind = UpdateKind::Restore;
-    }
-    if let Some(field) = &lifecycle.last_discovered {
-        let seen = ci.get(field);
-        let stale = lifecycle.heartbeat_secs > 0
-            && match parse_sn_datetime(seen) {
-                Some(seen) => now - seen >= TimeDelta::seconds(lifecycle.heartbeat_secs),
-                // Never discovered: now it is.
-                None if seen.trim().is_empty() => true,
-                // Unreadable (reported by `unreadable_dates`): the Table API only returns
-                // readable date-times, so the export's format is at fault, and a write would
-                // not make the next export readable: it would be repeated on every run.
-                None => false,
-            };
-        if stale && !changes.iter().any(|c| &c.field == field) {
-            if changes.is_empty() {
-                kind = UpdateKind::Heartbeat;
-            }
-            changes.push(Change {
-                field: field.clone(),
-                current: ci.get(field).to_owned(),
-                desired: now_text.to_owned(),
-                mode: FieldMode::Authoritative,
-                from: "lifecycle: heartbeat".into(),
-            });
-        }
-    }
-    if changes.is_empty() {
-        return None;
-    }
-    Some(Update {
-        sys_id: ci.sys_id.clone(),
-        source_id: d.record.id.to_string(),
-        name: d.name.clone(),
-        kind,
-        matched_by: rule.to_owned(),
-        sys_updated_on: ci.get("sys_updated_on").to_owned(),
-        sys_mod_count: ci.get("sys_mod_count").to_owned(),
-        changes,
-        context: d.context(mapping),
+    let field = lifecycle.last_discovered.as_ref()?;
+    let seen = ci.get(field);
+    let stale = lifecycle.heartbeat_secs > 0
+        && match parse_sn_datetime(seen) {
+            Some(seen) => now - seen >= TimeDelta::seconds(lifecycle.heartbeat_secs),
+            // Never discovered: now it is.
+            None if seen.trim().is_empty() => true,
+            // Unreadable (reported by `unreadable_dates`): the Table API only returns
+            // readable date-times, so the export's format is at fault, and a write would
+            // not make the next export readable: it would be repeated on every run.
+            None => false,
+        };
+    (stale && !changes.iter().any(|c| &c.field == field)).then(|| Change {
+        field: field.clone(),
+        current: ci.get(field).to_owned(),
+        desired: now_text.to_owned(),
+        mode: FieldMode::Authoritative,
+        from: "lifecycle: heartbeat".into(),
     })
 }
