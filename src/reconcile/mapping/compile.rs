@@ -477,24 +477,7 @@ fn compile_field(
             Compare::Auto
         },
     );
-    let lookup_and = match &raw.lookup {
-        Some(lookup) => lookup
-            .and
-            .iter()
-            .map(|(field, path)| {
-                if !is_field_name(field) {
-                    return Err(err(
-                        format!("lookup `and`: `{field}` is not a field name"),
-                        None,
-                    ));
-                }
-                Path::parse(path)
-                    .map(|p| (field.clone(), p))
-                    .map_err(|e| err(format!("lookup `and` `{field}`: {e}"), None))
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        None => Vec::new(),
-    };
+    let lookup_and = compile_lookup_and(raw.lookup.as_ref(), &err)?;
     let describe = describe_steps(describe, &raw);
     Ok(FieldRule {
         name,
@@ -608,6 +591,31 @@ fn describe_steps(source: String, raw: &RawFieldSpec) -> String {
         }
     }
     describe
+}
+
+/// A lookup's `and` conditions: each a row field and the source path it must equal.
+fn compile_lookup_and(
+    lookup: Option<&super::Lookup>,
+    err: &impl Fn(String, Option<&str>) -> MappingError,
+) -> Result<Vec<(String, Path)>, MappingError> {
+    let Some(lookup) = lookup else {
+        return Ok(Vec::new());
+    };
+    lookup
+        .and
+        .iter()
+        .map(|(field, path)| {
+            if !is_field_name(field) {
+                return Err(err(
+                    format!("lookup `and`: `{field}` is not a field name"),
+                    None,
+                ));
+            }
+            Path::parse(path)
+                .map(|p| (field.clone(), p))
+                .map_err(|e| err(format!("lookup `and` `{field}`: {e}"), None))
+        })
+        .collect()
 }
 
 /// `FirstIpv4` -> `first_ipv4`: a step named in reports as the file spells it.
