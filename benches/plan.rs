@@ -163,6 +163,7 @@ fn main() {
             references: &refs,
             now,
             allow_mass_change: true,
+            relations: None,
         });
         times.push(start.elapsed());
         cpu.push(cpu_time() - cpu_start);

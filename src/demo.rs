@@ -80,6 +80,8 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
             references: Vec::new(),
             dictionary: None,
             choices: None,
+            relationships: None,
+            rel_types: None,
         }],
         cloudforms: Some(cloudforms.clone()),
         servicenow: Some(servicenow.clone()),

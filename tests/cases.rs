@@ -21,6 +21,7 @@ use cmdb_reconcile::reconcile::mapping::Mapping;
 use cmdb_reconcile::reconcile::plan::Plan;
 use cmdb_reconcile::reconcile::planner::{self, Input};
 use cmdb_reconcile::reconcile::record::References;
+use cmdb_reconcile::reconcile::relations::RelInput;
 use cmdb_reconcile::{cloudforms, servicenow};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde::Deserialize;
@@ -55,6 +56,16 @@ struct Case {
     expect_guards: Vec<String>,
     #[serde(default)]
     expect_retirements_blocked: bool,
+    /// Expected relationship rows to create and delete (`[[relate]]` cases).
+    #[serde(default)]
+    expect_relationships: ExpectRelationships,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectRelationships {
+    creates: Option<usize>,
+    deletes: Option<usize>,
 }
 
 fn find(dir: &Path, stem: &str) -> Option<PathBuf> {
@@ -131,6 +142,38 @@ fn run_case(dir: &Path, base: &str) -> Result<(Case, Plan), Failed> {
         let rows = servicenow::snapshot::read(&users).map_err(|e| e.to_string())?;
         references.add_table("sys_user", rows);
     }
+    // Other referenced tables: `ref.<table>.csv` (e.g. the ESX servers a VM relates to).
+    let mut others: Vec<cmdb_reconcile::reconcile::record::Ci> = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| e.to_string())? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if let Some(table) = name
+            .strip_prefix("ref.")
+            .and_then(|n| n.strip_suffix(".csv"))
+        {
+            let rows = servicenow::snapshot::read(&path).map_err(|e| e.to_string())?;
+            others.extend(rows.iter().cloned());
+            references.add_table(table, rows);
+        }
+    }
+    // Relationships: `cmdb_rel_ci.csv` and `cmdb_rel_type.csv`.
+    let relations = match (find(dir, "cmdb_rel_ci"), find(dir, "cmdb_rel_type")) {
+        (Some(rels), Some(types)) => {
+            let mut input = RelInput::default();
+            for t in servicenow::snapshot::read(&types).map_err(|e| e.to_string())? {
+                input
+                    .types
+                    .insert(t.get("name").to_owned(), t.sys_id.clone());
+            }
+            input.rows = servicenow::snapshot::read(&rels).map_err(|e| e.to_string())?;
+            input.others = others.into_iter().map(|c| (c.sys_id.clone(), c)).collect();
+            Some(input)
+        }
+        _ => None,
+    };
     let plan = planner::plan(Input {
         mapping: &mapping,
         records: &source.records,
@@ -141,6 +184,7 @@ fn run_case(dir: &Path, base: &str) -> Result<(Case, Plan), Failed> {
         references: &references,
         now: case.now,
         allow_mass_change: case.allow_mass_change,
+        relations: relations.as_ref(),
     });
     Ok((case, plan))
 }
@@ -162,6 +206,17 @@ fn check_expectations(name: &str, case: &Case, plan: &Plan) -> Vec<String> {
             .map(|v| v as usize);
         if got != Some(*want) {
             failures.push(format!("{name}: summary `{key}`: want {want}, got {got:?}"));
+        }
+    }
+    let (rel_creates, rel_deletes) = plan.relationship_counts();
+    for (key, got, want) in [
+        ("relationship_creates", rel_creates, case.expect_relationships.creates),
+        ("relationship_deletes", rel_deletes, case.expect_relationships.deletes),
+    ] {
+        if let Some(want) = want {
+            if got != want {
+                failures.push(format!("{name}: `{key}`: want {want}, got {got}"));
+            }
         }
     }
     for (kind, want) in &case.expect_issues {

@@ -39,6 +39,7 @@ fn plan_of(mapping: &Mapping, read: cmdb_reconcile::reconcile::record::SourceRea
         references: &References::default(),
         now: Utc.with_ymd_and_hms(2026, 11, 27, 0, 0, 0).unwrap(),
         allow_mass_change: false,
+        relations: None,
     })
 }
 

@@ -85,6 +85,8 @@ fn config(sims: &Sims, dir: &Path) -> Config {
             references: Vec::new(),
             dictionary: None,
             choices: None,
+            relationships: None,
+            rel_types: None,
         }],
         cloudforms: Some(cf),
         servicenow: Some(sn),

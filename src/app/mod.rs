@@ -18,6 +18,7 @@ use crate::reconcile::plan::{Plan, FORMAT_VERSION};
 use crate::reconcile::planner::{self, Input};
 use crate::reconcile::record::SourceRead;
 use crate::reconcile::record::{Ci, References};
+use crate::reconcile::relations::RelInput;
 use crate::reconcile::schema::TableSchema;
 use crate::report::{self, Format};
 use crate::servicenow::ServiceNow;
@@ -212,18 +213,125 @@ async fn plan_sync(
     let source = source?;
     let (cis, target_origin) = target?;
     let references = read_references(sync, &mapping, &source, servicenow.as_ref()).await?;
+    let relations = read_relations(sync, &mapping, servicenow.as_ref()).await?;
     if let Some(reason) = &source.incomplete {
         tracing::warn!(mapping = %mapping.name, "source read incomplete: {reason}; no CI will be retired this run");
     }
-    Ok(plan_from(
-        &mapping,
-        &source,
-        &cis,
+    Ok(planner::plan(Input {
+        mapping: &mapping,
+        records: &source.records,
+        source_origin: source.origin.clone(),
+        source_incomplete: source.incomplete.clone(),
+        cis: &cis,
         target_origin,
-        &references,
+        references: &references,
         now,
         allow_mass_change,
-    ))
+        relations: relations.as_ref(),
+    }))
+}
+
+/// The relationship rows a mapping with `[[relate]]` is planned against: the types by name
+/// (a type the instance lacks is an error before anything is planned), the `cmdb_rel_ci`
+/// rows of those types, and the CIs at their other ends as each relationship's table holds
+/// them. Offline, from exports; `None` when the mapping keeps no relationships or an
+/// offline sync has no exports of them (then none are planned, and a warning says so).
+async fn read_relations(
+    sync: &SyncConfig,
+    mapping: &Mapping,
+    sn: Option<&ServiceNow>,
+) -> Result<Option<RelInput>> {
+    if mapping.relate.is_empty() {
+        return Ok(None);
+    }
+    let kinds: Vec<String> = mapping.relate.iter().map(|r| r.kind.clone()).collect();
+    let (type_rows, rows) = match (&sync.target, sn, &sync.relationships, &sync.rel_types) {
+        (Location::Live, Some(sn), _, _) => {
+            let types = sn
+                .read_where_in("cmdb_rel_type", "name", &kinds, &["name".to_owned()])
+                .await
+                .context("reading the relationship types (cmdb_rel_type)")?;
+            let ids: Vec<&str> = types.iter().map(|t| t.sys_id.as_str()).collect();
+            let rows = if ids.is_empty() {
+                Vec::new()
+            } else {
+                let fields = ["parent", "child", "type"].map(String::from);
+                sn.read_table(
+                    "cmdb_rel_ci",
+                    &fields,
+                    Some(&format!("typeIN{}", ids.join(","))),
+                )
+                .await
+                .context("reading the relationships (cmdb_rel_ci)")?
+            };
+            (types, rows)
+        }
+        (_, _, Some(rels), Some(types)) => (
+            servicenow::snapshot::read(types)?,
+            servicenow::snapshot::read(rels)?,
+        ),
+        _ => {
+            tracing::warn!(mapping = %mapping.name, "the mapping keeps relationships but the sync has no cmdb_rel_ci / cmdb_rel_type exports: none are planned");
+            return Ok(None);
+        }
+    };
+    let mut input = RelInput::default();
+    for t in &type_rows {
+        input
+            .types
+            .insert(t.get("name").trim().to_owned(), t.sys_id.clone());
+    }
+    if let Some(missing) = kinds.iter().find(|k| !input.types.contains_key(*k)) {
+        bail!(
+            "relationship type `{missing}` (mapping `{}`) does not exist in cmdb_rel_type on the instance; nothing was planned",
+            sync.mapping.display()
+        );
+    }
+    input.rows = rows;
+    read_other_ends(sync, mapping, sn, &mut input).await?;
+    Ok(Some(input))
+}
+
+/// The CIs at the other end of the relationship rows, from each relationship's table (live,
+/// by sys_id) or its reference export (offline), with the fields its scope reads.
+async fn read_other_ends(
+    sync: &SyncConfig,
+    mapping: &Mapping,
+    sn: Option<&ServiceNow>,
+    input: &mut RelInput,
+) -> Result<()> {
+    for relate in &mapping.relate {
+        let table = relate.other_table();
+        let Some(type_id) = input.types.get(&relate.kind) else {
+            continue;
+        };
+        let others: Vec<String> = input
+            .rows
+            .iter()
+            .filter(|r| r.get("type") == type_id)
+            .map(|r| {
+                r.get(if relate.parent { "child" } else { "parent" })
+                    .to_owned()
+            })
+            .collect();
+        let rows = match (sn, sync.references.iter().find(|(t, _)| t == table)) {
+            (_, Some((_, path))) => servicenow::snapshot::read(path)?,
+            (Some(sn), None) if sync.target == Location::Live => {
+                let mut fields = vec!["name".to_owned(), "sys_class_name".to_owned()];
+                if let Some(scope) = &relate.scope {
+                    fields.extend(scope.fields().map(str::to_owned));
+                }
+                sn.read_where_in(table, "sys_id", &others, &fields)
+                    .await
+                    .with_context(|| format!("reading the related CIs in `{table}`"))?
+            }
+            _ => Vec::new(),
+        };
+        input
+            .others
+            .extend(rows.into_iter().map(|ci| (ci.sys_id.clone(), ci)));
+    }
+    Ok(())
 }
 
 async fn read_source(config: &Config, sync: &SyncConfig, mapping: &Mapping) -> Result<SourceRead> {
@@ -410,29 +518,6 @@ async fn read_references(
         references.add_table(&lookup.table, rows);
     }
     Ok(references)
-}
-
-/// Runs the pure planner on what was read.
-pub fn plan_from(
-    mapping: &Mapping,
-    source: &SourceRead,
-    cis: &[Ci],
-    target_origin: String,
-    references: &References,
-    now: DateTime<Utc>,
-    allow_mass_change: bool,
-) -> Plan {
-    planner::plan(Input {
-        mapping,
-        records: &source.records,
-        source_origin: source.origin.clone(),
-        source_incomplete: source.incomplete.clone(),
-        cis,
-        target_origin,
-        references,
-        now,
-        allow_mass_change,
-    })
 }
 
 /// `apply`: carries out a reviewed plan file.

@@ -59,6 +59,8 @@ pub(super) struct FileSync {
     pub(super) references: BTreeMap<String, PathBuf>,
     pub(super) dictionary: Option<PathBuf>,
     pub(super) choices: Option<PathBuf>,
+    pub(super) relationships: Option<PathBuf>,
+    pub(super) rel_types: Option<PathBuf>,
 }
 
 /// A secret's possible homes, most preferred first: a file, an environment variable, inline.

@@ -70,6 +70,10 @@ pub struct SyncConfig {
     /// parents') and `sys_choice` rows, to check the mapping against as a live plan does.
     pub dictionary: Option<PathBuf>,
     pub choices: Option<PathBuf>,
+    /// Offline: exports of `cmdb_rel_ci` and `cmdb_rel_type`, for a mapping with
+    /// `[[relate]]` (the other CIs come from `references`).
+    pub relationships: Option<PathBuf>,
+    pub rel_types: Option<PathBuf>,
 }
 
 /// Validated settings for one invocation.
@@ -421,6 +425,8 @@ fn syncs(file: &[FileSync], args: &PlanArgs, base: &Path, origin: &str) -> Resul
                 .collect(),
             dictionary: s.dictionary.as_deref().map(rel),
             choices: s.choices.as_deref().map(rel),
+            relationships: s.relationships.as_deref().map(rel),
+            rel_types: s.rel_types.as_deref().map(rel),
         });
     }
 
@@ -438,6 +444,8 @@ fn syncs(file: &[FileSync], args: &PlanArgs, base: &Path, origin: &str) -> Resul
                     references: Vec::new(),
                     dictionary: None,
                     choices: None,
+                    relationships: None,
+                    rel_types: None,
                 }),
                 1 => {
                     let sync = &mut syncs[0];

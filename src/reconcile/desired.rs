@@ -20,6 +20,19 @@ pub(super) struct Desired<'a> {
     pub values: Vec<Option<String>>,
     /// By mapping field index: the source value is empty and the rule says `on_empty = "clear"`.
     pub cleared: Vec<bool>,
+    /// By `[[relate]]` index: the other CI of the relationship.
+    pub related: Vec<Related>,
+}
+
+/// What a record says about one of its relationships.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Related {
+    /// It has none (e.g. a VM on no host): rows of the type are stale.
+    Nothing,
+    /// The other CI, by sys_id.
+    To(String),
+    /// The other CI could not be found (reported): the rows of the type are left alone.
+    Unknown,
 }
 
 impl Desired<'_> {
@@ -111,11 +124,34 @@ pub(super) fn evaluate<'a>(
         };
         values.push(value);
     }
+    let related = mapping
+        .relate
+        .iter()
+        .map(|relate| match relate.to.eval(&record, refs) {
+            Ok(Some(sys_id)) => Related::To(sys_id),
+            Ok(None) => Related::Nothing,
+            Err(e) => {
+                let message = match e {
+                    EvalError::BadValue(m) | EvalError::Unresolved(m) => m,
+                };
+                issues.push(Issue {
+                    kind: IssueKind::UnresolvedReference,
+                    source_ids: vec![record.id.to_string()],
+                    sys_ids: Vec::new(),
+                    name: record_name(&record),
+                    field: Some(relate.to.name.clone()),
+                    message: format!("{message}; its `{}` rows are left as they are", relate.kind),
+                });
+                Related::Unknown
+            }
+        })
+        .collect();
     let mut desired = Desired {
         record,
         name: String::new(),
         values,
         cleared,
+        related,
     };
     desired.name = match desired.value(mapping, "name") {
         Some(name) => name.to_owned(),

@@ -11,4 +11,5 @@ pub mod plan;
 pub mod planner;
 mod policy;
 pub mod record;
+pub mod relations;
 pub mod schema;

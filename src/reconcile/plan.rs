@@ -25,6 +25,48 @@ pub struct Plan {
     pub updates: Vec<Update>,
     pub retirements: Vec<Retirement>,
     pub issues: Vec<Issue>,
+    /// `cmdb_rel_ci` rows to create and delete (`[[relate]]`), creates first; absent from
+    /// `plan.json` when the mapping keeps no relationships.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relationships: Vec<RelChange>,
+}
+
+/// What happens to one relationship row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelAction {
+    Create,
+    Delete,
+}
+
+/// One end of a relationship: a CI that exists (`sys_id`), or the CI this plan creates for
+/// a record (`sys_id` empty, `source_id` set), whose sys_id `apply` learns when it creates it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RelEnd {
+    #[serde(default)]
+    pub sys_id: String,
+    /// The record whose planned create makes this CI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<String>,
+    /// The CI's name when known (reports).
+    #[serde(default)]
+    pub name: String,
+}
+
+/// One `cmdb_rel_ci` row to create or delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelChange {
+    pub action: RelAction,
+    /// The `cmdb_rel_type` name and sys_id.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub type_sys_id: String,
+    pub parent: RelEnd,
+    pub child: RelEnd,
+    /// The row, for deletes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sys_id: Option<String>,
+    pub reason: String,
 }
 
 /// Which mapping produced the plan. `digest` (of the mapping's text) is recorded so a reader
@@ -95,6 +137,9 @@ pub struct Safety {
     pub retirements_withheld: usize,
     /// Guards that tripped: when any is present, `apply` writes nothing.
     pub guards_tripped: Vec<GuardTrip>,
+    /// Relationship rows not deleted because retirements were withheld.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub relationship_deletes_withheld: usize,
     pub mass_change_allowed: bool,
 }
 
@@ -403,6 +448,7 @@ impl Plan {
             updates,
             retirements,
             issues,
+            relationships: Vec::new(),
         }
     }
 
@@ -422,7 +468,22 @@ impl Plan {
         !self.creates.is_empty()
             || self.updates.iter().any(Update::has_writes)
             || !self.retirements.is_empty()
+            || !self.relationships.is_empty()
     }
+
+    /// Relationship rows to create and to delete.
+    pub fn relationship_counts(&self) -> (usize, usize) {
+        let creates = self
+            .relationships
+            .iter()
+            .filter(|r| r.action == RelAction::Create)
+            .count();
+        (creates, self.relationships.len() - creates)
+    }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use super::mapping::Mapping;
 use super::plan::*;
 use super::policy::{lifecycle_step, safety, SafetyFacts, SN_DATETIME};
 use super::record::{Ci, References, SourceRecord};
+use super::relations::{self, RelInput};
 
 /// Everything one plan is computed from. Inputs are borrowed: the plan copies what it keeps.
 pub struct Input<'a> {
@@ -33,6 +34,8 @@ pub struct Input<'a> {
     pub now: DateTime<Utc>,
     /// Lifts the count guards for this run (recorded in the plan).
     pub allow_mass_change: bool,
+    /// The relationship rows, for a mapping with `[[relate]]` (`None`: not planned).
+    pub relations: Option<&'a RelInput>,
 }
 
 /// Computes the plan. Never fails: bad records and values become issues in the plan.
@@ -47,6 +50,7 @@ pub fn plan(input: Input) -> Plan {
         references,
         now,
         allow_mass_change,
+        relations,
     } = input;
     let mut issues = Vec::new();
     let now_text = now.format(SN_DATETIME).to_string();
@@ -71,7 +75,7 @@ pub fn plan(input: Input) -> Plan {
     );
     issues.extend(matched.issues);
     let mut retirements = missing_cis(mapping, cis, &ident, &scope, now, &mut issues);
-    let safety = safety(
+    let mut safety = safety(
         mapping,
         &mut retirements,
         &matched.creates,
@@ -83,8 +87,29 @@ pub fn plan(input: Input) -> Plan {
             allow_mass_change,
         },
     );
+    // Step 6, relationships: planned from the same matches; their deletes are withheld with
+    // the retirements, on the same incomplete knowledge.
+    let mut relationships = match relations {
+        Some(input) if !mapping.relate.is_empty() => {
+            relations::plan(
+                mapping,
+                &triage.desired,
+                &ident,
+                cis,
+                &matched.creates,
+                input,
+            )
+            .changes
+        }
+        _ => Vec::new(),
+    };
+    if safety.retirements_blocked.is_some() {
+        let before = relationships.len();
+        relationships.retain(|r| r.action == RelAction::Create);
+        safety.relationship_deletes_withheld = before - relationships.len();
+    }
 
-    Plan::new(
+    let mut plan = Plan::new(
         now,
         MappingInfo {
             name: mapping.name.clone(),
@@ -114,7 +139,9 @@ pub fn plan(input: Input) -> Plan {
         retirements,
         issues,
         matched.unchanged,
-    )
+    );
+    plan.relationships = relationships;
+    plan
 }
 
 /// Step 1, records: usable objects with ids, de-duplicated, in a stable order.

@@ -412,6 +412,7 @@ pub fn hostile_plan() -> Plan {
             message: "6 updates exceed 5% of 40 CIs <script>alert(1)</script>".to_owned(),
         }],
         mass_change_allowed: false,
+        relationship_deletes_withheld: 0,
     };
     let mut source = source(12);
     source.complete = false;

@@ -9,13 +9,13 @@ use toml::Spanned;
 use super::eval::format_number;
 use super::filter::is_field_name;
 use super::schema::{
-    RawFieldSpec, RawGuards, RawIdentify, RawLifecycle, RawMapping, RawReport, RawRetire,
-    RawSource, RawTarget,
+    RawFieldSpec, RawGuards, RawIdentify, RawLifecycle, RawMapping, RawRelate, RawReport,
+    RawRetire, RawSource, RawTarget,
 };
 use super::template::parse_template;
 use super::{
     is_vm_collection, Compare, Conditions, Extract, FieldRule, Filter, Guards, IdentityRule,
-    Lifecycle, Limit, Mapping, MappingError, Path, RetirePolicy, SourceSpec, TargetSpec,
+    Lifecycle, Limit, Mapping, MappingError, Path, Relate, RetirePolicy, SourceSpec, TargetSpec,
 };
 use crate::text::{line_column, parse_duration};
 
@@ -40,6 +40,7 @@ impl Mapping {
         let lifecycle = compile_lifecycle(&raw.lifecycle, &source.collection, &loc)?;
         let guards = compile_guards(&raw.guards, &loc)?;
         let context = compile_report(raw.report, &loc)?;
+        let relate = compile_relate(&raw.relate, &loc)?;
         Ok(Self {
             name,
             origin: origin.to_owned(),
@@ -53,6 +54,7 @@ impl Mapping {
             lifecycle,
             guards,
             context,
+            relate,
         })
     }
 }
@@ -591,6 +593,67 @@ fn describe_steps(source: String, raw: &RawFieldSpec) -> String {
         }
     }
     describe
+}
+
+/// `[[relate]]`: each relationship's type, this CI's role and how the other CI is found
+/// (a field spec whose lookup gives the other CI's sys_id).
+fn compile_relate(raw: &[Spanned<RawRelate>], loc: &Locator) -> Result<Vec<Relate>, MappingError> {
+    let mut out: Vec<Relate> = Vec::new();
+    for r in raw {
+        let span = || Some(r.span());
+        let relate = r.get_ref();
+        let kind = relate.kind.trim().to_owned();
+        if !kind.contains("::") {
+            return Err(loc.error(
+                span(),
+                format!("[[relate]] type `{kind}` is not a relationship type name"),
+                Some("a `cmdb_rel_type` name, `<parent descriptor>::<child descriptor>`, e.g. `Registered on::Has registered`".into()),
+            ));
+        }
+        let parent = match relate.role.as_deref().map(str::trim) {
+            None | Some("parent") => true,
+            Some("child") => false,
+            Some(other) => {
+                return Err(loc.error(
+                    span(),
+                    format!("[[relate]] role `{other}`: one of `parent`, `child`"),
+                    None,
+                ))
+            }
+        };
+        let name = Spanned::new(r.span(), "to".to_owned());
+        let mut to = compile_field(&name, &relate.to, loc)?;
+        // Named for what it is in reports and issues.
+        to.name = format!("relate {kind}");
+        if to.lookup.is_none() {
+            return Err(loc.error(
+                Some(relate.to.span()),
+                format!("[[relate]] `{kind}`: `to` needs a `lookup` that finds the other CI"),
+                Some("e.g. `to = { from = \"host.ems_ref\", lookup = { table = \"cmdb_ci_esx_server\", by = \"object_id\" } }`".into()),
+            ));
+        }
+        let scope =
+            match &relate.scope {
+                Some(text) => Some(Conditions::parse(text).map_err(|e| {
+                    loc.error(span(), format!("[[relate]] `{kind}` scope: {e}"), None)
+                })?),
+                None => None,
+            };
+        if out.iter().any(|o| o.kind == kind && o.parent == parent) {
+            return Err(loc.error(
+                span(),
+                format!("[[relate]] `{kind}` is declared twice for the same role"),
+                None,
+            ));
+        }
+        out.push(Relate {
+            kind,
+            parent,
+            to,
+            scope,
+        });
+    }
+    Ok(out)
 }
 
 /// A lookup's `and` conditions: each a row field and the source path it must equal.

@@ -62,6 +62,31 @@ pub struct Mapping {
     pub guards: Guards,
     /// Report-only facts taken from each record (provider, cluster, owner...).
     pub context: Vec<(String, Path)>,
+    /// `[[relate]]`: the relationships kept between each CI and others.
+    pub relate: Vec<Relate>,
+}
+
+/// A relationship the mapping keeps between its CI and another CI, reconciled like a field:
+/// a missing row is created, a row of the type that no longer holds (a vMotion to another
+/// host) is deleted, and rows the job cannot judge are left alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Relate {
+    /// The `cmdb_rel_type` name, `"<parent descriptor>::<child descriptor>"`.
+    pub kind: String,
+    /// Whether the mapping's CI is the parent (else the child).
+    pub parent: bool,
+    /// How the other CI is found: a field rule whose lookup gives its sys_id.
+    pub to: FieldRule,
+    /// Only rows whose other CI matches this are ever deleted (`None`: any CI of the lookup's
+    /// table).
+    pub scope: Option<Conditions>,
+}
+
+impl Relate {
+    /// The table the other CI lives in.
+    pub fn other_table(&self) -> &str {
+        self.to.lookup.as_ref().map_or("", |l| l.table.as_str())
+    }
 }
 
 /// Which records of which collection are mapped.
@@ -408,6 +433,12 @@ impl Mapping {
                 Extract::Const(_) => {}
             }
             paths.extend(field.lookup_and.iter().map(|(_, p)| p));
+        }
+        for relate in &self.relate {
+            if let Extract::Path(p) = &relate.to.extract {
+                paths.push(p);
+            }
+            paths.extend(relate.to.lookup_and.iter().map(|(_, p)| p));
         }
         paths.extend(self.source.filters.iter().map(|f| &f.path));
         paths.extend(self.context.iter().map(|(_, p)| p));

@@ -25,6 +25,19 @@ pub(super) struct RawMapping {
     pub(super) guards: RawGuards,
     #[serde(default)]
     pub(super) report: RawReport,
+    #[serde(default)]
+    pub(super) relate: Vec<Spanned<RawRelate>>,
+}
+
+/// `[[relate]]`: a relationship (`cmdb_rel_ci`) between the mapping's CI and another CI.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRelate {
+    #[serde(rename = "type")]
+    pub(super) kind: String,
+    pub(super) role: Option<String>,
+    pub(super) to: Spanned<toml::Value>,
+    pub(super) scope: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,191 @@
+//! Relationships (`[[relate]]`): the `cmdb_rel_ci` rows each record's CI should have, against
+//! the rows the CMDB holds, reconciled like fields. A missing row is created (for a CI this
+//! plan creates, against the create, whose sys_id `apply` learns first); a row of a managed
+//! type between a CI the job matched and a CI of the relationship's table that no longer
+//! holds (a vMotion to another host, a storage migration) is deleted. Left alone: rows of
+//! CIs no record was matched to (gone, quarantined), rows of a type whose other CI could not
+//! be found this run, and rows whose other CI is outside the relationship's table or scope.
+//! Deletes are withheld with the retirements when the source read cannot be trusted.
+//!
+//! Pure: the rows come from the adapters.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::desired::{Desired, Related};
+use super::identity::Identification;
+use super::mapping::Mapping;
+use super::plan::{Create, RelAction, RelChange, RelEnd};
+use super::record::Ci;
+
+/// What the CMDB holds about relationships, as the adapters read it.
+#[derive(Debug, Clone, Default)]
+pub struct RelInput {
+    /// `cmdb_rel_type` name -> sys_id, for the mapping's types.
+    pub types: BTreeMap<String, String>,
+    /// `cmdb_rel_ci` rows (`parent`, `child`, `type`) of those types.
+    pub rows: Vec<Ci>,
+    /// The CIs at the other end of those rows, by sys_id, as their relationship's table
+    /// holds them (with the fields of its `scope`). A row whose other CI is missing here is
+    /// not the job's to judge.
+    pub others: HashMap<String, Ci>,
+}
+
+/// One end of a desired row, as a comparable key: an existing CI or a planned create.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum End {
+    Ci(String),
+    New(String),
+}
+
+/// The relationship changes of a plan: creates first, then deletes.
+pub(super) struct RelPlan {
+    pub changes: Vec<RelChange>,
+}
+
+/// Plans the relationship rows. `this` gives, per desired record, its CI: the matched CI's
+/// sys_id or, for a record this plan creates, `None` (its create is found by source id).
+pub(super) fn plan(
+    mapping: &Mapping,
+    desired: &[Desired],
+    ident: &Identification,
+    cis: &[Ci],
+    creates: &[Create],
+    input: &RelInput,
+) -> RelPlan {
+    let created: BTreeSet<&str> = creates.iter().map(|c| c.source_id.as_str()).collect();
+    let names: HashMap<&str, &str> = cis.iter().map(|c| (c.sys_id.as_str(), c.name())).collect();
+    let mut wanted: BTreeMap<(End, End, String), String> = BTreeMap::new();
+    // (this CI, type) whose rows are not to be judged this run.
+    let mut unknown: BTreeSet<(String, String)> = BTreeSet::new();
+    // CIs whose rows are judged: matched to a record this run.
+    let mut judged: BTreeSet<&str> = BTreeSet::new();
+    for (vm, d) in desired.iter().enumerate() {
+        let this = match (ident.quarantined[vm], ident.matched[vm]) {
+            (true, _) => continue,
+            (false, Some((ci, _))) => {
+                judged.insert(cis[ci].sys_id.as_str());
+                End::Ci(cis[ci].sys_id.clone())
+            }
+            (false, None) if created.contains(d.record.id.as_ref()) => {
+                End::New(d.record.id.to_string())
+            }
+            (false, None) => continue,
+        };
+        for (relate, related) in mapping.relate.iter().zip(&d.related) {
+            match related {
+                Related::Nothing => {}
+                Related::Unknown => {
+                    if let End::Ci(id) = &this {
+                        unknown.insert((id.clone(), relate.kind.clone()));
+                    }
+                }
+                Related::To(other) => {
+                    let other = End::Ci(other.clone());
+                    let (parent, child) = if relate.parent {
+                        (this.clone(), other)
+                    } else {
+                        (other, this.clone())
+                    };
+                    wanted.insert((parent, child, relate.kind.clone()), d.name.clone());
+                }
+            }
+        }
+    }
+
+    let kind_of: HashMap<&str, &str> = input
+        .types
+        .iter()
+        .map(|(name, id)| (id.as_str(), name.as_str()))
+        .collect();
+    let mut changes = Vec::new();
+    let mut present: BTreeSet<(End, End, String)> = BTreeSet::new();
+    for row in &input.rows {
+        let Some(&kind) = kind_of.get(row.get("type")) else {
+            continue;
+        };
+        let (parent, child) = (row.get("parent"), row.get("child"));
+        let key = (
+            End::Ci(parent.to_owned()),
+            End::Ci(child.to_owned()),
+            kind.to_owned(),
+        );
+        if wanted.contains_key(&key) {
+            present.insert(key);
+            continue;
+        }
+        for relate in mapping.relate.iter().filter(|r| r.kind == kind) {
+            let (this, other) = if relate.parent {
+                (parent, child)
+            } else {
+                (child, parent)
+            };
+            if !judged.contains(this) || unknown.contains(&(this.to_owned(), kind.to_owned())) {
+                continue;
+            }
+            // Only a CI of the relationship's table, in its scope, is the job's to unlink.
+            let Some(other_ci) = input.others.get(other) else {
+                continue;
+            };
+            if relate.scope.as_ref().is_some_and(|s| !s.matches(other_ci)) {
+                continue;
+            }
+            changes.push(RelChange {
+                action: RelAction::Delete,
+                kind: kind.to_owned(),
+                type_sys_id: row.get("type").to_owned(),
+                parent: known_end(parent, &names, &input.others),
+                child: known_end(child, &names, &input.others),
+                sys_id: Some(row.sys_id.clone()),
+                reason: format!(
+                    "the record no longer has this `{kind}` relationship (e.g. it moved)"
+                ),
+            });
+            break;
+        }
+    }
+
+    let mut creates_out = Vec::new();
+    for ((parent, child, kind), name) in wanted {
+        if present.contains(&(parent.clone(), child.clone(), kind.clone())) {
+            continue;
+        }
+        let Some(type_sys_id) = input.types.get(&kind) else {
+            continue; // the shell refuses a type the instance lacks before planning
+        };
+        let end = |e: &End| match e {
+            End::Ci(id) => known_end(id, &names, &input.others),
+            End::New(source_id) => RelEnd {
+                sys_id: String::new(),
+                source_id: Some(source_id.clone()),
+                name: name.clone(),
+            },
+        };
+        creates_out.push(RelChange {
+            action: RelAction::Create,
+            kind: kind.clone(),
+            type_sys_id: type_sys_id.clone(),
+            parent: end(&parent),
+            child: end(&child),
+            sys_id: None,
+            reason: format!("the record has this `{kind}` relationship and the CMDB does not"),
+        });
+    }
+    creates_out.extend(changes);
+    RelPlan {
+        changes: creates_out,
+    }
+}
+
+/// An existing CI as a relationship end, named when the job knows it.
+fn known_end(sys_id: &str, names: &HashMap<&str, &str>, others: &HashMap<String, Ci>) -> RelEnd {
+    let name = others
+        .get(sys_id)
+        .map(|c| c.name().to_owned())
+        .or_else(|| names.get(sys_id).map(|n| (*n).to_owned()))
+        .unwrap_or_default();
+    RelEnd {
+        sys_id: sys_id.to_owned(),
+        source_id: None,
+        name,
+    }
+}
