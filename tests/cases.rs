@@ -210,8 +210,16 @@ fn check_expectations(name: &str, case: &Case, plan: &Plan) -> Vec<String> {
     }
     let (rel_creates, rel_deletes) = plan.relationship_counts();
     for (key, got, want) in [
-        ("relationship_creates", rel_creates, case.expect_relationships.creates),
-        ("relationship_deletes", rel_deletes, case.expect_relationships.deletes),
+        (
+            "relationship_creates",
+            rel_creates,
+            case.expect_relationships.creates,
+        ),
+        (
+            "relationship_deletes",
+            rel_deletes,
+            case.expect_relationships.deletes,
+        ),
     ] {
         if let Some(want) = want {
             if got != want {

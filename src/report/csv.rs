@@ -55,6 +55,27 @@ pub fn write<W: io::Write>(model: &ReportModel, out: W) -> Result<(), ::csv::Err
         ];
         writer.write_record(cells.iter().map(|cell| neutralise(cell).into_owned()))?;
     }
+    // Relationship rows: the action says so, the type stands in the field column, the ends
+    // (parent -> child) in the values.
+    for r in &model.relationships {
+        let (current, desired) = match r.action {
+            "delete" => (format!("{} -> {}", r.parent, r.child), String::new()),
+            _ => (String::new(), format!("{} -> {}", r.parent, r.child)),
+        };
+        let cells = [
+            &format!("relationship_{}", r.action),
+            r.new_ci_source_id.as_deref().unwrap_or_default(),
+            "",
+            &r.sys_id,
+            &r.parent,
+            &r.kind,
+            &current,
+            &desired,
+            "",
+            &r.reason,
+        ];
+        writer.write_record(cells.iter().map(|cell| neutralise(cell).into_owned()))?;
+    }
     for group in model.quarantined.iter().chain(&model.issues) {
         for issue in &group.issues {
             let cells = [

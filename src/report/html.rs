@@ -139,6 +139,7 @@ pub fn render(model: &ReportModel) -> String {
     nav(&mut h, model);
     changes(&mut h, model);
     drift(&mut h, model);
+    relationships(&mut h, model);
     issues(
         &mut h,
         "quarantined",
@@ -521,6 +522,7 @@ fn operation_heading(h: &mut String, model: &ReportModel, row: &ChangeRow, outco
     if let Some(reason) = &row.reason {
         let _ = write!(h, "<div class=\"reason\">{}</div>", escape(reason));
     }
+    relationships_of(h, model, row);
     if let Some(o) = row.outcome.as_ref().filter(|o| !o.message.is_empty()) {
         let _ = write!(
             h,
@@ -570,6 +572,75 @@ fn change_row(h: &mut String, model: &ReportModel, row: &ChangeRow) {
         format!("<code class=\"expr\">{}</code>", escape(&row.from))
     };
     let _ = writeln!(h, "<td class=\"from\">{from}</td></tr>");
+}
+
+fn relationships(h: &mut String, model: &ReportModel) {
+    if model.relationships.is_empty() && model.relationship_deletes_withheld == 0 {
+        return;
+    }
+    h.push_str("<section id=\"relationships\"><h2>Relationships</h2>");
+    if model.relationship_deletes_withheld > 0 {
+        let _ = write!(
+            h,
+            "<p class=\"desc\">{} relationship deletes withheld with the retirements.</p>",
+            model.relationship_deletes_withheld
+        );
+    }
+    if model.relationships.is_empty() {
+        h.push_str("<p class=\"none\">No relationship changes.</p></section>\n");
+        return;
+    }
+    h.push_str(
+        "<table class=\"plain rels\"><thead><tr><th>Action</th><th>Type</th><th>Parent</th>\
+         <th>Child</th><th>Reason</th></tr></thead><tbody>",
+    );
+    for r in &model.relationships {
+        let _ = write!(
+            h,
+            "<tr class=\"rel {}\"><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            r.action,
+            r.action,
+            escape(&r.kind),
+            escape(&r.parent),
+            escape(&r.child),
+            escape(&r.reason)
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
+}
+
+/// The relationship changes around one CI, under its heading.
+fn relationships_of(h: &mut String, model: &ReportModel, row: &ChangeRow) {
+    let around: Vec<_> = model
+        .relationships
+        .iter()
+        .filter(|r| {
+            r.touches(
+                &row.sys_id,
+                if row.sys_id.is_empty() {
+                    &row.source_id
+                } else {
+                    ""
+                },
+            )
+        })
+        .collect();
+    if around.is_empty() {
+        return;
+    }
+    h.push_str("<div class=\"rels-of\">");
+    for r in around {
+        let _ = write!(
+            h,
+            "<span class=\"chip rel {}\">{} <code>{}</code> {} → {}</span>",
+            r.action,
+            r.action,
+            escape(&r.kind),
+            escape(&r.parent),
+            escape(&r.child)
+        );
+    }
+    h.push_str("</div>");
 }
 
 fn drift(h: &mut String, model: &ReportModel) {

@@ -70,6 +70,7 @@ pub fn render(model: &ReportModel) -> String {
     safety(&mut md, model);
     outcomes(&mut md, model);
     drift(&mut md, model);
+    relationships(&mut md, model);
     issue_section(
         &mut md,
         "Quarantined records",
@@ -222,6 +223,37 @@ fn outcomes(md: &mut String, model: &ReportModel) {
         }
         md.push('\n');
     }
+}
+
+fn relationships(md: &mut String, model: &ReportModel) {
+    if model.relationships.is_empty() && model.relationship_deletes_withheld == 0 {
+        return;
+    }
+    md.push_str("## Relationships\n\n");
+    if model.relationship_deletes_withheld > 0 {
+        let _ = writeln!(
+            md,
+            "{} relationship deletes withheld with the retirements.\n",
+            model.relationship_deletes_withheld
+        );
+    }
+    if model.relationships.is_empty() {
+        md.push_str("No relationship changes.\n\n");
+        return;
+    }
+    md.push_str("| Action | Type | Parent | Child | Reason |\n|---|---|---|---|---|\n");
+    for r in &model.relationships {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} |",
+            r.action,
+            escape(&r.kind),
+            escape(&r.parent),
+            escape(&r.child),
+            escape(&r.reason)
+        );
+    }
+    md.push('\n');
 }
 
 fn drift(md: &mut String, model: &ReportModel) {
