@@ -1,0 +1,419 @@
+//! The ServiceNow simulator behaves like an instance (issue 10), over real HTTP: tables follow
+//! a dictionary served as `sys_db_object` / `sys_dictionary` / `sys_choice`; reads return every
+//! column, writes drop unknown ones and cut strings; unknown tables are "Invalid table";
+//! invalid queries follow `glide.invalid_query.returns_no_rows`; inserts get the platform's
+//! defaults; tables are read with their subclasses' rows; date-times display in the user's
+//! time zone.
+
+use cmdb_sim::servicenow::{ServiceNow, SnowConfig};
+use reqwest::{Client, RequestBuilder, StatusCode};
+use serde_json::{json, Map, Value};
+
+const VMS: &str = "cmdb_ci_vmware_instance";
+const ADMIN: &str = "6816f79cc0a8016401c5a33be04be441";
+
+async fn serve(snow: &ServiceNow) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = snow.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}")
+}
+
+fn object(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(o) => o,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+/// An instance with two VMware VMs, one other VM, and one ESX host.
+async fn instance() -> (ServiceNow, String) {
+    let snow = ServiceNow::new(SnowConfig::default());
+    snow.seed(
+        VMS,
+        vec![
+            object(json!({"name": "web-01", "cpus": "2", "object_id": "vm-1", "discovery_source": "ServiceNow"})),
+            object(json!({"name": "web-02", "cpus": "4", "object_id": "vm-2", "discovery_source": "ServiceNow"})),
+        ],
+    );
+    snow.seed(
+        "cmdb_ci_vm_instance",
+        vec![object(json!({"name": "rhv-01", "cpus": "1"}))],
+    );
+    snow.seed(
+        "cmdb_ci_esx_server",
+        vec![object(json!({"name": "esx-01", "ram": "65536"}))],
+    );
+    let base = serve(&snow).await;
+    (snow, base)
+}
+
+fn auth(r: RequestBuilder) -> RequestBuilder {
+    r.basic_auth("admin", Some("admin"))
+        .header("Accept", "application/json")
+}
+
+async fn get(url: &str) -> (StatusCode, Value) {
+    let response = auth(Client::new().get(url)).send().await.expect("sent");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn send(request: RequestBuilder) -> (StatusCode, Value) {
+    let response = auth(request).send().await.expect("sent");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn rows(body: &Value) -> &Vec<Value> {
+    body["result"].as_array().expect("a list")
+}
+
+#[tokio::test]
+async fn reads_return_every_column_and_writes_ignore_unknown_ones() {
+    let (_snow, base) = instance().await;
+    let (status, created) = send(
+        Client::new()
+            .post(format!("{base}/api/now/table/{VMS}"))
+            .json(&json!({"name": "db-01", "u_not_a_column": "x", "cpus": 8})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let record = &created["result"];
+    assert!(record.get("u_not_a_column").is_none(), "{record}");
+    // Columns of the class and of every parent, empty when unset.
+    for (column, value) in [
+        ("serial_number", ""),
+        ("object_id", ""),
+        ("vcenter_uuid", ""),
+        ("cpus", "8"),
+        ("sys_class_name", VMS),
+        ("install_status", "1"),
+        ("operational_status", "1"),
+        ("template", "false"),
+    ] {
+        assert_eq!(record[column], value, "{column} in {record}");
+    }
+    let sys_id = record["sys_id"].as_str().expect("sys_id");
+    let (_, patched) = send(
+        Client::new()
+            .patch(format!("{base}/api/now/table/{VMS}/{sys_id}"))
+            .json(&json!({"u_still_not": "y", "name": "db-01"})),
+    )
+    .await;
+    assert_eq!(
+        patched["result"]["sys_mod_count"], "0",
+        "nothing real changed"
+    );
+    assert!(patched["result"].get("u_still_not").is_none());
+}
+
+#[tokio::test]
+async fn strings_are_cut_at_their_max_length() {
+    let (_snow, base) = instance().await;
+    let long = "n".repeat(300);
+    let (_, created) = send(
+        Client::new()
+            .post(format!("{base}/api/now/table/u_cmdb_reconcile_lease"))
+            .json(&json!({"u_name": long, "u_holder": long})),
+    )
+    .await;
+    assert_eq!(created["result"]["u_name"], "n".repeat(40));
+    assert_eq!(created["result"]["u_holder"], "n".repeat(100));
+    let (_, vm) = send(
+        Client::new()
+            .post(format!("{base}/api/now/table/{VMS}"))
+            .json(&json!({"name": long})),
+    )
+    .await;
+    assert_eq!(vm["result"]["name"], "n".repeat(255));
+}
+
+#[tokio::test]
+async fn unknown_tables_are_invalid_for_every_method() {
+    let (_snow, base) = instance().await;
+    let invalid =
+        json!({"error": {"message": "Invalid table u_nope", "detail": null}, "status": "failure"});
+    let url = format!("{base}/api/now/table/u_nope");
+    let one = format!("{url}/{ADMIN}");
+    for request in [
+        Client::new().get(&url),
+        Client::new().get(&one),
+        Client::new().post(&url).json(&json!({"a": 1})),
+        Client::new().patch(&one).json(&json!({"a": 1})),
+        Client::new().delete(&one),
+    ] {
+        assert_eq!(
+            send(request).await,
+            (StatusCode::BAD_REQUEST, invalid.clone())
+        );
+    }
+    let (_, batch) = send(Client::new().post(format!("{base}/api/now/v1/batch")).json(&json!({
+        "batch_request_id": "1",
+        "rest_requests": [{"id": "a", "method": "GET", "url": "/api/now/table/u_nope", "headers": []}],
+    })))
+    .await;
+    assert_eq!(batch["serviced_requests"][0]["status_code"], 400);
+}
+
+#[tokio::test]
+async fn queries_on_unpopulated_and_unknown_columns() {
+    let (snow, base) = instance().await;
+    // A column the table has but no row carries: evaluated, so nothing matches.
+    let (status, body) = get(&format!(
+        "{base}/api/now/table/{VMS}?sysparm_query=serial_number=ABC123"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(rows(&body).len(), 0);
+    let (_, empty) = get(&format!(
+        "{base}/api/now/table/{VMS}?sysparm_query=serial_numberISEMPTY"
+    ))
+    .await;
+    assert_eq!(rows(&empty).len(), 2);
+    // An unknown column: ignored by default (glide.invalid_query.returns_no_rows=false)...
+    let unknown = format!("{base}/api/now/table/{VMS}?sysparm_query=u_nope=1^cpus=2");
+    let (_, ignored) = get(&unknown).await;
+    assert_eq!(rows(&ignored).len(), 1);
+    // ...and with the property set, no rows at all.
+    snow.set_invalid_query_returns_no_rows(true);
+    let (status, none) = get(&unknown).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(rows(&none).len(), 0);
+    let (_, valid) = get(&format!("{base}/api/now/table/{VMS}?sysparm_query=cpus=2")).await;
+    assert_eq!(rows(&valid).len(), 1);
+    let strict = ServiceNow::new(SnowConfig {
+        invalid_query_returns_no_rows: true,
+        ..SnowConfig::default()
+    });
+    strict.seed(VMS, vec![object(json!({"name": "x"}))]);
+    let strict_base = serve(&strict).await;
+    let (_, none) = get(&format!(
+        "{strict_base}/api/now/table/{VMS}?name=x&u_nope=1"
+    ))
+    .await;
+    assert_eq!(rows(&none).len(), 0, "plain parameters are conditions too");
+}
+
+#[tokio::test]
+async fn inserts_get_the_platforms_defaults() {
+    let (_snow, base) = instance().await;
+    // An empty body creates a record of defaults.
+    let response = auth(Client::new().post(format!("{base}/api/now/table/incident")))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let first: Value = response.json().await.expect("json");
+    let first = &first["result"];
+    for (column, value) in [
+        ("number", "INC0010001"),
+        ("state", "1"),
+        ("active", "true"),
+        ("impact", "3"),
+        ("urgency", "3"),
+        ("priority", "5"),
+        ("sys_created_by", "admin"),
+        ("sys_class_name", "incident"),
+    ] {
+        assert_eq!(first[column], value, "{column} in {first}");
+    }
+    assert_eq!(first["opened_by"]["value"], ADMIN, "the acting user");
+    assert_eq!(first["opened_at"], first["sys_created_on"]);
+    let (_, second) = send(
+        Client::new()
+            .post(format!("{base}/api/now/table/incident"))
+            .json(&json!({"short_description": "disk full", "impact": "1", "urgency": "1"})),
+    )
+    .await;
+    assert_eq!(second["result"]["number"], "INC0010002");
+    assert_eq!(second["result"]["priority"], "1", "the priority lookup");
+    let sys_id = second["result"]["sys_id"].as_str().expect("sys_id");
+    let (_, closed) = send(
+        Client::new()
+            .patch(format!("{base}/api/now/table/incident/{sys_id}"))
+            .json(&json!({"state": "7", "urgency": "3"})),
+    )
+    .await;
+    assert_eq!(closed["result"]["active"], "false");
+    assert_eq!(closed["result"]["priority"], "3");
+    for (table, number, state) in [
+        ("change_request", "CHG0010001", "-5"),
+        ("sc_request", "REQ0010001", "1"),
+        ("sc_req_item", "RITM0010001", "1"),
+        ("sc_task", "SCTASK0010001", "1"),
+    ] {
+        let (status, body) = send(
+            Client::new()
+                .post(format!("{base}/api/now/table/{table}"))
+                .json(&json!({})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(body["result"]["number"], number);
+        assert_eq!(body["result"]["state"], state, "{table}");
+    }
+    // A display value of a reference default: the admin user.
+    let (_, labelled) = get(&format!(
+        "{base}/api/now/table/incident/{sys_id}?sysparm_display_value=true&sysparm_fields=opened_by,priority,state"
+    ))
+    .await;
+    assert_eq!(
+        labelled["result"],
+        json!({"opened_by": {"display_value": "System Administrator", "link": format!("{base}/api/now/table/sys_user/{ADMIN}")}, "priority": "3 - Moderate", "state": "Closed"})
+    );
+}
+
+#[tokio::test]
+async fn parent_tables_list_and_write_their_subclasses_rows() {
+    let (snow, base) = instance().await;
+    let (_, cis) = get(&format!(
+        "{base}/api/now/table/cmdb_ci?sysparm_fields=name,sys_class_name,cpus&sysparm_query=ORDERBYname"
+    ))
+    .await;
+    assert_eq!(
+        cis["result"],
+        json!([
+            {"name": "esx-01", "sys_class_name": "cmdb_ci_esx_server"},
+            {"name": "rhv-01", "sys_class_name": "cmdb_ci_vm_instance"},
+            {"name": "web-01", "sys_class_name": VMS},
+            {"name": "web-02", "sys_class_name": VMS},
+        ]),
+        "`cpus` is not a cmdb_ci column"
+    );
+    let (_, vms) = get(&format!(
+        "{base}/api/now/table/cmdb_ci_vm_instance?sysparm_fields=name,cpus&sysparm_query=cpus>1"
+    ))
+    .await;
+    assert_eq!(rows(&vms).len(), 2);
+    // A query on cmdb_ci finds a VMware instance by a cmdb_ci column.
+    let (_, found) = get(&format!(
+        "{base}/api/now/table/cmdb_ci?sysparm_query=sys_class_name={VMS}^name=web-02"
+    ))
+    .await;
+    assert_eq!(rows(&found).len(), 1);
+    let sys_id = found["result"][0]["sys_id"]
+        .as_str()
+        .expect("sys_id")
+        .to_owned();
+    let (status, read) = get(&format!("{base}/api/now/table/task/{sys_id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not a task: {read}");
+    let (status, patched) = send(
+        Client::new()
+            .patch(format!("{base}/api/now/table/cmdb_ci/{sys_id}"))
+            .json(&json!({"serial_number": "SN-2", "cpus": "64"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(patched["result"]["serial_number"], "SN-2");
+    let stored = snow.get(VMS, &sys_id).expect("row");
+    assert_eq!(
+        (stored["serial_number"].as_str(), stored["cpus"].as_str()),
+        (Some("SN-2"), Some("4"))
+    );
+    let response = auth(Client::new().delete(format!("{base}/api/now/table/cmdb_ci/{sys_id}")))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(snow.get(VMS, &sys_id).is_none());
+}
+
+#[tokio::test]
+async fn the_dictionary_is_served_like_an_instances() {
+    let (_snow, base) = instance().await;
+    let (_, entries) = get(&format!(
+        "{base}/api/now/table/sys_dictionary?sysparm_query=name=u_cmdb_reconcile_lease^elementSTARTSWITHu_^ORDERBYelement&sysparm_fields=element,internal_type,max_length"
+    ))
+    .await;
+    assert_eq!(
+        entries["result"],
+        json!([
+            {"element": "u_expires", "internal_type": "string", "max_length": "40"},
+            {"element": "u_holder", "internal_type": "string", "max_length": "100"},
+            {"element": "u_host", "internal_type": "string", "max_length": "100"},
+            {"element": "u_name", "internal_type": "string", "max_length": "40"},
+        ])
+    );
+    let (_, owned_by) = get(&format!(
+        "{base}/api/now/table/sys_dictionary?sysparm_query=name=cmdb_ci^element=owned_by&sysparm_fields=internal_type,reference"
+    ))
+    .await;
+    assert_eq!(
+        owned_by["result"],
+        json!([{"internal_type": "reference", "reference": "sys_user"}])
+    );
+    let (_, object) = get(&format!(
+        "{base}/api/now/table/sys_db_object?sysparm_query=name={VMS}&sysparm_fields=name,super_class.name,super_class&sysparm_display_value=all&sysparm_exclude_reference_link=true"
+    ))
+    .await;
+    let row = &object["result"][0];
+    assert_eq!(row["super_class.name"]["value"], "cmdb_ci_vm_instance");
+    assert_eq!(
+        row["super_class"]["display_value"],
+        "Virtual Machine Instance"
+    );
+    let (_, choices) = get(&format!(
+        "{base}/api/now/table/sys_choice?sysparm_query=name=incident^element=state^ORDERBYsequence&sysparm_fields=value,label"
+    ))
+    .await;
+    assert_eq!(choices["result"][0], json!({"value": "1", "label": "New"}));
+    assert_eq!(rows(&choices).len(), 6);
+    let (_, admin) = get(&format!(
+        "{base}/api/now/table/sys_user/{ADMIN}?sysparm_fields=user_name"
+    ))
+    .await;
+    assert_eq!(admin["result"], json!({"user_name": "admin"}));
+}
+
+#[tokio::test]
+async fn date_times_display_in_the_users_time_zone() {
+    let (snow, base) = instance().await;
+    let vm = snow.rows(VMS)[0]["sys_id"]
+        .as_str()
+        .expect("sys_id")
+        .to_owned();
+    snow.update_row(
+        VMS,
+        &vm,
+        object(json!({"last_discovered": "2025-01-15 12:00:00"})),
+    );
+    let url = format!(
+        "{base}/api/now/table/{VMS}/{vm}?sysparm_fields=last_discovered&sysparm_display_value=all"
+    );
+    // No time zone on the user nor the system: America/Los_Angeles.
+    let (_, pacific) = get(&url).await;
+    assert_eq!(
+        pacific["result"]["last_discovered"],
+        json!({"display_value": "2025-01-15 04:00:00", "value": "2025-01-15 12:00:00"})
+    );
+    snow.update_row(
+        "sys_user",
+        ADMIN,
+        object(json!({"time_zone": "Europe/Paris"})),
+    );
+    let (_, paris) = get(&url).await;
+    assert_eq!(
+        paris["result"]["last_discovered"]["display_value"],
+        "2025-01-15 13:00:00"
+    );
+    let utc_system = ServiceNow::new(SnowConfig {
+        system_time_zone: Some(chrono_tz::UTC),
+        ..SnowConfig::default()
+    });
+    utc_system.seed(
+        VMS,
+        vec![object(
+            json!({"sys_id": vm, "last_discovered": "2025-01-15 12:00:00"}),
+        )],
+    );
+    let utc_base = serve(&utc_system).await;
+    let (_, utc) = get(&url.replace(&base, &utc_base)).await;
+    assert_eq!(
+        utc["result"]["last_discovered"]["display_value"],
+        "2025-01-15 12:00:00"
+    );
+}
