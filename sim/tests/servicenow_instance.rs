@@ -3,7 +3,7 @@
 //! column, writes drop unknown ones and cut strings; unknown tables are "Invalid table";
 //! invalid queries follow `glide.invalid_query.returns_no_rows`; inserts get the platform's
 //! defaults; tables are read with their subclasses' rows; date-times display in the user's
-//! time zone.
+//! time zone; and the Attachment API.
 
 use cmdb_sim::servicenow::{ServiceNow, SnowConfig};
 use reqwest::{Client, RequestBuilder, StatusCode};
@@ -415,5 +415,106 @@ async fn date_times_display_in_the_users_time_zone() {
     assert_eq!(
         utc["result"]["last_discovered"]["display_value"],
         "2025-01-15 12:00:00"
+    );
+}
+
+#[tokio::test]
+async fn attachments_are_uploaded_listed_downloaded_and_deleted() {
+    let (snow, base) = instance().await;
+    let vm = snow.rows(VMS)[0]["sys_id"]
+        .as_str()
+        .expect("sys_id")
+        .to_owned();
+    let content: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    let upload = |table: &str, sys_id: &str| {
+        auth(Client::new().post(format!(
+            "{base}/api/now/attachment/file?table_name={table}&table_sys_id={sys_id}&file_name=report.bin"
+        )))
+        .header("Content-Type", "application/octet-stream")
+        .body(content.clone())
+    };
+    let response = upload(VMS, &vm).send().await.expect("sent");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let meta: Value = response.json().await.expect("json");
+    let meta = &meta["result"];
+    let sys_id = meta["sys_id"].as_str().expect("sys_id").to_owned();
+    assert_eq!(location, format!("{base}/api/now/attachment/{sys_id}"));
+    for (field, value) in [
+        ("file_name", "report.bin"),
+        ("table_name", VMS),
+        ("table_sys_id", vm.as_str()),
+        ("content_type", "application/octet-stream"),
+        ("size_bytes", "10000"),
+        ("sys_created_by", "admin"),
+    ] {
+        assert_eq!(meta[field], value, "{field}");
+    }
+    assert_eq!(
+        meta["download_link"],
+        format!("{base}/api/now/attachment/{sys_id}/file")
+    );
+
+    let response = auth(Client::new().get(format!(
+        "{base}/api/now/attachment?sysparm_query=table_sys_id={vm}"
+    )))
+    .send()
+    .await
+    .expect("sent");
+    assert_eq!(response.headers()["x-total-count"], "1");
+    let listed: Value = response.json().await.expect("json");
+    assert_eq!(listed["result"][0]["sys_id"], sys_id.as_str());
+    let (_, by_params) = get(&format!(
+        "{base}/api/now/attachment?table_name={VMS}&table_sys_id={vm}"
+    ))
+    .await;
+    assert_eq!(rows(&by_params).len(), 1);
+
+    let file = auth(Client::new().get(format!("{base}/api/now/attachment/{sys_id}/file")))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(file.status(), StatusCode::OK);
+    assert_eq!(file.headers()["content-type"], "application/octet-stream");
+    assert!(file.headers().contains_key("x-attachment-metadata"));
+    assert_eq!(file.bytes().await.expect("bytes").to_vec(), content);
+
+    // Refusals: no such record, no such table, no type, missing parameters.
+    let (status, _) = send(
+        Client::new()
+            .post(format!(
+                "{base}/api/now/attachment/file?table_name={VMS}&table_sys_id={ADMIN}&file_name=x"
+            ))
+            .header("Content-Type", "text/plain")
+            .body("x"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        upload("u_nope", &vm).send().await.expect("sent").status(),
+        StatusCode::BAD_REQUEST
+    );
+    let (status, _) = send(
+        Client::new()
+            .post(format!("{base}/api/now/attachment/file?table_name={VMS}"))
+            .body("x"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let deleted = auth(Client::new().delete(format!("{base}/api/now/attachment/{sys_id}")))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let (status, _) = get(&format!("{base}/api/now/attachment/{sys_id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        snow.count("sys_attachment_doc"),
+        0,
+        "the chunks went with it"
     );
 }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::{batch, table, Inner};
+use super::{attachment, batch, table, Inner};
 
 /// What ServiceNow sends as the type of its JSON bodies.
 pub(crate) const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
@@ -300,18 +300,12 @@ pub(crate) fn dispatch(inner: &Inner, req: &ApiRequest<'_>, in_batch: bool) -> A
             Method::POST => batch::handle(inner, req),
             _ => ApiResponse::method_not_allowed(),
         },
-        Some(Endpoint::Attachment { sys_id, .. }) => match (&req.method, sys_id) {
-            // No attachments are kept; clients (servicenow.itsm) only need an empty list with
-            // its count.
-            (&Method::GET, None) => {
-                ApiResponse::result(&json!([])).with_header("X-Total-Count", "0".to_owned())
-            }
-            (&Method::GET | &Method::DELETE, Some(_)) => ApiResponse::not_found(),
+        Some(Endpoint::Attachment { sys_id, file }) => attachment::handle(inner, req, sys_id, file),
+        Some(Endpoint::AttachmentUpload) => match req.method {
+            Method::POST => attachment::upload(inner, req),
             _ => ApiResponse::method_not_allowed(),
         },
-        Some(Endpoint::AttachmentUpload | Endpoint::CmdbInstance { .. } | Endpoint::TinyUrl) => {
-            ApiResponse::no_such_resource()
-        }
+        Some(Endpoint::CmdbInstance { .. } | Endpoint::TinyUrl) => ApiResponse::no_such_resource(),
         Some(Endpoint::Batch) | None => ApiResponse::no_such_resource(),
     }
 }
