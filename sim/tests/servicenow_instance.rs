@@ -3,7 +3,7 @@
 //! column, writes drop unknown ones and cut strings; unknown tables are "Invalid table";
 //! invalid queries follow `glide.invalid_query.returns_no_rows`; inserts get the platform's
 //! defaults; tables are read with their subclasses' rows; date-times display in the user's
-//! time zone; and the Attachment API.
+//! time zone; and the CMDB Instance and Attachment APIs.
 
 use cmdb_sim::servicenow::{ServiceNow, SnowConfig};
 use reqwest::{Client, RequestBuilder, StatusCode};
@@ -517,4 +517,124 @@ async fn attachments_are_uploaded_listed_downloaded_and_deleted() {
         0,
         "the chunks went with it"
     );
+}
+
+#[tokio::test]
+async fn the_cmdb_instance_api_reads_creates_updates_and_relates() {
+    let (snow, base) = instance().await;
+    let esx = snow.rows("cmdb_ci_esx_server")[0]["sys_id"]
+        .as_str()
+        .expect("sys_id")
+        .to_owned();
+    let registered_on = snow
+        .rows("cmdb_rel_type")
+        .into_iter()
+        .find(|t| t["name"] == "Registered on::Has registered")
+        .and_then(|t| t["sys_id"].as_str().map(str::to_owned))
+        .expect("a standard type");
+    let api = format!("{base}/api/now/cmdb/instance");
+
+    let (status, list) = get(&format!(
+        "{api}/cmdb_ci_vm_instance?sysparm_query=ORDERBYname"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = rows(&list)
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(names, ["rhv-01", "web-01", "web-02"]);
+    assert!(rows(&list)
+        .iter()
+        .all(|r| r.as_object().is_some_and(|o| o.len() == 2)));
+
+    // `source` must be a discovery_source choice.
+    let body = json!({"attributes": {"name": "app-01", "cpus": "2"}, "source": "Nobody",
+                      "outbound_relations": [{"target": esx, "type": registered_on}]});
+    let (status, refused) = send(Client::new().post(format!("{api}/{VMS}")).json(&body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused["status"], "failure");
+    let mut body = body;
+    body["source"] = json!("ServiceNow");
+    let (status, created) = send(Client::new().post(format!("{api}/{VMS}")).json(&body)).await;
+    assert_eq!(status, StatusCode::OK);
+    let ci = &created["result"];
+    let sys_id = ci["attributes"]["sys_id"]
+        .as_str()
+        .expect("sys_id")
+        .to_owned();
+    assert_eq!(ci["attributes"]["discovery_source"], "ServiceNow");
+    assert_eq!(ci["attributes"]["sys_class_name"], VMS);
+    assert!(!ci["attributes"]["first_discovered"]
+        .as_str()
+        .unwrap_or("")
+        .is_empty());
+    let outbound = &ci["outbound_relations"][0];
+    assert_eq!(
+        outbound["type"]["display_value"],
+        "Registered on::Has registered"
+    );
+    assert_eq!(
+        outbound["type"]["link"],
+        format!("{base}/api/now/table/cmdb_rel_type/{registered_on}")
+    );
+    assert_eq!(
+        outbound["target"],
+        json!({"display_value": "esx-01", "link": format!("{api}/cmdb_ci/{esx}"), "value": esx})
+    );
+    assert_eq!(ci["inbound_relations"], json!([]));
+
+    // The host sees the relation from the other side.
+    let (_, host) = get(&format!("{api}/cmdb_ci_esx_server/{esx}")).await;
+    assert_eq!(
+        host["result"]["inbound_relations"][0]["target"]["value"],
+        sys_id.as_str()
+    );
+    assert_eq!(snow.count("cmdb_rel_ci"), 1);
+
+    let (status, updated) = send(
+        Client::new()
+            .patch(format!("{api}/{VMS}/{sys_id}"))
+            .json(&json!({"attributes": {"cpus": "6", "u_nope": "x"}, "source": "ServiceNow"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(updated["result"]["attributes"]["cpus"], "6");
+    assert!(updated["result"]["attributes"].get("u_nope").is_none());
+
+    let contains = snow
+        .rows("cmdb_rel_type")
+        .into_iter()
+        .find(|t| t["name"] == "Contains::Contained by")
+        .and_then(|t| t["sys_id"].as_str().map(str::to_owned))
+        .expect("a standard type");
+    let (status, related) = send(
+        Client::new()
+            .post(format!("{api}/{VMS}/{sys_id}/relation"))
+            .json(&json!({"source": "ServiceNow", "inbound_relations": [{"target": esx, "type": contains}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let inbound = &related["result"]["inbound_relations"];
+    assert_eq!(inbound.as_array().map(Vec::len), Some(1));
+    let rel = inbound[0]["sys_id"].as_str().expect("rel").to_owned();
+    let response = auth(Client::new().delete(format!("{api}/{VMS}/{sys_id}/relation/{rel}")))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(snow.count("cmdb_rel_ci"), 1);
+    let (status, _) =
+        send(Client::new().delete(format!("{api}/{VMS}/{sys_id}/relation/{rel}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, _) = get(&format!("{api}/incident")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "not a CMDB class");
+    let (status, invalid) = get(&format!("{api}/u_nope")).await;
+    assert_eq!(
+        (status, invalid["error"]["message"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("Invalid table u_nope"))
+    );
+    let (status, _) = get(&format!("{api}/{VMS}/{ADMIN}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

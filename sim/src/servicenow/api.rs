@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::{attachment, batch, table, Inner};
+use super::{attachment, batch, cmdb, table, Inner};
 
 /// What ServiceNow sends as the type of its JSON bodies.
 pub(crate) const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
@@ -305,7 +305,12 @@ pub(crate) fn dispatch(inner: &Inner, req: &ApiRequest<'_>, in_batch: bool) -> A
             Method::POST => attachment::upload(inner, req),
             _ => ApiResponse::method_not_allowed(),
         },
-        Some(Endpoint::CmdbInstance { .. } | Endpoint::TinyUrl) => ApiResponse::no_such_resource(),
+        Some(Endpoint::CmdbInstance {
+            class,
+            sys_id,
+            relation,
+        }) => cmdb::handle(inner, req, class, sys_id, relation),
+        Some(Endpoint::TinyUrl) => ApiResponse::no_such_resource(),
         Some(Endpoint::Batch) | None => ApiResponse::no_such_resource(),
     }
 }

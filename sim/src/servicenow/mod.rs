@@ -1,10 +1,11 @@
-//! ServiceNow simulator: the Table, Batch, Attachment and OAuth APIs over an in-memory
-//! instance whose tables follow a data dictionary, speaking raw JSON as an instance does.
+//! ServiceNow simulator: the Table, Batch, Attachment, CMDB Instance and OAuth APIs over an
+//! in-memory instance whose tables follow a data dictionary, speaking raw JSON as an instance
+//! does.
 //!
 //! Layout: [`schema`] is the dictionary (`schema.toml`: tables, parents, columns, defaults,
 //! choices), [`store`] holds the rows and runs the write rules, [`query`] parses and
 //! evaluates encoded queries, [`render`] turns rows into JSON per the display options,
-//! [`table`], [`batch`] and [`attachment`] serve those APIs, [`auth`]
+//! [`table`], [`batch`], [`attachment`] and [`cmdb`] serve those APIs, [`auth`]
 //! checks credentials and issues OAuth tokens, and [`api`] ties requests to handlers
 //! independently of axum so that batch items and direct calls share one code path.
 //!
@@ -16,6 +17,7 @@ mod api;
 mod attachment;
 mod auth;
 mod batch;
+mod cmdb;
 mod query;
 mod render;
 mod schema;
