@@ -3,7 +3,7 @@
 //! column, writes drop unknown ones and cut strings; unknown tables are "Invalid table";
 //! invalid queries follow `glide.invalid_query.returns_no_rows`; inserts get the platform's
 //! defaults; tables are read with their subclasses' rows; date-times display in the user's
-//! time zone; and the CMDB Instance and Attachment APIs.
+//! time zone; and the CMDB Instance, Attachment and tiny URL APIs.
 
 use cmdb_sim::servicenow::{ServiceNow, SnowConfig};
 use reqwest::{Client, RequestBuilder, StatusCode};
@@ -637,4 +637,48 @@ async fn the_cmdb_instance_api_reads_creates_updates_and_relates() {
     );
     let (status, _) = get(&format!("{api}/{VMS}/{ADMIN}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_tiny_url_stands_for_its_query() {
+    let (_snow, base) = instance().await;
+    let long = format!(
+        "{VMS}_list.do?sysparm_query=nameSTARTSWITHweb^{}^ORDERBYname&sysparm_fields=name",
+        (0..200)
+            .map(|i| format!("name!=x{i}"))
+            .collect::<Vec<_>>()
+            .join("^")
+    );
+    let (status, tiny) = send(
+        Client::new()
+            .post(format!("{base}/api/now/tinyurl"))
+            .json(&json!({"url": long})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let short = tiny["result"].as_str().expect("a URL").to_owned();
+    let id = short
+        .strip_prefix(&format!("{VMS}_list.do?sysparm_tiny="))
+        .expect("page?sysparm_tiny=id")
+        .to_owned();
+    assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+    let (_, again) = send(
+        Client::new()
+            .post(format!("{base}/api/now/tinyurl"))
+            .json(&json!({"url": long})),
+    )
+    .await;
+    assert_eq!(again["result"], short.as_str(), "one id per query");
+    let (_, listed) = get(&format!("{base}/api/now/table/{VMS}?sysparm_tiny={id}")).await;
+    assert_eq!(
+        listed["result"],
+        json!([{"name": "web-01"}, {"name": "web-02"}])
+    );
+    let (_, kept) = get(&format!(
+        "{base}/api/now/table/sys_tiny_url?tiny_url={id}&sysparm_fields=data"
+    ))
+    .await;
+    assert!(kept["result"][0]["data"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("sysparm_query=nameSTARTSWITHweb")));
 }

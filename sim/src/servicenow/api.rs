@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::{attachment, batch, cmdb, table, Inner};
+use super::{attachment, batch, cmdb, table, tinyurl, Inner};
 
 /// What ServiceNow sends as the type of its JSON bodies.
 pub(crate) const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
@@ -310,7 +310,10 @@ pub(crate) fn dispatch(inner: &Inner, req: &ApiRequest<'_>, in_batch: bool) -> A
             sys_id,
             relation,
         }) => cmdb::handle(inner, req, class, sys_id, relation),
-        Some(Endpoint::TinyUrl) => ApiResponse::no_such_resource(),
+        Some(Endpoint::TinyUrl) => match req.method {
+            Method::POST => tinyurl::create(inner, req),
+            _ => ApiResponse::method_not_allowed(),
+        },
         Some(Endpoint::Batch) | None => ApiResponse::no_such_resource(),
     }
 }

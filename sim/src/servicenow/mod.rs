@@ -1,11 +1,11 @@
-//! ServiceNow simulator: the Table, Batch, Attachment, CMDB Instance and OAuth APIs over an
-//! in-memory instance whose tables follow a data dictionary, speaking raw JSON as an instance
-//! does.
+//! ServiceNow simulator: the Table, Batch, Attachment, CMDB Instance, tiny URL and OAuth APIs
+//! over an in-memory instance whose tables follow a data dictionary, speaking raw JSON as an
+//! instance does.
 //!
 //! Layout: [`schema`] is the dictionary (`schema.toml`: tables, parents, columns, defaults,
 //! choices), [`store`] holds the rows and runs the write rules, [`query`] parses and
 //! evaluates encoded queries, [`render`] turns rows into JSON per the display options,
-//! [`table`], [`batch`], [`attachment`] and [`cmdb`] serve those APIs, [`auth`]
+//! [`table`], [`batch`], [`attachment`], [`cmdb`] and [`tinyurl`] serve those APIs, [`auth`]
 //! checks credentials and issues OAuth tokens, and [`api`] ties requests to handlers
 //! independently of axum so that batch items and direct calls share one code path.
 //!
@@ -23,6 +23,7 @@ mod render;
 mod schema;
 mod store;
 mod table;
+mod tinyurl;
 
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};

@@ -43,7 +43,10 @@ pub(crate) fn handle(
         return invalid_table(table_name);
     };
     match (&req.method, sys_id) {
-        (&Method::GET, None) => list(inner, req, table),
+        (&Method::GET, None) => {
+            let expanded = super::tinyurl::expand(inner, req);
+            list(inner, expanded.as_ref().unwrap_or(req), table)
+        }
         (&Method::GET, Some(id)) => get(inner, req, table, id),
         (&Method::POST, None) => create(inner, req, table),
         (&Method::PATCH | &Method::PUT, Some(id)) => update(inner, req, table, id),
