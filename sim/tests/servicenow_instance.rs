@@ -682,3 +682,69 @@ async fn a_tiny_url_stands_for_its_query() {
         .as_str()
         .is_some_and(|d| d.starts_with("sysparm_query=nameSTARTSWITHweb")));
 }
+
+/// Every column the job writes exists, so that dropping unknown columns never silently eats
+/// a field it depends on: the shipped mappings' fields (create, update, retire), the run
+/// ticket's (src/ticket.rs) and the lease's (README "Lease").
+#[tokio::test]
+async fn every_column_the_job_writes_exists() {
+    let (_snow, base) = instance().await;
+    let mappings = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&mappings).expect("mappings/") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("a mapping");
+        let mapping: toml::Table = toml::from_str(&text).expect("TOML");
+        let target = &mapping["target"];
+        let table = target["table"].as_str().expect("target.table");
+        let mut fields: Vec<String> = mapping["fields"]
+            .as_table()
+            .expect("[fields]")
+            .keys()
+            .cloned()
+            .collect();
+        for section in [
+            target.get("on_create"),
+            mapping.get("retire").and_then(|r| r.get("set")),
+        ] {
+            fields.extend(
+                section
+                    .and_then(|s| s.as_table())
+                    .into_iter()
+                    .flat_map(|t| t.keys().cloned()),
+            );
+        }
+        let body: Map<String, Value> = fields.iter().map(|f| (f.clone(), json!("1"))).collect();
+        let (status, created) = send(
+            Client::new()
+                .post(format!(
+                    "{base}/api/now/table/{table}?sysparm_exclude_reference_link=true"
+                ))
+                .json(&body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{}", path.display());
+        for field in &fields {
+            assert_eq!(
+                created["result"][field],
+                "1",
+                "{}: `{table}.{field}`",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 2, "the shipped mappings");
+    let ticket = json!({"short_description": "s", "description": "d", "state": "2", "impact": "3",
+        "urgency": "3", "correlation_id": "c", "category": "software", "close_code": "Solution provided",
+        "close_notes": "n", "work_notes": "w"});
+    let (_, created) = send(
+        Client::new()
+            .post(format!("{base}/api/now/table/incident"))
+            .json(&ticket),
+    )
+    .await;
+    for (field, value) in ticket.as_object().expect("object") {
+        assert_eq!(&created["result"][field], value, "incident.{field}");
+    }
+}
