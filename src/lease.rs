@@ -266,8 +266,18 @@ fn lock_file(path: &Path, holder: &Holder, clock: Clock) -> Result<File, LeaseEr
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
+            // The holder writes its name just after taking the lock: a run that reads in
+            // between finds the file empty, so it waits a moment for the name.
             let mut who = String::new();
-            let _ = file.read_to_string(&mut who);
+            for _ in 0..20 {
+                who.clear();
+                let _ = file.rewind();
+                let _ = file.read_to_string(&mut who);
+                if !who.trim().is_empty() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
             return Err(LeaseError::Locked {
                 path: path.to_path_buf(),
                 holder: who.trim().to_owned(),

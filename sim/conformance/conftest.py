@@ -2,7 +2,7 @@
 
 The binary comes from $CMDB_SIM_BIN (default: target/debug/cmdb-sim under the repository root).
 It is started with `--json --vms 2500 --seed 7 --ca-pem <tmp>`; the fixture yields the JSON line
-it prints:
+it prints (`strict_sim`: a 30-VM world with `--snow-invalid-query-returns-no-rows`):
 
     {"manageiq": {"url", "user", "password"},
      "servicenow": {"url", "https_url", "user", "password", "ca_pem", "client_id", "client_secret"}}
@@ -41,9 +41,19 @@ def _no_ca_bundle_override():
 
 @pytest.fixture(scope="session")
 def sim(tmp_path_factory):
+    yield from _run(tmp_path_factory, ["--vms", "2500", "--seed", "7"])
+
+
+@pytest.fixture(scope="session")
+def strict_sim(tmp_path_factory):
+    """A small world on an instance whose `glide.invalid_query.returns_no_rows` is true."""
+    yield from _run(tmp_path_factory, ["--vms", "30", "--seed", "7", "--snow-invalid-query-returns-no-rows"])
+
+
+def _run(tmp_path_factory, args):
     workdir = tmp_path_factory.mktemp("cmdb-sim")
     ca_pem = workdir / "ca.pem"
-    cmd = [str(_binary()), "--json", "--vms", "2500", "--seed", "7", "--ca-pem", str(ca_pem)]
+    cmd = [str(_binary()), "--json", *args, "--ca-pem", str(ca_pem)]
     # stderr goes to a file: a pipe nobody reads could fill up and block the simulator.
     stderr = open(workdir / "stderr.log", "w+")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True)

@@ -5,7 +5,8 @@ OAuth and the raw headers are checked with requests. The `sim` fixture (conftest
 binary with a generated world of 2,500 VMs (seed 7) and yields its URLs and credentials.
 
 Every test checks the data it gets back, and tests that write clean up after themselves so the
-generated CMDB stays as generated for the other tests.
+generated CMDB stays as generated for the other tests. The last ones hold the simulator to what
+makes it an instance (issue 10): a dictionary, defaults, table inheritance, strict tables.
 """
 
 import re
@@ -80,30 +81,36 @@ def tag():
 
 
 def test_pysnc_reads_every_generated_ci(snow, https, pysnc_client):
-    total = 0
-    for table in CI_TABLES:
-        expected = server_count(snow, https, table)
-        gr = pysnc_client.GlideRecord(table, batch_size=400)
-        gr.fields = "sys_id,name,install_status,sys_class_name,sys_updated_on"
-        gr.query()
-        assert len(gr) == expected
-        sys_ids = []
-        for record in gr:
-            sys_id = record.get_value("sys_id")
-            assert SYS_ID.match(sys_id), sys_id
-            sys_ids.append(sys_id)
-            assert record.get_value("name")
-            assert record.get_value("sys_class_name") == table
-            assert DATETIME.match(record.get_value("sys_updated_on"))
-            status = record.get_value("install_status")
-            assert record.get_display_value("install_status") == INSTALL_STATUS.get(status, status)
-        assert len(sys_ids) == expected, f"{table}: iterated {len(sys_ids)} of {expected}"
-        assert len(set(sys_ids)) == expected, f"{table}: duplicate sys_ids across pages"
-        assert sys_ids == sorted(sys_ids), "PySNC pages in sys_id order"
-        total += expected
+    # cmdb_ci_vmware_instance extends cmdb_ci_vm_instance: reading the parent lists the
+    # VMware CIs too, each with its own class.
+    table = "cmdb_ci_vm_instance"
+    expected = server_count(snow, https, table)
+    vmware = server_count(snow, https, "cmdb_ci_vmware_instance")
+    assert 0 < vmware < expected
+    gr = pysnc_client.GlideRecord(table, batch_size=400)
+    gr.fields = "sys_id,name,install_status,sys_class_name,sys_updated_on"
+    gr.query()
+    assert len(gr) == expected
+    sys_ids = []
+    classes = {}
+    for record in gr:
+        sys_id = record.get_value("sys_id")
+        assert SYS_ID.match(sys_id), sys_id
+        sys_ids.append(sys_id)
+        assert record.get_value("name")
+        cls = record.get_value("sys_class_name")
+        assert cls in CI_TABLES, cls
+        classes[cls] = classes.get(cls, 0) + 1
+        assert DATETIME.match(record.get_value("sys_updated_on"))
+        status = record.get_value("install_status")
+        assert record.get_display_value("install_status") == INSTALL_STATUS.get(status, status)
+    assert len(sys_ids) == expected, f"{table}: iterated {len(sys_ids)} of {expected}"
+    assert len(set(sys_ids)) == expected, f"{table}: duplicate sys_ids across pages"
+    assert sys_ids == sorted(sys_ids), "PySNC pages in sys_id order, across classes"
+    assert classes["cmdb_ci_vmware_instance"] == vmware
     # The generated world has 2,500 VMs; the CMDB holds roughly one CI per VM (minus VMs not
     # yet in the CMDB, plus CIs of vanished VMs).
-    assert 2000 <= total <= 3000, total
+    assert 2000 <= expected <= 3000, expected
 
 
 def test_pysnc_references_display_the_referenced_record(snow, https, pysnc_client):
@@ -307,3 +314,200 @@ def test_attachment_list_is_empty_with_a_count(snow, https):
     assert r.status_code == 200
     assert r.headers["X-Total-Count"] == "0"
     assert r.json() == {"result": []}
+
+
+# ---- The simulator behaves like an instance (issue 10)
+
+
+def test_pysnc_inserts_an_incident_and_reads_the_platforms_defaults(pysnc_client):
+    marker = tag()
+    gr = pysnc_client.GlideRecord("incident")
+    gr.initialize()
+    gr.short_description = marker
+    gr.impact = 2
+    gr.urgency = 1
+    sys_id = str(gr.insert())
+    assert SYS_ID.match(sys_id)
+
+    incident = pysnc_client.GlideRecord("incident")
+    assert incident.get(sys_id)
+    assert re.match(r"^INC\d{7}$", incident.get_value("number")), incident.get_value("number")
+    assert incident.get_value("state") == "1"
+    assert incident.get_display_value("state") == "New"
+    assert incident.get_value("priority") == "2", "impact 2 x urgency 1 by the priority lookup"
+    assert incident.get_display_value("priority") == "2 - High"
+    assert incident.get_value("active") == "true"
+    assert incident.get_value("opened_by") == "6816f79cc0a8016401c5a33be04be441", "admin's sys_id"
+    assert DATETIME.match(incident.get_value("opened_at"))
+    assert incident.get_value("sys_class_name") == "incident"
+    # Every column of incident and task, set or not.
+    for column in ("caller_id", "close_code", "assigned_to", "cmdb_ci", "correlation_id"):
+        assert incident.get_value(column) == "", column
+
+    second = pysnc_client.GlideRecord("incident")
+    second.initialize()
+    second.short_description = marker
+    assert SYS_ID.match(str(second.insert()))
+    check = pysnc_client.GlideRecord("incident")
+    check.add_query("short_description", marker)
+    check.query()
+    got = sorted(r.get_value("number") for r in check)
+    assert len(got) == 2 and int(got[1][3:]) == int(got[0][3:]) + 1, got
+
+    # Through the parent table: a task query finds the incidents, and deletes them.
+    tasks = pysnc_client.GlideRecord("task")
+    tasks.add_query("short_description", marker)
+    tasks.query()
+    assert len(tasks) == 2
+    assert {r.get_value("sys_class_name") for r in tasks} == {"incident"}
+    assert tasks.delete_multiple() is True
+    assert pysnc_client.GlideRecord("incident").get(sys_id) is False
+
+
+def test_pysnc_finds_vmware_instances_through_cmdb_ci(snow, https, pysnc_client):
+    vmware = server_count(snow, https, "cmdb_ci_vmware_instance")
+    gr = pysnc_client.GlideRecord("cmdb_ci", batch_size=500)
+    gr.add_query("sys_class_name", "cmdb_ci_vmware_instance")
+    gr.fields = "sys_id,name,sys_class_name"
+    gr.query()
+    assert len(gr) == vmware
+    first = next(iter(gr))
+    assert first.get_value("sys_class_name") == "cmdb_ci_vmware_instance"
+    # The CI read through its parent, and through its own class with the class's columns.
+    ci = pysnc_client.GlideRecord("cmdb_ci")
+    assert ci.get(first.get_value("sys_id"))
+    assert ci.get_value("name") == first.get_value("name")
+    vm = pysnc_client.GlideRecord("cmdb_ci_vmware_instance")
+    assert vm.get(first.get_value("sys_id"))
+    assert vm.get_value("cpus")
+    # A column cmdb_ci has but no generated CI fills: the condition is evaluated.
+    none = pysnc_client.GlideRecord("cmdb_ci_vmware_instance")
+    none.add_query("serial_number", "ABC123")
+    none.query()
+    assert len(none) == 0
+
+
+def test_pysnc_refuses_an_unknown_table(pysnc_client):
+    gr = pysnc_client.GlideRecord("u_no_such_table")
+    with pytest.raises(pysnc.exceptions.RequestException) as refused:
+        gr.query()
+    assert "Invalid table u_no_such_table" in str(refused.value)
+
+
+def test_pysnc_reads_the_dictionary(pysnc_client):
+    gr = pysnc_client.GlideRecord("sys_dictionary")
+    gr.add_query("name", "u_cmdb_reconcile_lease")
+    gr.add_query("element", "STARTSWITH", "u_")
+    gr.query()
+    lengths = {r.get_value("element"): r.get_value("max_length") for r in gr}
+    assert lengths == {"u_name": "40", "u_holder": "100", "u_host": "100", "u_expires": "40"}
+    table = pysnc_client.GlideRecord("sys_db_object")
+    table.add_query("name", "cmdb_ci_vmware_instance")
+    table.query()
+    assert table.next()
+    assert table.get_display_value("super_class") == "Virtual Machine Instance"
+
+
+def test_pysnc_attaches_a_file_and_reads_it_back(pysnc_client):
+    gr = pysnc_client.GlideRecord("incident")
+    gr.initialize()
+    gr.short_description = tag()
+    gr.insert()
+    assert gr.get(gr.sys_id)
+    content = b"cmdb-reconcile report\n" * 500
+    location = gr.add_attachment("report.txt", content, "text/plain")
+    assert location.endswith("/api/now/attachment/" + location.rsplit("/", 1)[1])
+    attachments = gr.get_attachments()
+    assert len(attachments) == 1
+    attachment = next(iter(attachments))
+    assert attachment.file_name == "report.txt"
+    assert attachment.read() == content
+    attachment.delete()
+    assert len(gr.get_attachments()) == 0
+    assert gr.delete() is True
+
+
+def test_pysnow_creates_an_incident_and_queries_cmdb_ci(snow, pysnow_client):
+    incidents = pysnow_client.resource(api_path="/table/incident")
+    marker = tag()
+    created = incidents.create(payload={"short_description": marker, "impact": 1, "urgency": 1}).one()
+    assert re.match(r"^INC\d{7}$", created["number"])
+    assert (created["state"], created["priority"], created["active"]) == ("1", "1", "true")
+    assert incidents.delete(query={"short_description": marker}) == {"status": "record deleted"}
+
+    cis = pysnow_client.resource(api_path="/table/cmdb_ci")
+    vm = cis.get(query={"sys_class_name": "cmdb_ci_vmware_instance"}, limit=1, stream=True).first()
+    assert vm["sys_class_name"] == "cmdb_ci_vmware_instance"
+    assert "cpus" not in vm, "only cmdb_ci's columns through cmdb_ci"
+
+    unknown = pysnow_client.resource(api_path="/table/u_no_such_table")
+    # pysnow raises the HTTP error of a 4xx before reading the error envelope.
+    with pytest.raises(requests.exceptions.HTTPError) as refused:
+        list(unknown.get(query={}).all())
+    assert refused.value.response.status_code == 400
+    assert refused.value.response.json() == {
+        "error": {"message": "Invalid table u_no_such_table", "detail": None}, "status": "failure",
+    }
+
+
+def test_unknown_query_fields_are_ignored_as_an_instance_ships(snow, https):
+    table = "cmdb_ci_vmware_instance"
+    total = server_count(snow, https, table)
+    assert server_count(snow, https, table, "u_no_such_field=1") == total
+    assert server_count(snow, https, table, "serial_number=ABC123") == 0
+
+
+def test_unknown_query_fields_return_no_rows_when_the_instance_says_so(strict_sim):
+    snow = strict_sim["servicenow"]
+    client = pysnc.ServiceNowClient(snow["https_url"], (snow["user"], snow["password"]), verify=snow["ca_pem"])
+    every = client.GlideRecord("cmdb_ci_vmware_instance")
+    every.query()
+    assert len(every) > 0
+    strict = client.GlideRecord("cmdb_ci_vmware_instance")
+    strict.add_query("u_no_such_field", "1")
+    strict.query()
+    assert len(strict) == 0
+    known = client.GlideRecord("cmdb_ci_vmware_instance")
+    known.add_query("discovery_source", "CloudForms")
+    known.query()
+    assert 0 < len(known) <= len(every)
+
+
+def test_the_cmdb_instance_api_with_requests(snow, https):
+    api = f"{snow['https_url']}/api/now/cmdb/instance"
+    r = https.get(f"{api}/cmdb_ci_esx_server", params={"sysparm_limit": 1})
+    assert r.status_code == 200, r.text
+    esx = r.json()["result"][0]["sys_id"]
+    types = https.get(
+        f"{snow['https_url']}/api/now/table/cmdb_rel_type",
+        params={"sysparm_query": "name=Registered on::Has registered", "sysparm_fields": "sys_id"},
+    ).json()["result"]
+    registered_on = types[0]["sys_id"]
+    created = https.post(f"{api}/cmdb_ci_vmware_instance", json={
+        "attributes": {"name": tag(), "cpus": "2"},
+        "source": "CloudForms",  # registered by the site as a discovery_source choice
+        "outbound_relations": [{"target": esx, "type": registered_on}],
+    })
+    assert created.status_code == 200, created.text
+    ci = created.json()["result"]
+    sys_id = ci["attributes"]["sys_id"]
+    assert ci["attributes"]["discovery_source"] == "CloudForms"
+    assert ci["outbound_relations"][0]["target"]["value"] == esx
+    one = https.get(f"{api}/cmdb_ci_vmware_instance/{sys_id}").json()["result"]
+    rel = one["outbound_relations"][0]["sys_id"]
+    assert https.delete(f"{api}/cmdb_ci_vmware_instance/{sys_id}/relation/{rel}").status_code == 200
+    assert https.delete(f"{snow['https_url']}/api/now/table/cmdb_ci/{sys_id}").status_code == 204
+
+
+def test_a_tiny_url_replaces_a_long_query(snow, https):
+    table = "cmdb_ci_vmware_instance"
+    names = [r["name"] for r in https.get(
+        f"{snow['https_url']}/api/now/table/{table}",
+        params={"sysparm_limit": 300, "sysparm_fields": "name"},
+    ).json()["result"]]
+    query = "nameIN" + ",".join(names)
+    r = https.post(f"{snow['https_url']}/api/now/tinyurl", json={"url": f"{table}_list.do?sysparm_query={query}"})
+    assert r.status_code == 200, r.text
+    tiny = r.json()["result"].split("sysparm_tiny=")[1]
+    listed = https.get(f"{snow['https_url']}/api/now/table/{table}", params={"sysparm_tiny": tiny, "sysparm_fields": "name"})
+    assert int(listed.headers["X-Total-Count"]) == server_count(snow, https, table, query)

@@ -67,6 +67,10 @@ pub struct SimOptions {
     pub snow_client_id: String,
     pub snow_client_secret: String,
     pub snow_token_ttl_secs: u64,
+    /// ServiceNow's `glide.invalid_query.returns_no_rows` (false, as an instance ships).
+    pub snow_invalid_query_returns_no_rows: bool,
+    /// ServiceNow's `glide.sys.default.tz`; `None`: America/Los_Angeles, as an instance ships.
+    pub snow_system_time_zone: Option<chrono_tz::Tz>,
 }
 
 impl Default for SimOptions {
@@ -94,6 +98,8 @@ impl Default for SimOptions {
             snow_client_id,
             snow_client_secret,
             snow_token_ttl_secs: snow.token_ttl_secs,
+            snow_invalid_query_returns_no_rows: snow.invalid_query_returns_no_rows,
+            snow_system_time_zone: snow.system_time_zone,
         }
     }
 }
@@ -136,6 +142,8 @@ impl Sims {
             oauth_clients: vec![(opts.snow_client_id.clone(), opts.snow_client_secret.clone())],
             token_ttl_secs: opts.snow_token_ttl_secs,
             state_file: opts.state_file.clone(),
+            invalid_query_returns_no_rows: opts.snow_invalid_query_returns_no_rows,
+            system_time_zone: opts.snow_system_time_zone,
         })
         .with_context(|| match &opts.state_file {
             Some(p) => format!("loading the ServiceNow state file `{}`", p.display()),

@@ -48,6 +48,19 @@ struct Cli {
     snow_user: String,
     #[arg(long, env = "CMDB_SIM_SNOW_PASSWORD", default_value = "admin")]
     snow_password: String,
+    /// ServiceNow property `glide.invalid_query.returns_no_rows`: a query naming a field the
+    /// table lacks returns no rows. An instance ships with it off (the part is ignored).
+    #[arg(long)]
+    snow_invalid_query_returns_no_rows: bool,
+    /// ServiceNow system time zone (`glide.sys.default.tz`) of users without one, for
+    /// date-time display values; an instance ships with none, which means America/Los_Angeles.
+    #[arg(long, value_parser = time_zone)]
+    snow_time_zone: Option<chrono_tz::Tz>,
+}
+
+fn time_zone(name: &str) -> Result<chrono_tz::Tz, String> {
+    name.parse()
+        .map_err(|_| format!("`{name}` is not a time zone name (e.g. Europe/Paris, UTC)"))
 }
 
 fn faults(flag: &str, json: Option<&str>) -> anyhow::Result<FaultConfig> {
@@ -79,6 +92,8 @@ async fn main() -> anyhow::Result<()> {
         miq_password: cli.miq_password,
         snow_user: cli.snow_user,
         snow_password: cli.snow_password,
+        snow_invalid_query_returns_no_rows: cli.snow_invalid_query_returns_no_rows,
+        snow_system_time_zone: cli.snow_time_zone,
         ..SimOptions::default()
     };
     let sims = Sims::start(opts).await?;

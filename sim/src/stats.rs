@@ -140,7 +140,10 @@ pub fn route_template(matched: Option<&str>, path: &str) -> String {
         }
         Some(&"attachment") => {
             out.push_str("/attachment");
-            if segs.len() > i + 1 {
+            // `POST /attachment/file` uploads; `/attachment/{sys_id}/file` downloads.
+            if segs.len() == i + 2 && segs[i + 1] == "file" {
+                out.push_str("/file");
+            } else if segs.len() > i + 1 {
                 out.push_str("/{sys_id}");
             }
             if let Some(tail) = segs.get(i + 2) {
@@ -178,6 +181,7 @@ mod tests {
             t("/api/now/attachment/abc/file"),
             "/api/now/attachment/{sys_id}/file"
         );
+        assert_eq!(t("/api/now/attachment/file"), "/api/now/attachment/file");
         assert_eq!(
             route_template(Some("/api/vms/{id}"), "/api/vms/1"),
             "/api/vms/{id}"

@@ -65,7 +65,11 @@ async fn the_cmdb_is_seeded_and_dumped() {
     let e = sims.estate();
     let sn = sims.servicenow();
     assert_eq!(sn.count("cmdb_ci_vmware_instance"), e.expected.vmware_cis);
-    assert_eq!(sn.count("cmdb_ci_vm_instance"), e.expected.vm_instance_cis);
+    // A table is read with the tables extending it: VMware instances are VM instances too.
+    assert_eq!(
+        sn.count("cmdb_ci_vm_instance"),
+        e.expected.vm_instance_cis + e.expected.vmware_cis
+    );
     for table in [
         "sys_user",
         "sys_user_group",
@@ -82,6 +86,9 @@ async fn the_cmdb_is_seeded_and_dumped() {
         .collect();
     for name in [
         "Registered on::Has registered",
+        "Members::Member of",
+        "Contains::Contained by",
+        "Provides storage for::Stored on",
         "Virtualized by::Virtualizes",
         "Runs on::Runs",
         "Hosted on::Hosts",
@@ -99,6 +106,18 @@ async fn the_cmdb_is_seeded_and_dumped() {
     assert_eq!(
         dump["cmdb_ci_vmware_instance"].as_array().map(Vec::len),
         Some(e.expected.vmware_cis)
+    );
+    // The dump keeps each row once, in the table of its class.
+    assert_eq!(
+        dump["cmdb_ci_vm_instance"].as_array().map(Vec::len),
+        Some(e.expected.vm_instance_cis)
+    );
+    assert_eq!(
+        sn.get("sys_user", "6816f79cc0a8016401c5a33be04be441")
+            .and_then(|admin| admin["user_name"].as_str().map(str::to_owned))
+            .as_deref(),
+        Some("admin"),
+        "the generated admin is the instance's own"
     );
     assert_eq!(
         sims.stats(cmdb_sim::Api::ServiceNow)["total"],

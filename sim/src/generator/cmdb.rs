@@ -1,13 +1,13 @@
 //! The CMDB side of the generated world: the rows a previous CloudForms ->
 //! ServiceNow reconciliation would have written, then aged with controlled
-//! drift, plus the reference tables (users, groups, locations, ESX servers,
-//! relationship types) and [`Expected`], the list of every planted difference.
+//! drift, plus the reference tables (users, groups, locations, ESX servers, the
+//! CloudForms discovery source) and [`Expected`], the list of every planted difference.
 //!
 //! A VM's CI carries exactly what `mappings/vmware-vm.toml` writes, all values
 //! strings: `name`, `object_id` (= `ems_ref`), `correlation_id` (= `uid_ems`),
-//! `vcenter_uuid` (= provider guid), `cpus` (= total cores), `memory` (MB),
+//! `vcenter_uuid` (= provider guid; VMware only), `cpus` (= total cores), `memory` (MB),
 //! `disks`, `disks_size` (GB, rounded), `ip_address` (first IPv4 or ""),
-//! `state` (on/off/paused), `guest_os_fullname`, `used_for` (from the
+//! `state` (on/off/paused), `guest_os_fullname` (VMware only), `used_for` (from the
 //! environment tag), `owned_by` (owner's `sys_user` sys_id or ""),
 //! `short_description`, `discovery_source` "CloudForms", `install_status` "1",
 //! `operational_status` "1", `first_discovered`, `last_discovered`,
@@ -312,14 +312,11 @@ pub(super) fn derive(mut g: Gen, drift: f64) -> Generated {
         row.insert("sys_id".into(), sys_id.clone().into());
         row.insert("sys_class_name".into(), vendor.cmdb_table().into());
         row.insert("name".into(), format!("legacy-{app}-{:02}", m + 1).into());
-        for field in [
-            "object_id",
-            "correlation_id",
-            "vcenter_uuid",
-            "ip_address",
-            "owned_by",
-        ] {
+        for field in ["object_id", "correlation_id", "ip_address", "owned_by"] {
             row.insert(field.into(), "".into());
+        }
+        if vendor == Vendor::Vmware {
+            row.insert("vcenter_uuid".into(), "".into());
         }
         row.insert("cpus".into(), "2".into());
         row.insert("memory".into(), "4096".into());
@@ -398,17 +395,24 @@ fn ci_row(g: &Gen, vm: &Vm, sys_id: String, last_discovered: &str) -> Map<String
     put("name", vm.name.clone());
     put("object_id", vm.ems_ref.clone());
     put("correlation_id", vm.uid_ems.clone());
-    put("vcenter_uuid", vcenter_uuid.into());
+    // `vcenter_uuid` and `guest_os_fullname` are columns of the VMware class only: the CIs of
+    // other VMs (`cmdb_ci_vm_instance`, mappings/vm.toml) do not have them.
+    let vmware = vm.vendor == Vendor::Vmware;
+    if vmware {
+        put("vcenter_uuid", vcenter_uuid.into());
+    }
     put("cpus", vm.hardware.cpu_total_cores().to_string());
     put("memory", vm.hardware.memory_mb.to_string());
     put("disks", vm.disks.len().to_string());
     put("disks_size", disks_size.to_string());
     put("ip_address", vm.first_ipv4().unwrap_or("").into());
     put("state", state.into());
-    put(
-        "guest_os_fullname",
-        vm.hardware.guest_os_full_name.unwrap_or("").into(),
-    );
+    if vmware {
+        put(
+            "guest_os_fullname",
+            vm.hardware.guest_os_full_name.unwrap_or("").into(),
+        );
+    }
     put("used_for", used_for.into());
     put("owned_by", owned_by.into());
     put(
@@ -441,7 +445,12 @@ fn drifted_value(g: &mut Gen, field: &str, current: &str) -> String {
     }
 }
 
-/// The CMDB's reference data: groups, users, locations, relationship types, ESX servers.
+/// The sys_id every ServiceNow instance gives its `admin` user.
+pub const ADMIN_SYS_ID: &str = "6816f79cc0a8016401c5a33be04be441";
+
+/// The CMDB's reference data: groups, users, locations, the CloudForms discovery source
+/// choice, ESX servers. (Relationship types are the instance's own: the simulator installs
+/// them.)
 fn reference_tables(g: &mut Gen) -> Vec<CmdbTable> {
     let mut groups = Vec::new();
     for (name, description) in words::SUPPORT_GROUPS {
@@ -453,8 +462,9 @@ fn reference_tables(g: &mut Gen) -> Vec<CmdbTable> {
         groups.push(row);
     }
 
+    // The built-in administrator has the same sys_id on every instance.
     let mut users = vec![user_row(
-        g.sys_id(),
+        ADMIN_SYS_ID.to_owned(),
         "admin",
         "System",
         "Administrator",
@@ -504,22 +514,23 @@ fn reference_tables(g: &mut Gen) -> Vec<CmdbTable> {
         locations.push(row);
     }
 
-    let mut rel_types = Vec::new();
-    for (parent, child) in [
-        ("Registered on", "Has registered"),
-        ("Virtualized by", "Virtualizes"),
-        ("Runs on", "Runs"),
-        ("Hosted on", "Hosts"),
-        ("Depends on", "Used by"),
-        ("Contains", "Contained by"),
+    // The site registered CloudForms as a discovery source (integrations.md E.3): a choice
+    // of `cmdb_ci.discovery_source`, which the CMDB Instance API and IRE require of `source`.
+    let mut choices = Vec::new();
+    let mut choice = Map::new();
+    choice.insert("sys_id".into(), g.sys_id().into());
+    for (k, v) in [
+        ("name", "cmdb_ci"),
+        ("element", "discovery_source"),
+        ("value", "CloudForms"),
+        ("label", "CloudForms"),
+        ("sequence", "100"),
+        ("language", "en"),
+        ("inactive", "false"),
     ] {
-        let mut row = Map::new();
-        row.insert("sys_id".into(), g.sys_id().into());
-        row.insert("name".into(), format!("{parent}::{child}").into());
-        row.insert("parent_descriptor".into(), parent.into());
-        row.insert("child_descriptor".into(), child.into());
-        rel_types.push(row);
+        choice.insert(k.into(), v.into());
     }
+    choices.push(choice);
 
     let mut esx = Vec::new();
     for h in 0..g.hosts.len() {
@@ -567,8 +578,8 @@ fn reference_tables(g: &mut Gen) -> Vec<CmdbTable> {
             rows: locations,
         },
         CmdbTable {
-            name: "cmdb_rel_type".into(),
-            rows: rel_types,
+            name: "sys_choice".into(),
+            rows: choices,
         },
         CmdbTable {
             name: "cmdb_ci_esx_server".into(),

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::{batch, table, Inner};
+use super::{attachment, batch, cmdb, table, tinyurl, Inner};
 
 /// What ServiceNow sends as the type of its JSON bodies.
 pub(crate) const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
@@ -22,6 +22,8 @@ pub(crate) struct ApiRequest<'a> {
     /// Decoded query parameters, in order.
     pub query: Vec<(String, String)>,
     pub body: &'a [u8],
+    /// The request's `Content-Type` (an attachment's type).
+    pub content_type: Option<&'a str>,
     /// The user the call acts as (`sys_created_by`, `sys_updated_by`).
     pub user: &'a str,
     /// `scheme://host[:port]` the client reached us at, for absolute URLs.
@@ -44,13 +46,16 @@ impl ApiRequest<'_> {
     }
 }
 
-/// An API answer: status, headers besides Content-Type, and a JSON body (none for 204).
+/// An API answer: status, headers besides Content-Type, and a body (none for 204): JSON,
+/// unless `content_type` says otherwise (an attachment's file).
 #[derive(Debug)]
 pub(crate) struct ApiResponse {
     pub status: StatusCode,
     pub headers: Vec<(&'static str, String)>,
     /// The body, already serialized: pages are written straight from the store.
     pub body: Option<Vec<u8>>,
+    /// The body's type when it is not JSON.
+    pub content_type: Option<String>,
 }
 
 /// `{"result": ...}`.
@@ -66,6 +71,7 @@ impl ApiResponse {
             headers: Vec::new(),
             // Only maps with string keys and strings are serialized here, which cannot fail.
             body: Some(serde_json::to_vec(body).unwrap_or_default()),
+            content_type: None,
         }
     }
 
@@ -80,11 +86,34 @@ impl ApiResponse {
     }
 
     pub(crate) fn no_content() -> Self {
+        Self::empty(StatusCode::NO_CONTENT)
+    }
+
+    /// `status` with no body.
+    pub(crate) fn empty(status: StatusCode) -> Self {
         Self {
-            status: StatusCode::NO_CONTENT,
+            status,
             headers: Vec::new(),
             body: None,
+            content_type: None,
         }
+    }
+
+    /// 200 with `bytes` of `content_type`.
+    pub(crate) fn bytes(content_type: &str, bytes: Vec<u8>) -> Self {
+        Self {
+            status: StatusCode::OK,
+            headers: Vec::new(),
+            body: Some(bytes),
+            content_type: Some(content_type.to_owned()),
+        }
+    }
+
+    /// The Content-Type of the body, if there is one.
+    pub(crate) fn body_type(&self) -> Option<&str> {
+        self.body
+            .as_ref()
+            .map(|_| self.content_type.as_deref().unwrap_or(JSON_CONTENT_TYPE))
     }
 
     /// The ServiceNow error envelope.
@@ -136,14 +165,11 @@ impl ApiResponse {
 
 impl IntoResponse for ApiResponse {
     fn into_response(self) -> Response {
-        let has_body = self.body.is_some();
+        let body_type = self.body_type().and_then(|t| HeaderValue::from_str(t).ok());
         let mut response = (self.status, self.body.unwrap_or_default()).into_response();
         let headers = response.headers_mut();
-        if has_body {
-            headers.insert(
-                axum::http::header::CONTENT_TYPE,
-                HeaderValue::from_static(JSON_CONTENT_TYPE),
-            );
+        if let Some(body_type) = body_type {
+            headers.insert(axum::http::header::CONTENT_TYPE, body_type);
         }
         for (name, value) in self.headers {
             if let (Ok(name), Ok(value)) = (
@@ -176,6 +202,15 @@ pub(crate) fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiResponse
     }
 }
 
+/// A JSON object request body, an empty body being an empty object (a POST with no body
+/// creates a record of defaults, a PATCH with none changes nothing).
+pub(crate) fn json_object_or_empty(body: &[u8]) -> Result<Map<String, Value>, ApiResponse> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    json_object(body)
+}
+
 /// The API a path addresses.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Endpoint<'p> {
@@ -184,13 +219,24 @@ pub(crate) enum Endpoint<'p> {
         sys_id: Option<&'p str>,
     },
     Batch,
+    /// `/attachment`, `/attachment/{sys_id}`, `/attachment/{sys_id}/file`.
     Attachment {
         sys_id: Option<&'p str>,
+        file: bool,
     },
+    /// `POST /attachment/file?table_name=&table_sys_id=&file_name=`.
+    AttachmentUpload,
+    /// `/cmdb/instance/{class}[/{sys_id}[/relation[/{rel_sys_id}]]]`.
+    CmdbInstance {
+        class: &'p str,
+        sys_id: Option<&'p str>,
+        relation: Option<Option<&'p str>>,
+    },
+    TinyUrl,
 }
 
-/// Parses `/api/now[/vN]/table/{table}[/{sys_id}]`, `/api/now[/vN]/batch` and
-/// `/api/now[/vN]/attachment[/{sys_id}]`.
+/// Parses `/api/now[/vN]/table/{table}[/{sys_id}]`, `/api/now[/vN]/batch`,
+/// `/api/now[/vN]/attachment...`, `/api/now[/vN]/cmdb/instance/...` and `/api/now/tinyurl`.
 pub(crate) fn endpoint(path: &str) -> Option<Endpoint<'_>> {
     let rest = path.strip_prefix("/api/now/")?;
     let mut segments: Vec<&str> = rest.split('/').collect();
@@ -214,10 +260,34 @@ pub(crate) fn endpoint(path: &str) -> Option<Endpoint<'_>> {
             sys_id: Some(sys_id),
         }),
         ["batch"] => Some(Endpoint::Batch),
-        ["attachment"] => Some(Endpoint::Attachment { sys_id: None }),
+        ["tinyurl"] => Some(Endpoint::TinyUrl),
+        ["attachment"] => Some(Endpoint::Attachment {
+            sys_id: None,
+            file: false,
+        }),
+        ["attachment", "file"] => Some(Endpoint::AttachmentUpload),
         ["attachment", sys_id] => Some(Endpoint::Attachment {
             sys_id: Some(sys_id),
+            file: false,
         }),
+        ["attachment", sys_id, "file"] => Some(Endpoint::Attachment {
+            sys_id: Some(sys_id),
+            file: true,
+        }),
+        ["cmdb", "instance", class, rest @ ..] => {
+            let (sys_id, relation) = match rest {
+                [] => (None, None),
+                [sys_id] => (Some(*sys_id), None),
+                [sys_id, "relation"] => (Some(*sys_id), Some(None)),
+                [sys_id, "relation", rel] => (Some(*sys_id), Some(Some(*rel))),
+                _ => return None,
+            };
+            Some(Endpoint::CmdbInstance {
+                class,
+                sys_id,
+                relation,
+            })
+        }
         _ => None,
     }
 }
@@ -230,13 +300,18 @@ pub(crate) fn dispatch(inner: &Inner, req: &ApiRequest<'_>, in_batch: bool) -> A
             Method::POST => batch::handle(inner, req),
             _ => ApiResponse::method_not_allowed(),
         },
-        Some(Endpoint::Attachment { sys_id }) => match (&req.method, sys_id) {
-            // No attachments are kept; clients (servicenow.itsm) only need an empty list with
-            // its count.
-            (&Method::GET, None) => {
-                ApiResponse::result(&json!([])).with_header("X-Total-Count", "0".to_owned())
-            }
-            (&Method::GET | &Method::DELETE, Some(_)) => ApiResponse::not_found(),
+        Some(Endpoint::Attachment { sys_id, file }) => attachment::handle(inner, req, sys_id, file),
+        Some(Endpoint::AttachmentUpload) => match req.method {
+            Method::POST => attachment::upload(inner, req),
+            _ => ApiResponse::method_not_allowed(),
+        },
+        Some(Endpoint::CmdbInstance {
+            class,
+            sys_id,
+            relation,
+        }) => cmdb::handle(inner, req, class, sys_id, relation),
+        Some(Endpoint::TinyUrl) => match req.method {
+            Method::POST => tinyurl::create(inner, req),
             _ => ApiResponse::method_not_allowed(),
         },
         Some(Endpoint::Batch) | None => ApiResponse::no_such_resource(),
@@ -260,8 +335,32 @@ mod tests {
         assert_eq!(endpoint("/api/now/batch"), Some(Endpoint::Batch));
         assert_eq!(
             endpoint("/api/now/attachment"),
-            Some(Endpoint::Attachment { sys_id: None })
+            Some(Endpoint::Attachment {
+                sys_id: None,
+                file: false
+            })
         );
+        assert_eq!(
+            endpoint("/api/now/v1/attachment/abc/file"),
+            Some(Endpoint::Attachment {
+                sys_id: Some("abc"),
+                file: true
+            })
+        );
+        assert_eq!(
+            endpoint("/api/now/attachment/file"),
+            Some(Endpoint::AttachmentUpload)
+        );
+        assert_eq!(endpoint("/api/now/tinyurl"), Some(Endpoint::TinyUrl));
+        assert_eq!(
+            endpoint("/api/now/cmdb/instance/cmdb_ci/abc/relation/def"),
+            Some(Endpoint::CmdbInstance {
+                class: "cmdb_ci",
+                sys_id: Some("abc"),
+                relation: Some(Some("def"))
+            })
+        );
+        assert_eq!(endpoint("/api/now/cmdb/instance/cmdb_ci/abc/other"), None);
         assert_eq!(endpoint("/api/now/vx/table/incident"), None);
         assert_eq!(endpoint("/api/now/table"), None);
         assert_eq!(endpoint("/api/now/table/a/b/c"), None);

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::api::{dispatch, json_object, ApiRequest, ApiResponse, JSON_CONTENT_TYPE};
+use super::api::{dispatch, json_object, ApiRequest, ApiResponse};
 use super::store::field_string;
 use super::Inner;
 
@@ -56,6 +56,7 @@ struct ItemCall {
     path: String,
     query: Vec<(String, String)>,
     body: Vec<u8>,
+    content_type: Option<String>,
 }
 
 fn bad_item(detail: &str) -> ApiResponse {
@@ -95,8 +96,21 @@ fn decode_item(item: &Value) -> Result<ItemCall, ApiResponse> {
                 .map_err(|_| bad_item("body is not valid base64"))?
         }
     };
+    let content_type = item
+        .get("headers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|h| {
+            h.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.eq_ignore_ascii_case("content-type"))
+        })
+        .and_then(|h| h.get("value").and_then(Value::as_str))
+        .map(str::to_owned);
     Ok(ItemCall {
         method,
+        content_type,
         path: path.to_owned(),
         query: url::form_urlencoded::parse(query.as_bytes())
             .into_owned()
@@ -115,6 +129,7 @@ fn run_item(inner: &Inner, outer: &ApiRequest<'_>, item: &Value, id: String) -> 
                 path: &call.path,
                 query: call.query,
                 body: &call.body,
+                content_type: call.content_type.as_deref(),
                 user: outer.user,
                 base_url: outer.base_url,
             },
@@ -128,10 +143,7 @@ fn run_item(inner: &Inner, outer: &ApiRequest<'_>, item: &Value, id: String) -> 
     let headers: Vec<Value> = if exclude_headers {
         Vec::new()
     } else {
-        let content_type = response
-            .body
-            .is_some()
-            .then_some(("Content-Type", JSON_CONTENT_TYPE.to_owned()));
+        let content_type = response.body_type().map(|t| ("Content-Type", t.to_owned()));
         content_type
             .into_iter()
             .chain(response.headers.iter().cloned())
@@ -179,6 +191,7 @@ mod tests {
             path: "/api/now/v1/batch",
             query: Vec::new(),
             body: &body,
+            content_type: Some("application/json"),
             user: "admin",
             base_url: "https://127.0.0.1:1",
         };
@@ -372,6 +385,7 @@ mod tests {
                 path: "/api/now/batch",
                 query: Vec::new(),
                 body: b"{}",
+                content_type: None,
                 user: "admin",
                 base_url: "http://x",
             },

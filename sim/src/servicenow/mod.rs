@@ -1,9 +1,12 @@
-//! ServiceNow simulator: the Table, Batch, Attachment (empty) and OAuth APIs over an in-memory
-//! store of any number of tables, speaking raw JSON as an instance does.
+//! ServiceNow simulator: the Table, Batch, Attachment, CMDB Instance, tiny URL and OAuth APIs
+//! over an in-memory instance whose tables follow a data dictionary, speaking raw JSON as an
+//! instance does.
 //!
-//! Layout: [`store`] holds the rows, [`query`] parses and evaluates encoded queries, [`render`]
-//! turns rows into JSON per the display options, [`table`] and [`batch`] serve those APIs,
-//! [`auth`] checks credentials and issues OAuth tokens, and [`api`] ties requests to handlers
+//! Layout: [`schema`] is the dictionary (`schema.toml`: tables, parents, columns, defaults,
+//! choices), [`store`] holds the rows and runs the write rules, [`query`] parses and
+//! evaluates encoded queries, [`render`] turns rows into JSON per the display options,
+//! [`table`], [`batch`], [`attachment`], [`cmdb`] and [`tinyurl`] serve those APIs, [`auth`]
+//! checks credentials and issues OAuth tokens, and [`api`] ties requests to handlers
 //! independently of axum so that batch items and direct calls share one code path.
 //!
 //! Absolute URLs (`Link`, `Location`, reference links) need the scheme the client used, which
@@ -11,17 +14,20 @@
 //! listener and [`ServiceNow::router`] on the plain one.
 
 mod api;
+mod attachment;
 mod auth;
 mod batch;
+mod cmdb;
 mod query;
 mod render;
 mod schema;
 mod store;
 mod table;
+mod tinyurl;
 
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
@@ -31,6 +37,7 @@ use axum::http::{header, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::Router;
+use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
 use self::api::ApiRequest;
@@ -58,6 +65,13 @@ pub struct SnowConfig {
     pub token_ttl_secs: u64,
     /// Where [`ServiceNow::save_state`] writes the tables and [`ServiceNow::new`] reads them.
     pub state_file: Option<PathBuf>,
+    /// The property `glide.invalid_query.returns_no_rows`: a query with an invalid part (an
+    /// unknown field) returns no rows instead of ignoring the part. False on a new instance
+    /// (c_TableAPI.md).
+    pub invalid_query_returns_no_rows: bool,
+    /// The property `glide.sys.default.tz`, the time zone of users without one; `None` (empty,
+    /// as on a new instance) means America/Los_Angeles (t_SetASystemTimeZone.md).
+    pub system_time_zone: Option<Tz>,
 }
 
 impl Default for SnowConfig {
@@ -67,6 +81,8 @@ impl Default for SnowConfig {
             oauth_clients: vec![("cmdb-reconcile".into(), "secret".into())],
             token_ttl_secs: 1799,
             state_file: None,
+            invalid_query_returns_no_rows: false,
+            system_time_zone: None,
         }
     }
 }
@@ -81,6 +97,11 @@ impl std::fmt::Debug for SnowConfig {
             .field("oauth_clients", &names(&self.oauth_clients))
             .field("token_ttl_secs", &self.token_ttl_secs)
             .field("state_file", &self.state_file)
+            .field(
+                "invalid_query_returns_no_rows",
+                &self.invalid_query_returns_no_rows,
+            )
+            .field("system_time_zone", &self.system_time_zone)
             .finish()
     }
 }
@@ -98,9 +119,25 @@ pub(crate) struct Inner {
     auth: Auth,
     /// Items a batch runs before the rest go to `unserviced_requests`.
     batch_max_items: AtomicUsize,
+    invalid_query_returns_no_rows: AtomicBool,
+    system_time_zone: Tz,
 }
 
 impl Inner {
+    pub(crate) fn invalid_query_returns_no_rows(&self) -> bool {
+        self.invalid_query_returns_no_rows.load(Ordering::Relaxed)
+    }
+
+    /// The time zone of `user_name`'s display values: their `sys_user.time_zone`, else the
+    /// system's.
+    pub(crate) fn user_time_zone(&self, store: &Store, user_name: &str) -> Tz {
+        store
+            .user(user_name)
+            .map(|(class, row)| store.value(class, row, "time_zone"))
+            .and_then(|zone| zone.parse().ok())
+            .unwrap_or(self.system_time_zone)
+    }
+
     pub(crate) fn read_store(&self) -> RwLockReadGuard<'_, Store> {
         // A panic elsewhere never leaves a row half-written (writes are single inserts or
         // assignments), so a poisoned lock's data is still sound.
@@ -125,7 +162,7 @@ pub(crate) struct RouteState {
 }
 
 fn load_state(path: Option<&Path>) -> std::io::Result<Store> {
-    let mut store = Store::default();
+    let mut store = Store::new();
     let Some(path) = path.filter(|p| p.exists()) else {
         return Ok(store);
     };
@@ -150,7 +187,7 @@ impl ServiceNow {
     pub fn new(cfg: SnowConfig) -> Self {
         let store = load_state(cfg.state_file.as_deref()).unwrap_or_else(|e| {
             tracing::error!("servicenow simulator starts empty: {e}");
-            Store::default()
+            Store::new()
         });
         Self::with_store(cfg, store)
     }
@@ -168,13 +205,19 @@ impl ServiceNow {
                 state_file: cfg.state_file,
                 store: RwLock::new(store),
                 batch_max_items: AtomicUsize::new(usize::MAX),
+                invalid_query_returns_no_rows: AtomicBool::new(cfg.invalid_query_returns_no_rows),
+                system_time_zone: cfg.system_time_zone.unwrap_or(Tz::America__Los_Angeles),
             }),
         }
     }
 
     /// Adds rows to `table` as given (values stringified), filling `sys_id` when absent and
     /// the other system fields (`sys_created_on`, `sys_updated_on`, `sys_mod_count`, ...) the
-    /// rows lack. A row with the sys_id of an existing one replaces it.
+    /// rows lack; no other defaults. A row whose `sys_class_name` names a table extending
+    /// `table` goes to that table. Fields the table does not have are dropped; a table the
+    /// instance does not have is created as a custom table of string columns, the way an
+    /// administrator creates a table, with a column for each field seeded. A row with the
+    /// sys_id of an existing one replaces it.
     pub fn seed(&self, table: &str, rows: Vec<Map<String, Value>>) {
         let stamp = Stamp::now(SYSTEM_USER);
         let mut store = self.inner.write_store();
@@ -204,10 +247,10 @@ impl ServiceNow {
             })
     }
 
-    /// Every table as `{"table": [rows...]}` (tables by name, rows by sys_id; every row has
-    /// every column of its table).
+    /// Every table holding rows as `{"table": [rows...]}` (tables by name, rows by sys_id;
+    /// each row in the table of its class, with every column of it).
     pub fn dump(&self) -> Value {
-        self.inner.read_store().to_json()
+        self.inner.read_store().dump()
     }
 
     /// Writes [`ServiceNow::dump`] to the state file, if one is configured, replacing it
@@ -234,44 +277,52 @@ impl ServiceNow {
         })
     }
 
-    /// The rows of `table` in sys_id order (empty for a table never written to).
+    /// The rows of `table` and of the tables extending it, in sys_id order, each with every
+    /// column of its own class (empty for a table the instance does not have).
     pub fn rows(&self, table: &str) -> Vec<Map<String, Value>> {
         let store = self.inner.read_store();
         store.table(table).map_or_else(Vec::new, |t| {
-            t.rows().values().map(|row| t.to_json(row)).collect()
+            store
+                .rows(t, false)
+                .map(|(class, row)| store.to_json(class, row))
+                .collect()
         })
     }
 
-    /// One row of `table`.
+    /// One row of `table` (or of a table extending it), with every column of its class.
     pub fn get(&self, table: &str, sys_id: &str) -> Option<Map<String, Value>> {
         let store = self.inner.read_store();
-        let table = store.table(table)?;
-        Some(table.to_json(table.get(sys_id)?))
+        let (class, row) = store.find(store.table(table)?, sys_id)?;
+        Some(store.to_json(class, row))
     }
 
-    /// How many rows `table` holds.
+    /// How many rows `table` and the tables extending it hold.
     pub fn count(&self, table: &str) -> usize {
-        self.inner.read_store().table(table).map_or(0, |t| t.len())
+        let store = self.inner.read_store();
+        store.table(table).map_or(0, |t| store.count(t))
     }
 
-    /// The names of the tables that exist (were ever written to), sorted.
+    /// The names of the tables the instance has, sorted.
     pub fn tables(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .inner
-            .read_store()
-            .table_names()
-            .map(str::to_owned)
-            .collect();
-        names.sort();
-        names
+        self.inner.read_store().table_names()
     }
 
-    /// Changes a row as an operator's hand edit would: system fields are left to the instance,
-    /// which bumps `sys_mod_count` and `sys_updated_on` if anything changed. False when there
-    /// is no such row.
-    pub fn update_row(&self, table: &str, sys_id: &str, fields: Map<String, Value>) -> bool {
+    /// Sets the property `glide.invalid_query.returns_no_rows` (see [`SnowConfig`]).
+    pub fn set_invalid_query_returns_no_rows(&self, on: bool) {
         self.inner
-            .write_store()
+            .invalid_query_returns_no_rows
+            .store(on, Ordering::Relaxed);
+    }
+
+    /// Changes a row (of `table` or a table extending it) as an operator's hand edit would:
+    /// system fields are left to the instance, which bumps `sys_mod_count` and
+    /// `sys_updated_on` if anything changed. False when there is no such row.
+    pub fn update_row(&self, table: &str, sys_id: &str, fields: Map<String, Value>) -> bool {
+        let mut store = self.inner.write_store();
+        let Some(table) = store.table(table) else {
+            return false;
+        };
+        store
             .update(
                 table,
                 sys_id,
@@ -281,9 +332,10 @@ impl ServiceNow {
             .is_some()
     }
 
-    /// Removes a row; false when there was none.
+    /// Removes a row (of `table` or a table extending it); false when there was none.
     pub fn delete_row(&self, table: &str, sys_id: &str) -> bool {
-        self.inner.write_store().delete(table, sys_id)
+        let mut store = self.inner.write_store();
+        store.table(table).is_some_and(|t| store.delete(t, sys_id))
     }
 
     /// Caps the items one batch request runs; the rest are returned as `unserviced_requests`.
@@ -322,6 +374,9 @@ async fn api_endpoint(
         return auth::unauthenticated().into_response();
     };
     let base_url = base_url(state.scheme, &uri, &headers);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let query = uri
         .query()
         .map(|q| {
@@ -335,6 +390,7 @@ async fn api_endpoint(
         path: uri.path(),
         query,
         body: &body,
+        content_type,
         user: &user,
         base_url: &base_url,
     };

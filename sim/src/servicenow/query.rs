@@ -3,8 +3,10 @@
 //! The grammar is the subset clients of this project use: `^` (AND), `^OR` (OR with the
 //! condition before it, so `a^b^ORc` is `a AND (b OR c)`), `^NQ` (a new query OR-ed with the
 //! previous ones), `ORDERBYf` / `ORDERBYDESCf`, and the operators of [`Op`]. `^^` is a literal
-//! caret. As on an instance with default settings, a part that cannot be parsed, or that names
-//! an unknown field, is ignored rather than failing the request.
+//! caret. A part that cannot be parsed, or that names a field the table does not have, is
+//! invalid: an instance ignores it, or, with the property `glide.invalid_query.returns_no_rows`
+//! set to true, returns no rows at all (c_TableAPI.md, `sysparm_query`; the property is false
+//! on a new instance).
 //!
 //! Parsing knows nothing of tables; [`EncodedQuery::compile`] binds field names to whatever
 //! handle the caller uses to read a row, so this module stays testable without a store.
@@ -63,6 +65,8 @@ pub(crate) struct Condition<F> {
 pub(crate) struct EncodedQuery<F = String> {
     pub groups: Vec<Vec<Vec<Condition<F>>>>,
     pub order: Vec<OrderBy<F>>,
+    /// Some part could not be parsed.
+    pub invalid: bool,
 }
 
 /// One `ORDERBY` / `ORDERBYDESC` term.
@@ -78,6 +82,7 @@ impl<F> Default for EncodedQuery<F> {
         Self {
             groups: Vec::new(),
             order: Vec::new(),
+            invalid: false,
         }
     }
 }
@@ -106,25 +111,34 @@ const OPERATORS: [&str; 16] = [
 pub(crate) fn parse(query: &str) -> EncodedQuery {
     let mut parsed = EncodedQuery::default();
     let mut group: Vec<Vec<Condition<String>>> = Vec::new();
+    let mut invalid = false;
     for term in split_terms(query) {
+        let mut parsed_condition = |text: &str| {
+            let cond = parse_condition(text);
+            invalid |= cond.is_none();
+            cond
+        };
         if let Some(field) = term.strip_prefix("ORDERBYDESC") {
             parsed.order.extend(order_by(field, true));
         } else if let Some(field) = term.strip_prefix("ORDERBY") {
             parsed.order.extend(order_by(field, false));
         } else if let Some(rest) = term.strip_prefix("NQ") {
+            let cond = parsed_condition(rest);
             parsed.groups.push(std::mem::take(&mut group));
-            group.extend(parse_condition(rest).map(|c| vec![c]));
+            group.extend(cond.map(|c| vec![c]));
         } else if let Some(rest) = term.strip_prefix("OR") {
-            if let Some(cond) = parse_condition(rest) {
+            if let Some(cond) = parsed_condition(rest) {
                 match group.last_mut() {
                     Some(clause) => clause.push(cond),
                     None => group.push(vec![cond]),
                 }
             }
         } else {
-            group.extend(parse_condition(&term).map(|c| vec![c]));
+            let cond = parsed_condition(&term);
+            group.extend(cond.map(|c| vec![c]));
         }
     }
+    parsed.invalid = invalid;
     if !group.is_empty() || !parsed.groups.is_empty() {
         parsed.groups.push(group);
     }
@@ -235,9 +249,16 @@ impl EncodedQuery<String> {
         }
     }
 
-    /// Binds field names to handles; conditions and orderings on fields `resolve` does not
-    /// know are dropped (an instance ignores invalid query parts).
-    pub(crate) fn compile<F>(&self, mut resolve: impl FnMut(&str) -> Option<F>) -> EncodedQuery<F> {
+    /// Binds field names to handles. Conditions and orderings on fields `resolve` does not
+    /// know are dropped (an instance ignores invalid query parts), unless `no_rows_if_invalid`
+    /// (`glide.invalid_query.returns_no_rows`): then a query with any invalid condition
+    /// matches nothing.
+    pub(crate) fn compile<F>(
+        &self,
+        mut resolve: impl FnMut(&str) -> Option<F>,
+        no_rows_if_invalid: bool,
+    ) -> EncodedQuery<F> {
+        let mut unknown = false;
         let mut groups: Vec<Vec<Vec<Condition<F>>>> = self
             .groups
             .iter()
@@ -248,8 +269,10 @@ impl EncodedQuery<String> {
                         clause
                             .iter()
                             .filter_map(|c| {
+                                let field = resolve(&c.field);
+                                unknown |= field.is_none();
                                 Some(Condition {
-                                    field: resolve(&c.field)?,
+                                    field: field?,
                                     op: c.op.clone(),
                                     textual: c.textual,
                                 })
@@ -262,6 +285,10 @@ impl EncodedQuery<String> {
             .collect();
         if groups.len() > 1 {
             groups.retain(|g: &Vec<_>| !g.is_empty());
+        }
+        if no_rows_if_invalid && (unknown || self.invalid) {
+            // One group of one clause of no conditions: a clause no row satisfies.
+            groups = vec![vec![Vec::new()]];
         }
         // One empty group (matches everything) stands for "no filter", so that `matches`
         // needs no special case per row.
@@ -279,7 +306,11 @@ impl EncodedQuery<String> {
                 })
             })
             .collect();
-        EncodedQuery { groups, order }
+        EncodedQuery {
+            groups,
+            order,
+            invalid: false,
+        }
     }
 }
 
@@ -432,7 +463,7 @@ mod tests {
     fn hits(query: &str, row: &[(&str, &str)]) -> bool {
         let row: HashMap<&str, &str> = row.iter().copied().collect();
         parse(query)
-            .compile(|f| Some(f.to_owned()))
+            .compile(|f| Some(f.to_owned()), false)
             .matches(|f| row.get(f.as_str()).copied().unwrap_or(""))
     }
 
@@ -527,18 +558,33 @@ mod tests {
     #[test]
     fn unknown_fields_are_dropped_at_compile_time() {
         let q = parse("nope=1^name=a^ORnope=2^ORDERBYnope^ORDERBYname")
-            .compile(|f| (f == "name").then_some(0usize));
+            .compile(|f| (f == "name").then_some(0usize), false);
         assert_eq!(q.groups.len(), 1);
         assert_eq!(q.groups[0].len(), 1);
         assert_eq!(q.groups[0][0].len(), 1);
         assert_eq!(q.order.len(), 1);
         // A query left without conditions matches everything.
-        let all = parse("nope=1").compile(|f| (f == "name").then_some(0usize));
+        let all = parse("nope=1").compile(|f| (f == "name").then_some(0usize), false);
         assert!(all.is_unfiltered());
         assert!(all.matches(|_| "x"));
-        let none = parse("").compile(|f| Some(f.to_owned()));
+        let none = parse("").compile(|f| Some(f.to_owned()), false);
         assert!(none.is_unfiltered());
         assert!(none.matches(|_| "x"));
+    }
+
+    #[test]
+    fn with_returns_no_rows_an_invalid_part_matches_nothing() {
+        let name = |f: &str| (f == "name").then_some(0usize);
+        let strict = parse("nope=1^name=a").compile(name, true);
+        assert!(!strict.is_unfiltered());
+        assert!(!strict.matches(|_| "a"));
+        assert!(!parse("garbage^name=a").compile(name, true).matches(|_| "a"));
+        assert!(parse("garbage^name=a")
+            .compile(name, false)
+            .matches(|_| "a"));
+        assert!(parse("name=a").compile(name, true).matches(|_| "a"));
+        assert!(parse("").compile(name, true).matches(|_| "a"));
+        assert!(parse("garbage").invalid && !parse("a=1^ORDERBYb").invalid);
     }
 
     #[test]
@@ -556,7 +602,7 @@ mod tests {
     fn plain_parameters_are_anded_into_every_group() {
         let mut q = parse("a=1^NQa=2");
         q.and_equal([("b".to_owned(), "x".to_owned())]);
-        let compiled = q.compile(|f| Some(f.to_owned()));
+        let compiled = q.compile(|f| Some(f.to_owned()), false);
         let row = |a: &'static str, b: &'static str| move |f: &String| if f == "a" { a } else { b };
         assert!(compiled.matches(row("2", "x")));
         assert!(!compiled.matches(row("2", "y")));

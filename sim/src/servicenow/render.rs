@@ -1,12 +1,18 @@
 //! Rows as the Table API renders them: which fields (`sysparm_fields`, dot-walks such as
 //! `owned_by.email` returned under that flat key) and how (`sysparm_display_value`,
-//! `sysparm_exclude_reference_link`): choice labels, reference display values and links.
+//! `sysparm_exclude_reference_link`): choice labels, reference display values and links, and
+//! date-times in the acting user's time zone.
 
+use chrono::NaiveDateTime;
+use chrono_tz::Tz;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
-use super::schema;
-use super::store::{Row, Store, Table};
+use super::schema::{Kind, TableId};
+use super::store::{Row, Store};
+
+/// How ServiceNow writes date-times, stored (UTC) and displayed (the user's zone) alike.
+const DATETIME: &str = "%Y-%m-%d %H:%M:%S";
 
 /// `sysparm_display_value`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,72 +42,74 @@ pub(crate) struct RenderOptions<'a> {
     pub exclude_links: bool,
     /// `scheme://host[:port]`, for reference links.
     pub base_url: &'a str,
+    /// The acting user's time zone: "the display value is based on the user's time zone"
+    /// (c_TableAPI.md, `sysparm_display_value`).
+    pub tz: Tz,
+}
+
+/// The column a field finally reads, after any dot-walk.
+#[derive(Debug, Clone)]
+struct Leaf {
+    name: String,
+    kind: Kind,
+    /// The table a reference points to.
+    reference: Option<(TableId, String)>,
 }
 
 /// A field a request names, bound to a table: a column, or a dot-walk starting at a
-/// reference column.
-#[derive(Debug)]
+/// reference column and following references.
+#[derive(Debug, Clone)]
 pub(crate) struct FieldSpec {
     /// The name as requested, which is also the key it is returned under.
     pub key: String,
     col: usize,
-    /// For `a.b.c`: the table `a` points to and `["b", "c"]`.
-    walk: Option<(&'static str, Vec<String>)>,
+    /// For `a.b.c`: the table `a` points to and `b`'s index in it, then `b`'s target and `c`.
+    walk: Vec<(TableId, usize)>,
+    leaf: Leaf,
 }
 
-/// One value to render, with the table and field it belongs to (after any dot-walk), which
-/// decide whether it is a reference or a choice.
+/// One value to render, with the class of the row it was read from (whose choice lists apply).
 pub(crate) struct Cell<'a> {
-    pub table: &'a str,
-    pub field: &'a str,
+    pub class: Option<TableId>,
     pub value: &'a str,
 }
 
 impl FieldSpec {
-    /// Binds `name` to `table`; `None` for a field the table does not have, or a dot-walk that
-    /// does not follow references to an existing field.
-    pub(crate) fn resolve(
-        store: &Store,
-        table_name: &str,
-        table: &Table,
-        name: &str,
-    ) -> Option<Self> {
+    /// Binds `name` to `table`; `None` for a field the table does not have, or a dot-walk
+    /// that does not follow references to an existing field.
+    pub(crate) fn resolve(store: &Store, table: TableId, name: &str) -> Option<Self> {
         let mut segments = name.split('.');
-        let first = segments.next()?;
-        let col = table.column(first)?;
-        let rest: Vec<String> = segments.map(str::to_owned).collect();
-        if rest.is_empty() {
-            return Some(Self {
-                key: name.to_owned(),
-                col,
-                walk: None,
-            });
+        let def = store.def(table);
+        let col = def.column(segments.next()?)?;
+        let mut column = &def.columns[col];
+        let mut walk = Vec::new();
+        for segment in segments {
+            let target = store.table(column.reference.as_deref()?)?;
+            let target_def = store.def(target);
+            let next = target_def.column(segment)?;
+            walk.push((target, next));
+            column = &target_def.columns[next];
         }
-        let start = schema::reference_target(table_name, first)?;
-        let mut target = start;
-        for (i, segment) in rest.iter().enumerate() {
-            if !store.target_has_column(target, segment) {
-                return None;
-            }
-            if i + 1 < rest.len() {
-                target = schema::reference_target(target, segment)?;
-            }
-        }
+        let reference = column
+            .reference
+            .as_deref()
+            .and_then(|r| Some((store.table(r)?, r.to_owned())));
         Some(Self {
             key: name.to_owned(),
             col,
-            walk: Some((start, rest)),
+            walk,
+            leaf: Leaf {
+                name: column.name.clone(),
+                kind: column.kind,
+                reference,
+            },
         })
     }
 
     /// The fields a response carries: those of `sysparm_fields` that exist (in the order
-    /// asked, each once), or every column when it is absent or empty.
-    pub(crate) fn list(
-        store: &Store,
-        table_name: &str,
-        table: &Table,
-        sysparm_fields: Option<&str>,
-    ) -> Vec<Self> {
+    /// asked, each once), or every column of `table` (its own and its parents') when it is
+    /// absent or empty.
+    pub(crate) fn list(store: &Store, table: TableId, sysparm_fields: Option<&str>) -> Vec<Self> {
         let requested: Vec<&str> = sysparm_fields
             .into_iter()
             .flat_map(|f| f.split(','))
@@ -109,82 +117,67 @@ impl FieldSpec {
             .filter(|f| !f.is_empty())
             .collect();
         if requested.is_empty() {
-            return (0..table.columns().len())
-                .map(|col| Self {
-                    key: table.columns()[col].clone(),
-                    col,
-                    walk: None,
-                })
+            return store
+                .def(table)
+                .columns
+                .iter()
+                .filter_map(|c| Self::resolve(store, table, &c.name))
                 .collect();
         }
         let mut specs: Vec<Self> = Vec::with_capacity(requested.len());
         for name in requested {
             if specs.iter().all(|s| s.key != name) {
-                specs.extend(Self::resolve(store, table_name, table, name));
+                specs.extend(Self::resolve(store, table, name));
             }
         }
         specs
     }
 
-    /// This field of `row` (of `table_name`) with what it belongs to, following references
-    /// for a dot-walk; an empty cell of no table when the walk breaks off.
-    pub(crate) fn cell<'a>(
-        &'a self,
-        store: &'a Store,
-        table_name: &'a str,
-        row: &'a Row,
-    ) -> Cell<'a> {
-        let value = Table::cell(row, self.col);
-        let Some((target, rest)) = &self.walk else {
-            return Cell {
-                table: table_name,
-                field: &self.key,
-                value,
+    /// This field of `row` (of `class`), following references for a dot-walk; an empty cell
+    /// of no class when the walk breaks off (an empty or dangling reference).
+    pub(crate) fn cell<'s>(&self, store: &'s Store, class: TableId, row: &'s Row) -> Cell<'s> {
+        let (mut class, mut value) = (class, row.get(self.col));
+        for &(target, col) in &self.walk {
+            let Some((found, next)) = store.find(target, value) else {
+                return Cell {
+                    class: None,
+                    value: "",
+                };
             };
-        };
-        let (table, field, value) = walk(store, target, value, rest).unwrap_or(("", "", ""));
+            class = found;
+            value = next.get(col);
+        }
         Cell {
-            table,
-            field,
+            class: Some(class),
             value,
         }
     }
 
     /// Just the value of [`FieldSpec::cell`], for matching and ordering.
-    pub(crate) fn value<'s>(&self, store: &'s Store, row: &'s Row) -> &'s str {
-        let value = Table::cell(row, self.col);
-        match &self.walk {
-            None => value,
-            Some((target, rest)) => walk(store, target, value, rest).map_or("", |(_, _, v)| v),
-        }
+    pub(crate) fn value<'s>(&self, store: &'s Store, class: TableId, row: &'s Row) -> &'s str {
+        self.cell(store, class, row).value
+    }
+
+    /// Whether this is the record's own `sys_id`.
+    pub(crate) fn is_sys_id(&self) -> bool {
+        self.key == "sys_id"
     }
 }
 
-/// Follows `rest` from a reference to `target` holding `sys_id`: the table, field and value
-/// reached, or `None` where a reference is empty or dangling.
-fn walk<'s, 'f>(
-    store: &'s Store,
-    target: &'static str,
-    sys_id: &'s str,
-    rest: &'f [String],
-) -> Option<(&'s str, &'f str, &'s str)> {
-    let (mut target, mut value) = (target, sys_id);
-    for (i, segment) in rest.iter().enumerate() {
-        let (table_name, table, row) = store.find_ref(target, value)?;
-        value = table.value(row, segment);
-        if i + 1 == rest.len() {
-            return Some((table_name, segment, value));
-        }
-        target = schema::reference_target(table_name, segment)?;
-    }
-    None
+/// A stored UTC date-time in `tz`; `None` for a value that is not one.
+pub(crate) fn local_time(value: &str, tz: Tz) -> Option<String> {
+    let utc = NaiveDateTime::parse_from_str(value, DATETIME)
+        .ok()?
+        .and_utc();
+    Some(utc.with_timezone(&tz).format(DATETIME).to_string())
 }
 
 /// A row as the JSON object of the requested fields, serialized straight from the store: a
 /// page of 1000 rows builds no intermediate JSON values.
 pub(crate) struct RowJson<'a> {
     pub store: &'a Store,
-    pub table_name: &'a str,
+    /// The table the row is in (its class).
+    pub class: TableId,
     pub row: &'a Row,
     pub fields: &'a [FieldSpec],
     pub opts: &'a RenderOptions<'a>,
@@ -196,7 +189,8 @@ impl Serialize for RowJson<'_> {
         for spec in self.fields {
             let cell = CellJson {
                 store: self.store,
-                cell: spec.cell(self.store, self.table_name, self.row),
+                leaf: &spec.leaf,
+                cell: spec.cell(self.store, self.class, self.row),
                 opts: self.opts,
             };
             map.serialize_entry(&spec.key, &cell)?;
@@ -208,27 +202,34 @@ impl Serialize for RowJson<'_> {
 /// One field's JSON, per the display options.
 struct CellJson<'a> {
     store: &'a Store,
+    leaf: &'a Leaf,
     cell: Cell<'a>,
     opts: &'a RenderOptions<'a>,
 }
 
 impl Serialize for CellJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Cell {
-            table,
-            field,
-            value,
-        } = self.cell;
-        if let Some(target) = schema::reference_target(table, field) {
-            return serialize_reference(s, self.store, target, value, self.opts);
+        let Cell { class, value } = self.cell;
+        if let Some((target, name)) = &self.leaf.reference {
+            return serialize_reference(s, self.store, (*target, name), value, self.opts);
         }
-        let label = || schema::choice_label(table, field, value).unwrap_or(value);
+        let display = || -> std::borrow::Cow<'_, str> {
+            if self.leaf.kind == Kind::DateTime {
+                if let Some(local) = local_time(value, self.opts.tz) {
+                    return local.into();
+                }
+            }
+            class
+                .and_then(|c| self.store.def(c).choice_label(&self.leaf.name, value))
+                .unwrap_or(value)
+                .into()
+        };
         match self.opts.display {
             DisplayMode::Value => s.serialize_str(value),
-            DisplayMode::Display => s.serialize_str(label()),
+            DisplayMode::Display => s.serialize_str(&display()),
             DisplayMode::All => {
                 let mut map = s.serialize_map(Some(2))?;
-                map.serialize_entry("display_value", label())?;
+                map.serialize_entry("display_value", &display())?;
                 map.serialize_entry("value", value)?;
                 map.end()
             }
@@ -241,7 +242,7 @@ impl Serialize for CellJson<'_> {
 fn serialize_reference<S: Serializer>(
     s: S,
     store: &Store,
-    target: &str,
+    (target, target_name): (TableId, &str),
     sys_id: &str,
     opts: &RenderOptions<'_>,
 ) -> Result<S::Ok, S::Error> {
@@ -256,16 +257,13 @@ fn serialize_reference<S: Serializer>(
             _ => s.serialize_str(""),
         };
     }
-    let found = store.find_ref(target, sys_id);
-    let display = found.map_or("", |(name, table, row)| {
-        Store::display_value(name, table, row)
-    });
-    // The link names the table the row is in, so that following it finds the row in a store
-    // without table inheritance.
-    let link = (!opts.exclude_links).then(|| {
-        let table = found.map_or(target, |(name, _, _)| name);
-        format!("{}/api/now/table/{table}/{sys_id}", opts.base_url)
-    });
+    let display = store
+        .find(target, sys_id)
+        .map_or("", |(class, row)| store.display_value(class, row));
+    // The link names the reference's table; with table inheritance it finds a row of any
+    // class below it.
+    let link = (!opts.exclude_links)
+        .then(|| format!("{}/api/now/table/{target_name}/{sys_id}", opts.base_url));
     let entries: [(&str, Option<&str>); 3] = match (opts.display, link.as_deref()) {
         (DisplayMode::Value, None) => return s.serialize_str(sys_id),
         (DisplayMode::Display, None) => return s.serialize_str(display),
@@ -293,45 +291,32 @@ mod tests {
     use crate::servicenow::store::{string_fields, Stamp};
     use serde_json::{json, Value};
 
-    fn row(
-        store: &Store,
-        table_name: &str,
-        row: &Row,
-        fields: &[FieldSpec],
-        opts: &RenderOptions<'_>,
-    ) -> Value {
-        serde_json::to_value(RowJson {
-            store,
-            table_name,
-            row,
-            fields,
-            opts,
-        })
-        .expect("serializable")
-    }
-
     const BASE: &str = "https://127.0.0.1:8443";
+    const VMS: &str = "cmdb_ci_vmware_instance";
 
     fn opts(display: DisplayMode, exclude_links: bool) -> RenderOptions<'static> {
         RenderOptions {
             display,
             exclude_links,
             base_url: BASE,
+            tz: Tz::UTC,
         }
     }
 
-    /// A user, a group and a VM owned by the user; returns (store, user id, vm id).
-    fn fixture() -> (Store, String, String) {
-        let mut store = Store::default();
+    fn insert(store: &mut Store, table: &str, v: Value) -> String {
         let st = Stamp {
             user: "admin".into(),
             now: "2024-01-01 00:00:00".into(),
         };
-        let insert = |store: &mut Store, table: &str, v: Value| {
-            store
-                .insert(table, string_fields(v.as_object().expect("object")), &st)
-                .expect("inserted")
-        };
+        let table = store.table(table).expect("table");
+        store
+            .insert(table, string_fields(v.as_object().expect("object")), &st)
+            .expect("inserted")
+    }
+
+    /// A user and a VM owned by the user; returns (store, user id, vm id).
+    fn fixture() -> (Store, String, String) {
+        let mut store = Store::new();
         let user = insert(
             &mut store,
             "sys_user",
@@ -339,22 +324,34 @@ mod tests {
         );
         let vm = insert(
             &mut store,
-            "cmdb_ci_vmware_instance",
+            VMS,
             json!({"name": "vm1", "owned_by": user, "support_group": "", "install_status": "7"}),
         );
         (store, user, vm)
     }
 
-    fn render(store: &Store, vm: &str, fields: Option<&str>, o: &RenderOptions<'_>) -> Value {
-        let table = store.table("cmdb_ci_vmware_instance").expect("table");
-        let specs = FieldSpec::list(store, "cmdb_ci_vmware_instance", table, fields);
-        row(
+    fn render_in(
+        store: &Store,
+        table: &str,
+        sys_id: &str,
+        fields: Option<&str>,
+        o: &RenderOptions<'_>,
+    ) -> Value {
+        let table = store.table(table).expect("table");
+        let specs = FieldSpec::list(store, table, fields);
+        let (class, row) = store.find(table, sys_id).expect("row");
+        serde_json::to_value(RowJson {
             store,
-            "cmdb_ci_vmware_instance",
-            table.get(vm).expect("row"),
-            &specs,
-            o,
-        )
+            class,
+            row,
+            fields: &specs,
+            opts: o,
+        })
+        .expect("serializable")
+    }
+
+    fn render(store: &Store, vm: &str, fields: Option<&str>, o: &RenderOptions<'_>) -> Value {
+        render_in(store, VMS, vm, fields, o)
     }
 
     #[test]
@@ -421,8 +418,37 @@ mod tests {
     }
 
     #[test]
-    fn fields_select_dot_walk_and_ignore_unknowns() {
+    fn the_rows_class_gives_the_choice_labels_through_a_parent() {
+        let mut store = Store::new();
+        let inc = insert(&mut store, "incident", json!({"state": "6"}));
+        let o = opts(DisplayMode::Display, true);
+        assert_eq!(
+            render_in(&store, "task", &inc, Some("state"), &o),
+            json!({"state": "Resolved"})
+        );
+    }
+
+    #[test]
+    fn date_times_display_in_the_users_time_zone() {
         let (store, _, vm) = fixture();
+        let mut o = opts(DisplayMode::All, true);
+        o.tz = "Europe/Paris".parse().expect("a zone");
+        assert_eq!(
+            render(&store, &vm, Some("sys_created_on"), &o),
+            json!({"sys_created_on": {"display_value": "2024-01-01 01:00:00", "value": "2024-01-01 00:00:00"}})
+        );
+        o.tz = "America/Los_Angeles".parse().expect("a zone");
+        o.display = DisplayMode::Display;
+        assert_eq!(
+            render(&store, &vm, Some("sys_created_on"), &o),
+            json!({"sys_created_on": "2023-12-31 16:00:00"})
+        );
+        assert_eq!(local_time("", Tz::UTC), None);
+    }
+
+    #[test]
+    fn fields_select_dot_walk_and_ignore_unknowns() {
+        let (mut store, _, vm) = fixture();
         let o = opts(DisplayMode::Value, true);
         assert_eq!(
             render(
@@ -442,22 +468,7 @@ mod tests {
             json!({"owned_by.email": "ann@example.com"})
         );
         // An empty reference walks to an empty value.
-        let (mut store, _, _) = fixture();
-        let st = Stamp {
-            user: "admin".into(),
-            now: "2024-01-01 00:00:00".into(),
-        };
-        let orphan = store
-            .insert(
-                "cmdb_ci_vmware_instance",
-                string_fields(
-                    json!({"name": "vm2", "owned_by": ""})
-                        .as_object()
-                        .expect("object"),
-                ),
-                &st,
-            )
-            .expect("inserted");
+        let orphan = insert(&mut store, VMS, json!({"name": "vm2", "owned_by": ""}));
         assert_eq!(
             render(&store, &orphan, Some("owned_by.email"), &o),
             json!({"owned_by.email": ""})
@@ -465,56 +476,48 @@ mod tests {
     }
 
     #[test]
-    fn all_columns_when_fields_are_absent_or_empty() {
+    fn every_column_of_the_table_and_its_parents_when_fields_are_absent() {
         let (store, _, vm) = fixture();
         let o = opts(DisplayMode::Value, true);
         let all = render(&store, &vm, None, &o);
         assert_eq!(all, render(&store, &vm, Some(""), &o));
-        let keys: Vec<&String> = all.as_object().expect("object").keys().collect();
+        let row = all.as_object().expect("object");
         for key in [
             "name",
             "owned_by",
             "sys_id",
             "sys_mod_count",
             "sys_class_name",
+            "serial_number",
+            "object_id",
+            "cpus",
+            "vcenter_uuid",
         ] {
-            assert!(keys.iter().any(|k| *k == key), "{key} in {keys:?}");
+            assert!(row.contains_key(key), "{key} in {row:?}");
         }
+        assert_eq!(row["serial_number"], "");
+        // Through the parent, only the parent's columns.
+        let through_ci = render_in(&store, "cmdb_ci", &vm, None, &o);
+        assert!(through_ci.get("cpus").is_none());
+        assert_eq!(through_ci["sys_class_name"], VMS);
     }
 
     #[test]
-    fn references_to_cis_resolve_across_ci_tables() {
+    fn references_to_cis_resolve_to_rows_of_any_ci_class() {
         let (mut store, _, vm) = fixture();
-        let st = Stamp {
-            user: "admin".into(),
-            now: "2024-01-01 00:00:00".into(),
-        };
-        let inc = store
-            .insert(
-                "incident",
-                string_fields(
-                    json!({"number": "INC0010001", "cmdb_ci": vm})
-                        .as_object()
-                        .expect("object"),
-                ),
-                &st,
-            )
-            .expect("inserted");
-        let table = store.table("incident").expect("table");
-        let specs = FieldSpec::list(&store, "incident", table, Some("cmdb_ci,cmdb_ci.name"));
-        let rendered = row(
-            &store,
-            "incident",
-            table.get(&inc).expect("row"),
-            &specs,
-            &opts(DisplayMode::Display, false),
-        );
+        let inc = insert(&mut store, "incident", json!({"cmdb_ci": vm}));
         assert_eq!(
-            rendered,
+            render_in(
+                &store,
+                "incident",
+                &inc,
+                Some("cmdb_ci,cmdb_ci.name,cmdb_ci.cpus"),
+                &opts(DisplayMode::Display, false)
+            ),
             json!({
                 "cmdb_ci": {
                     "display_value": "vm1",
-                    "link": format!("{BASE}/api/now/table/cmdb_ci_vmware_instance/{vm}"),
+                    "link": format!("{BASE}/api/now/table/cmdb_ci/{vm}"),
                 },
                 "cmdb_ci.name": "vm1",
             })
