@@ -439,6 +439,10 @@ async fn run_from_the_binary_applies_and_a_dry_run_reports_changes() {
         "{}",
         output_text(&real)
     );
+    // CIs long gone were only marked Absent by that run: a CI is retired only after an
+    // earlier run marked it so (README "Lifecycle and safety"). The next run retires them.
+    let second = tokio::task::block_in_place(|| run(&[]));
+    assert_eq!(second.status.code(), Some(0), "{}", output_text(&second));
     let again = tokio::task::block_in_place(|| run(&["--dry-run", "--detailed-exitcode"]));
     assert_eq!(
         again.status.code(),
