@@ -1,8 +1,9 @@
 //! `demo`: the whole job against the built-in simulators, in-process on 127.0.0.1. It shows a
 //! newcomer, on a fresh machine with no CloudForms and no ServiceNow, what a run does: plan
-//! (and the drift report), apply, then plan again to show that no drift is left.
+//! (and the drift report), apply, the next run's lifecycle step (CIs marked Absent are
+//! retired), then plan again to show that no drift is left.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
@@ -91,6 +92,23 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
         ticket: None,
     };
 
+    let steps = run_steps(&config, &dir, now).await;
+    let stats = sims.stats(cmdb_sim::Api::ServiceNow);
+    sims.stop().await;
+    steps?;
+    println!(
+        "\nZero drift. ServiceNow answered {} requests in all. Quarantined records and issues stay in the report for a person to decide.",
+        stats.get("total").and_then(serde_json::Value::as_u64).unwrap_or(0)
+    );
+    Ok(Status::Clean)
+}
+
+/// The story: plan and review, apply, the next run's lifecycle step, and zero drift.
+async fn run_steps(
+    config: &impl Fn(PathBuf) -> Config,
+    dir: &Path,
+    now: DateTime<Utc>,
+) -> Result<()> {
     println!("\n1. Plan: read both APIs, map, identify, diff");
     let first_config = config(dir.join("1-plan"));
     let first = app::plan_all(&first_config, now, false).await?;
@@ -99,29 +117,36 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
     println!("   open {} to review the drift", html.display());
 
     println!("\n2. Apply the reviewed plan");
-    let status = app::run_apply(&first_config, &first).await?;
+    apply(&first_config, &first, &dir.join("1-plan")).await?;
+
+    // A CI whose VM is gone is first marked Absent; only a later run retires it, once its
+    // grace has passed (README "Lifecycle and safety"). The next scheduled run does that.
+    println!("\n3. The next run: CIs marked Absent in step 2 whose grace has passed are retired");
+    let next_config = config(dir.join("3-next-run"));
+    let next = app::plan_all(&next_config, now, false).await?;
+    print!("{}", app::summary_table(&next));
+    apply(&next_config, &next, &dir.join("3-next-run")).await?;
+
+    println!("\n4. Plan again: nothing should be left to change");
+    let last: Vec<Planned> = app::plan_all(&config(dir.join("4-replan")), now, false).await?;
+    print!("{}", app::summary_table(&last));
+    if last.iter().any(|p| p.plan.has_changes()) {
+        bail!(
+            "drift left after apply; see {}",
+            dir.join("4-replan").join("drift.md").display()
+        );
+    }
+    Ok(())
+}
+
+/// Applies the plans, which must all go through.
+async fn apply(config: &Config, planned: &[Planned], dir: &Path) -> Result<()> {
+    let status = app::run_apply(config, planned).await?;
     if status != Status::Clean {
         bail!(
             "applying the plan ended with {status:?}; see {}",
-            dir.join("1-plan").join("outcome.json").display()
+            dir.join("outcome.json").display()
         );
     }
-
-    println!("\n3. Plan again: nothing should be left to change");
-    let second: Vec<Planned> = app::plan_all(&config(dir.join("3-replan")), now, false).await?;
-    print!("{}", app::summary_table(&second));
-    let left = second.iter().filter(|p| p.plan.has_changes()).count();
-    let stats = sims.stats(cmdb_sim::Api::ServiceNow);
-    sims.stop().await;
-    if left > 0 {
-        bail!(
-            "drift left after apply; see {}",
-            dir.join("3-replan").join("drift.md").display()
-        );
-    }
-    println!(
-        "\nZero drift. ServiceNow answered {} requests in all. Quarantined records and issues stay in the report for a person to decide.",
-        stats.get("total").and_then(serde_json::Value::as_u64).unwrap_or(0)
-    );
-    Ok(Status::Clean)
+    Ok(())
 }

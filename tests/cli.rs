@@ -272,3 +272,17 @@ fn duplicate_cis_in_the_cmdb_end_the_run_as_a_warning() {
         .unwrap();
     assert_eq!(out.status.code(), Some(6), "{}", text(&out));
 }
+
+/// The README's first command, at a small size: the whole story ends in zero drift.
+#[test]
+fn the_demo_runs_the_whole_job_to_zero_drift() {
+    let dir = tmp();
+    let out = bin()
+        .args(["demo", "--vms", "300", "--out-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("Zero drift."), "{}", text(&out));
+    assert!(dir.path().join("1-plan").join("drift.html").exists());
+}
