@@ -47,12 +47,17 @@ pub enum ClientError {
     Build(String),
 }
 
-/// Builds an HTTP client with the settings; rustls, gzip, our user agent.
+/// Builds an HTTP client with the settings; rustls, gzip, our user agent. `api` names the
+/// API it talks to (`ServiceNow`, `CloudForms`) for the warning that certificate checks
+/// are off, given once per API and process however many clients a run builds.
 #[allow(
     clippy::disallowed_methods,
     reason = "the shell reads and writes files; the core never does"
 )]
-pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, ClientError> {
+pub fn build_client(settings: &HttpSettings, api: &str) -> Result<reqwest::Client, ClientError> {
+    if !settings.verify_tls {
+        warn_once_unverified(api);
+    }
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("cmdb-reconcile/", env!("CARGO_PKG_VERSION")))
         .timeout(settings.timeout)
@@ -82,6 +87,25 @@ pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, ClientEr
     builder
         .build()
         .map_err(|e| ClientError::Build(e.to_string()))
+}
+
+/// Warns that `api`'s certificate is not checked, once per API and process: a lab setting
+/// that must never pass unnoticed into production, so every run says it.
+fn warn_once_unverified(api: &str) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if warned.iter().any(|a| a == api) {
+        return;
+    }
+    warned.push(api.to_owned());
+    tracing::warn!(
+        api,
+        "verify_tls = false: the {api} certificate is not checked, so anyone on the path can \
+         read the credentials and change what the job reads and writes; trust an internal CA \
+         with `ca_file` instead"
+    );
 }
 
 /// What kind of failure a request met.
@@ -216,7 +240,13 @@ impl HttpError {
             source = cause.source();
         }
         // reqwest includes the URL in its message; ours already leads with it.
-        let message = message.replace(&format!(" for url ({url})"), "");
+        let mut message = message.replace(&format!(" for url ({url})"), "");
+        if kind == ErrorKind::Tls && message.contains("UnknownIssuer") {
+            message.push_str(
+                " (the certificate's issuer is not trusted: if an internal CA signed it, \
+                 name that CA's PEM file in `ca_file`)",
+            );
+        }
         Self::new(method, url, kind, message)
     }
 

@@ -192,7 +192,7 @@ impl ServiceNow {
         base.set_query(None);
         base.set_fragment(None);
         let auth = auth::Authorizer::new(&cfg.auth, &base).map_err(ClientError::Build)?;
-        let http = build_client(&cfg.http)?;
+        let http = build_client(&cfg.http, "ServiceNow")?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
