@@ -439,10 +439,16 @@ mod tests {
             printable("\u{1b}]8;;http://evil\u{1b}\\link\u{1b}]8;;\u{1b}\\"),
             "link"
         );
-        assert_eq!(printable("over\rwrite\u{7f}\u{0}\u{85}\u{9b}2J"), "overwrite2J");
+        assert_eq!(
+            printable("over\rwrite\u{7f}\u{0}\u{85}\u{9b}2J"),
+            "overwrite2J"
+        );
         assert_eq!(printable("two\r\nlines\tand\n\ntabs"), "two lines and tabs");
         assert_eq!(printable("abc\u{202e}fed\u{2069}"), "abcfed");
-        assert_eq!(printable("ünïcödé, quotes \"'` stay"), "ünïcödé, quotes \"'` stay");
+        assert_eq!(
+            printable("ünïcödé, quotes \"'` stay"),
+            "ünïcödé, quotes \"'` stay"
+        );
         assert_eq!(printable("cut short \u{1b}["), "cut short ");
     }
 

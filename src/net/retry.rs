@@ -78,9 +78,7 @@ pub fn decide(policy: &RetryPolicy, error: &HttpError, attempt: u32, jitter: f64
             None => Decision::Retry(backoff()),
         },
         (ErrorKind::Status, Some(502..=504)) => Decision::Retry(backoff()),
-        (ErrorKind::Status, Some(500..=599)) if error.method == "GET" => {
-            Decision::Retry(backoff())
-        }
+        (ErrorKind::Status, Some(500..=599)) if error.method == "GET" => Decision::Retry(backoff()),
         (ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Interrupted, _) => {
             Decision::Retry(backoff())
         }
@@ -321,7 +319,10 @@ mod tests {
                 && e.message.contains("longer than the 120s allowed"),
             "{e}"
         );
-        assert!(e.message.starts_with("boom"), "the server's word first: {e}");
+        assert!(
+            e.message.starts_with("boom"),
+            "the server's word first: {e}"
+        );
         // Rate limited to the end of the budget: that is said too.
         let tight = RetryPolicy {
             max_attempts: 1,
@@ -332,7 +333,10 @@ mod tests {
             .wait(status(429, Some(1)))
             .await
             .unwrap_err();
-        assert!(e.message.contains("still rate limited after 1 attempt"), "{e}");
+        assert!(
+            e.message.contains("still rate limited after 1 attempt"),
+            "{e}"
+        );
         // Other errors come back as they were.
         let e = Attempts::new(&p, "test")
             .wait(status(400, None))
