@@ -399,7 +399,10 @@ async fn apply_planned(
     tracing::info!(
         mapping = %plan.mapping.name,
         applied = count(OutcomeStatus::Applied),
+        overwrote_concurrent_edit = count(OutcomeStatus::OverwroteConcurrentEdit),
         failed = count(OutcomeStatus::Failed),
+        unknown = count(OutcomeStatus::Unknown),
+        not_attempted = count(OutcomeStatus::NotAttempted),
         skipped_stale = count(OutcomeStatus::SkippedStale),
         skipped = count(OutcomeStatus::Skipped),
         requests = sn.requests_sent(),
@@ -409,11 +412,12 @@ async fn apply_planned(
     println!("{}", outcome_line(plan, count, &planned.dir));
     for o in outcomes
         .iter()
-        .filter(|o| o.status == OutcomeStatus::Failed)
+        .filter(|o| o.status.needs_attention())
         .take(10)
     {
         println!(
-            "  failed {}: {}",
+            "  {} {}: {}",
+            o.status,
             o.sys_id
                 .as_deref()
                 .or(o.source_id.as_deref())
@@ -425,14 +429,24 @@ async fn apply_planned(
     Ok(Status::of(plan, Some(&counts), false))
 }
 
+/// `<mapping>: applied 3, failed 1, ... (outcome: <file>)`, naming every status that
+/// occurred besides the four always shown.
 fn outcome_line(plan: &Plan, count: impl Fn(OutcomeStatus) -> usize, dir: &Path) -> String {
+    let always = [
+        OutcomeStatus::Applied,
+        OutcomeStatus::Failed,
+        OutcomeStatus::SkippedStale,
+        OutcomeStatus::Skipped,
+    ];
+    let parts: Vec<String> = OutcomeStatus::ALL
+        .into_iter()
+        .filter(|s| always.contains(s) || count(*s) > 0)
+        .map(|s| format!("{} {}", s.label().to_lowercase(), count(s)))
+        .collect();
     format!(
-        "{}: applied {}, failed {}, skipped as stale {}, skipped {} (outcome: {})",
+        "{}: {} (outcome: {})",
         plan.mapping.name,
-        count(OutcomeStatus::Applied),
-        count(OutcomeStatus::Failed),
-        count(OutcomeStatus::SkippedStale),
-        count(OutcomeStatus::Skipped),
+        parts.join(", "),
         dir.join(report::OUTCOME_FILE).display()
     )
 }

@@ -14,7 +14,8 @@ pub enum Status {
     Clean,
     /// Changes are planned and `--detailed-exitcode` was given.
     ChangesPlanned,
-    /// Some operations failed, or the source read was incomplete (retirements withheld).
+    /// Some operations failed, ended unknown, were not attempted or overwrote a concurrent
+    /// edit, or the source read was incomplete (retirements withheld).
     Partial,
     /// A safety rule refused the plan: nothing was written.
     Refused,
@@ -44,10 +45,15 @@ impl Status {
         applied: Option<&HashMap<OutcomeStatus, usize>>,
         detailed: bool,
     ) -> Self {
-        let failed = applied.and_then(|counts| counts.get(&OutcomeStatus::Failed).copied());
+        // Failed, unknown, never sent, or written over someone's edit: someone must look.
+        let attention = applied.is_some_and(|counts| {
+            counts
+                .iter()
+                .any(|(status, n)| status.needs_attention() && *n > 0)
+        });
         if refused(plan) {
             Self::Refused
-        } else if !plan.source.complete || failed.unwrap_or(0) > 0 {
+        } else if !plan.source.complete || attention {
             Self::Partial
         } else if detailed && applied.is_none() && plan.has_changes() {
             Self::ChangesPlanned
@@ -149,6 +155,30 @@ mod tests {
             Status::of(&incomplete, Some(&HashMap::new()), false),
             Status::Partial
         );
+    }
+
+    #[test]
+    fn a_write_left_unknown_unsent_or_over_an_edit_is_not_a_clean_run() {
+        let p = plan(2, true, false, false);
+        for status in [
+            OutcomeStatus::Unknown,
+            OutcomeStatus::NotAttempted,
+            OutcomeStatus::OverwroteConcurrentEdit,
+        ] {
+            let counts = HashMap::from([(OutcomeStatus::Applied, 1), (status, 1)]);
+            assert_eq!(
+                Status::of(&p, Some(&counts), false),
+                Status::Partial,
+                "{status}"
+            );
+        }
+        // What needs nobody's attention stays clean.
+        let fine = HashMap::from([
+            (OutcomeStatus::Applied, 1),
+            (OutcomeStatus::Skipped, 1),
+            (OutcomeStatus::SkippedStale, 1),
+        ]);
+        assert_eq!(Status::of(&p, Some(&fine), false), Status::Clean);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `drift.csv`: one row per field change, for owners who review drift in a spreadsheet.
+//! `drift.csv`: one row per field change, for owners who review drift in a spreadsheet; the
+//! copy `apply` refreshes adds what happened to each row's operation ([`OUTCOME_HEADER`]).
 //!
 //! Every cell holds inventory data, which is untrusted: a VM named `=HYPERLINK(...)` would be a
 //! live formula in Excel or LibreOffice. Per the OWASP CSV injection guidance, every cell that
@@ -9,7 +10,7 @@
 use std::borrow::Cow;
 use std::io;
 
-use super::model::ReportModel;
+use super::model::{OutcomeStatus, ReportModel};
 
 /// The header row; the column order is part of the report's contract with its readers.
 pub const HEADER: [&str; 10] = [
@@ -25,6 +26,11 @@ pub const HEADER: [&str; 10] = [
     "from",
 ];
 
+/// The columns added after [`HEADER`] once `apply` has run: what happened to the row's
+/// operation (an [`OutcomeStatus`](super::model::OutcomeStatus) name, `not_attempted` for a
+/// written change with no outcome, empty for a change never written) and why.
+pub const OUTCOME_HEADER: [&str; 2] = ["outcome", "outcome_message"];
+
 /// Makes a cell inert in spreadsheets: a formula-looking cell gets a leading `'`.
 pub fn neutralise(cell: &str) -> Cow<'_, str> {
     match cell.chars().next() {
@@ -36,9 +42,14 @@ pub fn neutralise(cell: &str) -> Cow<'_, str> {
 /// Writes the CSV report to `out`.
 pub fn write<W: io::Write>(model: &ReportModel, out: W) -> Result<(), ::csv::Error> {
     let mut writer = ::csv::Writer::from_writer(out);
-    writer.write_record(HEADER)?;
+    let applied = model.outcomes.is_some();
+    if applied {
+        writer.write_record(HEADER.iter().chain(&OUTCOME_HEADER))?;
+    } else {
+        writer.write_record(HEADER)?;
+    }
     for row in &model.changes {
-        let cells = [
+        let mut cells = vec![
             row.action.as_str(),
             &row.source_id,
             &row.matched_by,
@@ -50,6 +61,14 @@ pub fn write<W: io::Write>(model: &ReportModel, out: W) -> Result<(), ::csv::Err
             &row.mode,
             &row.from,
         ];
+        if applied {
+            let (status, message) = match &row.outcome {
+                Some(o) => (o.status.as_str(), o.message.as_str()),
+                None if row.written => (OutcomeStatus::NotAttempted.as_str(), ""),
+                None => ("", ""),
+            };
+            cells.extend([status, message]);
+        }
         writer.write_record(cells.iter().map(|cell| neutralise(cell).into_owned()))?;
     }
     writer.flush()?;
