@@ -1,0 +1,177 @@
+//! Config loading: files, flags and env, secrets, relative paths and the errors that name them.
+
+use clap::Parser;
+
+use super::*;
+use crate::cli::{Cli, Command};
+
+fn plan_args(args: &[&str]) -> PlanArgs {
+    let mut argv = vec!["cmdb-reconcile", "plan"];
+    argv.extend_from_slice(args);
+    match Cli::try_parse_from(argv).expect("parses").command {
+        Command::Plan(args) => args,
+        _ => unreachable!("plan"),
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_live_config_reads_secrets_from_files_and_resolves_relative_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "cf.secret", "s3cret\n");
+    write(dir.path(), "sn.secret", "other");
+    let config = write(
+        dir.path(),
+        "c.toml",
+        "[cloudforms]\nurl = \"https://cf\"\nuser = \"svc\"\npassword_file = \"cf.secret\"\ngroup = \"ops\"\ntimeout = \"30s\"\n\
+         [servicenow]\nurl = \"https://sn\"\nuser = \"svc\"\npassword_file = \"sn.secret\"\nconcurrency = 2\n\
+         [apply]\nbatch_size = 50\nmax_plan_age = \"0\"\n[[sync]]\nmapping = \"m.toml\"\n",
+    );
+    let c = Config::for_plan(
+        &plan_args(&["--config", config.to_str().unwrap()]),
+        &ApplyOpts::default(),
+    )
+    .unwrap();
+    assert_eq!(c.syncs[0].mapping, dir.path().join("m.toml"));
+    assert_eq!(
+        (&c.syncs[0].source, &c.syncs[0].target),
+        (&Location::Live, &Location::Live)
+    );
+    let cf = c.cloudforms.unwrap();
+    assert_eq!(
+        cf.password.expose(),
+        "s3cret",
+        "the file's trailing newline is not part of it"
+    );
+    assert_eq!(cf.group.as_deref(), Some("ops"));
+    assert_eq!(cf.http.timeout, Duration::from_secs(30));
+    assert!(!format!("{cf:?}").contains("s3cret"));
+    let sn = c.servicenow.unwrap();
+    assert!(matches!(&sn.auth, SnAuth::Basic { password, .. } if password.expose() == "other"));
+    assert_eq!(sn.concurrency, 2);
+    assert_eq!(c.apply.batch_size, 50);
+    assert_eq!(c.max_plan_age, None, "0 = no limit");
+}
+
+#[test]
+fn flags_override_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "c.toml",
+        "[servicenow]\nurl = \"https://file\"\nuser = \"u\"\npassword = \"inline\"\n[[sync]]\nmapping = \"m.toml\"\nsource_file = \"vms.json\"\n",
+    );
+    let args = plan_args(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--servicenow-url",
+        "https://flag",
+        "--servicenow-password",
+        "flagged",
+    ]);
+    let c = Config::for_plan(&args, &ApplyOpts::default()).unwrap();
+    let sn = c.servicenow.unwrap();
+    assert_eq!(sn.url, "https://flag");
+    assert!(matches!(&sn.auth, SnAuth::Basic { password, .. } if password.expose() == "flagged"));
+    assert_eq!(
+        c.syncs[0].source,
+        Location::File(dir.path().join("vms.json"))
+    );
+}
+
+#[test]
+fn missing_connections_and_bad_keys_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "c.toml", "[[sync]]\nmapping = \"m.toml\"\n");
+    let err = Config::for_plan(
+        &plan_args(&["--config", config.to_str().unwrap()]),
+        &ApplyOpts::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("no [cloudforms] url"), "{err}");
+
+    let config = write(
+        dir.path(),
+        "bad.toml",
+        "[report]\ndir = \"r\"\n\n[servicenow]\npasword = \"x\"\n",
+    );
+    let err = Config::for_plan(
+        &plan_args(&["--config", config.to_str().unwrap()]),
+        &ApplyOpts::default(),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    // The section holding the misspelt key, and the key.
+    assert!(
+        text.contains("bad.toml:4:1") && text.contains("pasword"),
+        "{text}"
+    );
+
+    let config = write(dir.path(), "env.toml", "[servicenow]\nurl = \"https://sn\"\nuser = \"u\"\npassword_env = \"CMDB_TEST_UNSET_VAR\"\n");
+    let err = Config::for_apply(
+        &Some(config),
+        &ConnectionArgs::default(),
+        &ApplyOpts::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("CMDB_TEST_UNSET_VAR"), "{err}");
+}
+
+#[test]
+fn oauth_is_chosen_by_a_client_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "c.toml",
+        "[servicenow]\nurl = \"https://sn\"\nclient_id = \"id\"\nclient_secret = \"sec\"\n",
+    );
+    let cfg = Config::for_apply(
+        &Some(config),
+        &ConnectionArgs::default(),
+        &ApplyOpts::default(),
+    )
+    .unwrap();
+    assert!(
+        matches!(&cfg.servicenow.auth, SnAuth::OAuth { client_id, user: None, .. } if client_id == "id")
+    );
+    assert_eq!(cfg.options.concurrency, 8);
+    assert_eq!(
+        cfg.max_plan_age,
+        Some(Duration::from_secs(86_400)),
+        "24h by default"
+    );
+    assert_eq!(cfg.lease, LeaseConfig::default());
+}
+
+#[test]
+fn the_lease_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "c.toml",
+        "[servicenow]\nurl = \"https://sn\"\nuser = \"u\"\npassword = \"p\"\n[lease]\ntable = \"u_lease\"\nttl = \"10m\"\nlock_file = \"run.lock\"\n",
+    );
+    let args = (
+        &Some(config.clone()),
+        &ConnectionArgs::default(),
+        &ApplyOpts::default(),
+    );
+    let cfg = Config::for_apply(args.0, args.1, args.2).unwrap();
+    assert_eq!(cfg.lease.table, "u_lease");
+    assert_eq!(cfg.lease.ttl, Duration::from_secs(600));
+    assert_eq!(cfg.lease.lock_file, Some(dir.path().join("run.lock")));
+    std::fs::write(
+        &config,
+        "[servicenow]\nurl = \"https://sn\"\nuser = \"u\"\npassword = \"p\"\n[lease]\nttl = \"5s\"\n",
+    )
+    .unwrap();
+    let e = Config::for_apply(args.0, args.1, args.2)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("[lease] ttl `5s` is shorter than 30s"), "{e}");
+}
