@@ -195,6 +195,11 @@ pub struct ApplyOpts {
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
 
+    /// Send no write after this long from the start of applying (`30m`, `0` = no limit);
+    /// default 30m, or [apply] deadline. Writes not sent are reported not_attempted.
+    #[arg(long, value_name = "DURATION")]
+    pub deadline: Option<String>,
+
     /// Delete every claim of the ServiceNow lease before taking it: only when the run that
     /// holds it is known to be dead (README "Lease").
     #[arg(long)]
@@ -291,6 +296,28 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_and_apply_take_a_deadline() {
+        for argv in [
+            ["cmdb-reconcile", "run", "--deadline", "20m"].as_slice(),
+            &[
+                "cmdb-reconcile",
+                "apply",
+                "--plan",
+                "p.json",
+                "--deadline",
+                "20m",
+            ],
+        ] {
+            let opts = match Cli::try_parse_from(argv).unwrap().command {
+                Command::Run(args) => args.apply_opts,
+                Command::Apply(args) => args.apply_opts,
+                _ => unreachable!(),
+            };
+            assert_eq!(opts.deadline.as_deref(), Some("20m"));
+        }
     }
 
     #[test]

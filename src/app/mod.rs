@@ -307,7 +307,8 @@ pub async fn apply(args: &ApplyArgs, now: DateTime<Utc>) -> Result<Status> {
         return Ok(Status::Busy);
     };
     let sn = ServiceNow::new(cfg.servicenow)?;
-    let status = apply_planned(&Planned { plan, dir }, &sn, &cfg.options).await;
+    let guard = apply::Guard::new(&cfg.options);
+    let status = apply_planned(&Planned { plan, dir }, &sn, &cfg.options, &guard).await;
     Ok(release(lease, status?).await)
 }
 
@@ -380,6 +381,7 @@ async fn apply_planned(
     planned: &Planned,
     sn: &ServiceNow,
     options: &ApplyOptions,
+    guard: &apply::Guard,
 ) -> Result<Status> {
     let plan = &planned.plan;
     if refused(plan) {
@@ -392,7 +394,7 @@ async fn apply_planned(
         return Ok(Status::Refused);
     }
     let started = std::time::Instant::now();
-    let outcomes = apply::apply(plan, sn, options).await;
+    let outcomes = apply::apply(plan, sn, options, guard).await;
     let written = report::write_reports(plan, Some(&outcomes), &planned.dir, &Format::ALL)?;
     let counts = apply::tally(&outcomes);
     let count = |s| counts.get(&s).copied().unwrap_or(0);
@@ -529,8 +531,10 @@ async fn run_steps(
     Ok((run_apply(config, &planned).await?, summary))
 }
 
-/// Applies each plan that has changes; the worst status wins.
+/// Applies each plan that has changes; the worst status wins. The deadline and the breaker
+/// hold for all of them together.
 pub async fn run_apply(config: &Config, planned: &[Planned]) -> Result<Status> {
+    let guard = apply::Guard::new(&config.apply);
     let mut status = Status::Clean;
     for p in planned {
         let this = if refused(&p.plan) || !p.plan.has_changes() {
@@ -543,7 +547,7 @@ pub async fn run_apply(config: &Config, planned: &[Planned]) -> Result<Status> {
                 )
             })?;
             let sn = ServiceNow::new(cfg)?;
-            apply_planned(p, &sn, &config.apply).await?
+            apply_planned(p, &sn, &config.apply, &guard).await?
         };
         status = status.max(this);
     }

@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 
-use crate::net::{HttpError, RetryPolicy};
+use crate::net::RetryPolicy;
 use crate::reconcile::plan::{Change, Create};
 use crate::reconcile::record::Ci;
 use crate::servicenow::ServiceNow;
 
+use super::guard::{Guard, Halt};
 use super::write::Write;
 use super::{OperationOutcome, OutcomeStatus};
 
@@ -27,7 +28,8 @@ pub(super) async fn current_versions(
     table: &str,
     planned: &[Planned<'_>],
     retry: &RetryPolicy,
-) -> Result<HashMap<String, Ci>, HttpError> {
+    guard: &Guard,
+) -> Result<HashMap<String, Ci>, Halt> {
     if planned.is_empty() {
         return Ok(HashMap::new());
     }
@@ -40,10 +42,11 @@ pub(super) async fn current_versions(
             fields.push(change.field.clone());
         }
     }
-    let rows = crate::net::with_retry(retry, "read CI versions", |_| {
-        sn.read_where_in(table, "sys_id", &ids, &fields)
-    })
-    .await?;
+    let rows = guard
+        .retry(retry, "read CI versions", || {
+            sn.read_where_in(table, "sys_id", &ids, &fields)
+        })
+        .await?;
     Ok(rows.into_iter().map(|ci| (ci.sys_id.clone(), ci)).collect())
 }
 
@@ -63,7 +66,8 @@ pub(super) async fn existing_identities(
     table: &str,
     creates: &[Create],
     retry: &RetryPolicy,
-) -> Result<HashMap<Vec<(String, String)>, String>, HttpError> {
+    guard: &Guard,
+) -> Result<HashMap<Vec<(String, String)>, String>, Halt> {
     let mut by_fields: HashMap<Vec<String>, Vec<&Create>> = HashMap::new();
     for c in creates {
         let fields = c.identity.iter().map(|f| f.field.clone()).collect();
@@ -77,10 +81,11 @@ pub(super) async fn existing_identities(
         let values: Vec<String> = group.iter().map(|c| c.identity[0].value.clone()).collect();
         let mut wanted = fields.clone();
         wanted.push("sys_id".into());
-        let rows = crate::net::with_retry(retry, "look up planned creates", |_| {
-            sn.read_where_in(table, first, &values, &wanted)
-        })
-        .await?;
+        let rows = guard
+            .retry(retry, "look up planned creates", || {
+                sn.read_where_in(table, first, &values, &wanted)
+            })
+            .await?;
         for ci in rows {
             let key: Vec<(String, String)> = fields
                 .iter()

@@ -1,5 +1,6 @@
 //! Sending writes: bounded concurrency, retries through [`Attempts`], creates whose answer
-//! was lost looked up before a resend, and batches.
+//! was lost looked up before a resend, and batches. Every request's result goes to the
+//! [`Guard`], and nothing is sent once it says stop.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use crate::net::{decide, Attempts, Decision, ErrorKind, HttpError};
 use crate::reconcile::plan::Create;
 use crate::servicenow::{BatchRequest, ServiceNow};
 
+use super::guard::{Guard, Halt};
 use super::write::Write;
 use super::{ApplyOptions, OperationOutcome, OutcomeStatus};
 
@@ -20,6 +22,7 @@ pub(super) async fn execute(
     table: &str,
     writes: Vec<Write>,
     opts: &ApplyOptions,
+    guard: &Guard,
 ) -> Vec<OperationOutcome> {
     let semaphore = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut tasks: JoinSet<Vec<OperationOutcome>> = JoinSet::new();
@@ -38,13 +41,14 @@ pub(super) async fn execute(
     }
     for unit in units {
         let (sn, table, opts, semaphore) = (sn.clone(), table.to_owned(), *opts, semaphore.clone());
+        let guard = guard.clone();
         tasks.spawn(async move {
             let _permit = semaphore.acquire_owned().await;
             if unit.len() == 1 {
                 let write = unit.into_iter().next().expect("one write");
-                vec![run_one(&sn, &table, &write, &opts).await]
+                vec![run_one(&sn, &table, &write, &opts, &guard).await]
             } else {
-                run_batch(&sn, &table, unit, &opts).await
+                run_batch(&sn, &table, unit, &opts, &guard).await
             }
         });
     }
@@ -70,41 +74,60 @@ fn maybe_processed(e: &HttpError) -> bool {
         || matches!(e.status, Some(502 | 504))
 }
 
-/// One write, retried per the policy. A create whose outcome is unknown is looked up by
-/// identity before it is sent again, and again before every later send until a lookup
-/// answers: a failed lookup leaves the outcome as unknown as before.
+/// One write, retried per the policy until the guard says stop. A create whose outcome is
+/// unknown is looked up by identity before it is sent again, and again before every later
+/// send until a lookup answers: a failed lookup leaves the outcome as unknown as before.
 async fn run_one(
     sn: &ServiceNow,
     table: &str,
     write: &Write,
     opts: &ApplyOptions,
+    guard: &Guard,
 ) -> OperationOutcome {
     let mut attempts = Attempts::new(&opts.retry, write.verb());
     let mut must_look_up = false;
+    let mut last = None;
     loop {
+        if let Some(reason) = guard.stopped() {
+            return write.halted(&Halt::Stopped { reason, last });
+        }
         if let (true, Write::Create(create)) = (must_look_up, write) {
             match look_up_lost_create(sn, table, write, create).await {
-                Ok(Some(outcome)) => return outcome,
+                Ok(Some(outcome)) => {
+                    guard.succeeded();
+                    return outcome;
+                }
                 // Not there: the create never happened, so sending it again is safe.
                 Ok(None) => {}
-                Err(e) => match attempts.wait(e).await {
-                    Ok(()) => continue,
-                    Err(e) => {
-                        return write.outcome(
-                            OutcomeStatus::Failed,
-                            None,
-                            format!("the create's outcome is unknown and the lookup failed: {e}"),
-                        )
+                Err(e) => {
+                    guard.failed(&e);
+                    match guard.wait(&mut attempts, e).await {
+                        Ok(()) => continue,
+                        Err(halt) => {
+                            return write.outcome(
+                                OutcomeStatus::Failed,
+                                None,
+                                format!(
+                                    "the create's outcome is unknown and the lookup failed: {}",
+                                    halt.message()
+                                ),
+                            )
+                        }
                     }
-                },
+                }
             }
         }
         match write.send(sn, table).await {
-            Ok(sys_id) => return write.outcome(OutcomeStatus::Applied, sys_id, ""),
+            Ok(sys_id) => {
+                guard.succeeded();
+                return write.outcome(OutcomeStatus::Applied, sys_id, "");
+            }
             Err(e) => {
+                guard.failed(&e);
                 must_look_up = matches!(write, Write::Create(_)) && maybe_processed(&e);
-                if let Err(e) = attempts.wait(e).await {
-                    return write.outcome(OutcomeStatus::Failed, None, e.to_string());
+                last = Some(e.clone());
+                if let Err(halt) = guard.wait(&mut attempts, e).await {
+                    return write.halted(&halt);
                 }
             }
         }
@@ -151,26 +174,33 @@ async fn run_batch(
     table: &str,
     unit: Vec<Write>,
     opts: &ApplyOptions,
+    guard: &Guard,
 ) -> Vec<OperationOutcome> {
     let requests: Vec<BatchRequest> = unit.iter().map(|w| w.request(table)).collect();
-    let results = crate::net::with_retry(&opts.retry, "batch", |_| sn.batch(&requests)).await;
-    let results = match results {
+    let results = match guard
+        .retry(&opts.retry, "batch", || sn.batch(&requests))
+        .await
+    {
         Ok(results) => results,
-        Err(e) => {
+        Err(Halt::Failed(e)) => {
             return unit
                 .iter()
                 .map(|w| w.outcome(OutcomeStatus::Failed, None, format!("batch failed: {e}")))
                 .collect()
         }
+        Err(halt) => return unit.iter().map(|w| w.halted(&halt)).collect(),
     };
     let mut outcomes = Vec::with_capacity(unit.len());
     for (write, result) in unit.iter().zip(results) {
         outcomes.push(match result {
             Ok(_) => write.outcome(OutcomeStatus::Applied, None, ""),
             Err(e) if decide(&opts.retry, &e, 1, 0.0) != Decision::GiveUp => {
-                run_one(sn, table, write, opts).await
+                run_one(sn, table, write, opts, guard).await
             }
-            Err(e) => write.outcome(OutcomeStatus::Failed, None, e.to_string()),
+            Err(e) => {
+                guard.failed(&e);
+                write.outcome(OutcomeStatus::Failed, None, e.to_string())
+            }
         });
     }
     outcomes

@@ -5,6 +5,7 @@ use crate::net::HttpError;
 use crate::reconcile::plan::Create;
 use crate::servicenow::{BatchRequest, ServiceNow};
 
+use super::guard::Halt;
 use super::{OperationOutcome, OutcomeStatus};
 
 /// One write to carry out.
@@ -41,6 +42,17 @@ impl Write {
             status,
             message: message.into(),
         }
+    }
+
+    /// The outcome of a write the run stopped (or that failed for good): never sent is
+    /// `not_attempted`, sent and failed is `failed`.
+    pub(super) fn halted(&self, halt: &Halt) -> OperationOutcome {
+        let status = if halt.attempted() {
+            OutcomeStatus::Failed
+        } else {
+            OutcomeStatus::NotAttempted
+        };
+        self.outcome(status, None, halt.message())
     }
 
     pub(super) fn request(&self, table: &str) -> BatchRequest {

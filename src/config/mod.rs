@@ -201,6 +201,8 @@ struct FileApply {
     batch_size: Option<usize>,
     max_plan_age: Option<String>,
     retries: Option<u32>,
+    deadline: Option<String>,
+    breaker: Option<usize>,
 }
 
 fn parse_formats(names: &[String], origin: &str) -> Result<Vec<Format>> {
@@ -284,6 +286,12 @@ fn duration(text: &Option<String>, default: Duration, what: &str) -> Result<Dura
             .map(|secs| Duration::from_secs(secs.max(0) as u64))
             .map_err(|e| invalid!("{what}: {e}")),
     }
+}
+
+/// A duration where `0` means none (no limit).
+fn optional_duration(text: &str, what: &str) -> Result<Option<Duration>> {
+    let d = duration(&Some(text.to_owned()), Duration::ZERO, what)?;
+    Ok((!d.is_zero()).then_some(d))
 }
 
 fn http_settings(h: &FileHttp, base: &Path, section: &str) -> Result<(HttpSettings, RetryPolicy)> {
@@ -471,6 +479,12 @@ fn apply_options(file: &FileApply, flags: &ApplyOpts) -> Result<(ApplyOptions, O
                 .unwrap_or(defaults.retry.max_attempts),
             ..defaults.retry
         },
+        deadline: match (&flags.deadline, &file.deadline) {
+            (Some(flag), _) => optional_duration(flag, "--deadline")?,
+            (None, Some(text)) => optional_duration(text, "[apply] deadline")?,
+            (None, None) => defaults.deadline,
+        },
+        breaker: file.breaker.unwrap_or(defaults.breaker),
     };
     let age = flags
         .max_plan_age

@@ -258,9 +258,13 @@ impl ServiceNow {
                 .await
                 .map_err(|e| HttpError::from_reqwest(method.as_str(), url.as_str(), &e))?;
             if response.status() == StatusCode::TOO_MANY_REQUESTS {
-                // Every worker holds off, not just this one (see `Throttle`).
+                // Every worker holds off, not just this one (see `Throttle`); but a pause
+                // longer than the policy allows is not waited for (the request gives up),
+                // so it must not hold every other request back either.
                 let after = retry_after(response.headers()).unwrap_or(Duration::from_secs(1));
-                inner.throttle.pause(after.min(inner.retry.max_retry_after));
+                if after <= inner.retry.max_retry_after {
+                    inner.throttle.pause(after);
+                }
             }
             if response.status() == StatusCode::UNAUTHORIZED && !renewed {
                 let fresh = inner

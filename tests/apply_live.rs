@@ -1,0 +1,267 @@
+//! The executor over real HTTP against the ServiceNow simulator on 127.0.0.1 when things go
+//! wrong while it writes (issue 9): a server that fails for good stops the writes after a
+//! bounded number of requests, a deadline ends the run, a write whose answer was lost is
+//! read back before it is reported, and a person's edit made while the job writes is never
+//! silently overwritten. Tests count requests and outcomes, never seconds.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests read fixtures, write files and read the clock"
+)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use cmdb_reconcile::app::{self, Planned, Status};
+use cmdb_reconcile::cloudforms::CloudFormsConfig;
+use cmdb_reconcile::config::{Config, Location, SyncConfig};
+use cmdb_reconcile::net::{RetryPolicy, Secret};
+use cmdb_reconcile::report::Format;
+use cmdb_reconcile::servicenow::{ServiceNowConfig, SnAuth};
+use cmdb_sim::{Api, FaultConfig, SimOptions, Sims};
+use serde_json::{json, Value};
+
+const TABLE: &str = "cmdb_ci_vmware_instance";
+
+/// Longer than any of these runs takes once bounded; before, some ran for many minutes.
+const BOUND: Duration = Duration::from_secs(90);
+
+fn now() -> DateTime<Utc> {
+    "2026-11-27T06:00:00Z".parse().unwrap()
+}
+
+async fn sims(vms: usize) -> Sims {
+    Sims::start(SimOptions {
+        vms,
+        drift: 0.05,
+        seed: 11,
+        now: now(),
+        ..Default::default()
+    })
+    .await
+    .expect("simulators start")
+}
+
+/// Fast retries: the tests prove behaviour, not patience.
+fn quick_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 6,
+        max_rate_limited_attempts: 60,
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
+        max_retry_after: Duration::from_secs(5),
+    }
+}
+
+fn config(sims: &Sims, dir: &Path) -> Config {
+    let o = sims.options();
+    let mut cf = CloudFormsConfig::new(
+        sims.manageiq_url(),
+        o.miq_user.clone(),
+        Secret::new(o.miq_password.clone()),
+    );
+    cf.retry = quick_retry();
+    let mut sn = ServiceNowConfig::new(
+        sims.servicenow_url(),
+        SnAuth::Basic {
+            user: o.snow_user.clone(),
+            password: Secret::new(o.snow_password.clone()),
+        },
+    );
+    sn.retry = quick_retry();
+    let mapping = dir.join("vmware-vm.toml");
+    std::fs::write(&mapping, include_str!("../mappings/vmware-vm.toml")).unwrap();
+    Config {
+        report_dir: dir.to_path_buf(),
+        out_dir: None,
+        formats: Format::ALL.to_vec(),
+        syncs: vec![SyncConfig {
+            mapping,
+            source: Location::Live,
+            target: Location::Live,
+            references: Vec::new(),
+        }],
+        cloudforms: Some(cf),
+        servicenow: Some(sn),
+        apply: cmdb_reconcile::apply::ApplyOptions {
+            retry: quick_retry(),
+            ..Default::default()
+        },
+        max_plan_age: None,
+        lease: Default::default(),
+        ticket: None,
+    }
+}
+
+async fn plan(config: &Config, out: &Path) -> Planned {
+    let mut c = config.clone();
+    c.out_dir = Some(out.to_path_buf());
+    app::plan_all(&c, now(), false)
+        .await
+        .expect("plan")
+        .remove(0)
+}
+
+/// The operations of a plan that write.
+fn planned_writes(planned: &Planned) -> usize {
+    let p = &planned.plan;
+    p.creates.len() + p.updates.iter().filter(|u| u.has_writes()).count() + p.retirements.len()
+}
+
+/// Applies with a bound on the time it may take (a hung apply fails the test, not CI).
+async fn apply(config: &Config, planned: &Planned) -> Status {
+    tokio::time::timeout(BOUND, app::run_apply(config, std::slice::from_ref(planned)))
+        .await
+        .expect("the apply ends in bounded time")
+        .expect("apply")
+}
+
+/// Writes the simulator received (POST, PATCH, DELETE).
+fn writes(sims: &Sims) -> u64 {
+    let stats = sims.stats(Api::ServiceNow);
+    stats["by_method"]
+        .as_object()
+        .map(|m| {
+            ["POST", "PATCH", "DELETE"]
+                .iter()
+                .filter_map(|v| m.get(*v).and_then(Value::as_u64))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn outcome_file(planned: &Planned) -> Value {
+    let text = std::fs::read_to_string(planned.dir.join("outcome.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Outcomes by status, from outcome.json.
+fn statuses(outcome: &Value) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for o in outcome["outcomes"].as_array().unwrap() {
+        *counts
+            .entry(o["status"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    counts
+}
+
+fn messages_of<'a>(outcome: &'a Value, status: &str) -> Vec<&'a str> {
+    outcome["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["status"] == status)
+        .map(|o| o["message"].as_str().unwrap())
+        .collect()
+}
+
+/// A fault on every create and PATCH of the CMDB table.
+fn on_writes(rule: Value) -> FaultConfig {
+    let mut rules = Vec::new();
+    for method in ["POST", "PATCH"] {
+        let mut r = rule.clone();
+        r["method"] = json!(method);
+        r["path"] = json!(format!("/api/now/table/{TABLE}"));
+        rules.push(r);
+    }
+    FaultConfig::from_json(&json!({ "rules": rules }).to_string()).expect("fault config")
+}
+
+/// A permanent failure on writes: the breaker opens after about `breaker` failed requests
+/// in a row (never fewer; at most the writes in flight more), every write never sent is
+/// `not_attempted` with the reason, and the run is partial.
+async fn writes_stop_after_the_breaker_opens(fault: Value, what: &str) {
+    let sims = sims(800).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sims, dir.path());
+    let planned = plan(&config, &dir.path().join("1")).await;
+    let planned_writes = planned_writes(&planned);
+    let (threshold, in_flight) = (config.apply.breaker, config.apply.concurrency);
+    assert!(
+        planned_writes > 2 * (threshold + in_flight),
+        "{planned_writes}"
+    );
+
+    sims.set_faults(Api::ServiceNow, on_writes(fault));
+    sims.reset_stats(Api::ServiceNow);
+    assert_eq!(apply(&config, &planned).await, Status::Partial);
+
+    let sent = writes(&sims) as usize;
+    assert!(
+        (threshold..threshold + in_flight).contains(&sent),
+        "{what}: {sent} writes sent for {planned_writes} planned (breaker {threshold}, {in_flight} in flight)"
+    );
+    let outcome = outcome_file(&planned);
+    let counts = statuses(&outcome);
+    assert_eq!(counts.values().sum::<usize>(), planned_writes, "{counts:?}");
+    assert_eq!(outcome["not_attempted"], counts["not_attempted"]);
+    assert!(
+        counts["not_attempted"] >= planned_writes - sent,
+        "{counts:?}"
+    );
+    assert_eq!(counts.get("applied"), None, "{counts:?}");
+    let reasons = messages_of(&outcome, "not_attempted");
+    assert!(
+        reasons.iter().all(|m| m.contains("in a row")),
+        "{what}: {reasons:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_503_on_writes_opens_the_breaker() {
+    writes_stop_after_the_breaker_opens(json!({"kind": "error", "status": 503}), "503").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_rate_limit_on_writes_opens_the_breaker() {
+    // Retry-After honoured every time, and every time refused again.
+    writes_stop_after_the_breaker_opens(
+        json!({"kind": "rate_limit", "limit": 0, "retry_after_secs": 1}),
+        "429",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_longer_than_allowed_opens_the_breaker_without_waiting() {
+    // Retry-After one hour, above max_retry_after: nothing to wait for, and nobody waits.
+    writes_stop_after_the_breaker_opens(
+        json!({"kind": "rate_limit", "limit": 0, "retry_after_secs": 3600}),
+        "429 for an hour",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_ends_the_writes_and_says_so() {
+    let sims = sims(800).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&sims, dir.path());
+    let planned = plan(&config, &dir.path().join("1")).await;
+    let planned_writes = planned_writes(&planned);
+    // One write at a time, each a quarter second: all of them would take ten seconds and
+    // more; the deadline allows about four.
+    config.apply.concurrency = 1;
+    config.apply.deadline = Some(Duration::from_secs(1));
+    sims.set_faults(
+        Api::ServiceNow,
+        on_writes(json!({"kind": "latency", "latency_ms": 250})),
+    );
+    assert!(planned_writes >= 40, "{planned_writes}");
+    sims.reset_stats(Api::ServiceNow);
+    assert_eq!(apply(&config, &planned).await, Status::Partial);
+
+    let sent = writes(&sims) as usize;
+    assert!((1..planned_writes / 2).contains(&sent), "{sent} sent");
+    let outcome = outcome_file(&planned);
+    let counts = statuses(&outcome);
+    assert_eq!(counts["applied"], sent, "{counts:?}");
+    assert_eq!(counts["not_attempted"], planned_writes - sent, "{counts:?}");
+    let reasons = messages_of(&outcome, "not_attempted");
+    assert!(
+        reasons.iter().all(|m| m.contains("deadline")),
+        "{reasons:?}"
+    );
+}
