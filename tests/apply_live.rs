@@ -17,6 +17,7 @@ use cmdb_reconcile::app::{self, Planned, Status};
 use cmdb_reconcile::cloudforms::CloudFormsConfig;
 use cmdb_reconcile::config::{Config, Location, SyncConfig};
 use cmdb_reconcile::net::{RetryPolicy, Secret};
+use cmdb_reconcile::reconcile::plan::RetireAction;
 use cmdb_reconcile::report::Format;
 use cmdb_reconcile::servicenow::{ServiceNowConfig, SnAuth};
 use cmdb_sim::{Api, FaultConfig, SimOptions, Sims};
@@ -264,4 +265,194 @@ async fn the_deadline_ends_the_writes_and_says_so() {
         reasons.iter().all(|m| m.contains("deadline")),
         "{reasons:?}"
     );
+}
+
+fn faults(rules: Value) -> FaultConfig {
+    FaultConfig::from_json(&json!({ "rules": rules }).to_string()).expect("fault config")
+}
+
+/// The CI's values as the simulator holds them.
+fn row(sims: &Sims, sys_id: &str) -> serde_json::Map<String, Value> {
+    sims.servicenow().get(TABLE, sys_id).expect("the CI exists")
+}
+
+fn holds(sims: &Sims, sys_id: &str, fields: &[(String, String)]) -> bool {
+    let row = row(sims, sys_id);
+    fields
+        .iter()
+        .all(|(f, v)| row.get(f).and_then(Value::as_str) == Some(v.as_str()))
+}
+
+/// The planned writes that are PATCHes: updates, and retirements that set fields.
+fn planned_patches(planned: &Planned) -> usize {
+    let p = &planned.plan;
+    p.updates.iter().filter(|u| u.has_writes()).count()
+        + p.retirements
+            .iter()
+            .filter(|r| r.action != RetireAction::Delete)
+            .count()
+}
+
+/// The written fields of each planned update, by sys_id.
+fn update_fields(planned: &Planned) -> BTreeMap<String, Vec<(String, String)>> {
+    planned
+        .plan
+        .updates
+        .iter()
+        .filter(|u| u.has_writes())
+        .map(|u| {
+            let fields = u
+                .changes
+                .iter()
+                .filter(|c| c.is_write())
+                .map(|c| (c.field.clone(), c.desired.clone()))
+                .collect();
+            (u.sys_id.clone(), fields)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_whose_answer_was_lost_is_read_back_and_reported_applied() {
+    let sims = sims(400).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sims, dir.path());
+    let planned = plan(&config, &dir.path().join("1")).await;
+    let updates = update_fields(&planned);
+    assert!(updates.len() >= 5, "{}", updates.len());
+    // Every update is carried out, and every answer lost on the way back.
+    sims.set_faults(
+        Api::ServiceNow,
+        faults(json!([{"kind": "drop_response", "method": "PATCH", "path": "/api/now/table/"}])),
+    );
+    sims.reset_stats(Api::ServiceNow);
+    assert_eq!(apply(&config, &planned).await, Status::Clean);
+
+    let outcome = outcome_file(&planned);
+    for (sys_id, fields) in &updates {
+        assert!(holds(&sims, sys_id, fields), "{sys_id} written");
+        let o = outcome["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["sys_id"] == sys_id.as_str())
+            .unwrap();
+        assert_eq!(o["status"], "applied", "{o}");
+        assert!(o["message"].as_str().unwrap().contains("read back"), "{o}");
+    }
+    // Each update sent once: what was read back is not sent again.
+    let patches = sims.stats(Api::ServiceNow)["by_method"]["PATCH"]
+        .as_u64()
+        .unwrap_or(0);
+    assert_eq!(patches as usize, planned_patches(&planned));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_that_cannot_be_read_back_is_unknown_not_failed() {
+    let sims = sims(400).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sims, dir.path());
+    let planned = plan(&config, &dir.path().join("1")).await;
+    let updates = update_fields(&planned);
+    let (victim, fields) = updates.iter().next().unwrap();
+    // The victim's update happens but its answer is lost, and the victim cannot be read.
+    let path = format!("/api/now/table/{TABLE}/{victim}");
+    sims.set_faults(
+        Api::ServiceNow,
+        faults(json!([
+            {"kind": "drop_response", "method": "PATCH", "path": path},
+            {"kind": "error", "status": 503, "method": "GET", "path": path}
+        ])),
+    );
+    assert_eq!(apply(&config, &planned).await, Status::Partial);
+
+    assert!(holds(&sims, victim, fields), "the update did happen");
+    let outcome = outcome_file(&planned);
+    let counts = statuses(&outcome);
+    assert_eq!(counts.get("unknown"), Some(&1), "{counts:?}");
+    assert_eq!(counts.get("failed"), None, "{counts:?}");
+    let message = messages_of(&outcome, "unknown")[0];
+    assert!(
+        message.contains("lost") && message.contains("503"),
+        "{message}"
+    );
+    let patches = sims.stats(Api::ServiceNow)["by_route"]["PATCH /api/now/table/{table}/{sys_id}"]
+        ["total"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        patches as usize,
+        planned_patches(&planned),
+        "a write that may have happened is not sent again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_read_back_shows_undone_is_sent_again_and_failed_when_it_stays_so() {
+    let sims = sims(400).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sims, dir.path());
+    let planned = plan(&config, &dir.path().join("1")).await;
+    let updates = update_fields(&planned);
+    let mut ids = updates.keys();
+    let (once, always) = (ids.next().unwrap(), ids.next().unwrap());
+    // A gateway answers 504 before the instance saw the request: once for one CI, always
+    // for another.
+    let at = |id: &str| format!("/api/now/table/{TABLE}/{id}");
+    sims.set_faults(
+        Api::ServiceNow,
+        faults(json!([
+            {"kind": "error", "status": 504, "method": "PATCH", "path": at(once), "times": 1},
+            {"kind": "error", "status": 504, "method": "PATCH", "path": at(always)}
+        ])),
+    );
+    assert_eq!(apply(&config, &planned).await, Status::Partial);
+
+    let outcome = outcome_file(&planned);
+    let of = |id: &str| {
+        outcome["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["sys_id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(of(once)["status"], "applied", "{}", of(once));
+    assert!(holds(&sims, once, &updates[once]));
+    assert_eq!(of(always)["status"], "failed", "{}", of(always));
+    let message = of(always)["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("read back") && message.contains("does not hold"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_whose_lookup_fails_is_unknown() {
+    let sims = sims(400).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sims, dir.path());
+    let planned = plan(&config, &dir.path().join("1")).await;
+    assert!(!planned.plan.creates.is_empty());
+    // Creates happen, their answers are lost, and the lookups by identity (one condition
+    // per identity field, unlike the IN reads of the checks) fail.
+    sims.set_faults(
+        Api::ServiceNow,
+        faults(json!([
+            {"kind": "drop_response", "method": "POST", "path": "/api/now/table/", "times": 1},
+            {"kind": "error", "status": 503, "method": "GET", "path": "/api/now/table/",
+             "query": "^vcenter_uuid="}
+        ])),
+    );
+    let before = sims.servicenow().rows(TABLE).len();
+    assert_eq!(apply(&config, &planned).await, Status::Partial);
+    assert_eq!(
+        sims.servicenow().rows(TABLE).len(),
+        before + planned.plan.creates.len(),
+        "every create happened once, the lost one too"
+    );
+    let counts = statuses(&outcome_file(&planned));
+    assert_eq!(counts.get("unknown"), Some(&1), "{counts:?}");
+    assert_eq!(counts.get("failed"), None, "{counts:?}");
 }

@@ -9,7 +9,7 @@ use crate::reconcile::record::Ci;
 use crate::servicenow::ServiceNow;
 
 use super::guard::{Guard, Halt};
-use super::write::Write;
+use super::write::{holds, Write};
 use super::{OperationOutcome, OutcomeStatus};
 
 /// A planned write to an existing CI, with the version it was planned against.
@@ -116,11 +116,7 @@ pub(super) fn check_version(p: &Planned, current: Option<&Ci>) -> Result<Write, 
             )
         });
     };
-    if !p.delete
-        && p.changes
-            .iter()
-            .all(|c| ci.get(&c.field).trim() == c.desired.trim())
-    {
+    if !p.delete && p.changes.iter().all(|c| holds(ci, &c.field, &c.desired)) {
         return Err(outcome(
             OutcomeStatus::Skipped,
             "already applied: the CI holds the planned values".into(),
@@ -155,6 +151,7 @@ pub(super) fn check_version(p: &Planned, current: Option<&Ci>) -> Result<Write, 
                 .iter()
                 .map(|c| (c.field.clone(), c.desired.clone()))
                 .collect(),
+            version: count.trim().parse().ok(),
         }
     })
 }

@@ -4,8 +4,11 @@
 //! others, but a run of them does: the [`Guard`] stops every write once the deadline passes
 //! or the circuit breaker opens, and what was never sent is reported `not_attempted`.
 //!
-//! - Creates: when a create's response is lost (reset, timeout, gateway error), the CI is
-//!   looked up by its identity before anything is sent again, so a retry never duplicates it.
+//! - Lost answers: when a write's answer is lost (reset, cut-short body, timeout, gateway
+//!   error) the CMDB is read back before anything else: a create is looked up by its
+//!   identity, an update read back and compared, a delete looked for. Done is `applied`, not
+//!   done is sent again while the retry policy allows (a retry never duplicates a CI), and
+//!   a read-back that fails too is `unknown`: never sent again, since it may have happened.
 //! - Updates and retirements: the CIs' current versions are read first (in `IN` chunks, one
 //!   round trip per hundred CIs); a CI whose `sys_mod_count`/`sys_updated_on` differs from the
 //!   plan was changed since the owners reviewed it and is skipped as stale, and one that

@@ -1,6 +1,6 @@
-//! Sending writes: bounded concurrency, retries through [`Attempts`], creates whose answer
-//! was lost looked up before a resend, and batches. Every request's result goes to the
-//! [`Guard`], and nothing is sent once it says stop.
+//! Sending writes: bounded concurrency, retries through [`Attempts`], batches, and writes
+//! whose answer was lost read back before anything else happens to them. Every request's
+//! result goes to the [`Guard`], and nothing is sent once it says stop.
 
 use std::sync::Arc;
 
@@ -8,11 +8,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::net::{decide, Attempts, Decision, ErrorKind, HttpError};
-use crate::reconcile::plan::Create;
 use crate::servicenow::{BatchRequest, ServiceNow};
 
 use super::guard::{Guard, Halt};
-use super::write::Write;
+use super::write::{ReadBack, Write};
 use super::{ApplyOptions, OperationOutcome, OutcomeStatus};
 
 /// Runs the writes with bounded concurrency; batched where asked (creates always go alone,
@@ -46,7 +45,7 @@ pub(super) async fn execute(
             let _permit = semaphore.acquire_owned().await;
             if unit.len() == 1 {
                 let write = unit.into_iter().next().expect("one write");
-                vec![run_one(&sn, &table, &write, &opts, &guard).await]
+                vec![run_one(&sn, &table, &write, &opts, &guard, None).await]
             } else {
                 run_batch(&sn, &table, unit, &opts, &guard).await
             }
@@ -74,101 +73,82 @@ fn maybe_processed(e: &HttpError) -> bool {
         || matches!(e.status, Some(502 | 504))
 }
 
-/// One write, retried per the policy until the guard says stop. A create whose outcome is
-/// unknown is looked up by identity before it is sent again, and again before every later
-/// send until a lookup answers: a failed lookup leaves the outcome as unknown as before.
-async fn run_one(
+/// One write, retried per the policy until the guard says stop. When its answer is lost
+/// (`lost`, or a send that broke off) the CMDB is read back before anything else: done is
+/// `applied`, not done is a failed attempt (sent again while the policy allows, `failed`
+/// after), and a read-back that fails too leaves it `unknown`, never sent again, since it
+/// may have happened.
+pub(super) async fn run_one(
     sn: &ServiceNow,
     table: &str,
     write: &Write,
     opts: &ApplyOptions,
     guard: &Guard,
+    mut lost: Option<HttpError>,
 ) -> OperationOutcome {
     let mut attempts = Attempts::new(&opts.retry, write.verb());
-    let mut must_look_up = false;
     let mut last = None;
     loop {
-        if let Some(reason) = guard.stopped() {
-            return write.halted(&Halt::Stopped { reason, last });
-        }
-        if let (true, Write::Create(create)) = (must_look_up, write) {
-            match look_up_lost_create(sn, table, write, create).await {
-                Ok(Some(outcome)) => {
-                    guard.succeeded();
-                    return outcome;
-                }
-                // Not there: the create never happened, so sending it again is safe.
-                Ok(None) => {}
-                Err(e) => {
-                    guard.failed(&e);
-                    match guard.wait(&mut attempts, e).await {
-                        Ok(()) => continue,
-                        Err(halt) => {
-                            return write.outcome(
-                                OutcomeStatus::Failed,
-                                None,
-                                format!(
-                                    "the create's outcome is unknown and the lookup failed: {}",
-                                    halt.message()
-                                ),
-                            )
+        let failure = match lost.take() {
+            Some(answer) => {
+                // Counted now: a hung server times out every write, and the breaker must
+                // not wait for the read-backs to time out too.
+                guard.failed(&answer);
+                match write.read_back(sn, table, &opts.retry, guard).await {
+                    Ok(ReadBack::Settled(outcome)) => return outcome,
+                    Ok(ReadBack::NotDone(why)) => {
+                        let mut failure = answer;
+                        failure.message = format!("{}; read back: {why}", failure.message);
+                        last = Some(failure.clone());
+                        if let Err(halt) = guard.wait(&mut attempts, failure).await {
+                            return write.halted(&halt);
                         }
+                        continue;
+                    }
+                    Err(halt) => {
+                        let why = match &halt {
+                            Halt::Failed(e) => format!("reading it back failed: {e}"),
+                            Halt::Stopped { reason, .. } => format!("not read back: {reason}"),
+                        };
+                        return write.outcome(
+                            OutcomeStatus::Unknown,
+                            None,
+                            format!(
+                                "the answer was lost ({answer}) and {why}; whether the {} happened is unknown: check the CI",
+                                write.verb()
+                            ),
+                        );
                     }
                 }
             }
-        }
-        match write.send(sn, table).await {
-            Ok(sys_id) => {
-                guard.succeeded();
-                return write.outcome(OutcomeStatus::Applied, sys_id, "");
-            }
-            Err(e) => {
-                guard.failed(&e);
-                must_look_up = matches!(write, Write::Create(_)) && maybe_processed(&e);
-                last = Some(e.clone());
-                if let Err(halt) = guard.wait(&mut attempts, e).await {
-                    return write.halted(&halt);
+            None => {
+                if let Some(reason) = guard.stopped() {
+                    return write.halted(&Halt::Stopped { reason, last });
+                }
+                match write.send(sn, table).await {
+                    Ok(written) => {
+                        guard.succeeded();
+                        return write.landed(written);
+                    }
+                    Err(e) if maybe_processed(&e) => {
+                        lost = Some(e);
+                        continue;
+                    }
+                    Err(e) => e,
                 }
             }
+        };
+        guard.failed(&failure);
+        last = Some(failure.clone());
+        if let Err(halt) = guard.wait(&mut attempts, failure).await {
+            return write.halted(&halt);
         }
     }
 }
 
-/// A create whose answer was lost, looked up by its identity: the outcome when the lookup
-/// settles it (found once: created; found several times: not creating another), `None`
-/// when no CI has the identity, so the create never happened.
-async fn look_up_lost_create(
-    sn: &ServiceNow,
-    table: &str,
-    write: &Write,
-    create: &Create,
-) -> Result<Option<OperationOutcome>, HttpError> {
-    let identity: Vec<(String, String)> = create
-        .identity
-        .iter()
-        .map(|f| (f.field.clone(), f.value.clone()))
-        .collect();
-    let found = sn.find(table, &identity, &["sys_id".to_owned()]).await?;
-    Ok(match found.as_slice() {
-        [] => None,
-        [ci] => Some(write.outcome(
-            OutcomeStatus::Applied,
-            Some(ci.sys_id.clone()),
-            "created (the response was lost; found by identity)",
-        )),
-        several => Some(write.outcome(
-            OutcomeStatus::Failed,
-            None,
-            format!(
-                "{} CIs now match the identity; not creating another",
-                several.len()
-            ),
-        )),
-    })
-}
-
-/// A batch of updates and deletes. If the batch request itself fails it is retried whole
-/// (these writes are idempotent); items that fail inside it are retried one by one.
+/// A batch of updates and deletes. A batch request that failed before the instance saw it
+/// is sent again whole; one whose answer was lost is read back write by write; items that
+/// fail inside it are retried one by one.
 async fn run_batch(
     sn: &ServiceNow,
     table: &str,
@@ -177,25 +157,45 @@ async fn run_batch(
     guard: &Guard,
 ) -> Vec<OperationOutcome> {
     let requests: Vec<BatchRequest> = unit.iter().map(|w| w.request(table)).collect();
-    let results = match guard
-        .retry(&opts.retry, "batch", || sn.batch(&requests))
-        .await
-    {
-        Ok(results) => results,
-        Err(Halt::Failed(e)) => {
-            return unit
-                .iter()
-                .map(|w| w.outcome(OutcomeStatus::Failed, None, format!("batch failed: {e}")))
-                .collect()
+    let mut attempts = Attempts::new(&opts.retry, "batch");
+    let mut last = None;
+    let results = loop {
+        if let Some(reason) = guard.stopped() {
+            let halt = Halt::Stopped { reason, last };
+            return unit.iter().map(|w| w.halted(&halt)).collect();
         }
-        Err(halt) => return unit.iter().map(|w| w.halted(&halt)).collect(),
+        match sn.batch(&requests).await {
+            Ok(results) => {
+                guard.succeeded();
+                break results;
+            }
+            Err(e) if maybe_processed(&e) => {
+                let mut outcomes = Vec::with_capacity(unit.len());
+                for write in &unit {
+                    outcomes.push(run_one(sn, table, write, opts, guard, Some(e.clone())).await);
+                }
+                return outcomes;
+            }
+            Err(e) => {
+                guard.failed(&e);
+                last = Some(e.clone());
+                if let Err(halt) = guard.wait(&mut attempts, e).await {
+                    let message = format!("batch failed: {}", halt.message());
+                    return unit
+                        .iter()
+                        .map(|w| w.outcome(OutcomeStatus::Failed, None, message.clone()))
+                        .collect();
+                }
+            }
+        }
     };
     let mut outcomes = Vec::with_capacity(unit.len());
     for (write, result) in unit.iter().zip(results) {
         outcomes.push(match result {
-            Ok(_) => write.outcome(OutcomeStatus::Applied, None, ""),
+            Ok(written) => write.landed(written),
+            Err(e) if maybe_processed(&e) => run_one(sn, table, write, opts, guard, Some(e)).await,
             Err(e) if decide(&opts.retry, &e, 1, 0.0) != Decision::GiveUp => {
-                run_one(sn, table, write, opts, guard).await
+                run_one(sn, table, write, opts, guard, None).await
             }
             Err(e) => {
                 guard.failed(&e);

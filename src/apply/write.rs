@@ -1,11 +1,13 @@
 //! One write the executor sends: a create, a PATCH (an update or a retirement that sets
-//! fields) or a delete, and the outcome it ends with.
+//! fields) or a delete; what a write whose answer was lost turns out to have done, read
+//! back from the CMDB; and the outcome it ends with.
 
-use crate::net::HttpError;
+use crate::net::{HttpError, RetryPolicy};
 use crate::reconcile::plan::Create;
+use crate::reconcile::record::Ci;
 use crate::servicenow::{BatchRequest, ServiceNow};
 
-use super::guard::Halt;
+use super::guard::{Guard, Halt};
 use super::{OperationOutcome, OutcomeStatus};
 
 /// One write to carry out.
@@ -16,6 +18,9 @@ pub(super) enum Write {
         sys_id: String,
         source_id: Option<String>,
         fields: Vec<(String, String)>,
+        /// The CI's `sys_mod_count` when it was checked just before the write, if readable:
+        /// our write moves it by one.
+        version: Option<u64>,
     },
     Delete {
         sys_id: String,
@@ -86,12 +91,8 @@ impl Write {
         }
     }
 
-    /// Sends the write once; the sys_id of the record written (none for a delete).
-    pub(super) async fn send(
-        &self,
-        sn: &ServiceNow,
-        table: &str,
-    ) -> Result<Option<String>, HttpError> {
+    /// Sends the write once; the record as written (none for a delete).
+    pub(super) async fn send(&self, sn: &ServiceNow, table: &str) -> Result<Option<Ci>, HttpError> {
         match self {
             Write::Create(c) => {
                 let fields: Vec<(String, String)> = c
@@ -99,13 +100,129 @@ impl Write {
                     .iter()
                     .map(|f| (f.field.clone(), f.value.clone()))
                     .collect();
-                sn.create(table, &fields).await.map(|ci| Some(ci.sys_id))
+                sn.create(table, &fields).await.map(Some)
             }
-            Write::Patch { sys_id, fields, .. } => sn
-                .update(table, sys_id, fields)
-                .await
-                .map(|ci| Some(ci.sys_id)),
+            Write::Patch { sys_id, fields, .. } => sn.update(table, sys_id, fields).await.map(Some),
             Write::Delete { sys_id } => sn.delete(table, sys_id).await.map(|()| None),
         }
     }
+
+    /// The outcome of a write the server answered; `written` is the record it returned.
+    pub(super) fn landed(&self, written: Option<Ci>) -> OperationOutcome {
+        self.outcome(OutcomeStatus::Applied, written.map(|ci| ci.sys_id), "")
+    }
+
+    /// Reads the CMDB to learn what a write whose answer was lost did: a create is looked
+    /// up by its identity, a PATCH read back and its fields compared, a delete looked for.
+    /// The reads go through the guard: they count towards the breaker, and none is made
+    /// once the run stops.
+    pub(super) async fn read_back(
+        &self,
+        sn: &ServiceNow,
+        table: &str,
+        retry: &RetryPolicy,
+        guard: &Guard,
+    ) -> Result<ReadBack, Halt> {
+        let get = |sys_id: &str, fields: Vec<String>| {
+            let what = format!("read back {table}/{sys_id}");
+            let sys_id = sys_id.to_owned();
+            async move {
+                guard
+                    .retry(retry, &what, || sn.get_once(table, &sys_id, &fields))
+                    .await
+            }
+        };
+        Ok(match self {
+            Write::Create(create) => {
+                let identity: Vec<(String, String)> = create
+                    .identity
+                    .iter()
+                    .map(|f| (f.field.clone(), f.value.clone()))
+                    .collect();
+                // One lookup (the client retries its pages itself).
+                let once = RetryPolicy {
+                    max_attempts: 1,
+                    ..*retry
+                };
+                let wanted = ["sys_id".to_owned()];
+                let found = guard
+                    .retry(&once, "look up", || sn.find(table, &identity, &wanted))
+                    .await?;
+                match found.as_slice() {
+                    [] => ReadBack::NotDone("no CI has its identity".into()),
+                    [ci] => ReadBack::Settled(self.outcome(
+                        OutcomeStatus::Applied,
+                        Some(ci.sys_id.clone()),
+                        "created (the answer was lost; found by identity)",
+                    )),
+                    several => ReadBack::Settled(self.outcome(
+                        OutcomeStatus::Failed,
+                        None,
+                        format!(
+                            "{} CIs now match the identity; not creating another",
+                            several.len()
+                        ),
+                    )),
+                }
+            }
+            Write::Patch {
+                sys_id,
+                fields,
+                version,
+                ..
+            } => {
+                let mut wanted: Vec<String> = fields.iter().map(|(f, _)| f.clone()).collect();
+                wanted.push("sys_mod_count".into());
+                let Some(ci) = get(sys_id, wanted).await? else {
+                    return Ok(ReadBack::Settled(self.outcome(
+                        OutcomeStatus::Failed,
+                        None,
+                        "the answer was lost, and the CI no longer exists",
+                    )));
+                };
+                let now = ci.get("sys_mod_count").trim().parse::<u64>().ok();
+                if fields.iter().all(|(f, v)| holds(&ci, f, v)) {
+                    ReadBack::Settled(self.outcome(
+                        OutcomeStatus::Applied,
+                        None,
+                        "the answer was lost; read back, the CI holds the planned values",
+                    ))
+                } else if version.is_none() || now == *version {
+                    ReadBack::NotDone("the CI does not hold the planned values".into())
+                } else {
+                    // Someone else wrote it since the check: never write over that blind.
+                    ReadBack::Settled(self.outcome(
+                        OutcomeStatus::Failed,
+                        None,
+                        format!(
+                            "the answer was lost; read back, the CI does not hold the planned values and changed meanwhile (sys_mod_count {} -> {}): not sent again; plan again",
+                            version.map_or_else(String::new, |v| v.to_string()),
+                            ci.get("sys_mod_count")
+                        ),
+                    ))
+                }
+            }
+            Write::Delete { sys_id } => match get(sys_id, Vec::new()).await? {
+                None => ReadBack::Settled(self.outcome(
+                    OutcomeStatus::Applied,
+                    None,
+                    "deleted (the answer was lost; the CI is gone)",
+                )),
+                Some(_) => ReadBack::NotDone("the CI is still there".into()),
+            },
+        })
+    }
+}
+
+/// What reading back a write whose answer was lost found.
+pub(super) enum ReadBack {
+    /// The CMDB settles it: done, or not to be sent again.
+    Settled(OperationOutcome),
+    /// The write did not happen (why, in words): sending it again is safe.
+    NotDone(String),
+}
+
+/// Whether the CI holds `value` in `field`, compared as the version check compares.
+pub(super) fn holds(ci: &Ci, field: &str, value: &str) -> bool {
+    ci.get(field).trim() == value.trim()
 }
