@@ -108,7 +108,7 @@ impl Guard {
         }
     }
 
-    /// A request was answered as asked: the failures before it were not a run.
+    /// A write went through: the failures before it were not a run.
     pub fn succeeded(&self) {
         self.lock().in_a_row = 0;
     }
@@ -163,8 +163,10 @@ impl Guard {
         }
     }
 
-    /// Runs `attempt` until it succeeds, [`decide`](crate::net::decide) gives up, or the run
-    /// stops; every result counts towards the breaker. `what` names it in logs.
+    /// Runs the read `attempt` until it succeeds, [`decide`](crate::net::decide) gives up, or
+    /// the run stops; `what` names it in logs. Its failures count towards the breaker, but
+    /// its success does not end a run of failed writes: an instance may well answer reads
+    /// while it refuses every write.
     pub async fn retry<T, F, Fut>(
         &self,
         policy: &RetryPolicy,
@@ -182,10 +184,7 @@ impl Guard {
                 return Err(Halt::Stopped { reason, last });
             }
             match attempt().await {
-                Ok(value) => {
-                    self.succeeded();
-                    return Ok(value);
-                }
+                Ok(value) => return Ok(value),
                 Err(error) => {
                     self.failed(&error);
                     last = Some(error.clone());
@@ -302,6 +301,21 @@ mod tests {
             halt.message(),
             "not sent: the apply deadline of 50ms passed"
         );
+    }
+
+    #[tokio::test]
+    async fn a_read_answered_does_not_end_a_run_of_failed_writes() {
+        let g = guard(3, 1, None);
+        g.failed(&status(503));
+        g.failed(&status(503));
+        let read = g
+            .retry(&RetryPolicy::default(), "check", || async {
+                Ok::<_, HttpError>(())
+            })
+            .await;
+        assert!(read.is_ok());
+        g.failed(&status(503));
+        assert!(g.stopped().is_some(), "reads answered, writes refused");
     }
 
     #[tokio::test]

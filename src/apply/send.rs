@@ -95,7 +95,12 @@ pub(super) async fn run_one(
                 // not wait for the read-backs to time out too.
                 guard.failed(&answer);
                 match write.read_back(sn, table, &opts.retry, guard).await {
-                    Ok(ReadBack::Settled(outcome)) => return outcome,
+                    Ok(ReadBack::Settled(outcome)) => {
+                        if outcome.status == OutcomeStatus::Applied {
+                            guard.succeeded();
+                        }
+                        return outcome;
+                    }
                     Ok(ReadBack::NotDone(why)) => {
                         let mut failure = answer;
                         failure.message = format!("{}; read back: {why}", failure.message);
