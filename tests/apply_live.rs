@@ -456,3 +456,135 @@ async fn a_lost_create_whose_lookup_fails_is_unknown() {
     assert_eq!(counts.get("unknown"), Some(&1), "{counts:?}");
     assert_eq!(counts.get("failed"), None, "{counts:?}");
 }
+
+/// Runs the apply while `meanwhile` waits for the delayed PATCH of fault rule 0 to reach the
+/// simulator and then edits the CMDB as a person would, during the delay.
+async fn apply_with_an_edit_meanwhile(
+    sims: &Sims,
+    config: &Config,
+    planned: &Planned,
+    edit: impl FnOnce(),
+) -> Status {
+    let meanwhile = async {
+        let arrived = async {
+            while sims.faults(Api::ServiceNow)["fired"][0].as_u64() == Some(0) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(BOUND, arrived)
+            .await
+            .expect("the delayed write arrives");
+        edit();
+    };
+    tokio::join!(apply(config, planned), meanwhile).0
+}
+
+/// A person's edit of one field, as the simulator's store takes it (sys_mod_count + 1).
+fn edit_by_hand(sims: &Sims, sys_id: &str, field: &str, value: &str) {
+    let mut edit = serde_json::Map::new();
+    edit.insert(field.to_owned(), json!(value));
+    assert!(sims.servicenow().update_row(TABLE, sys_id, edit));
+}
+
+fn outcome_of(planned: &Planned, sys_id: &str) -> Value {
+    outcome_file(planned)["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["sys_id"] == sys_id)
+        .cloned()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ci_edited_during_the_apply_before_its_chunk_is_skipped_as_stale() {
+    let sims = sims(400).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&sims, dir.path());
+    let planned = plan(&config, &dir.path().join("1")).await;
+    let updates = update_fields(&planned);
+    let order: Vec<&String> = planned
+        .plan
+        .updates
+        .iter()
+        .filter(|u| u.has_writes())
+        .map(|u| &u.sys_id)
+        .collect();
+    // One write at a time, checked in chunks of two: the first update is written while
+    // the last one is not checked yet.
+    config.apply.concurrency = 1;
+    config.apply.chunk = 2;
+    let (first, last) = (order[0], order[order.len() - 1]);
+    let (field, _) = &updates[last][0];
+    sims.set_faults(
+        Api::ServiceNow,
+        faults(
+            json!([{"kind": "latency", "latency_ms": 2000, "method": "PATCH",
+                       "path": format!("/api/now/table/{TABLE}/{first}")}]),
+        ),
+    );
+    let status = apply_with_an_edit_meanwhile(&sims, &config, &planned, || {
+        edit_by_hand(&sims, last, field, "set by hand during the apply")
+    })
+    .await;
+
+    assert_eq!(
+        status,
+        Status::Clean,
+        "a stale CI is skipped, not a failure"
+    );
+    assert_eq!(
+        row(&sims, last)[field.as_str()],
+        "set by hand during the apply",
+        "the person's edit stands"
+    );
+    let o = outcome_of(&planned, last);
+    assert_eq!(o["status"], "skipped_stale", "{o}");
+    assert_eq!(outcome_of(&planned, first)["status"], "applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_between_the_check_and_the_write_is_reported_as_overwritten() {
+    let sims = sims(400).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sims, dir.path());
+    let planned = plan(&config, &dir.path().join("1")).await;
+    let updates = update_fields(&planned);
+    let (victim, fields) = updates.iter().next().unwrap();
+    let (field, desired) = &fields[0];
+    // The victim's PATCH is held on its way in: checked, then edited, then written.
+    sims.set_faults(
+        Api::ServiceNow,
+        faults(
+            json!([{"kind": "latency", "latency_ms": 2000, "method": "PATCH",
+                       "path": format!("/api/now/table/{TABLE}/{victim}")}]),
+        ),
+    );
+    let status = apply_with_an_edit_meanwhile(&sims, &config, &planned, || {
+        edit_by_hand(&sims, victim, field, "set by hand during the apply")
+    })
+    .await;
+
+    assert_eq!(status, Status::Partial, "someone must look at the CI");
+    assert_eq!(row(&sims, victim)[field.as_str()], desired.as_str());
+    let o = outcome_of(&planned, victim);
+    assert_eq!(o["status"], "overwrote_concurrent_edit", "{o}");
+    assert!(
+        o["message"].as_str().unwrap().contains("sys_mod_count"),
+        "{o}"
+    );
+    let outcome = outcome_file(&planned);
+    assert_eq!(outcome["overwrote_concurrent_edit"], 1);
+    // Every report says so.
+    let dir = &planned.dir;
+    let csv = std::fs::read_to_string(dir.join("drift.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.contains(victim.as_str()) && l.contains("overwrote_concurrent_edit")),
+        "{csv}"
+    );
+    for file in ["drift.md", "drift.html"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert!(text.contains("Overwrote a concurrent edit"), "{file}");
+    }
+}

@@ -1,5 +1,7 @@
-//! The checks just before writing: which planned creates already exist (by identity), and
-//! whether each CI to be updated or retired still holds the version it was planned against.
+//! The checks just before writing, made chunk by chunk right before the chunk is sent (an
+//! apply can take a while, and people edit CIs meanwhile): which planned creates already
+//! exist (by identity), and whether each CI to be updated or retired still holds the
+//! version it was planned against. A write that cannot be checked is not sent.
 
 use std::collections::HashMap;
 
@@ -22,8 +24,91 @@ pub(super) struct Planned<'a> {
     pub(super) delete: bool,
 }
 
+/// The creates of one chunk that may be sent, and the outcomes of those that may not: a
+/// CI with the identity is already there (applied before: creating it again would
+/// duplicate it), or the check itself could not be made.
+pub(super) async fn check_creates(
+    sn: &ServiceNow,
+    table: &str,
+    creates: &[Create],
+    retry: &RetryPolicy,
+    guard: &Guard,
+) -> (Vec<Write>, Vec<OperationOutcome>) {
+    let (mut writes, mut outcomes) = (Vec::new(), Vec::new());
+    match existing_identities(sn, table, creates, retry, guard).await {
+        Ok(existing) => {
+            for create in creates {
+                match existing.get(&identity_key(create)) {
+                    Some(sys_id) => outcomes.push(OperationOutcome {
+                        sys_id: Some(sys_id.clone()),
+                        source_id: Some(create.source_id.clone()),
+                        status: OutcomeStatus::Skipped,
+                        message: "already exists: a CI with this identity is in the CMDB".into(),
+                    }),
+                    None => writes.push(Write::Create(create.clone())),
+                }
+            }
+        }
+        Err(halt) => {
+            let message = unchecked(&halt, "could not check that the CI does not exist yet");
+            for create in creates {
+                outcomes.push(OperationOutcome {
+                    sys_id: None,
+                    source_id: Some(create.source_id.clone()),
+                    status: OutcomeStatus::NotAttempted,
+                    message: message.clone(),
+                });
+            }
+        }
+    }
+    (writes, outcomes)
+}
+
+/// The updates and retirements of one chunk that may be sent (see [`check_version`]), and
+/// the outcomes of those that may not.
+pub(super) async fn check_planned(
+    sn: &ServiceNow,
+    table: &str,
+    planned: &[Planned<'_>],
+    retry: &RetryPolicy,
+    guard: &Guard,
+) -> (Vec<Write>, Vec<OperationOutcome>) {
+    let (mut writes, mut outcomes) = (Vec::new(), Vec::new());
+    match current_versions(sn, table, planned, retry, guard).await {
+        Ok(current) => {
+            for p in planned {
+                match check_version(p, current.get(p.sys_id)) {
+                    Ok(write) => writes.push(write),
+                    Err(outcome) => outcomes.push(outcome),
+                }
+            }
+        }
+        Err(halt) => {
+            // Without the versions no write to an existing CI can be proven fresh.
+            let message = unchecked(&halt, "could not read the CI's current version");
+            for p in planned {
+                outcomes.push(OperationOutcome {
+                    sys_id: Some(p.sys_id.to_owned()),
+                    source_id: p.source_id.map(str::to_owned),
+                    status: OutcomeStatus::NotAttempted,
+                    message: message.clone(),
+                });
+            }
+        }
+    }
+    (writes, outcomes)
+}
+
+/// Why writes whose check halted were not sent.
+fn unchecked(halt: &Halt, what: &str) -> String {
+    match halt {
+        Halt::Failed(e) => format!("not sent: {what}: {e}"),
+        Halt::Stopped { .. } => halt.message(),
+    }
+}
+
 /// The current version and values of the CIs about to be written, by sys_id.
-pub(super) async fn current_versions(
+async fn current_versions(
     sn: &ServiceNow,
     table: &str,
     planned: &[Planned<'_>],
@@ -51,7 +136,7 @@ pub(super) async fn current_versions(
 }
 
 /// A create's identity values, normalised as identification compares them.
-pub(super) fn identity_key(create: &Create) -> Vec<(String, String)> {
+fn identity_key(create: &Create) -> Vec<(String, String)> {
     create
         .identity
         .iter()
@@ -61,7 +146,7 @@ pub(super) fn identity_key(create: &Create) -> Vec<(String, String)> {
 
 /// The CIs that already carry a planned create's identity (identity -> sys_id): one `IN`
 /// read per hundred creates, on the first identity field, matched in full here.
-pub(super) async fn existing_identities(
+async fn existing_identities(
     sn: &ServiceNow,
     table: &str,
     creates: &[Create],

@@ -9,11 +9,16 @@
 //!   identity, an update read back and compared, a delete looked for. Done is `applied`, not
 //!   done is sent again while the retry policy allows (a retry never duplicates a CI), and
 //!   a read-back that fails too is `unknown`: never sent again, since it may have happened.
-//! - Updates and retirements: the CIs' current versions are read first (in `IN` chunks, one
-//!   round trip per hundred CIs); a CI whose `sys_mod_count`/`sys_updated_on` differs from the
+//! - Chunks: writes go in chunks of a hundred (`chunk`), each checked in one round trip just
+//!   before it is sent, not all at the start: an edit a person makes during a long apply is
+//!   seen by the check of its chunk.
+//! - Creates: a CI that already carries the identity is not created again.
+//! - Updates and retirements: a CI whose `sys_mod_count`/`sys_updated_on` differs from the
 //!   plan was changed since the owners reviewed it and is skipped as stale, and one that
 //!   already holds the planned values is skipped as already applied (so applying a plan twice
-//!   writes nothing the second time).
+//!   writes nothing the second time). A write whose answer shows the CI's `sys_mod_count`
+//!   moved by more than our one write since the check went over an edit made in between:
+//!   `overwrote_concurrent_edit`.
 //! - With `batch_size` > 1, updates, retirements and deletes travel through the Batch API;
 //!   items that fail there are retried one by one.
 
@@ -31,9 +36,8 @@ mod write;
 
 pub use guard::{Guard, Halt};
 
-use check::{check_version, current_versions, existing_identities, identity_key, Planned};
+use check::{check_creates, check_planned, Planned};
 use send::execute;
-use write::Write;
 
 pub use outcome::{tally, OperationOutcome, OutcomeStatus};
 
@@ -50,9 +54,19 @@ pub struct ApplyOptions {
     /// Failed requests in a row (5xx, 429, timeouts, broken connections) after which no
     /// write is sent any more: the circuit breaker. 0 turns it off.
     pub breaker: usize,
+    /// Writes checked together, in one read just before they are sent.
+    pub chunk: usize,
 }
 
 impl ApplyOptions {
+    /// Writes per chunk: `chunk`, but never fewer than the writes (or batches of them) that
+    /// may be in flight at once, so checking in chunks never holds concurrency back.
+    fn chunk_len(&self) -> usize {
+        self.chunk
+            .max(self.concurrency.max(1) * self.batch_size.max(1))
+            .max(1)
+    }
+
     /// Half an hour: a run that cannot finish its writes in that time stops well inside
     /// an hourly schedule, and the next run carries on from what the CMDB then holds.
     pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30 * 60);
@@ -67,6 +81,7 @@ impl Default for ApplyOptions {
             retry: RetryPolicy::default(),
             deadline: Some(Self::DEFAULT_DEADLINE),
             breaker: Self::DEFAULT_BREAKER,
+            chunk: 100,
         }
     }
 }
@@ -105,69 +120,19 @@ pub async fn apply(
         }))
         .collect();
 
-    let mut writes: Vec<Write> = Vec::new();
-    match existing_identities(sn, table, &plan.creates, &opts.retry, guard).await {
-        Ok(existing) => {
-            for create in &plan.creates {
-                match existing.get(&identity_key(create)) {
-                    // Applied before (the same plan twice, or a run that died after the
-                    // write): creating again would duplicate the CI.
-                    Some(sys_id) => outcomes.push(OperationOutcome {
-                        sys_id: Some(sys_id.clone()),
-                        source_id: Some(create.source_id.clone()),
-                        status: OutcomeStatus::Skipped,
-                        message: "already exists: a CI with this identity is in the CMDB".into(),
-                    }),
-                    None => writes.push(Write::Create(create.clone())),
-                }
-            }
-        }
-        Err(halt) => {
-            let (status, message) =
-                unchecked(&halt, "could not check that the CI does not exist yet");
-            for create in &plan.creates {
-                outcomes.push(OperationOutcome {
-                    sys_id: None,
-                    source_id: Some(create.source_id.clone()),
-                    status,
-                    message: message.clone(),
-                });
-            }
-        }
+    // Chunk by chunk, each checked just before it is sent: the fewer writes between a
+    // check and its write, the smaller the window for a person's edit to slip in.
+    let size = opts.chunk_len();
+    for chunk in plan.creates.chunks(size) {
+        let (writes, unsent) = check_creates(sn, table, chunk, &opts.retry, guard).await;
+        outcomes.extend(unsent);
+        outcomes.extend(execute(sn, table, writes, opts, guard).await);
     }
-    match current_versions(sn, table, &planned, &opts.retry, guard).await {
-        Ok(current) => {
-            for p in &planned {
-                match check_version(p, current.get(p.sys_id)) {
-                    Ok(write) => writes.push(write),
-                    Err(outcome) => outcomes.push(outcome),
-                }
-            }
-        }
-        Err(halt) => {
-            // Without the versions no write to an existing CI can be proven fresh.
-            let (status, message) = unchecked(&halt, "could not read the CI's current version");
-            for p in &planned {
-                outcomes.push(OperationOutcome {
-                    sys_id: Some(p.sys_id.to_owned()),
-                    source_id: p.source_id.map(str::to_owned),
-                    status,
-                    message: message.clone(),
-                });
-            }
-        }
+    for chunk in planned.chunks(size) {
+        let (writes, unsent) = check_planned(sn, table, chunk, &opts.retry, guard).await;
+        outcomes.extend(unsent);
+        outcomes.extend(execute(sn, table, writes, opts, guard).await);
     }
-
-    outcomes.extend(execute(sn, table, writes, opts, guard).await);
     outcome::sort_in_plan_order(plan, &mut outcomes);
     outcomes
-}
-
-/// The outcome of writes whose check before sending halted: failed when the check did,
-/// not attempted when the run stopped.
-fn unchecked(halt: &Halt, what: &str) -> (OutcomeStatus, String) {
-    match halt {
-        Halt::Failed(e) => (OutcomeStatus::Failed, format!("{what}: {e}")),
-        Halt::Stopped { .. } => (OutcomeStatus::NotAttempted, halt.message()),
-    }
 }

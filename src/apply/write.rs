@@ -107,8 +107,29 @@ impl Write {
         }
     }
 
-    /// The outcome of a write the server answered; `written` is the record it returned.
+    /// The outcome of a write the server answered; `written` is the record it returned. A
+    /// PATCH whose CI's `sys_mod_count` moved by more than our one write since the check just
+    /// before it was changed by someone in between, and our values went over that change.
     pub(super) fn landed(&self, written: Option<Ci>) -> OperationOutcome {
+        if let (
+            Write::Patch {
+                version: Some(before),
+                ..
+            },
+            Some(ci),
+        ) = (self, &written)
+        {
+            let after = ci.get("sys_mod_count").trim().parse::<u64>().ok();
+            if let Some(after) = after.filter(|after| *after > before + 1) {
+                return self.outcome(
+                    OutcomeStatus::OverwroteConcurrentEdit,
+                    None,
+                    format!(
+                        "written, but someone changed the CI between the check and this write (sys_mod_count {before} at the check, {after} after our one write): the planned values went over their change; review the CI"
+                    ),
+                );
+            }
+        }
         self.outcome(OutcomeStatus::Applied, written.map(|ci| ci.sys_id), "")
     }
 
@@ -225,4 +246,54 @@ pub(super) enum ReadBack {
 /// Whether the CI holds `value` in `field`, compared as the version check compares.
 pub(super) fn holds(ci: &Ci, field: &str, value: &str) -> bool {
     ci.get(field).trim() == value.trim()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn patch(version: Option<u64>) -> Write {
+        Write::Patch {
+            sys_id: "s1".into(),
+            source_id: Some("42".into()),
+            fields: vec![("cpus".into(), "4".into())],
+            version,
+        }
+    }
+
+    fn written(count: &str) -> Option<Ci> {
+        Some(Ci::new(
+            "s1",
+            [
+                ("cpus", "4".to_owned()),
+                ("sys_mod_count", count.to_owned()),
+            ],
+        ))
+    }
+
+    #[test]
+    fn a_write_that_moved_the_version_by_more_than_itself_went_over_an_edit() {
+        assert_eq!(
+            patch(Some(3)).landed(written("4")).status,
+            OutcomeStatus::Applied
+        );
+        let over = patch(Some(3)).landed(written("5"));
+        assert_eq!(over.status, OutcomeStatus::OverwroteConcurrentEdit);
+        assert!(
+            over.message
+                .contains("sys_mod_count 3 at the check, 5 after"),
+            "{}",
+            over.message
+        );
+        assert_eq!(over.sys_id.as_deref(), Some("s1"));
+        // Nothing to compare: no verdict either way.
+        assert_eq!(
+            patch(None).landed(written("9")).status,
+            OutcomeStatus::Applied
+        );
+        assert_eq!(
+            patch(Some(3)).landed(written("")).status,
+            OutcomeStatus::Applied
+        );
+    }
 }

@@ -485,6 +485,7 @@ fn apply_options(file: &FileApply, flags: &ApplyOpts) -> Result<(ApplyOptions, O
             (None, None) => defaults.deadline,
         },
         breaker: file.breaker.unwrap_or(defaults.breaker),
+        ..defaults
     };
     let age = flags
         .max_plan_age
