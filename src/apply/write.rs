@@ -144,16 +144,7 @@ impl Write {
         retry: &RetryPolicy,
         guard: &Guard,
     ) -> Result<ReadBack, Halt> {
-        let get = |sys_id: &str, fields: Vec<String>| {
-            let what = format!("read back {table}/{sys_id}");
-            let sys_id = sys_id.to_owned();
-            async move {
-                guard
-                    .retry(retry, &what, || sn.get_once(table, &sys_id, &fields))
-                    .await
-            }
-        };
-        Ok(match self {
+        let found = match self {
             Write::Create(create) => {
                 let identity: Vec<(String, String)> = create
                     .identity
@@ -166,53 +157,74 @@ impl Write {
                     ..*retry
                 };
                 let wanted = ["sys_id".to_owned()];
-                let found = guard
+                guard
                     .retry(&once, "look up", || sn.find(table, &identity, &wanted))
-                    .await?;
-                match found.as_slice() {
-                    [] => ReadBack::NotDone("no CI has its identity".into()),
-                    [ci] => ReadBack::Settled(self.outcome(
-                        OutcomeStatus::Applied,
-                        Some(ci.sys_id.clone()),
-                        "created (the answer was lost; found by identity)",
-                    )),
-                    several => ReadBack::Settled(self.outcome(
-                        OutcomeStatus::Failed,
-                        None,
-                        format!(
-                            "{} CIs now match the identity; not creating another",
-                            several.len()
-                        ),
-                    )),
-                }
+                    .await?
             }
-            Write::Patch {
-                sys_id,
-                fields,
-                version,
-                ..
-            } => {
+            Write::Patch { sys_id, fields, .. } => {
                 let mut wanted: Vec<String> = fields.iter().map(|(f, _)| f.clone()).collect();
                 wanted.push("sys_mod_count".into());
-                let Some(ci) = get(sys_id, wanted).await? else {
-                    return Ok(ReadBack::Settled(self.outcome(
-                        OutcomeStatus::Failed,
-                        None,
-                        "the answer was lost, and the CI no longer exists",
-                    )));
-                };
+                let what = format!("read back {table}/{sys_id}");
+                let ci = guard
+                    .retry(retry, &what, || sn.get_once(table, sys_id, &wanted))
+                    .await?;
+                ci.into_iter().collect()
+            }
+            Write::Delete { sys_id } => {
+                let what = format!("read back {table}/{sys_id}");
+                let ci = guard
+                    .retry(retry, &what, || sn.get_once(table, sys_id, &[]))
+                    .await?;
+                ci.into_iter().collect()
+            }
+        };
+        Ok(self.judge(&found))
+    }
+
+    /// What the CIs read back after a lost answer say about this write: those carrying a
+    /// create's identity, or the one CI an update or delete wrote (none if it is gone).
+    fn judge(&self, found: &[Ci]) -> ReadBack {
+        let settled = |status, sys_id, message: String| {
+            ReadBack::Settled(self.outcome(status, sys_id, message))
+        };
+        match (self, found) {
+            (Write::Create(_), []) => ReadBack::NotDone("no CI has its identity".into()),
+            (Write::Create(_), [ci]) => settled(
+                OutcomeStatus::Applied,
+                Some(ci.sys_id.clone()),
+                "created (the answer was lost; found by identity)".into(),
+            ),
+            (Write::Create(_), several) => settled(
+                OutcomeStatus::Failed,
+                None,
+                format!(
+                    "{} CIs now match the identity; not creating another",
+                    several.len()
+                ),
+            ),
+            (Write::Patch { .. }, []) => settled(
+                OutcomeStatus::Failed,
+                None,
+                "the answer was lost, and the CI no longer exists".into(),
+            ),
+            (
+                Write::Patch {
+                    fields, version, ..
+                },
+                [ci, ..],
+            ) => {
                 let now = ci.get("sys_mod_count").trim().parse::<u64>().ok();
-                if fields.iter().all(|(f, v)| holds(&ci, f, v)) {
-                    ReadBack::Settled(self.outcome(
+                if fields.iter().all(|(f, v)| holds(ci, f, v)) {
+                    settled(
                         OutcomeStatus::Applied,
                         None,
-                        "the answer was lost; read back, the CI holds the planned values",
-                    ))
+                        "the answer was lost; read back, the CI holds the planned values".into(),
+                    )
                 } else if version.is_none() || now == *version {
                     ReadBack::NotDone("the CI does not hold the planned values".into())
                 } else {
                     // Someone else wrote it since the check: never write over that blind.
-                    ReadBack::Settled(self.outcome(
+                    settled(
                         OutcomeStatus::Failed,
                         None,
                         format!(
@@ -220,18 +232,16 @@ impl Write {
                             version.map_or_else(String::new, |v| v.to_string()),
                             ci.get("sys_mod_count")
                         ),
-                    ))
+                    )
                 }
             }
-            Write::Delete { sys_id } => match get(sys_id, Vec::new()).await? {
-                None => ReadBack::Settled(self.outcome(
-                    OutcomeStatus::Applied,
-                    None,
-                    "deleted (the answer was lost; the CI is gone)",
-                )),
-                Some(_) => ReadBack::NotDone("the CI is still there".into()),
-            },
-        })
+            (Write::Delete { .. }, []) => settled(
+                OutcomeStatus::Applied,
+                None,
+                "deleted (the answer was lost; the CI is gone)".into(),
+            ),
+            (Write::Delete { .. }, [_, ..]) => ReadBack::NotDone("the CI is still there".into()),
+        }
     }
 }
 
@@ -269,6 +279,40 @@ mod tests {
                 ("sys_mod_count", count.to_owned()),
             ],
         ))
+    }
+
+    fn status(read_back: ReadBack) -> Result<OutcomeStatus, String> {
+        match read_back {
+            ReadBack::Settled(o) => Ok(o.status),
+            ReadBack::NotDone(why) => Err(why),
+        }
+    }
+
+    #[test]
+    fn what_a_read_back_after_a_lost_answer_settles() {
+        let ci = |cpus: &str, count: &str| {
+            Ci::new(
+                "s1",
+                [
+                    ("cpus", cpus.to_owned()),
+                    ("sys_mod_count", count.to_owned()),
+                ],
+            )
+        };
+        let p = patch(Some(3));
+        assert_eq!(status(p.judge(&[ci("4", "4")])), Ok(OutcomeStatus::Applied));
+        assert!(
+            status(p.judge(&[ci("2", "3")])).is_err(),
+            "not done: send again"
+        );
+        // Not ours and moved: someone else wrote it; never sent again over that.
+        assert_eq!(status(p.judge(&[ci("8", "4")])), Ok(OutcomeStatus::Failed));
+        assert_eq!(status(p.judge(&[])), Ok(OutcomeStatus::Failed), "gone");
+        let delete = Write::Delete {
+            sys_id: "s1".into(),
+        };
+        assert_eq!(status(delete.judge(&[])), Ok(OutcomeStatus::Applied));
+        assert!(status(delete.judge(&[ci("2", "3")])).is_err());
     }
 
     #[test]
