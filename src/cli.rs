@@ -11,8 +11,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// `plan` writes that plan as a drift report for review.
 ///
 /// Exit codes: 0 success, 1 error, 2 changes planned (with --detailed-exitcode),
-/// 3 partial failure (an operation failed, or the source read was incomplete so retirements
-/// were withheld), 4 refused by a safety rule (a guard tripped, or the plan is too old).
+/// 3 partial (an operation failed, ended unknown, was not attempted or overwrote a concurrent
+/// edit, or the source read was incomplete so retirements were withheld), 4 refused by a
+/// safety rule (a guard tripped, or the plan is too old), 5 busy (another run holds the lease).
 #[derive(Debug, Parser)]
 #[command(
     name = "cmdb-reconcile",
