@@ -255,10 +255,14 @@ async fn the_deadline_ends_the_writes_and_says_so() {
     assert_eq!(apply(&config, &planned).await, Status::Partial);
 
     let sent = writes(&sims) as usize;
-    assert!((1..planned_writes / 2).contains(&sent), "{sent} sent");
+    assert!(sent < planned_writes / 2, "{sent} sent");
     let outcome = outcome_file(&planned);
     let counts = statuses(&outcome);
-    assert_eq!(counts["applied"], sent, "{counts:?}");
+    assert_eq!(
+        counts.get("applied").copied().unwrap_or(0),
+        sent,
+        "{counts:?}"
+    );
     assert_eq!(counts["not_attempted"], planned_writes - sent, "{counts:?}");
     let reasons = messages_of(&outcome, "not_attempted");
     assert!(
