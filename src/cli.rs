@@ -11,8 +11,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// `plan` writes that plan as a drift report for review.
 ///
 /// Exit codes: 0 success, 1 error, 2 changes planned (with --detailed-exitcode),
-/// 3 partial failure (an operation failed, or the source read was incomplete so retirements
-/// were withheld), 4 refused by a safety rule (a guard tripped, or the plan is too old).
+/// 3 partial (an operation failed, ended unknown, was not attempted or overwrote a concurrent
+/// edit, or the source read was incomplete so retirements were withheld), 4 refused by a
+/// safety rule (a guard tripped, or the plan is too old), 5 busy (another run holds the lease).
 #[derive(Debug, Parser)]
 #[command(
     name = "cmdb-reconcile",
@@ -195,6 +196,11 @@ pub struct ApplyOpts {
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
 
+    /// Send no write after this long from the start of applying (`30m`, `0` = no limit);
+    /// default 30m, or [apply] deadline. Writes not sent are reported not_attempted.
+    #[arg(long, value_name = "DURATION")]
+    pub deadline: Option<String>,
+
     /// Delete every claim of the ServiceNow lease before taking it: only when the run that
     /// holds it is known to be dead (README "Lease").
     #[arg(long)]
@@ -304,6 +310,28 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_and_apply_take_a_deadline() {
+        for argv in [
+            ["cmdb-reconcile", "run", "--deadline", "20m"].as_slice(),
+            &[
+                "cmdb-reconcile",
+                "apply",
+                "--plan",
+                "p.json",
+                "--deadline",
+                "20m",
+            ],
+        ] {
+            let opts = match Cli::try_parse_from(argv).unwrap().command {
+                Command::Run(args) => args.apply_opts,
+                Command::Apply(args) => args.apply_opts,
+                _ => unreachable!(),
+            };
+            assert_eq!(opts.deadline.as_deref(), Some("20m"));
+        }
     }
 
     #[test]

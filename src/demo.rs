@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use crate::app::{self, Planned, Status};
 use crate::cli::DemoArgs;
 use crate::cloudforms::CloudFormsConfig;
-use crate::config::{Config, Location, SyncConfig};
+use crate::config::{Config, SyncConfig};
 use crate::net::Secret;
 use crate::report::Format;
 use crate::servicenow::{ServiceNowConfig, SnAuth};
@@ -74,16 +74,7 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
         report_dir: dir.clone(),
         out_dir: Some(out),
         formats: Format::ALL.to_vec(),
-        syncs: vec![SyncConfig {
-            mapping: mapping_path.clone(),
-            source: Location::Live,
-            target: Location::Live,
-            references: Vec::new(),
-            dictionary: None,
-            choices: None,
-            relationships: None,
-            rel_types: None,
-        }],
+        syncs: vec![SyncConfig::live(mapping_path.clone())],
         cloudforms: Some(cloudforms.clone()),
         servicenow: Some(servicenow.clone()),
         apply: Default::default(),

@@ -312,8 +312,9 @@ impl ClaimRow {
     fn from_ci(ci: &Ci) -> Self {
         Self {
             sys_id: ci.sys_id.clone(),
-            holder: ci.get("u_holder").to_owned(),
-            host: ci.get("u_host").to_owned(),
+            // Printed in the busy message: a row anyone may write is server text.
+            holder: crate::net::printable(ci.get("u_holder")),
+            host: crate::net::printable(ci.get("u_host")),
             created: ci.get("sys_created_on").to_owned(),
             expires: ci.get("u_expires").to_owned(),
         }

@@ -1,5 +1,6 @@
 //! Pure text helpers shared by the config and mapping parsers: where a byte offset sits as a
-//! line and column (for positioned errors), and the duration syntax (`0`, `90s`, `24h`, `7d`).
+//! line and column (for positioned errors), and the duration syntax (`0`, `90s`, `24h`, `7d`),
+//! read and written.
 //!
 //! They live outside `reconcile/` because `config.rs` needs them too, and the config should
 //! not reach into the core's mapping language for its own error messages.
@@ -71,6 +72,22 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("`{text}` is too long a duration"))
 }
 
+/// A duration as the config writes it: the largest unit that divides it (`30m`, `90s`,
+/// `2h`), milliseconds below a second.
+pub fn format_duration(d: std::time::Duration) -> String {
+    if d.subsec_nanos() != 0 || d.is_zero() {
+        return format!("{}ms", d.as_millis());
+    }
+    let secs = d.as_secs();
+    let unit = [(604_800, "w"), (86_400, "d"), (3600, "h"), (60, "m")]
+        .into_iter()
+        .find(|(scale, _)| secs.is_multiple_of(*scale));
+    match unit {
+        Some((scale, unit)) => format!("{}{unit}", secs / scale),
+        None => format!("{secs}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +115,16 @@ mod tests {
         assert_eq!(parse_duration("90s"), Ok(90));
         assert_eq!(parse_duration("2w"), Ok(1_209_600));
         assert!(parse_duration("7 days").is_err());
+    }
+
+    #[test]
+    fn durations_are_written_as_read() {
+        use std::time::Duration;
+        for text in ["30m", "90s", "2h", "3d", "2w", "61s"] {
+            let secs = parse_duration(text).unwrap() as u64;
+            assert_eq!(format_duration(Duration::from_secs(secs)), text);
+        }
+        assert_eq!(format_duration(Duration::from_millis(800)), "800ms");
     }
 
     #[test]

@@ -430,6 +430,35 @@ async fn gateway_errors_and_resets_are_retried_to_a_complete_read() {
 }
 
 #[tokio::test]
+async fn a_transient_server_error_on_the_first_page_is_retried_like_any_page() {
+    let sims = sims(SimOptions::default()).await;
+    // ManageIQ answers 500 for a Rails worker that lost its database connection, a
+    // moment's trouble like a 503: the first page is read again, not the read abandoned.
+    sims.set_faults(
+        Api::ManageIq,
+        FaultConfig::default()
+            .with(FaultRule {
+                status: Some(500),
+                times: Some(2),
+                ..rule(FaultKind::Error, "offset=0")
+            })
+            .with(FaultRule {
+                status: Some(500),
+                times: Some(1),
+                ..rule(FaultKind::Error, "offset=1000")
+            }),
+    );
+    let read = client(config(&sims))
+        .read("vms", &attributes(), &[])
+        .await
+        .expect("the first page is retried");
+    assert_eq!(read.incomplete, None);
+    assert_eq!(read.records.len(), VMS);
+    assert_eq!(hits(&sims, "GET /api/vms", Some(500)), 3);
+    assert_eq!(hits(&sims, "GET /api/vms", None), 3 + 3);
+}
+
+#[tokio::test]
 async fn a_page_lost_for_good_leaves_the_read_incomplete_with_the_other_pages() {
     let sims = sims(SimOptions::default()).await;
     sims.set_faults(

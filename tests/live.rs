@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use cmdb_reconcile::app::{self, Planned, Status};
 use cmdb_reconcile::cloudforms::CloudFormsConfig;
-use cmdb_reconcile::config::{Config, Location, SyncConfig};
+use cmdb_reconcile::config::{Config, SyncConfig};
 use cmdb_reconcile::net::{RetryPolicy, Secret};
 use cmdb_reconcile::report::Format;
 use cmdb_reconcile::servicenow::{ServiceNowConfig, SnAuth};
@@ -78,16 +78,7 @@ fn config(sims: &Sims, dir: &Path) -> Config {
         report_dir: dir.to_path_buf(),
         out_dir: None,
         formats: Format::ALL.to_vec(),
-        syncs: vec![SyncConfig {
-            mapping,
-            source: Location::Live,
-            target: Location::Live,
-            references: Vec::new(),
-            dictionary: None,
-            choices: None,
-            relationships: None,
-            rel_types: None,
-        }],
+        syncs: vec![SyncConfig::live(mapping)],
         cloudforms: Some(cf),
         servicenow: Some(sn),
         apply,
@@ -450,6 +441,44 @@ async fn run_from_the_binary_applies_and_a_dry_run_reports_changes() {
         "no drift left: {}",
         output_text(&again)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_run_without_certificate_checks_warns_naming_the_api() {
+    let sims = sims(50).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sims.manageiq_url(),
+        &sims.servicenow_url(),
+        "30s",
+    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("retries = 1\n", "retries = 1\nverify_tls = false\n");
+    std::fs::write(&config, text).unwrap();
+    let o = sims.options().clone();
+    let plan = || {
+        bin(dir.path())
+            .args(["plan", "--config"])
+            .arg(&config)
+            .env("TEST_CF_PASSWORD", &o.miq_password)
+            .env("TEST_SN_PASSWORD", &o.snow_password)
+            .output()
+            .unwrap()
+    };
+    for _ in 0..2 {
+        let out = tokio::task::block_in_place(plan);
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        let warnings: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("verify_tls = false"))
+            .collect();
+        assert_eq!(warnings.len(), 2, "once per API and run: {text}");
+        assert!(warnings.iter().any(|l| l.contains("CloudForms")), "{text}");
+        assert!(warnings.iter().any(|l| l.contains("ServiceNow")), "{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

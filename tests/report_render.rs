@@ -376,6 +376,88 @@ fn report_outcomes_are_matched_to_their_operations() {
     assert!(md.contains("Failed: HTTP 403 &lt;forbidden&gt;"));
 }
 
+/// Every outcome status, each on its own operation of the small plan.
+fn every_outcome() -> Vec<OperationOutcome> {
+    let outcome =
+        |sys_id: Option<&str>, source_id: Option<&str>, status, message: &str| OperationOutcome {
+            sys_id: sys_id.map(str::to_owned),
+            source_id: source_id.map(str::to_owned),
+            status,
+            message: message.to_owned(),
+        };
+    vec![
+        outcome(
+            Some("new-sys-id"),
+            Some("1000000000101"),
+            OutcomeStatus::Unknown,
+            "the answer was lost and reading the CI back failed",
+        ),
+        outcome(
+            Some("a1b2c3"),
+            Some("1000000000011"),
+            OutcomeStatus::OverwroteConcurrentEdit,
+            "sys_mod_count 4 before, 6 after our one write",
+        ),
+        outcome(
+            Some("0a0b0c"),
+            None,
+            OutcomeStatus::NotAttempted,
+            "stopped: 10 writes in a row failed",
+        ),
+    ]
+}
+
+#[test]
+fn report_new_outcomes_show_in_every_format() {
+    let model = ReportModel::from_plan(&small_plan()).with_outcomes(&every_outcome());
+    let report = model.outcomes.as_ref().unwrap();
+    assert_eq!(
+        (
+            report.unknown,
+            report.overwrote_concurrent_edit,
+            report.not_attempted
+        ),
+        // app-07 has no outcome at all: not attempted either.
+        (1, 1, 2)
+    );
+    let page = html::render(&model);
+    let md = markdown::render(&model);
+    for text in [&page, &md] {
+        for label in ["Unknown", "Overwrote a concurrent edit", "Not attempted"] {
+            assert!(text.contains(label), "{label} missing");
+        }
+        assert!(text.contains("sys_mod_count 4 before, 6 after"));
+    }
+    let csv_text = csv::render(&model);
+    let mut reader = ::csv::Reader::from_reader(csv_text.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    assert_eq!(
+        &header.iter().collect::<Vec<_>>()[..csv::HEADER.len()],
+        csv::HEADER
+    );
+    assert_eq!(
+        header.iter().skip(csv::HEADER.len()).collect::<Vec<_>>(),
+        ["outcome", "outcome_message"]
+    );
+    let rows: Vec<::csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let outcome_of = |name: &str| {
+        rows.iter()
+            .find(|r| &r[4] == name)
+            .map(|r| (r[10].to_owned(), r[11].to_owned()))
+            .unwrap()
+    };
+    assert_eq!(outcome_of("web-03").0, "unknown");
+    assert_eq!(
+        outcome_of("db-01"),
+        (
+            "overwrote_concurrent_edit".to_owned(),
+            "sys_mod_count 4 before, 6 after our one write".to_owned()
+        )
+    );
+    assert_eq!(outcome_of("old-09").0, "not_attempted");
+    assert_eq!(outcome_of("app-07").0, "not_attempted");
+}
+
 #[test]
 fn report_markdown_snapshot() {
     insta::assert_snapshot!(markdown::render(&ReportModel::from_plan(&small_plan())));

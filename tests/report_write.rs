@@ -82,6 +82,45 @@ fn report_outcomes_add_outcome_json() {
     assert_eq!(outcome["outcomes"][0]["status"], "failed");
     let back: Vec<OperationOutcome> = serde_json::from_value(outcome["outcomes"].clone()).unwrap();
     assert_eq!(back, outcomes);
+    assert_eq!(outcome["unknown"], 0);
+    assert_eq!(outcome["overwrote_concurrent_edit"], 0);
+}
+
+#[test]
+fn report_outcome_json_counts_the_new_outcomes() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = |sys_id: &str, source_id: Option<&str>, status| OperationOutcome {
+        sys_id: Some(sys_id.to_owned()),
+        source_id: source_id.map(str::to_owned),
+        status,
+        message: String::new(),
+    };
+    let outcomes = [
+        outcome("new", Some("1000000000101"), OutcomeStatus::Unknown),
+        outcome(
+            "a1b2c3",
+            Some("1000000000011"),
+            OutcomeStatus::OverwroteConcurrentEdit,
+        ),
+        outcome("0a0b0c", None, OutcomeStatus::NotAttempted),
+    ];
+    write_reports(&small_plan(), Some(&outcomes), dir.path(), &[Format::Json]).unwrap();
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("outcome.json")).unwrap())
+            .unwrap();
+    assert_eq!(file["unknown"], 1);
+    assert_eq!(file["overwrote_concurrent_edit"], 1);
+    assert_eq!(file["not_attempted"], 2, "one said so, one has no outcome");
+    let statuses: Vec<&str> = file["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["unknown", "overwrote_concurrent_edit", "not_attempted"]
+    );
 }
 
 #[test]

@@ -385,6 +385,8 @@ async fn https_works_with_the_instance_ca_and_fails_without_it() {
     assert_eq!(err.kind, ErrorKind::Tls, "{err}");
     assert!(err.url.starts_with(&url), "{err}");
     assert!(err.message.to_lowercase().contains("certificate"), "{err}");
+    // What to do about it: trust the CA that signed it.
+    assert!(err.message.contains("`ca_file`"), "{err}");
 }
 
 #[tokio::test]

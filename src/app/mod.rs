@@ -552,7 +552,8 @@ pub async fn apply(args: &ApplyArgs, now: DateTime<Utc>) -> Result<Status> {
         return Ok(Status::Busy);
     };
     let sn = ServiceNow::new(cfg.servicenow)?;
-    let status = apply_planned(&Planned { plan, dir }, &sn, &cfg.options).await;
+    let guard = apply::Guard::new(&cfg.options);
+    let status = apply_planned(&Planned { plan, dir }, &sn, &cfg.options, &guard).await;
     Ok(release(lease, status?).await)
 }
 
@@ -625,6 +626,7 @@ async fn apply_planned(
     planned: &Planned,
     sn: &ServiceNow,
     options: &ApplyOptions,
+    guard: &apply::Guard,
 ) -> Result<Status> {
     let plan = &planned.plan;
     if refused(plan) {
@@ -637,14 +639,17 @@ async fn apply_planned(
         return Ok(Status::Refused);
     }
     let started = std::time::Instant::now();
-    let outcomes = apply::apply(plan, sn, options).await;
+    let outcomes = apply::apply(plan, sn, options, guard).await;
     let written = report::write_reports(plan, Some(&outcomes), &planned.dir, &Format::ALL)?;
     let counts = apply::tally(&outcomes);
     let count = |s| counts.get(&s).copied().unwrap_or(0);
     tracing::info!(
         mapping = %plan.mapping.name,
         applied = count(OutcomeStatus::Applied),
+        overwrote_concurrent_edit = count(OutcomeStatus::OverwroteConcurrentEdit),
         failed = count(OutcomeStatus::Failed),
+        unknown = count(OutcomeStatus::Unknown),
+        not_attempted = count(OutcomeStatus::NotAttempted),
         skipped_stale = count(OutcomeStatus::SkippedStale),
         skipped = count(OutcomeStatus::Skipped),
         requests = sn.requests_sent(),
@@ -654,11 +659,12 @@ async fn apply_planned(
     println!("{}", outcome_line(plan, count, &planned.dir));
     for o in outcomes
         .iter()
-        .filter(|o| o.status == OutcomeStatus::Failed)
+        .filter(|o| o.status.needs_attention())
         .take(10)
     {
         println!(
-            "  failed {}: {}",
+            "  {} {}: {}",
+            o.status,
             o.sys_id
                 .as_deref()
                 .or(o.source_id.as_deref())
@@ -670,14 +676,24 @@ async fn apply_planned(
     Ok(Status::of(plan, Some(&counts), false))
 }
 
+/// `<mapping>: applied 3, failed 1, ... (outcome: <file>)`, naming every status that
+/// occurred besides the four always shown.
 fn outcome_line(plan: &Plan, count: impl Fn(OutcomeStatus) -> usize, dir: &Path) -> String {
+    let always = [
+        OutcomeStatus::Applied,
+        OutcomeStatus::Failed,
+        OutcomeStatus::SkippedStale,
+        OutcomeStatus::Skipped,
+    ];
+    let parts: Vec<String> = OutcomeStatus::ALL
+        .into_iter()
+        .filter(|s| always.contains(s) || count(*s) > 0)
+        .map(|s| format!("{} {}", s.label().to_lowercase(), count(s)))
+        .collect();
     format!(
-        "{}: applied {}, failed {}, skipped as stale {}, skipped {} (outcome: {})",
+        "{}: {} (outcome: {})",
         plan.mapping.name,
-        count(OutcomeStatus::Applied),
-        count(OutcomeStatus::Failed),
-        count(OutcomeStatus::SkippedStale),
-        count(OutcomeStatus::Skipped),
+        parts.join(", "),
         dir.join(report::OUTCOME_FILE).display()
     )
 }
@@ -767,8 +783,10 @@ async fn run_steps(
     Ok((run_apply(config, &planned).await?, summary))
 }
 
-/// Applies each plan that has changes; the worst status wins.
+/// Applies each plan that has changes; the worst status wins. The deadline and the breaker
+/// hold for all of them together.
 pub async fn run_apply(config: &Config, planned: &[Planned]) -> Result<Status> {
+    let guard = apply::Guard::new(&config.apply);
     let mut status = Status::Clean;
     for p in planned {
         let this = if refused(&p.plan) || !p.plan.has_changes() {
@@ -781,7 +799,7 @@ pub async fn run_apply(config: &Config, planned: &[Planned]) -> Result<Status> {
                 )
             })?;
             let sn = ServiceNow::new(cfg)?;
-            apply_planned(p, &sn, &config.apply).await?
+            apply_planned(p, &sn, &config.apply, &guard).await?
         };
         status = status.max(this);
     }

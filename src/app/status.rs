@@ -17,7 +17,8 @@ pub enum Status {
     /// Done, but the CMDB needs a person: it holds duplicate CIs (one machine recorded
     /// twice), which the job neither writes nor retires until one is left.
     Warning,
-    /// Some operations failed, or the source read was incomplete (retirements withheld).
+    /// Some operations failed, ended unknown, were not attempted or overwrote a concurrent
+    /// edit, or the source read was incomplete (retirements withheld).
     Partial,
     /// A safety rule refused the plan: nothing was written.
     Refused,
@@ -48,10 +49,15 @@ impl Status {
         applied: Option<&HashMap<OutcomeStatus, usize>>,
         detailed: bool,
     ) -> Self {
-        let failed = applied.and_then(|counts| counts.get(&OutcomeStatus::Failed).copied());
+        // Failed, unknown, never sent, or written over someone's edit: someone must look.
+        let attention = applied.is_some_and(|counts| {
+            counts
+                .iter()
+                .any(|(status, n)| status.needs_attention() && *n > 0)
+        });
         if refused(plan) {
             Self::Refused
-        } else if !plan.source.complete || failed.unwrap_or(0) > 0 {
+        } else if !plan.source.complete || attention {
             Self::Partial
         } else if plan.duplicate_cis() > 0 {
             Self::Warning
@@ -171,6 +177,30 @@ mod tests {
         assert_eq!(Status::of(&p, Some(&failed(0)), false), Status::Warning);
         assert_eq!(Status::of(&p, Some(&failed(1)), false), Status::Partial);
         assert_eq!(Status::Warning.exit_code(), 6);
+    }
+
+    #[test]
+    fn a_write_left_unknown_unsent_or_over_an_edit_is_not_a_clean_run() {
+        let p = plan(2, true, false, false);
+        for status in [
+            OutcomeStatus::Unknown,
+            OutcomeStatus::NotAttempted,
+            OutcomeStatus::OverwroteConcurrentEdit,
+        ] {
+            let counts = HashMap::from([(OutcomeStatus::Applied, 1), (status, 1)]);
+            assert_eq!(
+                Status::of(&p, Some(&counts), false),
+                Status::Partial,
+                "{status}"
+            );
+        }
+        // What needs nobody's attention stays clean.
+        let fine = HashMap::from([
+            (OutcomeStatus::Applied, 1),
+            (OutcomeStatus::Skipped, 1),
+            (OutcomeStatus::SkippedStale, 1),
+        ]);
+        assert_eq!(Status::of(&p, Some(&fine), false), Status::Clean);
     }
 
     #[test]

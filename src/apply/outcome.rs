@@ -32,7 +32,7 @@ pub struct OperationOutcome {
 pub enum OutcomeStatus {
     /// Written.
     Applied,
-    /// Tried and failed (after retries).
+    /// Tried and failed (after retries): the CMDB does not hold the planned values.
     Failed,
     /// Not written because the CI changed after the plan was made.
     SkippedStale,
@@ -40,15 +40,39 @@ pub enum OutcomeStatus {
     /// whose identity is already there, a CI that already holds the planned values, a CI
     /// already deleted).
     Skipped,
+    /// Sent, but the answer was lost and reading the CI back could not tell whether the
+    /// write happened: someone must look.
+    Unknown,
+    /// Never sent: the run stopped sending (its deadline passed, or the circuit breaker
+    /// opened after a run of failures), or the CI could not be checked before the write.
+    NotAttempted,
+    /// Written, but someone changed the CI between the check just before the write and the
+    /// write itself (its `sys_mod_count` moved by more than our one write): our values
+    /// replaced a person's edit made after the review.
+    OverwroteConcurrentEdit,
 }
 
 impl OutcomeStatus {
+    /// Every status, in the order reports list their counts.
+    pub const ALL: [Self; 7] = [
+        Self::Applied,
+        Self::OverwroteConcurrentEdit,
+        Self::Failed,
+        Self::Unknown,
+        Self::NotAttempted,
+        Self::SkippedStale,
+        Self::Skipped,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Applied => "applied",
             Self::Failed => "failed",
             Self::SkippedStale => "skipped_stale",
             Self::Skipped => "skipped",
+            Self::Unknown => "unknown",
+            Self::NotAttempted => "not_attempted",
+            Self::OverwroteConcurrentEdit => "overwrote_concurrent_edit",
         }
     }
 
@@ -58,6 +82,20 @@ impl OutcomeStatus {
             Self::Failed => "Failed",
             Self::SkippedStale => "Skipped (stale)",
             Self::Skipped => "Skipped",
+            Self::Unknown => "Unknown",
+            Self::NotAttempted => "Not attempted",
+            Self::OverwroteConcurrentEdit => "Overwrote a concurrent edit",
+        }
+    }
+
+    /// Whether a person must look at the operation: it did not end as planned, or it ended
+    /// over someone's edit. Such an outcome makes the run partial (exit 3).
+    pub fn needs_attention(self) -> bool {
+        match self {
+            Self::Applied | Self::SkippedStale | Self::Skipped => false,
+            Self::Failed | Self::Unknown | Self::NotAttempted | Self::OverwroteConcurrentEdit => {
+                true
+            }
         }
     }
 }

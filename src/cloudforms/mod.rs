@@ -120,7 +120,7 @@ enum Auth {
 
 impl CloudForms {
     pub fn new(cfg: CloudFormsConfig) -> Result<Self, ClientError> {
-        let client = build_client(&cfg.http)?;
+        let client = build_client(&cfg.http, "CloudForms")?;
         let api = query::api_base(&cfg.url).map_err(ClientError::Build)?;
         let group = cfg
             .group

@@ -115,4 +115,6 @@ pub(super) struct FileApply {
     pub(super) batch_size: Option<usize>,
     pub(super) max_plan_age: Option<String>,
     pub(super) retries: Option<u32>,
+    pub(super) deadline: Option<String>,
+    pub(super) breaker: Option<usize>,
 }

@@ -76,6 +76,22 @@ pub struct SyncConfig {
     pub rel_types: Option<PathBuf>,
 }
 
+impl SyncConfig {
+    /// A sync that reads both systems live, with nothing from files.
+    pub fn live(mapping: PathBuf) -> Self {
+        Self {
+            mapping,
+            source: Location::Live,
+            target: Location::Live,
+            references: Vec::new(),
+            dictionary: None,
+            choices: None,
+            relationships: None,
+            rel_types: None,
+        }
+    }
+}
+
 /// Validated settings for one invocation.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -186,6 +202,12 @@ fn duration(text: &Option<String>, default: Duration, what: &str) -> Result<Dura
             .map(|secs| Duration::from_secs(secs.max(0) as u64))
             .map_err(|e| invalid!("{what}: {e}")),
     }
+}
+
+/// A duration where `0` means none (no limit).
+fn optional_duration(text: &str, what: &str) -> Result<Option<Duration>> {
+    let d = duration(&Some(text.to_owned()), Duration::ZERO, what)?;
+    Ok((!d.is_zero()).then_some(d))
 }
 
 fn http_settings(h: &FileHttp, base: &Path, section: &str) -> Result<(HttpSettings, RetryPolicy)> {
@@ -373,6 +395,13 @@ fn apply_options(file: &FileApply, flags: &ApplyOpts) -> Result<(ApplyOptions, O
                 .unwrap_or(defaults.retry.max_attempts),
             ..defaults.retry
         },
+        deadline: match (&flags.deadline, &file.deadline) {
+            (Some(flag), _) => optional_duration(flag, "--deadline")?,
+            (None, Some(text)) => optional_duration(text, "[apply] deadline")?,
+            (None, None) => defaults.deadline,
+        },
+        breaker: file.breaker.unwrap_or(defaults.breaker),
+        ..defaults
     };
     let age = flags
         .max_plan_age

@@ -180,3 +180,57 @@ fn the_lease_section() {
         .to_string();
     assert!(e.contains("[lease] ttl `5s` is shorter than 30s"), "{e}");
 }
+
+#[test]
+fn the_apply_deadline_and_breaker() {
+    let dir = tempfile::tempdir().unwrap();
+    let sn = "[servicenow]\nurl = \"https://sn\"\nuser = \"u\"\npassword = \"p\"\n";
+    let load = |apply: &str, flags: &ApplyOpts| {
+        let config = write(dir.path(), "c.toml", &format!("{sn}{apply}"));
+        Config::for_apply(&Some(config), &ConnectionArgs::default(), flags)
+    };
+    let defaults = load("", &ApplyOpts::default()).unwrap().options;
+    assert_eq!(defaults.deadline, Some(Duration::from_secs(30 * 60)));
+    assert_eq!(defaults.breaker, 10);
+
+    let file = "[apply]\ndeadline = \"45m\"\nbreaker = 4\n";
+    let c = load(file, &ApplyOpts::default()).unwrap().options;
+    assert_eq!(
+        (c.deadline, c.breaker),
+        (Some(Duration::from_secs(2700)), 4)
+    );
+    let flag = ApplyOpts {
+        deadline: Some("10m".into()),
+        ..ApplyOpts::default()
+    };
+    assert_eq!(
+        load(file, &flag).unwrap().options.deadline,
+        Some(Duration::from_secs(600)),
+        "the flag wins"
+    );
+    let off = load(
+        "[apply]\ndeadline = \"0\"\nbreaker = 0\n",
+        &ApplyOpts::default(),
+    )
+    .unwrap()
+    .options;
+    assert_eq!((off.deadline, off.breaker), (None, 0), "0 turns each off");
+
+    let e = load("[apply]\ndeadline = \"soon\"\n", &ApplyOpts::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("[apply] deadline") && e.contains("`soon`"),
+        "{e}"
+    );
+    let e = load(
+        "",
+        &ApplyOpts {
+            deadline: Some("1 hour".into()),
+            ..ApplyOpts::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("--deadline"), "{e}");
+}

@@ -47,12 +47,17 @@ pub enum ClientError {
     Build(String),
 }
 
-/// Builds an HTTP client with the settings; rustls, gzip, our user agent.
+/// Builds an HTTP client with the settings; rustls, gzip, our user agent. `api` names the
+/// API it talks to (`ServiceNow`, `CloudForms`) for the warning that certificate checks
+/// are off, given once per API and process however many clients a run builds.
 #[allow(
     clippy::disallowed_methods,
     reason = "the shell reads and writes files; the core never does"
 )]
-pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, ClientError> {
+pub fn build_client(settings: &HttpSettings, api: &str) -> Result<reqwest::Client, ClientError> {
+    if !settings.verify_tls {
+        warn_once_unverified(api);
+    }
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("cmdb-reconcile/", env!("CARGO_PKG_VERSION")))
         .timeout(settings.timeout)
@@ -82,6 +87,25 @@ pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, ClientEr
     builder
         .build()
         .map_err(|e| ClientError::Build(e.to_string()))
+}
+
+/// Warns that `api`'s certificate is not checked, once per API and process: a lab setting
+/// that must never pass unnoticed into production, so every run says it.
+fn warn_once_unverified(api: &str) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if warned.iter().any(|a| a == api) {
+        return;
+    }
+    warned.push(api.to_owned());
+    tracing::warn!(
+        api,
+        "verify_tls = false: the {api} certificate is not checked, so anyone on the path can \
+         read the credentials and change what the job reads and writes; trust an internal CA \
+         with `ca_file` instead"
+    );
 }
 
 /// What kind of failure a request met.
@@ -126,7 +150,63 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Text from a server made safe to print on a terminal or in a log. A server (or a proxy in
+/// front of it) chooses the bytes of an error body, and terminals and log viewers obey the
+/// escape sequences in them: colours, cursor moves, a window title, a hyperlink, or a `\r`
+/// that makes a line overwrite the one before. ANSI escape sequences go whole, every other
+/// C0 and C1 control and DEL goes, and so do the bidirectional overrides that make text read
+/// differently from what it says; a line break or a tab becomes a space, so a message stays
+/// one line. Every [`HttpError`] message passes through here.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => skip_escape(&mut chars),
+            '\n' | '\t' => {
+                if !out.ends_with(' ') {
+                    out.push(' ');
+                }
+            }
+            c if c.is_control() => {}
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Skips the rest of an escape sequence whose ESC was just read: CSI (`ESC [` parameters,
+/// then a final byte), OSC/DCS/SOS/PM/APC strings (up to BEL or `ESC \`), or a two-character
+/// escape.
+fn skip_escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    match chars.next() {
+        Some('[') => {
+            for c in chars.by_ref() {
+                if ('\u{40}'..='\u{7e}').contains(&c) {
+                    break;
+                }
+            }
+        }
+        Some(']' | 'P' | 'X' | '^' | '_') => {
+            while let Some(c) = chars.next() {
+                if c == '\u{7}' {
+                    break;
+                }
+                if c == '\u{1b}' {
+                    if chars.peek() == Some(&'\\') {
+                        chars.next();
+                    }
+                    break;
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 impl HttpError {
+    /// An error; the message is made [`printable`], since it may quote the server.
     pub fn new(method: &str, url: &str, kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             method: method.to_owned(),
@@ -134,7 +214,7 @@ impl HttpError {
             kind,
             status: None,
             retry_after: None,
-            message: message.into(),
+            message: printable(&message.into()),
         }
     }
 
@@ -160,7 +240,13 @@ impl HttpError {
             source = cause.source();
         }
         // reqwest includes the URL in its message; ours already leads with it.
-        let message = message.replace(&format!(" for url ({url})"), "");
+        let mut message = message.replace(&format!(" for url ({url})"), "");
+        if kind == ErrorKind::Tls && message.contains("UnknownIssuer") {
+            message.push_str(
+                " (the certificate's issuer is not trusted: if an internal CA signed it, \
+                 name that CA's PEM file in `ca_file`)",
+            );
+        }
         Self::new(method, url, kind, message)
     }
 
@@ -341,6 +427,39 @@ mod tests {
                 .message
                 .contains("<html>")
         );
+    }
+
+    #[test]
+    fn server_text_loses_escapes_and_controls() {
+        assert_eq!(
+            printable("\u{1b}[31mred\u{1b}[0m and \u{1b}]0;title\u{7}plain"),
+            "red and plain"
+        );
+        assert_eq!(
+            printable("\u{1b}]8;;http://evil\u{1b}\\link\u{1b}]8;;\u{1b}\\"),
+            "link"
+        );
+        assert_eq!(
+            printable("over\rwrite\u{7f}\u{0}\u{85}\u{9b}2J"),
+            "overwrite2J"
+        );
+        assert_eq!(printable("two\r\nlines\tand\n\ntabs"), "two lines and tabs");
+        assert_eq!(printable("abc\u{202e}fed\u{2069}"), "abcfed");
+        assert_eq!(
+            printable("ünïcödé, quotes \"'` stay"),
+            "ünïcödé, quotes \"'` stay"
+        );
+        assert_eq!(printable("cut short \u{1b}["), "cut short ");
+    }
+
+    #[test]
+    fn a_hostile_error_body_reaches_no_terminal() {
+        let h = HeaderMap::new();
+        let body = "{\"error\":{\"message\":\"\\u001b[2J\\u001b[1;1Hall good\\r\\nreally\"}}";
+        let e = HttpError::from_status("PATCH", "https://sn/x", 500, &h, body);
+        assert_eq!(e.message, "500 Internal Server Error: all good really");
+        let html = HttpError::from_status("GET", "u", 502, &h, "<h1>\u{1b}[5mgateway</h1>\r\n");
+        assert!(!html.message.contains(['\u{1b}', '\r', '\n']), "{html:?}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod retry;
 mod token;
 
 pub use self::http::{
-    build_client, redact, retry_after, ClientError, ErrorKind, HttpError, HttpSettings,
+    build_client, printable, redact, retry_after, ClientError, ErrorKind, HttpError, HttpSettings,
 };
 pub use self::pages::{Fetched, PageFlow, PageWindow};
 pub use self::retry::{decide, with_retry, Attempts, Decision, RetryPolicy, Throttle};

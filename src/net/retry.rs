@@ -43,9 +43,11 @@ pub enum Decision {
 /// `jitter` is a number in `[0, 1)` supplied by the caller, so this stays a pure function.
 ///
 /// 429 honours `Retry-After` (plus up to 10% jitter, capped by `max_retry_after`); 502, 503,
-/// 504, timeouts, resets and cut-short bodies back off exponentially with jitter; anything
-/// else (other 4xx, 500, a body that is not the API's) is not retried: trying again would
-/// give the same answer.
+/// 504, timeouts, resets and cut-short bodies back off exponentially with jitter, and so does
+/// any other 5xx of a read (`GET`): a read has no side effects, and ManageIQ answers 500 for
+/// passing trouble (a worker that lost its database connection) as often as for lasting. Anything
+/// else (other 4xx, a 500 to a write, a body that is not the API's) is not retried: trying
+/// again would give the same answer, or do part of a write twice.
 pub fn decide(policy: &RetryPolicy, error: &HttpError, attempt: u32, jitter: f64) -> Decision {
     let rate_limited = error.status == Some(429);
     let budget = if rate_limited {
@@ -76,6 +78,7 @@ pub fn decide(policy: &RetryPolicy, error: &HttpError, attempt: u32, jitter: f64
             None => Decision::Retry(backoff()),
         },
         (ErrorKind::Status, Some(502..=504)) => Decision::Retry(backoff()),
+        (ErrorKind::Status, Some(500..=599)) if error.method == "GET" => Decision::Retry(backoff()),
         (ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Interrupted, _) => {
             Decision::Retry(backoff())
         }
@@ -178,8 +181,36 @@ impl<'a> Attempts<'a> {
                 self.number += 1;
                 Ok(())
             }
-            Decision::GiveUp => Err(error),
+            Decision::GiveUp => Err(self.why_not_again(error)),
         }
+    }
+
+    /// A rate limit the policy does not wait out says so: otherwise a run that ends on
+    /// `429 Too Many Requests` reads as if the job had not honoured `Retry-After`.
+    fn why_not_again(&self, mut error: HttpError) -> HttpError {
+        if error.status != Some(429) {
+            return error;
+        }
+        let limit = self.policy.max_retry_after;
+        match error.retry_after {
+            Some(after) if after > limit => {
+                error.message = format!(
+                    "{} (the server asked for Retry-After {}s, longer than the {}s allowed)",
+                    error.message,
+                    after.as_secs(),
+                    limit.as_secs()
+                );
+            }
+            _ => {
+                let n = self.number;
+                error.message = format!(
+                    "{} (still rate limited after {n} attempt{})",
+                    error.message,
+                    if n == 1 { "" } else { "s" }
+                );
+            }
+        }
+        error
     }
 
     /// Counts from the first attempt again: the operation made progress, so the failures
@@ -222,6 +253,17 @@ mod tests {
     }
 
     #[test]
+    fn a_read_that_met_any_server_error_is_read_again() {
+        let p = RetryPolicy::default();
+        for code in [500, 501, 502, 503, 504, 507] {
+            assert!(
+                matches!(decide(&p, &status(code, None), 1, 0.5), Decision::Retry(_)),
+                "GET {code}"
+            );
+        }
+    }
+
+    #[test]
     fn gateway_errors_back_off_exponentially_and_are_capped() {
         let p = RetryPolicy::default();
         let delay = |attempt, jitter| match decide(&p, &status(503, None), attempt, jitter) {
@@ -246,13 +288,17 @@ mod tests {
     #[test]
     fn other_errors_and_the_last_attempt_give_up() {
         let p = RetryPolicy::default();
-        for code in [400, 401, 403, 404, 500] {
+        for code in [400, 401, 403, 404] {
             assert_eq!(
                 decide(&p, &status(code, None), 1, 0.5),
                 Decision::GiveUp,
                 "{code}"
             );
         }
+        // A 500 on a write may have done part of it: the executor decides, not a resend.
+        let mut write = status(500, None);
+        write.method = "PATCH".into();
+        assert_eq!(decide(&p, &write, 1, 0.5), Decision::GiveUp);
         assert_eq!(
             decide(&p, &status(503, None), p.max_attempts, 0.5),
             Decision::GiveUp
@@ -261,6 +307,42 @@ mod tests {
         assert!(matches!(decide(&p, &reset, 1, 0.5), Decision::Retry(_)));
         let decode = HttpError::new("GET", "u", ErrorKind::Decode, "html");
         assert_eq!(decide(&p, &decode, 1, 0.5), Decision::GiveUp);
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_beyond_the_limit_says_so() {
+        let p = RetryPolicy::default();
+        let mut attempts = Attempts::new(&p, "test");
+        let e = attempts.wait(status(429, Some(3600))).await.unwrap_err();
+        assert!(
+            e.message.contains("Retry-After 3600s")
+                && e.message.contains("longer than the 120s allowed"),
+            "{e}"
+        );
+        assert!(
+            e.message.starts_with("boom"),
+            "the server's word first: {e}"
+        );
+        // Rate limited to the end of the budget: that is said too.
+        let tight = RetryPolicy {
+            max_attempts: 1,
+            max_rate_limited_attempts: 1,
+            ..p
+        };
+        let e = Attempts::new(&tight, "test")
+            .wait(status(429, Some(1)))
+            .await
+            .unwrap_err();
+        assert!(
+            e.message.contains("still rate limited after 1 attempt"),
+            "{e}"
+        );
+        // Other errors come back as they were.
+        let e = Attempts::new(&p, "test")
+            .wait(status(400, None))
+            .await
+            .unwrap_err();
+        assert_eq!(e.message, "boom");
     }
 
     #[tokio::test]

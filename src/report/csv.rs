@@ -1,7 +1,9 @@
 //! `drift.csv`: one row per field change, for owners who review drift in a spreadsheet, then
-//! one row per issue (quarantined records first), whose `action` is the issue kind
-//! (`ambiguous`, `duplicate_ci`...), with the VMs and CIs involved (space-separated) and the
-//! message in `from`: a reviewer filtering the sheet sees what was held back, and why.
+//! one row per relationship row and per issue (quarantined records first), whose `action` is
+//! `relationship_create`/`relationship_delete` or the issue kind (`ambiguous`,
+//! `duplicate_ci`...), with the VMs and CIs involved (space-separated) and the message in
+//! `from`: a reviewer filtering the sheet sees what was held back, and why. The copy `apply`
+//! refreshes adds what happened to each row's operation ([`OUTCOME_HEADER`]).
 //!
 //! Every cell holds inventory data, which is untrusted: a VM named `=HYPERLINK(...)` would be a
 //! live formula in Excel or LibreOffice. Per the OWASP CSV injection guidance, every cell that
@@ -12,7 +14,7 @@
 use std::borrow::Cow;
 use std::io;
 
-use super::model::ReportModel;
+use super::model::{OutcomeStatus, ReportModel};
 
 /// The header row; the column order is part of the report's contract with its readers.
 pub const HEADER: [&str; 10] = [
@@ -28,6 +30,11 @@ pub const HEADER: [&str; 10] = [
     "from",
 ];
 
+/// The columns added after [`HEADER`] once `apply` has run: what happened to the row's
+/// operation (an [`OutcomeStatus`](super::model::OutcomeStatus) name, `not_attempted` for a
+/// written change with no outcome, empty for a change never written) and why.
+pub const OUTCOME_HEADER: [&str; 2] = ["outcome", "outcome_message"];
+
 /// Makes a cell inert in spreadsheets: a formula-looking cell gets a leading `'`.
 pub fn neutralise(cell: &str) -> Cow<'_, str> {
     match cell.chars().next() {
@@ -39,9 +46,14 @@ pub fn neutralise(cell: &str) -> Cow<'_, str> {
 /// Writes the CSV report to `out`.
 pub fn write<W: io::Write>(model: &ReportModel, out: W) -> Result<(), ::csv::Error> {
     let mut writer = ::csv::Writer::from_writer(out);
-    writer.write_record(HEADER)?;
+    let applied = model.outcomes.is_some();
+    if applied {
+        writer.write_record(HEADER.iter().chain(&OUTCOME_HEADER))?;
+    } else {
+        writer.write_record(HEADER)?;
+    }
     for row in &model.changes {
-        let cells = [
+        let mut cells = vec![
             row.action.as_str(),
             &row.source_id,
             &row.matched_by,
@@ -53,6 +65,14 @@ pub fn write<W: io::Write>(model: &ReportModel, out: W) -> Result<(), ::csv::Err
             &row.mode,
             &row.from,
         ];
+        if applied {
+            let (status, message) = match &row.outcome {
+                Some(o) => (o.status.as_str(), o.message.as_str()),
+                None if row.written => (OutcomeStatus::NotAttempted.as_str(), ""),
+                None => ("", ""),
+            };
+            cells.extend([status, message]);
+        }
         writer.write_record(cells.iter().map(|cell| neutralise(cell).into_owned()))?;
     }
     // Relationship rows: the action says so, the type stands in the field column, the ends
@@ -62,8 +82,9 @@ pub fn write<W: io::Write>(model: &ReportModel, out: W) -> Result<(), ::csv::Err
             "delete" => (format!("{} -> {}", r.parent, r.child), String::new()),
             _ => (String::new(), format!("{} -> {}", r.parent, r.child)),
         };
-        let cells = [
-            &format!("relationship_{}", r.action),
+        let action = format!("relationship_{}", r.action);
+        let mut cells = vec![
+            &action,
             r.new_ci_source_id.as_deref().unwrap_or_default(),
             "",
             &r.sys_id,
@@ -74,15 +95,20 @@ pub fn write<W: io::Write>(model: &ReportModel, out: W) -> Result<(), ::csv::Err
             "",
             &r.reason,
         ];
+        if applied {
+            // Relationship rows are applied with their CI; no per-row outcome yet.
+            cells.extend(["", ""]);
+        }
         writer.write_record(cells.iter().map(|cell| neutralise(cell).into_owned()))?;
     }
     for group in model.quarantined.iter().chain(&model.issues) {
         for issue in &group.issues {
-            let cells = [
+            let (source_ids, sys_ids) = (issue.source_ids.join(" "), issue.sys_ids.join(" "));
+            let mut cells = vec![
                 group.kind.as_str(),
-                &issue.source_ids.join(" "),
+                &source_ids,
                 "",
-                &issue.sys_ids.join(" "),
+                &sys_ids,
                 &issue.name,
                 &issue.field,
                 "",
@@ -90,6 +116,10 @@ pub fn write<W: io::Write>(model: &ReportModel, out: W) -> Result<(), ::csv::Err
                 "",
                 &issue.message,
             ];
+            if applied {
+                // Issues are not operations: nothing was applied for them.
+                cells.extend(["", ""]);
+            }
             writer.write_record(cells.iter().map(|cell| neutralise(cell).into_owned()))?;
         }
     }

@@ -113,8 +113,11 @@ fn change_cell(row: &ChangeRow) -> String {
 fn outcome_class(status: OutcomeStatus) -> &'static str {
     match status {
         OutcomeStatus::Applied => "ok",
-        OutcomeStatus::Failed => "bad",
+        OutcomeStatus::Failed | OutcomeStatus::Unknown | OutcomeStatus::OverwroteConcurrentEdit => {
+            "bad"
+        }
         OutcomeStatus::SkippedStale | OutcomeStatus::Skipped => "warn",
+        OutcomeStatus::NotAttempted => "muted",
     }
 }
 
@@ -303,19 +306,14 @@ fn outcomes(h: &mut String, model: &ReportModel) {
         return;
     };
     h.push_str("<section id=\"outcome\"><h2>Apply outcome</h2><div class=\"cards small\">");
-    let counts = [
-        ("ok", "Applied", outcome.applied),
-        ("bad", "Failed", outcome.failed),
-        ("warn", "Skipped (stale)", outcome.skipped_stale),
-        ("warn", "Skipped", outcome.skipped),
-        ("muted", "Not attempted", outcome.not_attempted),
-    ];
-    for (class, label, count) in counts {
+    for (status, count) in outcome.counts() {
         let zero = if count == 0 { " zero" } else { "" };
         let _ = write!(
             h,
-            "<div class=\"card o-{class}{zero}\"><div class=\"n\">{count}</div>\
-             <div class=\"l\">{label}</div></div>"
+            "<div class=\"card o-{}{zero}\"><div class=\"n\">{count}</div>\
+             <div class=\"l\">{}</div></div>",
+            outcome_class(status),
+            status.label()
         );
     }
     h.push_str("</div>");

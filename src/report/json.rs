@@ -32,6 +32,8 @@ struct OutcomeFile<'a> {
     failed: usize,
     skipped_stale: usize,
     skipped: usize,
+    unknown: usize,
+    overwrote_concurrent_edit: usize,
     not_attempted: usize,
     outcomes: &'a [OperationOutcome],
 }
@@ -51,6 +53,8 @@ pub fn render_outcome(
         failed: outcome.failed,
         skipped_stale: outcome.skipped_stale,
         skipped: outcome.skipped,
+        unknown: outcome.unknown,
+        overwrote_concurrent_edit: outcome.overwrote_concurrent_edit,
         not_attempted: outcome.not_attempted,
         outcomes: &outcome.outcomes,
     };

@@ -193,17 +193,17 @@ fn outcomes(md: &mut String, model: &ReportModel) {
         return;
     };
     md.push_str("## Apply outcome\n\n");
-    md.push_str("| Applied | Failed | Skipped (stale) | Skipped | Not attempted |\n");
-    md.push_str("|---:|---:|---:|---:|---:|\n");
-    let _ = writeln!(
-        md,
-        "| {} | {} | {} | {} | {} |\n",
-        outcome.applied,
-        outcome.failed,
-        outcome.skipped_stale,
-        outcome.skipped,
-        outcome.not_attempted
-    );
+    let counts = outcome.counts();
+    for (status, _) in counts {
+        let _ = write!(md, "| {} ", status.label());
+    }
+    md.push_str("|\n");
+    md.push_str(&"|---:".repeat(counts.len()));
+    md.push_str("|\n");
+    for (_, count) in counts {
+        let _ = write!(md, "| {count} ");
+    }
+    md.push_str("|\n\n");
     let problems: Vec<_> = outcome
         .outcomes
         .iter()

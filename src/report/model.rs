@@ -351,10 +351,30 @@ pub struct OutcomeReport {
     pub failed: usize,
     pub skipped_stale: usize,
     pub skipped: usize,
-    /// Planned operations with writes for which the executor reported nothing (e.g. the run
-    /// stopped early).
+    pub unknown: usize,
+    pub overwrote_concurrent_edit: usize,
+    /// Planned operations with writes that were never sent: those the executor reported
+    /// as not attempted, and any it reported nothing for.
     pub not_attempted: usize,
     pub outcomes: Vec<OperationOutcome>,
+}
+
+impl OutcomeReport {
+    /// The count of each status, in [`OutcomeStatus::ALL`] order.
+    pub fn counts(&self) -> [(OutcomeStatus, usize); 7] {
+        OutcomeStatus::ALL.map(|status| {
+            let n = match status {
+                OutcomeStatus::Applied => self.applied,
+                OutcomeStatus::Failed => self.failed,
+                OutcomeStatus::SkippedStale => self.skipped_stale,
+                OutcomeStatus::Skipped => self.skipped,
+                OutcomeStatus::Unknown => self.unknown,
+                OutcomeStatus::NotAttempted => self.not_attempted,
+                OutcomeStatus::OverwroteConcurrentEdit => self.overwrote_concurrent_edit,
+            };
+            (status, n)
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -493,7 +513,10 @@ impl ReportModel {
             failed: count(OutcomeStatus::Failed),
             skipped_stale: count(OutcomeStatus::SkippedStale),
             skipped: count(OutcomeStatus::Skipped),
-            not_attempted: written_ops.difference(&attempted_ops).count(),
+            unknown: count(OutcomeStatus::Unknown),
+            overwrote_concurrent_edit: count(OutcomeStatus::OverwroteConcurrentEdit),
+            not_attempted: count(OutcomeStatus::NotAttempted)
+                + written_ops.difference(&attempted_ops).count(),
             outcomes: outcomes.to_vec(),
         });
         self

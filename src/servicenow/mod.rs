@@ -193,7 +193,7 @@ impl ServiceNow {
         base.set_query(None);
         base.set_fragment(None);
         let auth = auth::Authorizer::new(&cfg.auth, &base).map_err(ClientError::Build)?;
-        let http = build_client(&cfg.http)?;
+        let http = build_client(&cfg.http, "ServiceNow")?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -259,9 +259,13 @@ impl ServiceNow {
                 .await
                 .map_err(|e| HttpError::from_reqwest(method.as_str(), url.as_str(), &e))?;
             if response.status() == StatusCode::TOO_MANY_REQUESTS {
-                // Every worker holds off, not just this one (see `Throttle`).
+                // Every worker holds off, not just this one (see `Throttle`); but a pause
+                // longer than the policy allows is not waited for (the request gives up),
+                // so it must not hold every other request back either.
                 let after = retry_after(response.headers()).unwrap_or(Duration::from_secs(1));
-                inner.throttle.pause(after.min(inner.retry.max_retry_after));
+                if after <= inner.retry.max_retry_after {
+                    inner.throttle.pause(after);
+                }
             }
             if response.status() == StatusCode::UNAUTHORIZED && !renewed {
                 let fresh = inner
@@ -379,6 +383,21 @@ impl ServiceNow {
         sys_id: &str,
         fields: &[String],
     ) -> Result<Option<Ci>, HttpError> {
+        let what = format!("reading {table}/{sys_id}");
+        with_retry(&self.inner.retry, &what, |_| {
+            self.get_once(table, sys_id, fields)
+        })
+        .await
+    }
+
+    /// [`ServiceNow::get`] tried once, for a caller that runs its own retries (the executor
+    /// reading back a write, which stops when its guard says so).
+    pub async fn get_once(
+        &self,
+        table: &str,
+        sys_id: &str,
+        fields: &[String],
+    ) -> Result<Option<Ci>, HttpError> {
         // `/table/{table}/` with an empty id would list the table instead.
         if sys_id.trim().is_empty() {
             return Ok(None);
@@ -389,18 +408,14 @@ impl ServiceNow {
         url.query_pairs_mut()
             .append_pair("sysparm_fields", &requested.sysparm_fields())
             .append_pair("sysparm_exclude_reference_link", "true");
-        let what = format!("reading {table}/{sys_id}");
-        with_retry(&self.inner.retry, &what, |_| async {
-            let response = self.execute(Method::GET, &url, None).await?;
-            if response.status() == StatusCode::NOT_FOUND {
-                return Ok(None);
-            }
-            let body = Self::success_body(&Method::GET, &url, response).await?;
-            wire::parse_one(&body, &requested).map(Some).map_err(|e| {
-                HttpError::from_body("GET", url.as_str(), &String::from_utf8_lossy(&body), &e)
-            })
+        let response = self.execute(Method::GET, &url, None).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let body = Self::success_body(&Method::GET, &url, response).await?;
+        wire::parse_one(&body, &requested).map(Some).map_err(|e| {
+            HttpError::from_body("GET", url.as_str(), &String::from_utf8_lossy(&body), &e)
         })
-        .await
     }
 
     /// Creates a record (one attempt); returns it as the instance stored it.
