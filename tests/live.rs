@@ -655,3 +655,94 @@ async fn the_run_ticket_closes_green_on_success_and_stays_open_red_on_refusal() 
         open[0]
     );
 }
+
+// --- relationships ---------------------------------------------------------------------
+
+/// The shipped VMware mapping plus the VM's `Registered on::Has registered` row to its ESX
+/// host, found as the simulated CMDB keys hosts (MoRef and vCenter).
+fn with_host_relationship(config: &mut Config, dir: &Path) {
+    let mapping = format!(
+        "{}\n[[relate]]\ntype = \"Registered on::Has registered\"\n\
+         to = {{ from = \"host.ems_ref\", lookup = {{ table = \"cmdb_ci_esx_server\", by = \"object_id\", and = {{ vcenter_uuid = \"ext_management_system.guid\" }} }} }}\n",
+        include_str!("../mappings/vmware-vm.toml")
+    );
+    let path = dir.join("vmware-vm-rel.toml");
+    std::fs::write(&path, mapping).unwrap();
+    config.syncs[0].mapping = path;
+}
+
+fn registered_on(sims: &Sims) -> Vec<serde_json::Map<String, Value>> {
+    let kind = sims
+        .servicenow()
+        .rows("cmdb_rel_type")
+        .into_iter()
+        .find(|t| t["name"] == "Registered on::Has registered")
+        .expect("the standard type is installed")["sys_id"]
+        .clone();
+    sims.servicenow()
+        .rows("cmdb_rel_ci")
+        .into_iter()
+        .filter(|r| r["type"] == kind)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relationships_are_created_converge_and_follow_a_vmotion() {
+    let sims = sims(300).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&sims, dir.path());
+    with_host_relationship(&mut config, dir.path());
+
+    let first = plan(&config, &dir.path().join("1")).await;
+    let (creates, deletes) = first.plan.relationship_counts();
+    assert!(
+        creates > 100,
+        "every VM on a known host gets its row: {creates}; {:?}",
+        first.plan.issues.iter().take(3).collect::<Vec<_>>()
+    );
+    assert_eq!(deletes, 0);
+    app::run_apply(&config, std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    let rows = registered_on(&sims);
+    assert_eq!(
+        rows.len(),
+        creates,
+        "one row per planned create, no duplicate"
+    );
+
+    let second = plan(&config, &dir.path().join("2")).await;
+    assert_eq!(second.plan.relationship_counts(), (0, 0), "converged");
+    let again = app::run_apply(&config, std::slice::from_ref(&second))
+        .await
+        .unwrap();
+    assert_eq!(again, Status::Clean);
+    assert_eq!(
+        registered_on(&sims).len(),
+        creates,
+        "a second apply writes none"
+    );
+
+    // A vMotion as the CMDB sees it: the row now points at another host. The next plan
+    // deletes that row and creates the right one.
+    let moved = &rows[0];
+    let hosts = sims.servicenow().rows("cmdb_ci_esx_server");
+    let other = hosts
+        .iter()
+        .find(|h| h["sys_id"] != moved["child"])
+        .unwrap()["sys_id"]
+        .clone();
+    let mut edit = serde_json::Map::new();
+    edit.insert("child".into(), other);
+    assert!(sims
+        .servicenow()
+        .update_row("cmdb_rel_ci", moved["sys_id"].as_str().unwrap(), edit));
+    let third = plan(&config, &dir.path().join("3")).await;
+    assert_eq!(third.plan.relationship_counts(), (1, 1));
+    app::run_apply(&config, std::slice::from_ref(&third))
+        .await
+        .unwrap();
+    let last = plan(&config, &dir.path().join("4")).await;
+    assert_eq!(last.plan.relationship_counts(), (0, 0));
+    assert_eq!(registered_on(&sims).len(), creates);
+}

@@ -255,7 +255,8 @@ async fn read_relations(
             let rows = if ids.is_empty() {
                 Vec::new()
             } else {
-                let fields = ["parent", "child", "type"].map(String::from);
+                let fields = ["parent", "child", "type", "sys_mod_count", "sys_updated_on"]
+                    .map(String::from);
                 sn.read_table(
                     "cmdb_rel_ci",
                     &fields,

@@ -31,6 +31,7 @@ use crate::servicenow::ServiceNow;
 mod check;
 mod guard;
 pub mod outcome;
+mod relations;
 mod send;
 mod write;
 
@@ -134,5 +135,10 @@ pub async fn apply(
         outcomes.extend(execute(sn, table, writes, opts, guard).await);
     }
     outcome::sort_in_plan_order(plan, &mut outcomes);
+    // Relationships after the CIs: a row to a CI this plan creates needs its sys_id.
+    if !plan.relationships.is_empty() {
+        let rows = relations::apply(plan, &outcomes, sn, opts, guard).await;
+        outcomes.extend(rows);
+    }
     outcomes
 }

@@ -66,6 +66,11 @@ pub struct RelChange {
     /// The row, for deletes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sys_id: Option<String>,
+    /// The row's version when planned, for deletes: a row changed since is not deleted.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sys_mod_count: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sys_updated_on: String,
     pub reason: String,
 }
 

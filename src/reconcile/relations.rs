@@ -136,6 +136,8 @@ pub(super) fn plan(
                 parent: known_end(parent, &names, &input.others),
                 child: known_end(child, &names, &input.others),
                 sys_id: Some(row.sys_id.clone()),
+                sys_mod_count: row.get("sys_mod_count").to_owned(),
+                sys_updated_on: row.get("sys_updated_on").to_owned(),
                 reason: format!(
                     "the record no longer has this `{kind}` relationship (e.g. it moved)"
                 ),
@@ -167,6 +169,8 @@ pub(super) fn plan(
             parent: end(&parent),
             child: end(&child),
             sys_id: None,
+            sys_mod_count: String::new(),
+            sys_updated_on: String::new(),
             reason: format!("the record has this `{kind}` relationship and the CMDB does not"),
         });
     }

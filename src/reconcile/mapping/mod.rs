@@ -492,7 +492,7 @@ impl Mapping {
         // Only `by` narrows the read: the `and` fields are read with the rows and matched
         // in the core.
         let mut out: Vec<(Lookup, BTreeSet<String>)> = Vec::new();
-        for rule in &self.fields {
+        for rule in self.fields.iter().chain(self.relate.iter().map(|r| &r.to)) {
             let Some(lookup) = &rule.lookup else { continue };
             let index = match out.iter().position(|(l, _)| l == lookup) {
                 Some(i) => i,
