@@ -87,6 +87,7 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
         lease: Default::default(),
         max_plan_age: None,
         ticket: None,
+        ops: Default::default(),
     };
 
     println!("\n1. Plan: read both APIs, map, identify, diff");

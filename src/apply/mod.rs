@@ -370,6 +370,7 @@ async fn execute(
     opts: &ApplyOptions,
 ) -> Vec<OperationOutcome> {
     let semaphore = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    crate::progress::writes_started(writes.len() as u64);
     let mut tasks: JoinSet<Vec<OperationOutcome>> = JoinSet::new();
     let (creates, others): (Vec<Write>, Vec<Write>) = writes
         .into_iter()
@@ -399,7 +400,10 @@ async fn execute(
     let mut outcomes = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(batch) => outcomes.extend(batch),
+            Ok(batch) => {
+                crate::progress::writes_done(batch.len() as u64);
+                outcomes.extend(batch)
+            }
             // A panicking task is a bug; its operations are reported, not lost.
             Err(e) => outcomes.push(OperationOutcome {
                 sys_id: None,
@@ -409,6 +413,7 @@ async fn execute(
             }),
         }
     }
+    crate::progress::writes_finished();
     outcomes
 }
 
