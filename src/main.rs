@@ -109,7 +109,7 @@ fn main() -> ExitCode {
     // Bars only for a person watching: a terminal, text logs, not -q.
     let runs = matches!(
         cli.command,
-        Command::Plan(_) | Command::Apply(_) | Command::Run(_)
+        Command::Plan(_) | Command::Apply(_) | Command::Run(_) | Command::Demo(_)
     );
     if runs && !json_logs && !cli.log.quiet && std::io::stderr().is_terminal() {
         progress::enable();

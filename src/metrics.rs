@@ -137,9 +137,15 @@ pub fn planned(plan: &Plan) {
     };
     with_run(|run| {
         let sync = run.syncs.entry(plan.mapping.name.clone()).or_default();
-        // Phases timed before the plan existed (the reads) are kept.
+        // Phases timed before the plan existed (the reads) are kept, and so is what an
+        // earlier apply in this run did (the demo plans again after applying).
         let phases = std::mem::take(&mut sync.phases);
-        *sync = SyncRecord { phases, ..record };
+        let operations = std::mem::take(&mut sync.operations);
+        *sync = SyncRecord {
+            phases,
+            operations,
+            ..record
+        };
     });
 }
 
@@ -217,6 +223,11 @@ pub fn build_commit() -> &'static str {
     option_env!("CMDB_RECONCILE_GIT_COMMIT").unwrap_or("")
 }
 
+/// Seconds to the millisecond: finer is noise for a batch job.
+fn millis(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
+}
+
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
     let vec = GaugeVec::new(Opts::new(format!("{PREFIX}_{name}"), help), labels)
         .expect("metric names and labels are valid");
@@ -253,7 +264,7 @@ pub fn render(finish: &Finish, last_success: Option<f64>) -> String {
     one(
         "last_run_duration_seconds",
         "How long the last run took, start to end.",
-        finish.duration.as_secs_f64(),
+        millis(finish.duration.as_secs_f64()),
     );
     one(
         "last_run_exit_code",
@@ -411,18 +422,16 @@ pub fn render(finish: &Finish, last_success: Option<f64>) -> String {
                 .with_label_values(&[m])
                 .set(sync.guards_tripped as f64);
             for (phase, seconds) in &sync.phases {
-                phases.with_label_values(&[m, phase]).set(*seconds);
+                phases.with_label_values(&[m, phase]).set(millis(*seconds));
             }
             if !sync.operations.is_empty() {
-                // Applied and failed exist for every planned action, so an alert on
+                // Applied and failed exist for every action applied, so an alert on
                 // failures sees a 0 rather than nothing.
-                for (name, value) in sync.counts.pairs() {
-                    if Counts::OPERATIONS.contains(&name) && value > 0 {
-                        for outcome in [OutcomeStatus::Applied, OutcomeStatus::Failed] {
-                            operations
-                                .with_label_values(&[m, name, outcome.as_str()])
-                                .set(0.0);
-                        }
+                for (action, _) in sync.operations.keys() {
+                    for outcome in [OutcomeStatus::Applied, OutcomeStatus::Failed] {
+                        operations
+                            .with_label_values(&[m, action, outcome.as_str()])
+                            .set(0.0);
                     }
                 }
                 for ((action, outcome), n) in &sync.operations {

@@ -43,6 +43,13 @@ fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ")
+        // Whole writes per second: indicatif's own `per_sec` shows four decimals.
+        .with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0}/s", state.per_sec());
+            },
+        )
 }
 
 fn api_name(api: Api) -> &'static str {
@@ -118,7 +125,7 @@ pub fn writes_started(total: u64) {
     let Some(bars) = bars() else { return };
     let bar = bars.multi.add(ProgressBar::new(total));
     bar.set_style(style(
-        "{prefix:>10} [{bar:30}] {human_pos}/{human_len} writes, {per_sec}, ETA {eta} ({elapsed})",
+        "{prefix:>10} [{bar:30}] {human_pos}/{human_len} writes, {rate}, ETA {eta} ({elapsed})",
     ));
     bar.set_prefix("apply");
     bar.enable_steady_tick(Duration::from_millis(250));
