@@ -16,6 +16,9 @@ mod retry;
 pub mod stats;
 mod token;
 
+#[cfg(test)]
+mod mtls_tests;
+
 pub use self::http::{
     build_client, redact, retry_after, ClientError, ErrorKind, HttpError, HttpSettings,
 };
