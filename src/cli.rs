@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "cmdb-reconcile",
-    version,
+    version = env!("CMDB_RECONCILE_VERSION"),
     propagate_version = true,
     max_term_width = 100
 )]
@@ -27,6 +27,39 @@ pub struct Cli {
 
     #[command(flatten)]
     pub log: LogArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// What the run prints and where its metrics go (README "Output and logs", "Monitoring").
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Output and metrics")]
+pub struct OutputArgs {
+    /// Print the summary table on stdout even when it is not a terminal or with -q (by
+    /// default it is printed on a terminal only, so a quiet cron run prints nothing).
+    #[arg(long, global = true)]
+    pub summary: bool,
+
+    /// Write the run's metrics to this node-exporter textfile (`*.prom`), atomically;
+    /// overrides [metrics] file.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "CMDB_RECONCILE_METRICS_FILE"
+    )]
+    pub metrics_file: Option<PathBuf>,
+
+    /// Push the run's metrics to this Pushgateway (`http://pushgateway:9091`) as job
+    /// `cmdb-reconcile`; overrides [metrics] push_gateway.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "CMDB_RECONCILE_PUSH_GATEWAY"
+    )]
+    pub push_gateway: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -41,7 +74,8 @@ pub struct LogArgs {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Only warnings and errors in the log.
+    /// Only warnings and errors in the log, no progress, and no summary unless --summary: a
+    /// successful run prints nothing.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 }
@@ -78,6 +112,30 @@ pub enum Command {
     /// plan, apply, and plan again to show that no drift is left. (A build without the
     /// `demo` feature keeps the command only to say how to get it.)
     Demo(DemoArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    ///
+    /// e.g. `cmdb-reconcile completions bash > /etc/bash_completion.d/cmdb-reconcile`.
+    Completions(CompletionsArgs),
+
+    /// Print the man page (roff) on stdout, or write one page per command into --out-dir.
+    ///
+    /// e.g. `cmdb-reconcile man | man -l -`.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write `cmdb-reconcile.1` and a page per command (`cmdb-reconcile-plan.1`, ...) here.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

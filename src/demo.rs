@@ -81,6 +81,7 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
         lease: Default::default(),
         max_plan_age: None,
         ticket: None,
+        ops: Default::default(),
     };
 
     let steps = run_steps(&config, &dir, now).await;

@@ -11,7 +11,10 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod lease;
+pub mod metrics;
 pub mod net;
+pub mod output;
+pub mod progress;
 pub mod reconcile;
 pub mod report;
 pub mod servicenow;

@@ -1,14 +1,15 @@
-//! The `cmdb-reconcile` binary: parse the command line, set up logging, run the command and
-//! turn its outcome into a documented exit code.
+//! The `cmdb-reconcile` binary: parse the command line, set up logging, output and progress,
+//! run the command, publish the run's metrics and turn its outcome into a documented exit
+//! code.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tracing_subscriber::EnvFilter;
 
-use cmdb_reconcile::app;
-use cmdb_reconcile::cli::{Cli, Command, LogArgs, LogFormat};
+use cmdb_reconcile::cli::{Cli, Command, LogArgs, LogFormat, ManArgs};
+use cmdb_reconcile::{app, metrics, output, progress};
 
 /// Exit code of an error (the others come from `Status::exit_code`; README "Exit codes").
 const EXIT_ERROR: u8 = 1;
@@ -28,9 +29,12 @@ fn init_logging(args: &LogArgs) -> bool {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
+    // Colour only for a terminal that wants it: a log file or a pipe gets plain text.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(progress::log_writer);
     if json {
         builder
             .json()
@@ -58,13 +62,63 @@ fn peak_rss_mib() -> Option<u64> {
     Some(kib / 1024)
 }
 
+/// `man`: the page on stdout, or a page per command into a folder.
+fn man(args: &ManArgs) -> std::io::Result<()> {
+    let cmd = Cli::command();
+    match &args.out_dir {
+        Some(dir) => clap_mangen::generate_to(cmd, dir),
+        None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout()),
+    }
+}
+
 #[allow(
     clippy::disallowed_methods,
     reason = "the one place the job reads the wall clock"
 )]
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Generated from the CLI itself, before anything else is set up.
+    match &cli.command {
+        Command::Completions(args) => {
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "cmdb-reconcile",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
+        Command::Man(args) => {
+            return match man(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot write the man page: {e}");
+                    ExitCode::from(EXIT_ERROR)
+                }
+            };
+        }
+        _ => {}
+    }
     let json_logs = init_logging(&cli.log);
+    output::init(output::Mode::new(
+        json_logs,
+        cli.log.quiet,
+        cli.output.summary,
+        std::io::stdout().is_terminal(),
+    ));
+    // Bars only for a person watching: a terminal, text logs, not -q.
+    let runs = matches!(
+        cli.command,
+        Command::Plan(_) | Command::Apply(_) | Command::Run(_) | Command::Demo(_)
+    );
+    if runs && !json_logs && !cli.log.quiet && std::io::stderr().is_terminal() {
+        progress::enable();
+    }
+    metrics::set_flags(metrics::Target {
+        file: cli.output.metrics_file.clone(),
+        push_gateway: cli.output.push_gateway.clone(),
+    });
+    let started = std::time::Instant::now();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -90,21 +144,33 @@ fn main() -> ExitCode {
             Command::Demo(_) => Err(anyhow::anyhow!(
                 "this cmdb-reconcile was built without the `demo` feature (no simulators); run `cargo run --release -- demo` in a clone of the repository"
             )),
+            Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
         }
     });
-    if let Some(mib) = peak_rss_mib() {
-        tracing::info!(peak_rss_mib = mib, "done");
-    }
-    match result {
-        Ok(status) => ExitCode::from(status.exit_code()),
+    progress::writes_finished();
+    let exit_code = match &result {
+        Ok(status) => status.exit_code(),
         Err(e) => {
             // One clear line: the log collector gets it as JSON, a person as text.
-            if json_logs {
-                tracing::error!("{e:#}");
-            } else {
-                eprintln!("error: {e:#}");
-            }
-            ExitCode::from(EXIT_ERROR)
+            output::error(&format!("{e:#}"));
+            EXIT_ERROR
         }
+    };
+    if !matches!(cli.command, Command::Check(_)) && !metrics::target().is_empty() {
+        let finish = metrics::Finish {
+            started: now,
+            duration: started.elapsed(),
+            exit_code,
+        };
+        runtime.block_on(metrics::publish(&finish));
     }
+    if let Some(mib) = peak_rss_mib() {
+        tracing::info!(
+            peak_rss_mib = mib,
+            exit_code,
+            seconds = output::seconds(started.elapsed()),
+            "done"
+        );
+    }
+    ExitCode::from(exit_code)
 }

@@ -86,6 +86,7 @@ fn config(sims: &Sims, dir: &Path) -> Config {
         },
         max_plan_age: None,
         lease: Default::default(),
+        ops: Default::default(),
         ticket: None,
     }
 }

@@ -46,7 +46,13 @@ fn tmp() -> tempfile::TempDir {
 fn offline_example_plans_and_writes_every_report() {
     let dir = tmp();
     let out = bin()
-        .args(["plan", "--config", "examples/offline.toml", "--out-dir"])
+        .args([
+            "plan",
+            "--summary",
+            "--config",
+            "examples/offline.toml",
+            "--out-dir",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();
@@ -271,6 +277,307 @@ fn duplicate_cis_in_the_cmdb_end_the_run_as_a_warning() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+}
+
+/// The JSON log lines on stderr, parsed (every line must be JSON in JSON mode).
+fn log_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn quiet_cron_runs_print_nothing_and_the_summary_comes_when_asked() {
+    let dir = tmp();
+    let plan = |extra: &[&str]| {
+        bin()
+            .args(extra)
+            .args(["plan", "--config", "examples/offline.toml", "--out-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    // -q, stdout not a terminal (cron): a successful run prints nothing at all.
+    let quiet = plan(&["-q"]);
+    assert_eq!(quiet.status.code(), Some(0), "{}", text(&quiet));
+    assert!(
+        quiet.stdout.is_empty() && quiet.stderr.is_empty(),
+        "{}",
+        text(&quiet)
+    );
+    // Not a terminal, no -q: logs only, no table.
+    let piped = plan(&[]);
+    assert!(piped.stdout.is_empty(), "{}", text(&piped));
+    // --summary: the table, whatever stdout is, even with -q.
+    let asked = plan(&["-q", "--summary"]);
+    assert!(String::from_utf8_lossy(&asked.stdout).starts_with("mapping"));
+}
+
+#[test]
+fn the_log_line_counts_in_the_tables_words_and_durations_in_seconds() {
+    let dir = tmp();
+    let out = bin()
+        .args([
+            "--summary",
+            "plan",
+            "--config",
+            "examples/offline.toml",
+            "--out-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let logs = log_lines(&out);
+    let written = logs
+        .iter()
+        .find(|l| l["message"] == "plan written")
+        .expect("the plan line");
+    // The table's columns, in its numbers.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut rows = stdout.lines();
+    let header: Vec<&str> = rows.next().unwrap().split_whitespace().collect();
+    let values: Vec<&str> = rows.next().unwrap().split_whitespace().collect();
+    for (name, value) in header.iter().zip(&values).skip(2) {
+        assert_eq!(
+            written[*name].as_u64().map(|n| n.to_string()).as_deref(),
+            Some(*value),
+            "log field `{name}`: {written}"
+        );
+    }
+    assert!(written.get("retirements").is_none(), "{written}");
+    // Seconds, rounded to the millisecond.
+    let seconds = written["seconds"].as_f64().unwrap();
+    assert_eq!((seconds * 1000.0).round() / 1000.0, seconds, "{written}");
+    // The Markdown report's summary says the same in the same words.
+    let md = std::fs::read_to_string(dir.path().join("drift.md")).unwrap();
+    for (name, value) in header.iter().zip(&values).skip(2) {
+        let label = match *name {
+            "issues" => "Issues (the quarantined included)".to_owned(),
+            other => format!("{}{}", other[..1].to_uppercase(), &other[1..]),
+        };
+        assert!(
+            md.contains(&format!("| {label} | {value} |")),
+            "{label} {value}:\n{md}"
+        );
+    }
+    // No Rust debug text anywhere in the log.
+    assert!(!text(&out).contains("Some("), "{}", text(&out));
+}
+
+#[test]
+fn check_errors_are_json_in_json_mode() {
+    let dir = tmp();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[source]\ncollection = \"vms\"\n[target\n").unwrap();
+    let out = bin()
+        .args(["check", "--mapping"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let logs: Vec<_> = log_lines(&out)
+        .into_iter()
+        .filter(|l| l["message"] != "done")
+        .collect();
+    assert_eq!(
+        logs.len(),
+        2,
+        "the mapping's error, then the summing up: {logs:?}"
+    );
+    assert!(
+        logs.iter()
+            .all(|l| l["level"] == "ERROR" && l["kind"] == "error"),
+        "{logs:?}"
+    );
+    assert!(logs[0]["message"].as_str().unwrap().contains("bad.toml:3:"));
+}
+
+#[test]
+fn version_completions_and_man_come_from_the_cli() {
+    let out = bin().arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        version.starts_with(&format!("cmdb-reconcile {}", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let out = bin().args(["completions", shell]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("cmdb-reconcile") && script.contains("apply"),
+            "{shell}"
+        );
+    }
+    let out = bin().arg("man").output().unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH cmdb-reconcile"),
+        "{page}"
+    );
+    let dir = tmp();
+    let out = bin()
+        .args(["man", "--out-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(dir.path().join("cmdb-reconcile.1").exists());
+    assert!(dir.path().join("cmdb-reconcile-plan.1").exists());
+}
+
+#[test]
+fn report_folders_past_keep_are_pruned_and_nothing_else() {
+    let dir = tmp();
+    let reports = dir.path().join("reports");
+    // Two old runs of this tool, and a folder of someone else's.
+    for name in ["20200101T000000Z-vmware-vm", "20200102T000000Z-vmware-vm"] {
+        std::fs::create_dir_all(reports.join(name)).unwrap();
+        std::fs::write(
+            reports.join(name).join("plan.json"),
+            r#"{"format_version":1}"#,
+        )
+        .unwrap();
+    }
+    std::fs::create_dir_all(reports.join("20200101T000000Z-notes")).unwrap();
+    let config = dir.path().join("offline.toml");
+    let r = root().display();
+    std::fs::write(
+        &config,
+        format!(
+            "[report]\ndir = \"reports\"\nkeep = 2\n\n[[sync]]\nmapping = \"{r}/mappings/vmware-vm.toml\"\n\
+             source_file = \"{r}/examples/cloudforms-vms.json\"\n\
+             target_file = \"{r}/examples/cmdb_ci_vmware_instance.csv\"\n\
+             references = {{ sys_user = \"{r}/examples/sys_user.csv\" }}\n"
+        ),
+    )
+    .unwrap();
+    let out = bin()
+        .arg("plan")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut left: Vec<String> = std::fs::read_dir(&reports)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert_eq!(left[0], "20200101T000000Z-notes", "not the tool's: kept");
+    assert_eq!(
+        left[1], "20200102T000000Z-vmware-vm",
+        "the run before this one"
+    );
+    assert!(left[2].ends_with("-vmware-vm") && !left[2].starts_with("2020"));
+}
+
+/// A one-connection-at-a-time HTTP server that answers 200 and hands each request over as
+/// (method, path, body).
+fn pushgateway() -> (String, std::sync::mpsc::Receiver<(String, String, String)>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(2) {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            reader.read_line(&mut head).unwrap();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        length = v.trim().parse().unwrap();
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .unwrap();
+            let mut parts = head.split_whitespace();
+            let (method, path) = (
+                parts.next().unwrap().to_owned(),
+                parts.next().unwrap().to_owned(),
+            );
+            tx.send((method, path, String::from_utf8(body).unwrap()))
+                .unwrap();
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn metrics_are_pushed_and_a_failed_push_keeps_the_last_success() {
+    let (url, requests) = pushgateway();
+    let dir = tmp();
+    let ok = bin()
+        .args([
+            "plan",
+            "--config",
+            "examples/offline.toml",
+            "--push-gateway",
+            &url,
+            "--out-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    let (method, path, body) = requests
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        (method.as_str(), path.as_str()),
+        ("PUT", "/metrics/job/cmdb-reconcile")
+    );
+    assert!(
+        body.contains("cmdb_reconcile_last_success_timestamp_seconds "),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "cmdb_reconcile_planned_operations{action=\"create\",mapping=\"vmware-vm\"} 3"
+        ),
+        "{body}"
+    );
+
+    let failed = bin()
+        .args([
+            "plan",
+            "--mapping",
+            "mappings/vmware-vm.toml",
+            "--source-file",
+            "examples/cloudforms-vms.json",
+        ])
+        .args(["--target-file", "nope.csv", "--push-gateway", &url])
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    let (method, path, body) = requests
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    // POST replaces only the metrics it carries: the last success stays in the Pushgateway.
+    assert_eq!(
+        (method.as_str(), path.as_str()),
+        ("POST", "/metrics/job/cmdb-reconcile")
+    );
+    assert!(!body.contains("last_success"), "{body}");
+    assert!(
+        body.contains("cmdb_reconcile_last_run_exit_code 1"),
+        "{body}"
+    );
 }
 
 /// The README's first command, at a small size: the whole story ends in zero drift.

@@ -85,6 +85,7 @@ fn config(sims: &Sims, dir: &Path) -> Config {
         max_plan_age: None,
         lease: Default::default(),
         ticket: None,
+        ops: Default::default(),
     }
 }
 
@@ -415,6 +416,9 @@ async fn run_from_the_binary_applies_and_a_dry_run_reports_changes() {
         bin(dir.path())
             .args(["run", "--config"])
             .arg(&config)
+            // The estate's clock, not the machine's: a week after it, the CIs the first run
+            // marks Absent are due for retirement on the second (the plans would differ).
+            .args(["--now", "2026-11-27T06:00:00Z"])
             .args(extra)
             .env("TEST_CF_PASSWORD", &o.miq_password)
             .env("TEST_SN_PASSWORD", &o.snow_password)
@@ -745,4 +749,178 @@ async fn relationships_are_created_converge_and_follow_a_vmotion() {
     let last = plan(&config, &dir.path().join("4")).await;
     assert_eq!(last.plan.relationship_counts(), (0, 0));
     assert_eq!(registered_on(&sims).len(), creates);
+}
+
+/// An exposition text, line by line: `name{labels}` -> value; every sample's family has a
+/// `# HELP` and a `# TYPE gauge` line before it.
+fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut typed = std::collections::BTreeSet::new();
+    let mut helped = std::collections::BTreeSet::new();
+    let mut samples = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            helped.insert(rest.split(' ').next().unwrap().to_owned());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert_eq!(kind, "gauge", "{line}");
+            typed.insert(name.to_owned());
+        } else {
+            assert!(
+                !line.starts_with('#') && !line.is_empty(),
+                "stray line `{line}`"
+            );
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let name = series.split('{').next().unwrap();
+            assert!(name.starts_with("cmdb_reconcile_"), "{line}");
+            assert!(typed.contains(name) && helped.contains(name), "{line}");
+            assert!(
+                !name.ends_with("_total"),
+                "per-run counts are gauges: {line}"
+            );
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("value of `{line}`"));
+            assert!(
+                samples.insert(series.to_owned(), value).is_none(),
+                "twice: {line}"
+            );
+        }
+    }
+    samples
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_writes_its_metrics_and_a_failed_run_keeps_the_last_success() {
+    let sims = sims(300).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sims.manageiq_url(),
+        &sims.servicenow_url(),
+        "30s",
+    );
+    // Two 429s from the CMDB read and one 503 from CloudForms: retried, and counted.
+    sims.set_faults(
+        Api::ServiceNow,
+        faults(json!({"rules": [
+            {"kind": "error", "status": 429, "method": "GET", "path": "/api/now/table/cmdb_ci_vmware_instance", "times": 2}
+        ]})),
+    );
+    sims.set_faults(
+        Api::ManageIq,
+        faults(
+            json!({"rules": [{"kind": "error", "status": 503, "path": "/api/vms", "times": 1}]}),
+        ),
+    );
+    let metrics = dir.path().join("cmdb-reconcile.prom");
+    let o = sims.options().clone();
+    let run = |config: &Path| {
+        bin(dir.path())
+            .args(["-q", "run", "--config"])
+            .arg(config)
+            .arg("--metrics-file")
+            .arg(&metrics)
+            .env("TEST_CF_PASSWORD", &o.miq_password)
+            .env("TEST_SN_PASSWORD", &o.snow_password)
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::block_in_place(|| run(&config));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(out.stdout.is_empty(), "-q: nothing on stdout");
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let m = parse_metrics(&text);
+    let get = |series: &str| {
+        *m.get(series)
+            .unwrap_or_else(|| panic!("no `{series}` in\n{text}"))
+    };
+    assert_eq!(get("cmdb_reconcile_last_run_exit_code"), 0.0);
+    assert_eq!(get("cmdb_reconcile_last_run_success"), 1.0);
+    let started = get("cmdb_reconcile_last_run_timestamp_seconds");
+    assert_eq!(
+        get("cmdb_reconcile_last_success_timestamp_seconds"),
+        started
+    );
+    assert!(get("cmdb_reconcile_last_run_duration_seconds") > 0.0);
+    assert_eq!(
+        get(r#"cmdb_reconcile_http_rate_limited{api="servicenow"}"#),
+        2.0
+    );
+    assert!(get(r#"cmdb_reconcile_http_retries{api="servicenow"}"#) >= 2.0);
+    assert!(get(r#"cmdb_reconcile_http_retries{api="cloudforms"}"#) >= 1.0);
+    assert!(get(r#"cmdb_reconcile_http_requests{api="cloudforms"}"#) >= 3.0);
+    assert!(get(r#"cmdb_reconcile_http_requests{api="servicenow"}"#) > 10.0);
+    assert_eq!(
+        get(r#"cmdb_reconcile_source_complete{mapping="vmware-vm"}"#),
+        1.0
+    );
+    for phase in ["read", "plan", "apply"] {
+        let series = format!(
+            r#"cmdb_reconcile_phase_duration_seconds{{mapping="vmware-vm",phase="{phase}"}}"#
+        );
+        assert!(get(&series) > 0.0, "{series}");
+    }
+    // The plan's own counts, and what apply did with them.
+    let report = std::fs::read_dir(dir.path().join("reports"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("plan.json").exists())
+        .expect("the report folder");
+    let plan: Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(
+        get(r#"cmdb_reconcile_source_records{mapping="vmware-vm"}"#),
+        plan["source"]["records"].as_f64().unwrap()
+    );
+    let creates = plan["summary"]["creates"].as_f64().unwrap();
+    assert!(creates > 0.0);
+    assert_eq!(
+        get(r#"cmdb_reconcile_planned_operations{action="create",mapping="vmware-vm"}"#),
+        creates
+    );
+    assert_eq!(
+        get(r#"cmdb_reconcile_operations{action="create",mapping="vmware-vm",outcome="applied"}"#),
+        creates
+    );
+    assert_eq!(
+        get(r#"cmdb_reconcile_operations{action="create",mapping="vmware-vm",outcome="failed"}"#),
+        0.0
+    );
+    let drifted: f64 = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("cmdb_reconcile_field_drift{"))
+        .map(|(_, v)| v)
+        .sum();
+    let planned_drift: f64 = plan["summary"]["drift_by_field"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert_eq!(drifted, planned_drift);
+    assert!(text.contains(&format!(
+        "cmdb_reconcile_build_info{{commit=\"{}\",version=\"{}\"}} 1",
+        cmdb_reconcile::metrics::build_commit(),
+        env!("CARGO_PKG_VERSION")
+    )));
+
+    // A failed run (CloudForms unreachable): success 0, and the last success survives.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let broken = write_config(dir.path(), &closed, &sims.servicenow_url(), "2s");
+    let out = tokio::task::block_in_place(|| run(&broken));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let m = parse_metrics(&std::fs::read_to_string(&metrics).unwrap());
+    assert_eq!(m["cmdb_reconcile_last_run_exit_code"], 1.0);
+    assert_eq!(m["cmdb_reconcile_last_run_success"], 0.0);
+    assert_eq!(m["cmdb_reconcile_last_success_timestamp_seconds"], started);
+    // The file was replaced whole: no temporary file is left beside it.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

@@ -13,6 +13,7 @@ use crate::cli::{ApplyArgs, CheckArgs, PlanArgs, RunArgs};
 use crate::cloudforms::CloudForms;
 use crate::config::{Config, Location, SyncConfig};
 use crate::lease::{self, Clock, Holder, Lease, LeaseConfig};
+use crate::output::{self, seconds, Level};
 use crate::reconcile::mapping::{disjoint, Mapping};
 use crate::reconcile::plan::{Plan, FORMAT_VERSION};
 use crate::reconcile::planner::{self, Input};
@@ -20,10 +21,12 @@ use crate::reconcile::record::SourceRead;
 use crate::reconcile::record::{Ci, References};
 use crate::reconcile::relations::RelInput;
 use crate::reconcile::schema::TableSchema;
+use crate::report::summary::Counts;
 use crate::report::{self, Format};
 use crate::servicenow::ServiceNow;
 use crate::servicenow::ServiceNowConfig;
 use crate::ticket::Ticket;
+use crate::{metrics, progress};
 
 mod status;
 
@@ -62,18 +65,22 @@ pub async fn check(args: &CheckArgs) -> Result<Status> {
         };
         match checked {
             Ok(m) => println!(
-                "ok: {} ({} -> {}, scope `{}`)\n  identity: {}\n  fields: {}\n  source attributes: {}",
-                path.display(),
-                m.source.collection,
-                m.target.table,
-                m.target.scope.text,
-                m.identify.iter().map(|r| r.describe()).collect::<Vec<_>>().join(", then "),
-                m.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
-                m.source_attributes().join(","),
+                "{}",
+                report::summary::printable(&format!(
+                    "ok: {} ({} -> {}, scope `{}`)\n  identity: {}\n  fields: {}\n  source attributes: {}",
+                    path.display(),
+                    m.source.collection,
+                    m.target.table,
+                    m.target.scope.text,
+                    m.identify.iter().map(|r| r.describe()).collect::<Vec<_>>().join(", then "),
+                    m.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
+                    m.source_attributes().join(","),
+                ))
             ),
             Err(e) => {
                 failed += 1;
-                eprintln!("error: {e:#}");
+                // A JSON log event in JSON mode, like every other error.
+                output::error(&format!("{e:#}"));
             }
         }
     }
@@ -107,8 +114,9 @@ pub struct Planned {
 /// `plan`: computes each sync's plan and writes its reports.
 pub async fn plan(args: &PlanArgs, now: DateTime<Utc>) -> Result<Status> {
     let config = Config::for_plan(args, &Default::default())?;
+    metrics::set_config(config.ops.metrics.clone());
     let planned = plan_all(&config, now, args.plan_opts.allow_mass_change).await?;
-    print!("{}", summary_table(&planned));
+    output::summary(&summary_table(&planned));
     Ok(worst(planned.iter().map(|p| {
         Status::of(&p.plan, None, args.plan_opts.detailed_exitcode)
     })))
@@ -125,7 +133,7 @@ pub async fn plan_all(
     for sync in &config.syncs {
         let started = std::time::Instant::now();
         let plan = plan_sync(config, sync, now, allow_mass_change).await?;
-        let seconds = started.elapsed().as_secs_f64();
+        let elapsed = started.elapsed();
         let dir = match &config.out_dir {
             Some(dir) => dir.clone(),
             None => config.report_dir.join(format!(
@@ -139,20 +147,75 @@ pub async fn plan_all(
             formats.push(Format::Json);
         }
         report::write_reports(&plan, None, &dir, &formats)?;
+        metrics::planned(&plan);
+        // The summary table's words (`Counts`), field for field (README "Output and logs").
+        let c = Counts::of(&plan);
         tracing::info!(
             mapping = %plan.mapping.name,
-            creates = plan.summary.creates,
-            updates = plan.summary.updates,
-            retirements = plan.summary.retirements + plan.summary.deletes + plan.summary.marked_absent,
-            issues = plan.summary.issues,
+            create = c.create,
+            update = c.update,
+            heartbeat = c.heartbeat,
+            absent = c.absent,
+            retire = c.retire,
+            delete = c.delete,
+            unchanged = c.unchanged,
+            quarantined = c.quarantined,
+            issues = c.issues,
             source_complete = plan.source.complete,
-            seconds,
+            seconds = seconds(elapsed),
             report = %dir.display(),
             "plan written"
         );
+        warn_about(&plan);
         planned.push(Planned { plan, dir });
     }
+    if let (None, Some(keep)) = (&config.out_dir, config.ops.report_keep) {
+        let written: Vec<PathBuf> = planned.iter().map(|p| p.dir.clone()).collect();
+        match report::retention::prune(&config.report_dir, keep, now, &written) {
+            Ok(removed) if !removed.is_empty() => tracing::info!(
+                removed = removed.len(),
+                dir = %config.report_dir.display(),
+                "old report folders removed ([report] keep)"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                dir = %config.report_dir.display(),
+                "cannot prune old report folders: {e}"
+            ),
+        }
+    }
     Ok(planned)
+}
+
+/// Says on stderr what a reviewer must not miss, whatever is printed on stdout: withheld
+/// retirements and tripped guards.
+fn warn_about(plan: &Plan) {
+    let mapping = plan.mapping.name.as_str();
+    if let Some(reason) = &plan.safety.retirements_blocked {
+        tracing::warn!(
+            mapping,
+            withheld = plan.safety.retirements_withheld,
+            "{}",
+            report::summary::printable(&format!(
+                "{mapping}: {} retirements withheld: {reason}",
+                plan.safety.retirements_withheld
+            ))
+        );
+    }
+    for trip in &plan.safety.guards_tripped {
+        let verdict = if plan.safety.mass_change_allowed {
+            "lifted by --allow-mass-change"
+        } else {
+            "plan refused"
+        };
+        tracing::warn!(
+            mapping,
+            guard = %trip.guard,
+            "guard {}: {mapping}: {} ({verdict})",
+            trip.guard,
+            trip.message
+        );
+    }
 }
 
 /// Two syncs that could turn one record into a CI each (the same collection into the same
@@ -199,6 +262,7 @@ async fn plan_sync(
         _ => None,
     };
     // The reads are independent: run them side by side.
+    let reading = std::time::Instant::now();
     let (source, target, schema) = tokio::join!(
         read_source(config, sync, &mapping),
         read_target(sync, &mapping, servicenow.as_ref()),
@@ -214,10 +278,14 @@ async fn plan_sync(
     let (cis, target_origin) = target?;
     let references = read_references(sync, &mapping, &source, servicenow.as_ref()).await?;
     let relations = read_relations(sync, &mapping, servicenow.as_ref()).await?;
+    progress::reads_finished();
+    metrics::phase(&mapping.name, "read", reading.elapsed());
     if let Some(reason) = &source.incomplete {
-        tracing::warn!(mapping = %mapping.name, "source read incomplete: {reason}; no CI will be retired this run");
+        tracing::warn!(mapping = %mapping.name, "{}", report::summary::printable(&format!("source read incomplete: {reason}; no CI will be retired this run")));
     }
-    Ok(planner::plan(Input {
+    let planning = std::time::Instant::now();
+    let _spinner = progress::phase(format!("planning {}", mapping.name));
+    let plan = planner::plan(Input {
         mapping: &mapping,
         records: &source.records,
         source_origin: source.origin.clone(),
@@ -228,7 +296,9 @@ async fn plan_sync(
         now,
         allow_mass_change,
         relations: relations.as_ref(),
-    }))
+    });
+    metrics::phase(&mapping.name, "plan", planning.elapsed());
+    Ok(plan)
 }
 
 /// The relationship rows a mapping with `[[relate]]` is planned against: the types by name
@@ -524,15 +594,20 @@ async fn read_references(
 /// `apply`: carries out a reviewed plan file.
 pub async fn apply(args: &ApplyArgs, now: DateTime<Utc>) -> Result<Status> {
     let cfg = Config::for_apply(&args.config, &args.connections, &args.apply_opts)?;
+    metrics::set_config(cfg.ops.metrics.clone());
     let plan = read_plan(&args.plan)?;
     if let Some(max_age) = cfg.max_plan_age {
         let age = now - plan.generated_at;
         if age > chrono::TimeDelta::from_std(max_age).unwrap_or(chrono::TimeDelta::MAX) {
-            eprintln!(
-                "refused: the plan `{}` was made {} ago, more than --max-plan-age {}; plan again and review the new plan",
-                args.plan.display(),
-                humanize(age),
-                humanize(chrono::TimeDelta::from_std(max_age).unwrap_or_default())
+            output::notice(
+                Level::Warn,
+                "refused",
+                &format!(
+                    "the plan `{}` was made {} ago, more than --max-plan-age {}; plan again and review the new plan",
+                    args.plan.display(),
+                    humanize(age),
+                    humanize(chrono::TimeDelta::from_std(max_age).unwrap_or_default())
+                ),
             );
             return Ok(Status::Refused);
         }
@@ -581,7 +656,7 @@ async fn take_lease(
     match Lease::acquire(cfg, instance, client.as_ref(), &holder, Clock::new(now)).await {
         Ok(lease) => Ok(Some(lease)),
         Err(e) if e.is_busy() => {
-            eprintln!("busy: {e}");
+            output::notice(Level::Warn, "busy", &e.to_string());
             Ok(None)
         }
         Err(e) => Err(e.into()),
@@ -632,15 +707,22 @@ async fn apply_planned(
     let plan = &planned.plan;
     if refused(plan) {
         for trip in &plan.safety.guards_tripped {
-            eprintln!(
-                "refused: {}: guard {}: {}",
-                plan.mapping.name, trip.guard, trip.message
+            output::notice(
+                Level::Warn,
+                "refused",
+                &format!(
+                    "{}: guard {}: {}",
+                    plan.mapping.name, trip.guard, trip.message
+                ),
             );
         }
         return Ok(Status::Refused);
     }
     let started = std::time::Instant::now();
     let outcomes = apply::apply(plan, sn, options, guard).await;
+    let elapsed = started.elapsed();
+    metrics::phase(&plan.mapping.name, "apply", elapsed);
+    metrics::applied(plan, &outcomes);
     let written = report::write_reports(plan, Some(&outcomes), &planned.dir, &Format::ALL)?;
     let counts = apply::tally(&outcomes);
     let count = |s| counts.get(&s).copied().unwrap_or(0);
@@ -654,23 +736,28 @@ async fn apply_planned(
         skipped_stale = count(OutcomeStatus::SkippedStale),
         skipped = count(OutcomeStatus::Skipped),
         requests = sn.requests_sent(),
-        seconds = started.elapsed().as_secs_f64(),
+        seconds = seconds(elapsed),
         "plan applied"
     );
-    println!("{}", outcome_line(plan, count, &planned.dir));
+    output::summary(&outcome_line(plan, count, &planned.dir));
     for o in outcomes
         .iter()
         .filter(|o| o.status.needs_attention())
         .take(10)
     {
-        println!(
-            "  {} {}: {}",
-            o.status,
-            o.sys_id
-                .as_deref()
-                .or(o.source_id.as_deref())
-                .unwrap_or("?"),
-            o.message
+        // Server text: printable only (the log escapes it; a person's terminal must too).
+        tracing::warn!(
+            mapping = %plan.mapping.name,
+            "{}",
+            report::summary::printable(&format!(
+                "{} {}: {}",
+                o.status,
+                o.sys_id
+                    .as_deref()
+                    .or(o.source_id.as_deref())
+                    .unwrap_or("?"),
+                o.message
+            ))
         );
     }
     tracing::debug!(files = written.len(), "reports refreshed");
@@ -703,6 +790,7 @@ fn outcome_line(plan: &Plan, count: impl Fn(OutcomeStatus) -> usize, dir: &Path)
 /// ticket that is resolved on success and left open, urgent, on anything else.
 pub async fn run(args: &RunArgs, now: DateTime<Utc>) -> Result<Status> {
     let config = Config::for_plan(&args.plan, &args.apply_opts)?;
+    metrics::set_config(config.ops.metrics.clone());
     // A dry run writes nothing, so it needs no lease and never waits for one.
     let lease = if args.dry_run {
         None
@@ -775,7 +863,7 @@ async fn run_steps(
 ) -> Result<(Status, String)> {
     let planned = plan_all(config, now, args.plan.plan_opts.allow_mass_change).await?;
     let summary = summary_table(&planned);
-    print!("{summary}");
+    output::summary(&summary);
     if args.dry_run {
         let detailed = args.plan.plan_opts.detailed_exitcode;
         let status = worst(planned.iter().map(|p| Status::of(&p.plan, None, detailed)));

@@ -121,16 +121,21 @@ pub async fn apply(
         }))
         .collect();
 
+    crate::progress::writes_started(
+        (plan.creates.len() + planned.len() + plan.relationships.len()) as u64,
+    );
     // Chunk by chunk, each checked just before it is sent: the fewer writes between a
     // check and its write, the smaller the window for a person's edit to slip in.
     let size = opts.chunk_len();
     for chunk in plan.creates.chunks(size) {
         let (writes, unsent) = check_creates(sn, table, chunk, &opts.retry, guard).await;
+        crate::progress::writes_done(unsent.len() as u64);
         outcomes.extend(unsent);
         outcomes.extend(execute(sn, table, writes, opts, guard).await);
     }
     for chunk in planned.chunks(size) {
         let (writes, unsent) = check_planned(sn, table, chunk, &opts.retry, guard).await;
+        crate::progress::writes_done(unsent.len() as u64);
         outcomes.extend(unsent);
         outcomes.extend(execute(sn, table, writes, opts, guard).await);
     }
@@ -140,5 +145,6 @@ pub async fn apply(
         let rows = relations::apply(plan, &outcomes, sn, opts, guard).await;
         outcomes.extend(rows);
     }
+    crate::progress::writes_finished();
     outcomes
 }

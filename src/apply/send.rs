@@ -54,7 +54,10 @@ pub(super) async fn execute(
     let mut outcomes = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(batch) => outcomes.extend(batch),
+            Ok(batch) => {
+                crate::progress::writes_done(batch.len() as u64);
+                outcomes.extend(batch)
+            }
             // A panicking task is a bug; its operations are reported, not lost.
             Err(e) => outcomes.push(OperationOutcome {
                 sys_id: None,

@@ -27,6 +27,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use url::Url;
 
+use crate::net::stats::{self, Api};
 use crate::net::{build_client, with_retry, ClientError, ErrorKind, HttpError, HttpSettings};
 use crate::net::{Issued, PageFlow, PageWindow, RetryPolicy, Secret, Token, TokenCache};
 use crate::reconcile::mapping::Filter;
@@ -122,6 +123,7 @@ impl CloudForms {
     pub fn new(cfg: CloudFormsConfig) -> Result<Self, ClientError> {
         let client = build_client(&cfg.http, "CloudForms")?;
         let api = query::api_base(&cfg.url).map_err(ClientError::Build)?;
+        stats::register(Api::CloudForms, &api);
         let group = cfg
             .group
             .as_deref()
@@ -221,6 +223,7 @@ impl CloudForms {
                 ))
             }
         };
+        crate::progress::read_expected(Api::CloudForms, total);
         let (stride, mut offsets) =
             page::remaining_offsets(total, query.limit, first.records.len());
         if stride < query.limit {
@@ -261,7 +264,7 @@ impl CloudForms {
             records = records.len(),
             total,
             requests = self.requests_sent() - requests_before,
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            seconds = crate::output::seconds(started.elapsed()),
             complete = incomplete.is_none(),
             "read {origin}"
         );
@@ -304,12 +307,14 @@ impl Inner {
     /// One page, retried per the policy; parsed once from the body bytes.
     async fn fetch_page(&self, url: &Url, collection: &str) -> Result<Page, HttpError> {
         let what = format!("GET {url}");
-        with_retry(&self.retry, &what, move |_attempt| async move {
+        let page = with_retry(&self.retry, &what, move |_attempt| async move {
             let response = self.get(url).await?;
             let body = response.bytes().await.map_err(|e| body_error(url, &e))?;
             page::parse(url.as_str(), collection, &body)
         })
-        .await
+        .await?;
+        crate::progress::page_read(Api::CloudForms, page.records.len() as u64);
+        Ok(page)
     }
 
     /// A GET with authentication; the response when its status is a success. A 401 on a
@@ -357,10 +362,15 @@ impl Inner {
             }
         };
         self.requests.fetch_add(1, Ordering::Relaxed);
-        request
+        stats::request(Api::CloudForms);
+        let response = request
             .send()
             .await
-            .map_err(|e| HttpError::from_reqwest("GET", url.as_str(), &e))
+            .map_err(|e| HttpError::from_reqwest("GET", url.as_str(), &e))?;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            stats::rate_limited(Api::CloudForms);
+        }
+        Ok(response)
     }
 
     fn bad_token(&self, url: &Url) -> HttpError {

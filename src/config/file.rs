@@ -20,6 +20,24 @@ pub(super) struct FileConfig {
     pub(super) ticket: Option<FileTicket>,
     #[serde(default)]
     pub(super) lease: FileLease,
+    #[serde(default)]
+    pub(super) metrics: FileMetrics,
+}
+
+/// `[metrics]`: where the run's metrics go (README "Monitoring").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileMetrics {
+    pub(super) file: Option<PathBuf>,
+    pub(super) push_gateway: Option<String>,
+}
+
+/// `[report] keep`: a number of runs (`30`) or an age (`"14d"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum FileKeep {
+    Runs(u64),
+    Text(String),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +65,7 @@ pub(super) struct FileTicket {
 pub(super) struct FileReport {
     pub(super) dir: Option<PathBuf>,
     pub(super) formats: Option<Vec<String>>,
+    pub(super) keep: Option<FileKeep>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,6 +93,10 @@ pub(super) struct FileHttp {
     pub(super) page_size: Option<usize>,
     pub(super) concurrency: Option<usize>,
     pub(super) retries: Option<u32>,
+    /// mTLS: the client certificate (PEM; the chain after it) and its private key (PEM; may
+    /// be in the certificate file instead).
+    pub(super) client_cert: Option<PathBuf>,
+    pub(super) client_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

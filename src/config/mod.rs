@@ -8,13 +8,18 @@ use std::time::Duration;
 
 mod file;
 
-use file::{FileApply, FileCloudForms, FileConfig, FileHttp, FileLease, FileServiceNow, FileSync};
+use file::{
+    FileApply, FileCloudForms, FileConfig, FileHttp, FileKeep, FileLease, FileMetrics,
+    FileServiceNow, FileSync,
+};
 
 use crate::apply::ApplyOptions;
 use crate::cli::{ApplyOpts, ConnectionArgs, PlanArgs, ReportArgs};
 use crate::cloudforms::CloudFormsConfig;
 use crate::lease::LeaseConfig;
+use crate::metrics;
 use crate::net::{HttpSettings, RetryPolicy, Secret};
+use crate::report::retention::Keep;
 use crate::report::Format;
 use crate::servicenow::{ServiceNowConfig, SnAuth};
 use crate::text::{line_column, parse_duration};
@@ -109,6 +114,17 @@ pub struct Config {
     pub ticket: Option<TicketConfig>,
     /// `[lease]`: how runs that write keep each other out.
     pub lease: LeaseConfig,
+    /// Operations: metrics destinations and report retention.
+    pub ops: OpsConfig,
+}
+
+/// Operations settings: `[metrics]` and `[report] keep`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpsConfig {
+    /// `[metrics] file` and `push_gateway` (flags override them).
+    pub metrics: metrics::Target,
+    /// `[report] keep`: old report folders are pruned after each plan; `None` keeps all.
+    pub report_keep: Option<Keep>,
 }
 
 /// What `apply` needs: the ServiceNow connection, how to apply, and the lease.
@@ -119,6 +135,7 @@ pub struct ApplyConfig {
     /// Refuse plans older than this; `None` = no limit.
     pub max_plan_age: Option<Duration>,
     pub lease: LeaseConfig,
+    pub ops: OpsConfig,
 }
 
 fn parse_formats(names: &[String], origin: &str) -> Result<Vec<Format>> {
@@ -225,7 +242,14 @@ fn http_settings(h: &FileHttp, base: &Path, section: &str) -> Result<(HttpSettin
         )?,
         verify_tls: h.verify_tls.unwrap_or(true),
         ca_file: h.ca_file.as_ref().map(|p| rel(base, p)),
+        client_cert: h.client_cert.as_ref().map(|p| rel(base, p)),
+        client_key: h.client_key.as_ref().map(|p| rel(base, p)),
     };
+    if settings.client_key.is_some() && settings.client_cert.is_none() {
+        return Err(invalid!(
+            "[{section}] client_key needs client_cert (the certificate it belongs to)"
+        ));
+    }
     let retry = RetryPolicy {
         max_attempts: h
             .retries
@@ -411,6 +435,38 @@ fn apply_options(file: &FileApply, flags: &ApplyOpts) -> Result<(ApplyOptions, O
     Ok((options, (!age.is_zero()).then_some(age)))
 }
 
+fn ops(file: &FileConfig, base: &Path) -> Result<OpsConfig> {
+    let FileMetrics {
+        file: path,
+        push_gateway,
+    } = &file.metrics;
+    let report_keep = match &file.report.keep {
+        None => None,
+        Some(FileKeep::Runs(n)) => Some(Keep::parse(&n.to_string())),
+        Some(FileKeep::Text(text)) => Some(Keep::parse(text)),
+    }
+    .transpose()
+    .map_err(|e| invalid!("[report] keep: {e}"))?;
+    if let Some(url) = push_gateway {
+        match url::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => {
+                return Err(invalid!(
+                    "[metrics] push_gateway `{}` is not an http(s) URL",
+                    crate::net::redact(url)
+                ))
+            }
+        }
+    }
+    Ok(OpsConfig {
+        metrics: metrics::Target {
+            file: path.as_ref().map(|p| rel(base, p)),
+            push_gateway: push_gateway.clone(),
+        },
+        report_keep,
+    })
+}
+
 fn lease(file: &FileLease, base: &Path) -> Result<LeaseConfig> {
     let defaults = LeaseConfig::default();
     let ttl = duration(&file.ttl, defaults.ttl, "[lease] ttl")?;
@@ -534,6 +590,7 @@ impl Config {
             .as_deref()
             .map_or_else(|| PathBuf::from("reports"), |p| rel(&base, p));
         let ReportArgs { out_dir, .. } = &args.report;
+        let ops = ops(&file, &base)?;
         Ok(Self {
             report_dir,
             out_dir: out_dir.clone(),
@@ -552,6 +609,7 @@ impl Config {
                     close: t.close.unwrap_or(defaults.close),
                 }
             }),
+            ops,
         })
     }
 
@@ -572,6 +630,7 @@ impl Config {
             options,
             max_plan_age,
             lease: lease(&file.lease, &base)?,
+            ops: ops(&file, &base)?,
         })
     }
 }

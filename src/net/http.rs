@@ -19,6 +19,10 @@ pub struct HttpSettings {
     pub verify_tls: bool,
     /// Extra CA certificates (PEM) to trust, e.g. an internal CA.
     pub ca_file: Option<PathBuf>,
+    /// mTLS: the client certificate (PEM, with its chain), presented to servers that ask.
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM); `None` when it is in `client_cert`.
+    pub client_key: Option<PathBuf>,
 }
 
 impl Default for HttpSettings {
@@ -28,6 +32,8 @@ impl Default for HttpSettings {
             connect_timeout: Duration::from_secs(10),
             verify_tls: true,
             ca_file: None,
+            client_cert: None,
+            client_key: None,
         }
     }
 }
@@ -45,6 +51,14 @@ pub enum ClientError {
     CaPem { path: PathBuf, message: String },
     #[error("cannot build the HTTP client: {0}")]
     Build(String),
+    #[error("cannot read client certificate or key `{}`", path.display())]
+    ClientCertFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("client certificate `{}` and its key are not a usable PEM identity: {message}", path.display())]
+    ClientCertPem { path: PathBuf, message: String },
 }
 
 /// Builds an HTTP client with the settings; rustls, gzip, our user agent. `api` names the
@@ -84,6 +98,9 @@ pub fn build_client(settings: &HttpSettings, api: &str) -> Result<reqwest::Clien
             builder = builder.add_root_certificate(cert);
         }
     }
+    if let Some(identity) = client_identity(settings)? {
+        builder = builder.identity(identity);
+    }
     builder
         .build()
         .map_err(|e| ClientError::Build(e.to_string()))
@@ -106,6 +123,35 @@ fn warn_once_unverified(api: &str) {
          read the credentials and change what the job reads and writes; trust an internal CA \
          with `ca_file` instead"
     );
+}
+
+/// The mTLS identity: the certificate file, followed by the key file when it is separate
+/// (rustls reads one PEM holding a private key and at least one certificate).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the shell reads and writes files; the core never does"
+)]
+fn client_identity(settings: &HttpSettings) -> Result<Option<reqwest::Identity>, ClientError> {
+    let Some(cert) = &settings.client_cert else {
+        return Ok(None);
+    };
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|source| ClientError::ClientCertFile {
+            path: path.clone(),
+            source,
+        })
+    };
+    let mut pem = read(cert)?;
+    if let Some(key) = &settings.client_key {
+        pem.push(b'\n');
+        pem.extend(read(key)?);
+    }
+    reqwest::Identity::from_pem(&pem)
+        .map(Some)
+        .map_err(|e| ClientError::ClientCertPem {
+            path: cert.clone(),
+            message: e.to_string(),
+        })
 }
 
 /// What kind of failure a request met.

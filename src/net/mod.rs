@@ -7,12 +7,17 @@
 //!   ([`with_retry`], or [`Attempts`] for callers with work between attempts), and the
 //!   shared 429 [`Throttle`];
 //! - `token`: [`Secret`], and the [`TokenCache`] both clients keep their session token in;
-//! - `pages`: the [`PageWindow`] both clients read the pages after the first through.
+//! - `pages`: the [`PageWindow`] both clients read the pages after the first through;
+//! - `stats`: requests, 429s and retries per API, for the run's metrics.
 
 mod http;
 mod pages;
 mod retry;
+pub mod stats;
 mod token;
+
+#[cfg(test)]
+mod mtls_tests;
 
 pub use self::http::{
     build_client, printable, redact, retry_after, ClientError, ErrorKind, HttpError, HttpSettings,

@@ -171,9 +171,10 @@ impl<'a> Attempts<'a> {
     pub async fn wait(&mut self, error: HttpError) -> Result<(), HttpError> {
         match decide(self.policy, &error, self.number, rand::random::<f64>()) {
             Decision::Retry(delay) => {
+                super::stats::retried(&error.url);
                 tracing::warn!(
                     attempt = self.number,
-                    delay_ms = delay.as_millis() as u64,
+                    delay_seconds = crate::output::seconds(delay),
                     "{}: {error}; retrying",
                     self.what
                 );

@@ -263,12 +263,10 @@ fn banners(h: &mut String, model: &ReportModel) {
 
 fn cards(h: &mut String, model: &ReportModel) {
     let s = &model.summary;
+    let c = &s.counts;
     let mut update_note = Vec::new();
     if s.restores > 0 {
         update_note.push(plural(s.restores, "restore", "restores"));
-    }
-    if s.heartbeats > 0 {
-        update_note.push(plural(s.heartbeats, "heartbeat", "heartbeats"));
     }
     if s.report_only > 0 {
         update_note.push(format!("+{} not written (ignore)", s.report_only));
@@ -278,15 +276,22 @@ fn cards(h: &mut String, model: &ReportModel) {
     } else {
         String::new()
     };
-    let cards: [(&str, &str, usize, String); 8] = [
-        ("create", "Create", s.creates, String::new()),
-        ("update", "Update", s.updates, update_note.join(" · ")),
-        ("mark_absent", "Mark absent", s.marked_absent, String::new()),
-        ("retire", "Retire", s.retirements, withheld),
-        ("delete", "Delete", s.deletes, String::new()),
-        ("unchanged", "Unchanged", s.unchanged, String::new()),
-        ("quarantined", "Quarantined", s.quarantined, String::new()),
-        ("issues", "Other issues", s.other_issues, String::new()),
+    let issues_note = if c.quarantined > 0 {
+        format!("{} quarantined", c.quarantined)
+    } else {
+        String::new()
+    };
+    // The summary table's words and numbers (`Counts`).
+    let cards: [(&str, &str, usize, String); 9] = [
+        ("create", "Create", c.create, String::new()),
+        ("update", "Update", c.update, update_note.join(" · ")),
+        ("heartbeat", "Heartbeat", c.heartbeat, String::new()),
+        ("absent", "Absent", c.absent, String::new()),
+        ("retire", "Retire", c.retire, withheld),
+        ("delete", "Delete", c.delete, String::new()),
+        ("unchanged", "Unchanged", c.unchanged, String::new()),
+        ("quarantined", "Quarantined", c.quarantined, String::new()),
+        ("issues", "Issues", c.issues, issues_note),
     ];
     h.push_str("<section class=\"cards\" aria-label=\"Summary\">");
     for (class, label, count, note) in cards {

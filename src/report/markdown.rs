@@ -125,18 +125,21 @@ fn header(md: &mut String, model: &ReportModel) {
 fn summary(md: &mut String, model: &ReportModel) {
     let s = &model.summary;
     md.push_str("## Summary\n\n| | CIs |\n|---|---:|\n");
+    // The summary table's words and numbers (`Counts`), so the terminal, the log and this
+    // report never disagree.
+    let c = &s.counts;
     let rows: [(&str, usize); 11] = [
-        ("Create", s.creates),
-        ("Update", s.updates),
+        ("Create", c.create),
+        ("Update", c.update),
         ("… of which restore", s.restores),
-        ("… of which heartbeat", s.heartbeats),
+        ("Heartbeat", c.heartbeat),
         ("Drift on `ignore` fields only (not written)", s.report_only),
-        ("Mark absent", s.marked_absent),
-        ("Retire", s.retirements),
-        ("Delete", s.deletes),
-        ("Unchanged", s.unchanged),
-        ("Quarantined", s.quarantined),
-        ("Other issues", s.other_issues),
+        ("Absent", c.absent),
+        ("Retire", c.retire),
+        ("Delete", c.delete),
+        ("Unchanged", c.unchanged),
+        ("Quarantined", c.quarantined),
+        ("Issues (the quarantined included)", c.issues),
     ];
     for (label, count) in rows {
         let _ = writeln!(md, "| {label} | {count} |");

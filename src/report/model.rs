@@ -11,6 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 // Renderers see only the model: the outcomes they show come through it.
+pub use super::summary::Counts;
 pub use crate::apply::outcome::{OperationOutcome, OutcomeStatus};
 use crate::reconcile::plan::{
     Change, Issue, IssueKind, Plan, RelAction, RelChange, RelEnd, RetireAction, Retirement, Update,
@@ -28,6 +29,8 @@ pub enum Action {
     Update,
     Restore,
     Heartbeat,
+    /// Named `absent` everywhere it shows, as in the summary table.
+    #[serde(rename = "absent")]
     MarkAbsent,
     Retire,
     Delete,
@@ -52,7 +55,7 @@ impl Action {
             Self::Update => "update",
             Self::Restore => "restore",
             Self::Heartbeat => "heartbeat",
-            Self::MarkAbsent => "mark_absent",
+            Self::MarkAbsent => "absent",
             Self::Retire => "retire",
             Self::Delete => "delete",
         }
@@ -65,7 +68,7 @@ impl Action {
             Self::Update => "Update",
             Self::Restore => "Restore",
             Self::Heartbeat => "Heartbeat",
-            Self::MarkAbsent => "Mark absent",
+            Self::MarkAbsent => "Absent",
             Self::Retire => "Retire",
             Self::Delete => "Delete",
         }
@@ -226,6 +229,8 @@ pub struct SummaryView {
     pub changes: usize,
     /// Whether `apply` would write anything at all.
     pub has_writes: bool,
+    /// The counts in the words of the summary table, the log and the metrics.
+    pub counts: Counts,
 }
 
 /// Safety decisions, worded for the banner.
@@ -670,6 +675,7 @@ fn summarise(plan: &Plan, rows: &[ChangeRow]) -> SummaryView {
         issues: plan.summary.issues,
         changes: rows.len(),
         has_writes: plan.has_changes(),
+        counts: Counts::of(plan),
     }
 }
 

@@ -224,6 +224,7 @@ impl OAuth {
         let form = self.form(grant);
         let started = Instant::now();
         sent.fetch_add(1, Ordering::Relaxed);
+        crate::net::stats::request(crate::net::stats::Api::ServiceNow);
         let response = http
             .post(self.token_url.clone())
             .header(ACCEPT, "application/json")

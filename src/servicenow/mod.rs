@@ -27,6 +27,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use url::Url;
 
+use crate::net::stats::Api;
 use crate::net::{
     build_client, redact, retry_after, with_retry, ClientError, HttpError, HttpSettings,
     RetryPolicy, Secret, Throttle,
@@ -194,6 +195,7 @@ impl ServiceNow {
         base.set_fragment(None);
         let auth = auth::Authorizer::new(&cfg.auth, &base).map_err(ClientError::Build)?;
         let http = build_client(&cfg.http, "ServiceNow")?;
+        crate::net::stats::register(Api::ServiceNow, &base);
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -254,11 +256,13 @@ impl ServiceNow {
             }
             inner.throttle.wait().await;
             inner.sent.fetch_add(1, Ordering::Relaxed);
+            crate::net::stats::request(Api::ServiceNow);
             let response = request
                 .send()
                 .await
                 .map_err(|e| HttpError::from_reqwest(method.as_str(), url.as_str(), &e))?;
             if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                crate::net::stats::rate_limited(Api::ServiceNow);
                 // Every worker holds off, not just this one (see `Throttle`); but a pause
                 // longer than the policy allows is not waited for (the request gives up),
                 // so it must not hold every other request back either.

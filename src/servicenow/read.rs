@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use url::Url;
 
+use crate::net::stats::Api;
 use crate::net::{with_retry, ErrorKind, HttpError, PageFlow, PageWindow};
 use crate::reconcile::record::{Ci, FieldNames};
 
@@ -80,7 +81,7 @@ impl ServiceNow {
             table,
             rows = rows.len(),
             requests = self.requests_sent() - sent_before,
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            seconds = crate::output::seconds(started.elapsed()),
             "read ServiceNow table"
         );
         Ok(rows)
@@ -124,6 +125,7 @@ impl ReadCtx {
             tracing::debug!(table = self.table, "no X-Total-Count; reading by key");
             return self.read_by_key(&query).await;
         };
+        crate::progress::read_expected(Api::ServiceNow, total as u64);
         let limit = self.page_size();
         let ordered: Arc<str> = ordered.into();
         let window = PageWindow {
@@ -235,7 +237,8 @@ impl ReadCtx {
             let rows = wire::parse_list(&body, &self.requested).map_err(|e| {
                 HttpError::from_body("GET", url.as_str(), &String::from_utf8_lossy(&body), &e)
             })?;
-            tracing::debug!(table = self.table, ?offset, rows = rows.len(), "page read");
+            tracing::debug!(table = self.table, offset, rows = rows.len(), "page read");
+            crate::progress::page_read(Api::ServiceNow, rows.len() as u64);
             Ok(Page { total, rows })
         })
         .await
