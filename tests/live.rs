@@ -924,3 +924,29 @@ async fn a_run_writes_its_metrics_and_a_failed_run_keeps_the_last_success() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// A misspelt table is an error naming it, never an empty CMDB (which would plan a create
+/// for every VM): the instance answers 400 "Invalid table", and nothing is planned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misspelt_table_is_an_error_not_an_empty_cmdb() {
+    let sims = sims(50).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&sims, dir.path());
+    let mapping = include_str!("../mappings/vmware-vm.toml").replace(
+        "table = \"cmdb_ci_vmware_instance\"",
+        "table = \"cmdb_ci_vmware_instanse\"",
+    );
+    let path = dir.path().join("misspelt.toml");
+    std::fs::write(&path, mapping).unwrap();
+    config.syncs[0].mapping = path;
+    config.out_dir = Some(dir.path().join("out"));
+    let Err(error) = app::plan_all(&config, now(), false).await else {
+        panic!("an unknown table is an error");
+    };
+    let text = format!("{error:#}");
+    assert!(
+        text.contains("cmdb_ci_vmware_instanse") && text.contains("Invalid table"),
+        "{text}"
+    );
+    assert!(!dir.path().join("out").join("plan.json").exists());
+}
