@@ -284,20 +284,33 @@ pub fn render(finish: &Finish, last_success: Option<f64>) -> String {
         );
     }
 
+    http_metrics(&registry);
+    if !run.is_empty() {
+        sync_metrics(&registry, &run);
+    }
+
+    let mut out = Vec::new();
+    // Writing text into a Vec cannot fail.
+    let _ = TextEncoder::new().encode(&registry.gather(), &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Requests, retries and 429s per API.
+fn http_metrics(registry: &Registry) {
     let requests = gauge(
-        &registry,
+        registry,
         "http_requests",
         "HTTP requests the last run sent, per API (token requests included).",
         &["api"],
     );
     let retries = gauge(
-        &registry,
+        registry,
         "http_retries",
         "Requests the last run sent again after a failed attempt, per API.",
         &["api"],
     );
     let limited = gauge(
-        &registry,
+        registry,
         "http_rate_limited",
         "Responses 429 Too Many Requests the last run received, per API.",
         &["api"],
@@ -314,139 +327,143 @@ pub fn render(finish: &Finish, last_success: Option<f64>) -> String {
             .with_label_values(&[api.as_str()])
             .set(c.rate_limited as f64);
     }
+}
 
-    if !run.is_empty() {
-        let planned = gauge(
-            &registry,
-            "planned_operations",
-            "Operations the last run planned, per sync and action (the summary table's words).",
-            &["mapping", "action"],
-        );
-        let cis = gauge(
-            &registry,
-            "unchanged_cis",
-            "Matched CIs with nothing to write, per sync.",
-            &["mapping"],
-        );
-        let quarantined = gauge(
-            &registry,
-            "quarantined",
-            "Issues holding records or CIs back from any write, per sync.",
-            &["mapping"],
-        );
-        let issues = gauge(
-            &registry,
-            "issues",
-            "Issues in the last plan, per sync and kind (quarantined ones included).",
-            &["mapping", "kind"],
-        );
-        let drift = gauge(
-            &registry,
-            "field_drift",
-            "Planned writes per field (drifted CIs), per sync.",
-            &["mapping", "field"],
-        );
-        let complete = gauge(
-            &registry,
-            "source_complete",
-            "1 when the last source read was complete, 0 when it was cut short (no retirements).",
-            &["mapping"],
-        );
-        let records = gauge(
-            &registry,
-            "source_records",
-            "Records the last source read returned, per sync.",
-            &["mapping"],
-        );
-        let in_scope = gauge(
-            &registry,
-            "target_cis_in_scope",
-            "Rows of the target table in the sync's scope.",
-            &["mapping"],
-        );
-        let withheld = gauge(
-            &registry,
-            "retirements_withheld",
-            "Retirements the last plan withheld because the source read could not be trusted.",
-            &["mapping"],
-        );
-        let guards = gauge(
-            &registry,
-            "guards_tripped",
-            "Count guards the last plan tripped (nothing written unless lifted).",
-            &["mapping"],
-        );
-        let phases = gauge(
-            &registry,
-            "phase_duration_seconds",
-            "How long each phase of a sync took in the last run (read, plan, apply).",
-            &["mapping", "phase"],
-        );
-        let operations = gauge(
-            &registry,
-            "operations",
-            "Operations the last run applied, per sync, action and outcome.",
-            &["mapping", "action", "outcome"],
-        );
-        for (mapping, sync) in &run {
-            let m = mapping.as_str();
-            for (name, value) in sync.counts.pairs() {
-                if Counts::OPERATIONS.contains(&name) {
-                    planned.with_label_values(&[m, name]).set(value as f64);
-                }
+/// The per-sync gauges: what each sync planned, met and applied.
+fn sync_metrics(registry: &Registry, run: &BTreeMap<String, SyncRecord>) {
+    operation_metrics(registry, run);
+    let planned = gauge(
+        registry,
+        "planned_operations",
+        "Operations the last run planned, per sync and action (the summary table's words).",
+        &["mapping", "action"],
+    );
+    let cis = gauge(
+        registry,
+        "unchanged_cis",
+        "Matched CIs with nothing to write, per sync.",
+        &["mapping"],
+    );
+    let quarantined = gauge(
+        registry,
+        "quarantined",
+        "Issues holding records or CIs back from any write, per sync.",
+        &["mapping"],
+    );
+    let issues = gauge(
+        registry,
+        "issues",
+        "Issues in the last plan, per sync and kind (quarantined ones included).",
+        &["mapping", "kind"],
+    );
+    let drift = gauge(
+        registry,
+        "field_drift",
+        "Planned writes per field (drifted CIs), per sync.",
+        &["mapping", "field"],
+    );
+    let complete = gauge(
+        registry,
+        "source_complete",
+        "1 when the last source read was complete, 0 when it was cut short (no retirements).",
+        &["mapping"],
+    );
+    let records = gauge(
+        registry,
+        "source_records",
+        "Records the last source read returned, per sync.",
+        &["mapping"],
+    );
+    let in_scope = gauge(
+        registry,
+        "target_cis_in_scope",
+        "Rows of the target table in the sync's scope.",
+        &["mapping"],
+    );
+    let withheld = gauge(
+        registry,
+        "retirements_withheld",
+        "Retirements the last plan withheld because the source read could not be trusted.",
+        &["mapping"],
+    );
+    let guards = gauge(
+        registry,
+        "guards_tripped",
+        "Count guards the last plan tripped (nothing written unless lifted).",
+        &["mapping"],
+    );
+    let phases = gauge(
+        registry,
+        "phase_duration_seconds",
+        "How long each phase of a sync took in the last run (read, plan, apply).",
+        &["mapping", "phase"],
+    );
+    for (mapping, sync) in run {
+        let m = mapping.as_str();
+        for (name, value) in sync.counts.pairs() {
+            if Counts::OPERATIONS.contains(&name) {
+                planned.with_label_values(&[m, name]).set(value as f64);
             }
-            cis.with_label_values(&[m])
-                .set(sync.counts.unchanged as f64);
-            quarantined
-                .with_label_values(&[m])
-                .set(sync.counts.quarantined as f64);
-            for (kind, n) in &sync.issues {
-                issues.with_label_values(&[m, kind]).set(*n as f64);
-            }
-            for (field, n) in &sync.drift {
-                drift.with_label_values(&[m, field]).set(*n as f64);
-            }
-            complete
-                .with_label_values(&[m])
-                .set(if sync.source_complete { 1.0 } else { 0.0 });
-            records
-                .with_label_values(&[m])
-                .set(sync.source_records as f64);
-            in_scope
-                .with_label_values(&[m])
-                .set(sync.target_in_scope as f64);
-            withheld
-                .with_label_values(&[m])
-                .set(sync.retirements_withheld as f64);
-            guards
-                .with_label_values(&[m])
-                .set(sync.guards_tripped as f64);
-            for (phase, seconds) in &sync.phases {
-                phases.with_label_values(&[m, phase]).set(millis(*seconds));
-            }
-            if !sync.operations.is_empty() {
-                // Applied and failed exist for every action applied, so an alert on
-                // failures sees a 0 rather than nothing.
-                for (action, _) in sync.operations.keys() {
-                    for outcome in [OutcomeStatus::Applied, OutcomeStatus::Failed] {
-                        operations
-                            .with_label_values(&[m, action, outcome.as_str()])
-                            .set(0.0);
-                    }
-                }
-                for ((action, outcome), n) in &sync.operations {
+        }
+        cis.with_label_values(&[m])
+            .set(sync.counts.unchanged as f64);
+        quarantined
+            .with_label_values(&[m])
+            .set(sync.counts.quarantined as f64);
+        for (kind, n) in &sync.issues {
+            issues.with_label_values(&[m, kind]).set(*n as f64);
+        }
+        for (field, n) in &sync.drift {
+            drift.with_label_values(&[m, field]).set(*n as f64);
+        }
+        complete
+            .with_label_values(&[m])
+            .set(if sync.source_complete { 1.0 } else { 0.0 });
+        records
+            .with_label_values(&[m])
+            .set(sync.source_records as f64);
+        in_scope
+            .with_label_values(&[m])
+            .set(sync.target_in_scope as f64);
+        withheld
+            .with_label_values(&[m])
+            .set(sync.retirements_withheld as f64);
+        guards
+            .with_label_values(&[m])
+            .set(sync.guards_tripped as f64);
+        for (phase, seconds) in &sync.phases {
+            phases.with_label_values(&[m, phase]).set(millis(*seconds));
+        }
+    }
+}
+
+/// What the last run applied, per sync, action and outcome.
+fn operation_metrics(registry: &Registry, run: &BTreeMap<String, SyncRecord>) {
+    let operations = gauge(
+        registry,
+        "operations",
+        "Operations the last run applied, per sync, action and outcome.",
+        &["mapping", "action", "outcome"],
+    );
+    for (mapping, sync) in run {
+        let m = mapping.as_str();
+        if !sync.operations.is_empty() {
+            // Applied and failed exist for every action applied, so an alert on
+            // failures sees a 0 rather than nothing.
+            for (action, _) in sync.operations.keys() {
+                for outcome in [OutcomeStatus::Applied, OutcomeStatus::Failed] {
                     operations
-                        .with_label_values(&[m, action, outcome])
-                        .set(*n as f64);
+                        .with_label_values(&[m, action, outcome.as_str()])
+                        .set(0.0);
                 }
+            }
+            for ((action, outcome), n) in &sync.operations {
+                operations
+                    .with_label_values(&[m, action, outcome])
+                    .set(*n as f64);
             }
         }
     }
-
-    let mut out = Vec::new();
-    // Writing text into a Vec cannot fail.
-    let _ = TextEncoder::new().encode(&registry.gather(), &mut out);
-    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The value of the unlabelled sample `name` in an exposition text, if there is one.

@@ -42,8 +42,16 @@ pub(super) struct RelPlan {
     pub changes: Vec<RelChange>,
 }
 
-/// Plans the relationship rows. `this` gives, per desired record, its CI: the matched CI's
-/// sys_id or, for a record this plan creates, `None` (its create is found by source id).
+/// What the records say: the rows wanted, the (CI, type) pairs not to judge this run, and
+/// the CIs whose rows are judged at all (those matched to a record).
+struct Wanted<'a> {
+    rows: BTreeMap<(End, End, String), String>,
+    unknown: BTreeSet<(String, String)>,
+    judged: BTreeSet<&'a str>,
+}
+
+/// Plans the relationship rows: creates for rows the records have and the CMDB lacks, then
+/// deletes for rows of managed types the records no longer have.
 pub(super) fn plan(
     mapping: &Mapping,
     desired: &[Desired],
@@ -52,18 +60,33 @@ pub(super) fn plan(
     creates: &[Create],
     input: &RelInput,
 ) -> RelPlan {
-    let created: BTreeSet<&str> = creates.iter().map(|c| c.source_id.as_str()).collect();
     let names: HashMap<&str, &str> = cis.iter().map(|c| (c.sys_id.as_str(), c.name())).collect();
-    let mut wanted: BTreeMap<(End, End, String), String> = BTreeMap::new();
-    // (this CI, type) whose rows are not to be judged this run.
-    let mut unknown: BTreeSet<(String, String)> = BTreeSet::new();
-    // CIs whose rows are judged: matched to a record this run.
-    let mut judged: BTreeSet<&str> = BTreeSet::new();
+    let wanted = wanted(mapping, desired, ident, cis, creates);
+    let (present, deletes) = stale_rows(mapping, &wanted, input, &names);
+    let mut changes = missing_rows(&wanted, &present, input, &names);
+    changes.extend(deletes);
+    RelPlan { changes }
+}
+
+/// The rows each record's CI should have (its CI: the matched one, or the create).
+fn wanted<'a>(
+    mapping: &Mapping,
+    desired: &[Desired],
+    ident: &Identification,
+    cis: &'a [Ci],
+    creates: &[Create],
+) -> Wanted<'a> {
+    let created: BTreeSet<&str> = creates.iter().map(|c| c.source_id.as_str()).collect();
+    let mut out = Wanted {
+        rows: BTreeMap::new(),
+        unknown: BTreeSet::new(),
+        judged: BTreeSet::new(),
+    };
     for (vm, d) in desired.iter().enumerate() {
         let this = match (ident.quarantined[vm], ident.matched[vm]) {
             (true, _) => continue,
             (false, Some((ci, _))) => {
-                judged.insert(cis[ci].sys_id.as_str());
+                out.judged.insert(cis[ci].sys_id.as_str());
                 End::Ci(cis[ci].sys_id.clone())
             }
             (false, None) if created.contains(d.record.id.as_ref()) => {
@@ -76,7 +99,7 @@ pub(super) fn plan(
                 Related::Nothing => {}
                 Related::Unknown => {
                     if let End::Ci(id) = &this {
-                        unknown.insert((id.clone(), relate.kind.clone()));
+                        out.unknown.insert((id.clone(), relate.kind.clone()));
                     }
                 }
                 Related::To(other) => {
@@ -86,19 +109,29 @@ pub(super) fn plan(
                     } else {
                         (other, this.clone())
                     };
-                    wanted.insert((parent, child, relate.kind.clone()), d.name.clone());
+                    out.rows
+                        .insert((parent, child, relate.kind.clone()), d.name.clone());
                 }
             }
         }
     }
+    out
+}
 
+/// The CMDB's rows of managed types: those still wanted (present), and those to delete.
+fn stale_rows(
+    mapping: &Mapping,
+    wanted: &Wanted,
+    input: &RelInput,
+    names: &HashMap<&str, &str>,
+) -> (BTreeSet<(End, End, String)>, Vec<RelChange>) {
     let kind_of: HashMap<&str, &str> = input
         .types
         .iter()
         .map(|(name, id)| (id.as_str(), name.as_str()))
         .collect();
-    let mut changes = Vec::new();
-    let mut present: BTreeSet<(End, End, String)> = BTreeSet::new();
+    let mut present = BTreeSet::new();
+    let mut deletes = Vec::new();
     for row in &input.rows {
         let Some(&kind) = kind_of.get(row.get("type")) else {
             continue;
@@ -109,7 +142,7 @@ pub(super) fn plan(
             End::Ci(child.to_owned()),
             kind.to_owned(),
         );
-        if wanted.contains_key(&key) {
+        if wanted.rows.contains_key(&key) {
             present.insert(key);
             continue;
         }
@@ -119,7 +152,9 @@ pub(super) fn plan(
             } else {
                 (child, parent)
             };
-            if !judged.contains(this) || unknown.contains(&(this.to_owned(), kind.to_owned())) {
+            if !wanted.judged.contains(this)
+                || wanted.unknown.contains(&(this.to_owned(), kind.to_owned()))
+            {
                 continue;
             }
             // Only a CI of the relationship's table, in its scope, is the job's to unlink.
@@ -129,12 +164,12 @@ pub(super) fn plan(
             if relate.scope.as_ref().is_some_and(|s| !s.matches(other_ci)) {
                 continue;
             }
-            changes.push(RelChange {
+            deletes.push(RelChange {
                 action: RelAction::Delete,
                 kind: kind.to_owned(),
                 type_sys_id: row.get("type").to_owned(),
-                parent: known_end(parent, &names, &input.others),
-                child: known_end(child, &names, &input.others),
+                parent: known_end(parent, names, &input.others),
+                child: known_end(child, names, &input.others),
                 sys_id: Some(row.sys_id.clone()),
                 sys_mod_count: row.get("sys_mod_count").to_owned(),
                 sys_updated_on: row.get("sys_updated_on").to_owned(),
@@ -145,39 +180,45 @@ pub(super) fn plan(
             break;
         }
     }
+    (present, deletes)
+}
 
-    let mut creates_out = Vec::new();
-    for ((parent, child, kind), name) in wanted {
+/// Creates for the wanted rows the CMDB lacks.
+fn missing_rows(
+    wanted: &Wanted,
+    present: &BTreeSet<(End, End, String)>,
+    input: &RelInput,
+    names: &HashMap<&str, &str>,
+) -> Vec<RelChange> {
+    let mut creates = Vec::new();
+    for ((parent, child, kind), name) in &wanted.rows {
         if present.contains(&(parent.clone(), child.clone(), kind.clone())) {
             continue;
         }
-        let Some(type_sys_id) = input.types.get(&kind) else {
+        let Some(type_sys_id) = input.types.get(kind) else {
             continue; // the shell refuses a type the instance lacks before planning
         };
         let end = |e: &End| match e {
-            End::Ci(id) => known_end(id, &names, &input.others),
+            End::Ci(id) => known_end(id, names, &input.others),
             End::New(source_id) => RelEnd {
                 sys_id: String::new(),
                 source_id: Some(source_id.clone()),
                 name: name.clone(),
             },
         };
-        creates_out.push(RelChange {
+        creates.push(RelChange {
             action: RelAction::Create,
             kind: kind.clone(),
             type_sys_id: type_sys_id.clone(),
-            parent: end(&parent),
-            child: end(&child),
+            parent: end(parent),
+            child: end(child),
             sys_id: None,
             sys_mod_count: String::new(),
             sys_updated_on: String::new(),
             reason: format!("the record has this `{kind}` relationship and the CMDB does not"),
         });
     }
-    creates_out.extend(changes);
-    RelPlan {
-        changes: creates_out,
-    }
+    creates
 }
 
 /// An existing CI as a relationship end, named when the job knows it.

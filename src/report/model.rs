@@ -11,11 +11,11 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 // Renderers see only the model: the outcomes they show come through it.
+pub use super::relations::RelRow;
 pub use super::summary::Counts;
 pub use crate::apply::outcome::{OperationOutcome, OutcomeStatus};
 use crate::reconcile::plan::{
-    Change, Issue, IssueKind, Plan, RelAction, RelChange, RelEnd, RetireAction, Retirement, Update,
-    UpdateKind,
+    Change, Issue, IssueKind, Plan, RetireAction, Retirement, Update, UpdateKind,
 };
 
 /// What a change row does to the CMDB; one per lifecycle step a plan can take.
@@ -124,61 +124,6 @@ pub struct ReportModel {
     pub relationships: Vec<RelRow>,
     /// Relationship deletes withheld with the retirements.
     pub relationship_deletes_withheld: usize,
-}
-
-/// One relationship row to create or delete, worded for people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RelRow {
-    /// `create` or `delete`.
-    pub action: &'static str,
-    /// The `cmdb_rel_type` name.
-    pub kind: String,
-    pub parent: String,
-    pub parent_sys_id: String,
-    pub child: String,
-    pub child_sys_id: String,
-    /// The record whose planned create makes one end (its sys_id is learnt at apply).
-    pub new_ci_source_id: Option<String>,
-    /// The row, for deletes.
-    pub sys_id: String,
-    pub reason: String,
-}
-
-impl RelRow {
-    fn from_change(change: &RelChange) -> Self {
-        let end = |e: &RelEnd| -> String {
-            match (&e.source_id, e.name.is_empty()) {
-                (Some(source), true) => format!("new CI of record {source}"),
-                (Some(_), false) => format!("{} (new)", e.name),
-                (None, true) => e.sys_id.clone(),
-                (None, false) => e.name.clone(),
-            }
-        };
-        Self {
-            action: match change.action {
-                RelAction::Create => "create",
-                RelAction::Delete => "delete",
-            },
-            kind: change.kind.clone(),
-            parent: end(&change.parent),
-            parent_sys_id: change.parent.sys_id.clone(),
-            child: end(&change.child),
-            child_sys_id: change.child.sys_id.clone(),
-            new_ci_source_id: change
-                .parent
-                .source_id
-                .clone()
-                .or_else(|| change.child.source_id.clone()),
-            sys_id: change.sys_id.clone().unwrap_or_default(),
-            reason: change.reason.clone(),
-        }
-    }
-
-    /// Whether the row touches this CI (by sys_id, or by the record of a CI being created).
-    pub fn touches(&self, sys_id: &str, source_id: &str) -> bool {
-        (!sys_id.is_empty() && (self.parent_sys_id == sys_id || self.child_sys_id == sys_id))
-            || (!source_id.is_empty() && self.new_ci_source_id.as_deref() == Some(source_id))
-    }
 }
 
 /// Where the plan came from: the title block of every report.
