@@ -9,96 +9,20 @@
 )]
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use cmdb_reconcile::app::{self, Planned, Status};
-use cmdb_reconcile::cloudforms::CloudFormsConfig;
-use cmdb_reconcile::config::{Config, SyncConfig};
-use cmdb_reconcile::net::{RetryPolicy, Secret};
+use cmdb_reconcile::config::Config;
 use cmdb_reconcile::reconcile::plan::RetireAction;
-use cmdb_reconcile::report::Format;
-use cmdb_reconcile::servicenow::{ServiceNowConfig, SnAuth};
-use cmdb_sim::{Api, FaultConfig, SimOptions, Sims};
+use cmdb_sim::{Api, FaultConfig, Sims};
 use serde_json::{json, Value};
 
-const TABLE: &str = "cmdb_ci_vmware_instance";
+mod common;
+
+use common::{config, plan, sims, TABLE};
 
 /// Longer than any of these runs takes once bounded; before, some ran for many minutes.
 const BOUND: Duration = Duration::from_secs(90);
-
-fn now() -> DateTime<Utc> {
-    "2026-11-27T06:00:00Z".parse().unwrap()
-}
-
-async fn sims(vms: usize) -> Sims {
-    Sims::start(SimOptions {
-        vms,
-        drift: 0.05,
-        seed: 11,
-        now: now(),
-        ..Default::default()
-    })
-    .await
-    .expect("simulators start")
-}
-
-/// Fast retries: the tests prove behaviour, not patience.
-fn quick_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 6,
-        max_rate_limited_attempts: 60,
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        max_retry_after: Duration::from_secs(5),
-    }
-}
-
-fn config(sims: &Sims, dir: &Path) -> Config {
-    let o = sims.options();
-    let mut cf = CloudFormsConfig::new(
-        sims.manageiq_url(),
-        o.miq_user.clone(),
-        Secret::new(o.miq_password.clone()),
-    );
-    cf.retry = quick_retry();
-    let mut sn = ServiceNowConfig::new(
-        sims.servicenow_url(),
-        SnAuth::Basic {
-            user: o.snow_user.clone(),
-            password: Secret::new(o.snow_password.clone()),
-        },
-    );
-    sn.retry = quick_retry();
-    let mapping = dir.join("vmware-vm.toml");
-    std::fs::write(&mapping, include_str!("../mappings/vmware-vm.toml")).unwrap();
-    Config {
-        report_dir: dir.to_path_buf(),
-        out_dir: None,
-        formats: Format::ALL.to_vec(),
-        syncs: vec![SyncConfig::live(mapping)],
-        cloudforms: Some(cf),
-        servicenow: Some(sn),
-        apply: cmdb_reconcile::apply::ApplyOptions {
-            retry: quick_retry(),
-            ..Default::default()
-        },
-        max_plan_age: None,
-        lease: Default::default(),
-        ops: Default::default(),
-        ticket: None,
-    }
-}
-
-async fn plan(config: &Config, out: &Path) -> Planned {
-    let mut c = config.clone();
-    c.out_dir = Some(out.to_path_buf());
-    app::plan_all(&c, now(), false)
-        .await
-        .expect("plan")
-        .remove(0)
-}
 
 /// The operations of a plan that write.
 fn planned_writes(planned: &Planned) -> usize {
