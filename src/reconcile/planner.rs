@@ -87,27 +87,15 @@ pub fn plan(input: Input) -> Plan {
             allow_mass_change,
         },
     );
-    // Step 6, relationships: planned from the same matches; their deletes are withheld with
-    // the retirements, on the same incomplete knowledge.
-    let mut relationships = match relations {
-        Some(input) if !mapping.relate.is_empty() => {
-            relations::plan(
-                mapping,
-                &triage.desired,
-                &ident,
-                cis,
-                &matched.creates,
-                input,
-            )
-            .changes
-        }
-        _ => Vec::new(),
-    };
-    if safety.retirements_blocked.is_some() {
-        let before = relationships.len();
-        relationships.retain(|r| r.action == RelAction::Create);
-        safety.relationship_deletes_withheld = before - relationships.len();
-    }
+    let relationships = relationships(
+        mapping,
+        relations,
+        &triage.desired,
+        &ident,
+        cis,
+        &matched.creates,
+        &mut safety,
+    );
 
     let mut plan = Plan::new(
         now,
@@ -142,6 +130,29 @@ pub fn plan(input: Input) -> Plan {
     );
     plan.relationships = relationships;
     plan
+}
+
+/// Step 6, relationships: planned from the same matches; their deletes are withheld with
+/// the retirements, on the same incomplete knowledge.
+fn relationships(
+    mapping: &Mapping,
+    relations: Option<&RelInput>,
+    desired: &[Desired],
+    ident: &Identification,
+    cis: &[Ci],
+    creates: &[Create],
+    safety: &mut Safety,
+) -> Vec<RelChange> {
+    let Some(input) = relations.filter(|_| !mapping.relate.is_empty()) else {
+        return Vec::new();
+    };
+    let mut changes = relations::plan(mapping, desired, ident, cis, creates, input).changes;
+    if safety.retirements_blocked.is_some() {
+        let before = changes.len();
+        changes.retain(|r| r.action == RelAction::Create);
+        safety.relationship_deletes_withheld = before - changes.len();
+    }
+    changes
 }
 
 /// Step 1, records: usable objects with ids, de-duplicated, in a stable order.
