@@ -13,7 +13,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Exit codes: 0 success, 1 error, 2 changes planned (with --detailed-exitcode),
 /// 3 partial (an operation failed, ended unknown, was not attempted or overwrote a concurrent
 /// edit, or the source read was incomplete so retirements were withheld), 4 refused by a
-/// safety rule (a guard tripped, or the plan is too old), 5 busy (another run holds the lease).
+/// safety rule (a guard tripped, or the plan is too old), 5 busy (another run holds the lease),
+/// 6 done with a warning (the CMDB holds duplicate CIs).
 #[derive(Debug, Parser)]
 #[command(
     name = "cmdb-reconcile",
