@@ -589,7 +589,7 @@ async fn the_run_ticket_closes_green_on_success_and_stays_open_red_on_refusal() 
 fn with_host_relationship(config: &mut Config, dir: &Path) {
     let mapping = format!(
         "{}\n[[relate]]\ntype = \"Registered on::Has registered\"\n\
-         to = {{ from = \"host.ems_ref\", lookup = {{ table = \"cmdb_ci_esx_server\", by = \"object_id\", and = {{ vcenter_uuid = \"ext_management_system.guid\" }} }} }}\n",
+         to = {{ from = \"host.ems_ref\", lookup = {{ table = \"cmdb_ci_esx_server\", by = \"morid\", and = {{ vcenter_uuid = \"ext_management_system.uid_ems\" }} }} }}\n",
         include_str!("../mappings/vmware-vm.toml")
     );
     let path = dir.join("vmware-vm-rel.toml");

@@ -54,6 +54,9 @@ pub struct Estate {
     pub now: DateTime<Utc>,
     pub providers: Vec<Provider>,
     pub datacenters: Vec<Datacenter>,
+    /// The providers' folders (`/api/providers/:id/folders`): each datacenter, its
+    /// provider's root folder and, on VMware, a datacenter's hidden `vm` and `host` folders.
+    pub folders: Vec<Folder>,
     pub clusters: Vec<Cluster>,
     pub hosts: Vec<Host>,
     pub storages: Vec<Storage>,
@@ -170,8 +173,11 @@ pub struct Provider {
     pub id: u64,
     pub name: String,
     pub vendor: Vendor,
-    /// vCenter instance UUID for the CMDB's `vcenter_uuid`.
+    /// ManageIQ's own record GUID (not the vCenter's).
     pub guid: String,
+    /// `uid_ems`: the vCenter's `about.instanceUuid` (VMware only), which Discovery and the
+    /// shipped mapping write to the CMDB's `vcenter_uuid`.
+    pub uid_ems: Option<String>,
     pub hostname: String,
     pub ipaddress: String,
     pub api_version: String,
@@ -186,8 +192,37 @@ pub struct Datacenter {
     pub id: u64,
     pub name: String,
     pub ems: usize,
+    /// `ems_ref` = `uid_ems`: the MoRef (`datacenter-NN`) on VMware, the RHV API path on RHV.
+    pub ems_ref: String,
+    pub uid_ems: String,
     /// Index into the site list (drives the location tag and `cmn_location`).
     pub site: usize,
+}
+
+/// An `EmsFolder`. ManageIQ stores a datacenter as a folder of a Datacenter type.
+#[derive(Debug, Clone, Serialize)]
+pub struct Folder {
+    pub id: u64,
+    pub name: String,
+    pub ems: usize,
+    pub ems_ref: String,
+    pub uid_ems: String,
+    /// The datacenter this folder is (not the one it is in).
+    pub datacenter: Option<usize>,
+    /// ManageIQ hides the root folder and a datacenter's `vm`/`host` folders.
+    pub hidden: bool,
+}
+
+impl Folder {
+    /// The `type` column.
+    pub fn type_name(&self, vendor: Vendor) -> String {
+        let kind = if self.datacenter.is_some() {
+            "Datacenter"
+        } else {
+            "Folder"
+        };
+        format!("{}::{kind}", vendor.ems_type())
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -397,6 +432,9 @@ pub fn generate(opts: &GenOptions) -> Generated {
 /// Generator state: the RNG, id counters and everything drawn so far.
 pub(crate) struct Gen {
     rng: ChaCha8Rng,
+    /// A second stream for values added after the first (vCenter instance UUIDs, datacenter
+    /// MoRefs): drawing them from `rng` would change every estate generated so far.
+    aux: ChaCha8Rng,
     now: DateTime<Utc>,
     seed: u64,
     target_vms: usize,
@@ -433,6 +471,7 @@ impl Gen {
     fn new(opts: &GenOptions) -> Self {
         Gen {
             rng: ChaCha8Rng::seed_from_u64(opts.seed),
+            aux: ChaCha8Rng::seed_from_u64(opts.seed ^ 0x1f5a_7c3e_9d2b_4a61),
             now: opts.now,
             seed: opts.seed,
             target_vms: opts.vms,
@@ -478,6 +517,15 @@ impl Gen {
 
     pub(crate) fn uuid(&mut self) -> String {
         let bytes: [u8; 16] = self.rng.random();
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .hyphenated()
+            .to_string()
+    }
+
+    /// A UUID from the second stream (see `aux`).
+    fn aux_uuid(&mut self) -> String {
+        let bytes: [u8; 16] = self.aux.random();
         uuid::Builder::from_random_bytes(bytes)
             .into_uuid()
             .hyphenated()
@@ -560,6 +608,7 @@ impl Gen {
             };
             let id = self.id();
             let guid = self.uuid();
+            let uid_ems = (vendor == Vendor::Vmware).then(|| self.aux_uuid());
             let created_on = self.ago(86_400 * 1500..86_400 * 2000);
             let updated_on = self.ago(0..3_600);
             let last_refresh_date = self.ago(0..900);
@@ -571,6 +620,7 @@ impl Gen {
                 name,
                 vendor,
                 guid,
+                uid_ems,
                 api_version: match vendor {
                     Vendor::Vmware => "6.7.3".into(),
                     Vendor::Redhat => "4.4.10.7".into(),
@@ -585,8 +635,22 @@ impl Gen {
             let dcs = if n >= 2_000 { 2 } else { 1 };
             for d in 0..dcs {
                 let dc_site = (site + d) % words::SITES.len();
+                let (ems_ref, uid_ems) = match vendor {
+                    Vendor::Vmware => {
+                        // Distinct within the vCenter; other vCenters may reuse it.
+                        let n = self.aux.random_range(2..400) + d * 500;
+                        let moref = format!("datacenter-{n}");
+                        (moref.clone(), moref)
+                    }
+                    Vendor::Redhat => {
+                        let uid = self.aux_uuid();
+                        (format!("/api/datacenters/{uid}"), uid)
+                    }
+                };
                 let dc = Datacenter {
                     id: self.id(),
+                    ems_ref,
+                    uid_ems,
                     name: format!(
                         "{}-DC{}",
                         words::SITES[dc_site].0.to_uppercase(),
@@ -670,11 +734,12 @@ impl Gen {
             ),
         };
         let uid = self.uuid();
+        // ManageIQ's VMware parser stores a host's name as its `uid_ems`, its MoRef as `ems_ref`.
         let (uid_ems, ems_ref) = match vendor {
-            Vendor::Vmware => {
-                let moref = format!("host-{}", self.rng.random_range(10..99_999));
-                (moref.clone(), moref)
-            }
+            Vendor::Vmware => (
+                name.clone(),
+                format!("host-{}", self.rng.random_range(10..99_999)),
+            ),
             Vendor::Redhat => (uid.clone(), format!("/api/hosts/{uid}")),
         };
         let (product, version, build) = match vendor {
@@ -1217,12 +1282,74 @@ impl Gen {
         (ips, hostnames, macs)
     }
 
-    fn into_estate(self, expected: Expected) -> Estate {
+    /// Folders are drawn last (their ids too), so adding them changed no other value.
+    fn folders(&mut self) -> Vec<Folder> {
+        let mut folders = Vec::new();
+        for p in 0..self.providers.len() {
+            let vmware = self.providers[p].vendor == Vendor::Vmware;
+            let id = self.id();
+            let root = if vmware { "group-d1" } else { "root_dc" };
+            folders.push(Folder {
+                id,
+                name: "Datacenters".into(),
+                ems: p,
+                ems_ref: root.into(),
+                uid_ems: root.into(),
+                datacenter: None,
+                hidden: true,
+            });
+            for d in 0..self.datacenters.len() {
+                let dc = &self.datacenters[d];
+                if dc.ems != p {
+                    continue;
+                }
+                let (name, ems_ref, uid_ems) =
+                    (dc.name.clone(), dc.ems_ref.clone(), dc.uid_ems.clone());
+                let id = self.id();
+                folders.push(Folder {
+                    id,
+                    name,
+                    ems: p,
+                    ems_ref: ems_ref.clone(),
+                    uid_ems,
+                    datacenter: Some(d),
+                    hidden: false,
+                });
+                // vCenter numbers a datacenter's folders right after it (datacenter-2: group-v3, group-h4).
+                let Some(n) = ems_ref
+                    .strip_prefix("datacenter-")
+                    .and_then(|n| n.parse::<u64>().ok())
+                else {
+                    continue;
+                };
+                for (name, moref) in [
+                    ("vm", format!("group-v{}", n + 1)),
+                    ("host", format!("group-h{}", n + 2)),
+                ] {
+                    let id = self.id();
+                    folders.push(Folder {
+                        id,
+                        name: name.into(),
+                        ems: p,
+                        ems_ref: moref.clone(),
+                        uid_ems: moref,
+                        datacenter: None,
+                        hidden: true,
+                    });
+                }
+            }
+        }
+        folders
+    }
+
+    fn into_estate(mut self, expected: Expected) -> Estate {
+        let folders = self.folders();
         Estate {
             seed: self.seed,
             now: self.now,
             providers: self.providers,
             datacenters: self.datacenters,
+            folders,
             clusters: self.clusters,
             hosts: self.hosts,
             storages: self.storages,

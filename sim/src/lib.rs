@@ -7,7 +7,8 @@
 //! [`tls`]), all on 127.0.0.1 with ephemeral ports, each API behind the
 //! fault-injection and request-counting middleware ([`faults`], [`stats`]).
 //! Admin routes on every listener: `GET|POST|DELETE /_sim/faults`,
-//! `GET|DELETE /_sim/stats`, and `GET /_sim/dump` on ServiceNow.
+//! `GET|DELETE /_sim/stats`, `GET /_sim/dump` on ServiceNow and
+//! `POST /_sim/manageiq/vmotion` on ManageIQ ([`ManageIq::vmotion`]).
 
 pub mod faults;
 pub mod generator;
@@ -108,6 +109,7 @@ impl Default for SimOptions {
 pub struct Sims {
     opts: SimOptions,
     estate: Arc<Estate>,
+    manageiq: ManageIq,
     servicenow: ServiceNow,
     ca_pem: String,
     miq: Server,
@@ -178,7 +180,8 @@ impl Sims {
         );
         let miq_app = miq_instrument
             .layer(miq_api.router())
-            .merge(miq_instrument.admin_router());
+            .merge(miq_instrument.admin_router())
+            .merge(miq_api.control_router());
         let snow_app = |router: Router| {
             let snow = servicenow.clone();
             snow_instrument
@@ -195,6 +198,7 @@ impl Sims {
         Ok(Sims {
             opts,
             estate,
+            manageiq: miq_api,
             servicenow,
             ca_pem,
             miq,
@@ -268,7 +272,13 @@ impl Sims {
         &self.servicenow
     }
 
-    /// What was generated, including what a reconciliation should find.
+    /// The ManageIQ simulator, e.g. for [`ManageIq::vmotion`].
+    pub fn manageiq(&self) -> &ManageIq {
+        &self.manageiq
+    }
+
+    /// What was generated, including what a reconciliation should find. A vMotion since
+    /// does not show here: [`ManageIq::estate`] is the estate as served now.
     pub fn estate(&self) -> &Estate {
         &self.estate
     }

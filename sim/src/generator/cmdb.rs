@@ -5,7 +5,7 @@
 //!
 //! A VM's CI carries exactly what `mappings/vmware-vm.toml` writes, all values
 //! strings: `name`, `object_id` (= `ems_ref`), `correlation_id` (= `uid_ems`),
-//! `vcenter_uuid` (= provider guid; VMware only), `cpus` (= total cores), `memory` (MB),
+//! `vcenter_uuid` (= the provider's `uid_ems`, the vCenter instance UUID; VMware only), `cpus` (= total cores), `memory` (MB),
 //! `disks`, `disks_size` (GB, rounded), `ip_address` (first IPv4 or ""),
 //! `state` (on/off/paused), `guest_os_fullname` (VMware only), `used_for` (from the
 //! environment tag), `owned_by` (owner's `sys_user` sys_id or ""),
@@ -81,7 +81,7 @@ pub struct Expected {
     /// Pairs of VMware VMs sharing one `uid_ems` (clones; both have CIs).
     pub clone_pairs: Vec<[u64; 2]>,
     /// Archived VMs (no provider, no storage). Their CIs still carry the
-    /// provider guid they were discovered with (`vcenter_uuid`), which the
+    /// vCenter instance UUID they were discovered with (`vcenter_uuid`), which the
     /// VM no longer reports.
     pub archived_vms: Vec<u64>,
     /// Orphaned VMs (no provider, still on a storage); CIs as for archived ones.
@@ -359,7 +359,10 @@ pub(super) fn derive(mut g: Gen, drift: f64) -> Generated {
 /// The CI the mapping derives from `vm`, all values strings.
 fn ci_row(g: &Gen, vm: &Vm, sys_id: String, last_discovered: &str) -> Map<String, Value> {
     let cluster_name = vm.cluster.map_or("", |c| g.clusters[c].name.as_str());
-    let vcenter_uuid = vm.ems.map_or("", |e| g.providers[e].guid.as_str());
+    let vcenter_uuid = vm
+        .ems
+        .and_then(|e| g.providers[e].uid_ems.as_deref())
+        .unwrap_or("");
     let state = match vm.power_state {
         PowerState::On => "on",
         PowerState::Suspended => "paused",
@@ -549,8 +552,13 @@ fn reference_tables(g: &mut Gen) -> Vec<CmdbTable> {
         put("sys_id", sys_id);
         put("sys_class_name", "cmdb_ci_esx_server".into());
         put("name", host.name.clone());
-        put("object_id", host.ems_ref.clone());
-        put("vcenter_uuid", g.providers[ems].guid.clone());
+        // Discovery's fields: the MoRef as `morid`; the vCenter's instance UUID beside it, so
+        // a host is keyed by MoRef and vCenter as VMs are (MoRefs repeat across vCenters).
+        put("morid", host.ems_ref.clone());
+        put(
+            "vcenter_uuid",
+            g.providers[ems].uid_ems.clone().unwrap_or_default(),
+        );
         put("ip_address", host.ipaddress.clone());
         put(
             "cpu_count",
@@ -725,8 +733,11 @@ mod tests {
             .filter(|v| v.vendor == super::Vendor::Vmware)
         {
             let Some(ems) = vm.ems else { continue };
-            let guid = g.estate.providers[ems].guid.as_str();
-            let Some(row) = by_object.get(&(vm.ems_ref.as_str(), guid)) else {
+            let uuid = g.estate.providers[ems]
+                .uid_ems
+                .as_deref()
+                .unwrap_or_default();
+            let Some(row) = by_object.get(&(vm.ems_ref.as_str(), uuid)) else {
                 continue;
             };
             let cpus = vm.hardware.cpu_total_cores().to_string();

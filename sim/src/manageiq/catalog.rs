@@ -429,6 +429,7 @@ pub static RELATIONS: &[Relation] = &[
                 "zone_id",
                 "type",
                 "api_version",
+                "uid_ems",
                 "hostname",
                 "ipaddress",
                 "last_refresh_date",
@@ -496,6 +497,7 @@ pub static RELATIONS: &[Relation] = &[
                 "multiplehostaccess",
                 "location",
                 "ems_ref",
+                "ems_id",
             ],
             get: storage,
             present: |vm| vm.storage.is_some(),
@@ -595,6 +597,7 @@ fn ems<'a>(vm: &'a Vm, e: &'a Estate, key: &str) -> Field<'a> {
         "zone_id" => Field::Id(p.zone_id),
         "type" => Field::Str(p.vendor.ems_type()),
         "api_version" => Field::Str(&p.api_version),
+        "uid_ems" => opt_str(&p.uid_ems),
         "hostname" => Field::Str(&p.hostname),
         "ipaddress" => Field::Str(&p.ipaddress),
         "last_refresh_date" => Field::Time(&p.last_refresh_date),
@@ -667,6 +670,7 @@ fn storage<'a>(vm: &'a Vm, e: &'a Estate, key: &str) -> Field<'a> {
         "multiplehostaccess" => Field::Int(1),
         "location" => Field::Str(&s.location),
         "ems_ref" => Field::Str(&s.ems_ref),
+        "ems_id" => Field::Id(e.providers[e.clusters[s.cluster].ems].id),
         _ => Field::Null,
     }
 }

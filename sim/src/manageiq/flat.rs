@@ -1,7 +1,10 @@
 //! The other collections a reconciliation may look at (`hosts`, `providers`,
-//! `clusters`, `data_stores`, `users`, `groups`, `tags`): plain records built
+//! `clusters`, `data_stores`, `users`, `groups`, `tags`, and each provider's
+//! `folders` subcollection): plain records built
 //! once from the estate, with the same paging, filtering and sorting as
-//! `/api/vms` over their physical columns.
+//! `/api/vms` over their columns. Keys starting `v_` are virtual attributes
+//! (`v_owning_datacenter`, `v_parent_datacenter`): rendered only when `attributes=` names
+//! them, as ManageIQ renders virtual attributes.
 
 use super::catalog::TENANT_ID;
 use super::error::MiqError;
@@ -18,6 +21,10 @@ use std::cmp::Ordering;
 pub struct FlatCollection {
     pub name: &'static str,
     pub klass: &'static str,
+    /// Where it is served under `/api/`: `name`, or `providers/:id/folders` for a subcollection.
+    path: String,
+    /// Collection actions (`query`); a read-only subcollection has none.
+    actions: &'static [&'static str],
     /// Records ordered by id, without `href` (it depends on the request's host).
     items: Vec<Map<String, Value>>,
     ids: Vec<u64>,
@@ -37,6 +44,8 @@ impl FlatCollection {
         FlatCollection {
             name,
             klass,
+            path: name.to_owned(),
+            actions: &["query"],
             items,
             ids,
             keys,
@@ -123,8 +132,8 @@ impl FlatCollection {
                 expand: q.expands("resources"),
                 base,
             }),
-            actions: &["query"],
-            collection_href: format!("{base}/api/{}", self.name),
+            actions: self.actions,
+            collection_href: format!("{base}/api/{}", self.path),
             links: paging.links(url, paging_count),
         })
     }
@@ -189,7 +198,7 @@ impl Serialize for FlatPage<'_> {
             } else {
                 EitherView::Href(format!(
                     "{}/api/{}/{}",
-                    self.base, self.collection.name, self.collection.ids[i]
+                    self.base, self.collection.path, self.collection.ids[i]
                 ))
             }
         }))
@@ -227,12 +236,12 @@ impl Serialize for FlatView<'_> {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry(
             "href",
-            &format!("{}/api/{}/{id}", self.base, self.collection.name),
+            &format!("{}/api/{}/{id}", self.base, self.collection.path),
         )?;
         match self.selection {
             None => {
                 for (k, v) in self.item {
-                    if !v.is_null() {
+                    if !v.is_null() && !is_virtual(k) {
                         m.serialize_entry(k, &Field::from_value(k, v))?;
                     }
                 }
@@ -249,6 +258,10 @@ impl Serialize for FlatView<'_> {
     }
 }
 
+fn is_virtual(key: &str) -> bool {
+    key.starts_with("v_")
+}
+
 /// Builds every flat collection from the estate.
 pub fn collections(e: &Estate) -> Vec<FlatCollection> {
     let obj = |v: Value| match v {
@@ -260,6 +273,7 @@ pub fn collections(e: &Estate) -> Vec<FlatCollection> {
         .iter()
         .map(|h| {
             let p = &e.providers[h.ems];
+            let c = &e.clusters[h.cluster];
             obj(json!({
                 "id": h.id, "name": h.name, "hostname": h.name, "ipaddress": h.ipaddress,
                 "vmm_vendor": p.vendor.as_str(), "vmm_version": h.vmm_version,
@@ -271,6 +285,7 @@ pub fn collections(e: &Estate) -> Vec<FlatCollection> {
                 "ems_ref_obj": h.ems_ref, "upgrade_status": null, "maintenance": false,
                 "ems_ref": h.ems_ref, "ems_cluster_id": e.clusters[h.cluster].id,
                 "type": p.vendor.host_type(), "hyperthreading": true,
+                "v_owning_cluster": c.name, "v_owning_datacenter": e.datacenters[c.datacenter].name,
             }))
         })
         .collect();
@@ -281,7 +296,7 @@ pub fn collections(e: &Estate) -> Vec<FlatCollection> {
             obj(json!({
                 "id": p.id, "name": p.name, "created_on": p.created_on, "updated_on": p.updated_on,
                 "guid": p.guid, "zone_id": p.zone_id, "type": p.vendor.ems_type(),
-                "api_version": p.api_version, "uid_ems": null, "host_default_vnc_port_start": null,
+                "api_version": p.api_version, "uid_ems": p.uid_ems, "host_default_vnc_port_start": null,
                 "last_refresh_error": null, "last_refresh_date": p.last_refresh_date,
                 "provider_region": null, "tenant_id": TENANT_ID, "enabled": true,
                 "hostname": p.hostname, "ipaddress": p.ipaddress,
@@ -297,6 +312,7 @@ pub fn collections(e: &Estate) -> Vec<FlatCollection> {
                 "id": c.id, "name": c.name, "ems_id": p.id, "created_on": c.created_on,
                 "updated_on": c.created_on, "uid_ems": c.uid_ems, "ems_ref": c.ems_ref,
                 "type": format!("{}::Cluster", p.vendor.ems_type()),
+                "v_parent_datacenter": e.datacenters[c.datacenter].name,
             }))
         })
         .collect();
@@ -304,8 +320,9 @@ pub fn collections(e: &Estate) -> Vec<FlatCollection> {
         .storages
         .iter()
         .map(|s| {
+            let p = &e.providers[e.clusters[s.cluster].ems];
             obj(json!({
-                "id": s.id, "name": s.name, "store_type": s.store_type,
+                "id": s.id, "name": s.name, "store_type": s.store_type, "ems_id": p.id,
                 "total_space": s.total_space, "free_space": s.free_space,
                 "created_on": s.created_on, "updated_on": s.created_on,
                 "multiplehostaccess": 1, "location": s.location, "ems_ref": s.ems_ref,
@@ -348,4 +365,35 @@ pub fn collections(e: &Estate) -> Vec<FlatCollection> {
         FlatCollection::new("groups", "MiqGroup", groups),
         FlatCollection::new("tags", "Tag", tags),
     ]
+}
+
+/// Each provider's `folders` subcollection (`GET /api/providers/:id/folders`; ManageIQ has
+/// no top-level `folders` collection), as `(provider id, subcollection)`.
+pub fn folders(e: &Estate) -> Vec<(u64, FlatCollection)> {
+    e.providers
+        .iter()
+        .enumerate()
+        .map(|(p, provider)| {
+            let items = e
+                .folders
+                .iter()
+                .filter(|f| f.ems == p)
+                .map(|f| {
+                    let Value::Object(m) = json!({
+                        "id": f.id, "name": f.name, "ems_id": provider.id,
+                        "created_on": provider.created_on, "updated_on": provider.updated_on,
+                        "uid_ems": f.uid_ems, "ems_ref": f.ems_ref, "hidden": f.hidden,
+                        "type": f.type_name(provider.vendor),
+                    }) else {
+                        unreachable!("a JSON object literal")
+                    };
+                    m
+                })
+                .collect();
+            let mut c = FlatCollection::new("folders", "EmsFolder", items);
+            c.path = format!("providers/{}/folders", provider.id);
+            c.actions = &[];
+            (provider.id, c)
+        })
+        .collect()
 }

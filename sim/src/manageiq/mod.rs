@@ -1,7 +1,9 @@
 //! The ManageIQ (CloudForms) REST API simulator: authentication, the entry
 //! point, `/api/vms` and `/api/templates` with the real server's query
 //! language and response shapes, and the smaller collections a
-//! reconciliation might read. It serves a generated [`Estate`] read-only.
+//! reconciliation might read. It serves a generated [`Estate`], read-only but
+//! for [`ManageIq::vmotion`] (also `POST /_sim/manageiq/vmotion`), which moves a
+//! VM to another host and datastore between two runs.
 //!
 //! Fidelity notes (each mirrors manageiq-api, see the reference document):
 //! ids and `*_id` columns are strings; NULL physical columns are left out of
@@ -28,13 +30,13 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Router};
 use flat::FlatCollection;
 use query::CollectionQuery;
 use render::{ok_json, CollectionBody};
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use vms::{Kind, ListRequest, Plan, SelectionCache, VmView};
 
@@ -68,10 +70,27 @@ pub struct ManageIq {
 }
 
 struct Inner {
-    estate: Arc<Estate>,
+    /// Replaced whole by a vMotion (copy on write): a request keeps the snapshot it started with.
+    live: RwLock<Arc<Live>>,
     auth: Authenticator,
     flat: Vec<FlatCollection>,
+    /// `/api/providers/:id/folders`, by provider id.
+    folders: Vec<(u64, FlatCollection)>,
+}
+
+/// An estate and the listings computed from it, replaced together.
+struct Live {
+    estate: Arc<Estate>,
     selections: SelectionCache,
+}
+
+/// Where [`ManageIq::vmotion`] put a VM (ids as served).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Placement {
+    pub vm: u64,
+    pub host: u64,
+    pub ems_cluster: u64,
+    pub storage: u64,
 }
 
 #[derive(Clone)]
@@ -80,18 +99,133 @@ struct AuthUser(String);
 impl ManageIq {
     pub fn new(estate: Arc<Estate>, cfg: MiqConfig) -> Self {
         let flat = flat::collections(&estate);
+        let folders = flat::folders(&estate);
         ManageIq {
             inner: Arc::new(Inner {
                 auth: Authenticator::new(&cfg.user, &cfg.password, &cfg.group, cfg.token_ttl),
-                estate,
+                live: RwLock::new(Arc::new(Live {
+                    estate,
+                    selections: SelectionCache::default(),
+                })),
                 flat,
-                selections: SelectionCache::default(),
+                folders,
             }),
         }
     }
 
-    pub fn estate(&self) -> &Estate {
-        &self.inner.estate
+    fn live(&self) -> Arc<Live> {
+        self.inner
+            .live
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The estate as served now (after any vMotion).
+    pub fn estate(&self) -> Arc<Estate> {
+        self.live().estate.clone()
+    }
+
+    /// Moves VM `vm_id` (a `/api/vms` id) to host `host_id` of the same provider, as a vMotion
+    /// does: its `host_id`, `ems_cluster_id`, `v_owning_datacenter` and relations follow. With
+    /// `storage_id` (a datastore of that provider) it moves storage too (a Storage vMotion);
+    /// without it, it keeps its datastore when the new cluster has it, else takes the new
+    /// cluster's first one. Disk file names follow the datastore.
+    pub fn vmotion(
+        &self,
+        vm_id: u64,
+        host_id: u64,
+        storage_id: Option<u64>,
+    ) -> Result<Placement, String> {
+        let mut live = self
+            .inner
+            .live
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut estate = Estate::clone(&live.estate);
+        let e = &mut estate;
+        let v = e
+            .vms
+            .binary_search_by_key(&vm_id, |vm| vm.id)
+            .map_err(|_| format!("no VM with id {vm_id}"))?;
+        let ems = e.vms[v]
+            .ems
+            .ok_or_else(|| format!("VM {vm_id} has no provider (archived or orphaned)"))?;
+        let h = e
+            .hosts
+            .iter()
+            .position(|h| h.id == host_id)
+            .ok_or_else(|| format!("no host with id {host_id}"))?;
+        if e.hosts[h].ems != ems {
+            return Err(format!(
+                "host {host_id} is not in VM {vm_id}'s provider (ems {})",
+                e.providers[ems].id
+            ));
+        }
+        let cluster = e.hosts[h].cluster;
+        let storage = match storage_id {
+            Some(id) => {
+                let s = e
+                    .storages
+                    .iter()
+                    .position(|s| s.id == id)
+                    .ok_or_else(|| format!("no datastore with id {id}"))?;
+                if e.clusters[e.storages[s].cluster].ems != ems {
+                    return Err(format!(
+                        "datastore {id} is not in VM {vm_id}'s provider (ems {})",
+                        e.providers[ems].id
+                    ));
+                }
+                s
+            }
+            None => match e.vms[v].storage {
+                Some(s) if e.storages[s].cluster == cluster => s,
+                _ => e
+                    .storages
+                    .iter()
+                    .position(|s| s.cluster == cluster)
+                    .ok_or_else(|| format!("cluster of host {host_id} has no datastore"))?,
+            },
+        };
+        let (old_ds, new_ds) = (
+            e.vms[v]
+                .storage
+                .map(|s| format!("[{}] ", e.storages[s].name)),
+            format!("[{}] ", e.storages[storage].name),
+        );
+        let datacenter = e.clusters[cluster].datacenter;
+        let vm = &mut e.vms[v];
+        vm.host = Some(h);
+        vm.cluster = Some(cluster);
+        vm.datacenter = Some(datacenter);
+        vm.storage = Some(storage);
+        if let Some(old) = old_ds {
+            for d in &mut vm.disks {
+                if let Some(rest) = d.filename.strip_prefix(&old) {
+                    d.filename = format!("{new_ds}{rest}");
+                }
+            }
+        }
+        let placement = Placement {
+            vm: vm_id,
+            host: e.hosts[h].id,
+            ems_cluster: e.clusters[cluster].id,
+            storage: e.storages[storage].id,
+        };
+        *live = Arc::new(Live {
+            estate: Arc::new(estate),
+            selections: SelectionCache::default(),
+        });
+        Ok(placement)
+    }
+
+    /// The simulator's control routes (no authentication, as `/_sim/faults`):
+    /// `POST /_sim/manageiq/vmotion` with `{"vm": id, "host": id, "storage": id}` (`storage`
+    /// optional; ids as numbers or strings) answers the new placement, or 400 naming the problem.
+    pub fn control_router(&self) -> Router {
+        Router::new()
+            .route("/_sim/manageiq/vmotion", post(vmotion))
+            .with_state(self.clone())
     }
 
     /// All API routes under `/api`; no fault or stats layers.
@@ -104,7 +238,9 @@ impl ManageIq {
             .route("/api/vms/{id}/tags", get(vm_tags))
             .route("/api/vms/{id}/custom_attributes", get(vm_custom_attributes))
             .route("/api/templates", get(list_templates))
-            .route("/api/templates/{id}", get(show_template));
+            .route("/api/templates/{id}", get(show_template))
+            .route("/api/providers/{id}/folders", get(list_folders))
+            .route("/api/providers/{id}/folders/{folder}", get(show_folder));
         for index in 0..self.inner.flat.len() {
             let name = self.inner.flat[index].name;
             api = api
@@ -171,7 +307,7 @@ async fn entry_point(
         &base,
         &user,
         miq.inner.auth.group(),
-        miq.estate(),
+        &miq.estate(),
     ))
 }
 
@@ -212,12 +348,12 @@ async fn list(State(miq): State<ManageIq>, headers: HeaderMap, uri: Uri, kind: K
         let base = base_url(&headers);
         let url = request_url(&base, &uri);
         let q = CollectionQuery::parse(uri.query());
-        let estate = miq.estate();
+        let live = miq.live();
         let req = match ListRequest::new(kind, &q) {
             Ok(r) => r,
             Err(e) => return e.into_response(),
         };
-        match vms::page_body(kind, estate, &miq.inner.selections, &q, &req, &url, &base) {
+        match vms::page_body(kind, &live.estate, &live.selections, &q, &req, &url, &base) {
             Ok(body) => ok_json(&body),
             Err(e) => e.into_response(),
         }
@@ -237,9 +373,9 @@ fn parse_id(collection: &str, id: &str) -> Result<u64, MiqError> {
         .map_err(|_| MiqError::bad_request(format!("Invalid {collection} id {id} specified")))
 }
 
-fn find_vm(miq: &ManageIq, kind: Kind, id: &str) -> Result<usize, MiqError> {
+fn find_vm(estate: &Estate, kind: Kind, id: &str) -> Result<usize, MiqError> {
     let n = parse_id(kind.name(), id)?;
-    kind.items(miq.estate())
+    kind.items(estate)
         .binary_search_by_key(&n, |vm| vm.id)
         .map_err(|_| kind.not_found(id))
 }
@@ -270,14 +406,15 @@ fn show(
     kind: Kind,
 ) -> Response {
     let q = CollectionQuery::parse(uri.query());
-    let result = Plan::new(&q).and_then(|plan| Ok((plan, find_vm(&miq, kind, &id)?)));
+    let estate = miq.estate();
+    let result = Plan::new(&q).and_then(|plan| Ok((plan, find_vm(&estate, kind, &id)?)));
     match result {
         Ok((plan, index)) => {
             let base = base_url(&headers);
             ok_json(&VmView {
                 kind,
-                vm: &kind.items(miq.estate())[index],
-                estate: miq.estate(),
+                vm: &kind.items(&estate)[index],
+                estate: &estate,
                 plan: &plan,
                 base: &base,
             })
@@ -292,18 +429,19 @@ async fn vm_tags(
     uri: Uri,
     Path(id): Path<String>,
 ) -> Response {
-    let index = match find_vm(&miq, Kind::Vms, &id) {
+    let estate = miq.estate();
+    let index = match find_vm(&estate, Kind::Vms, &id) {
         Ok(i) => i,
         Err(e) => return e.into_response(),
     };
     let base = base_url(&headers);
-    let vm = &miq.estate().vms[index];
-    let tags = catalog::managed_tags(vm, miq.estate(), &base, "vms");
+    let vm = &estate.vms[index];
+    let tags = catalog::managed_tags(vm, &estate, &base, "vms");
     subcollection(
         &uri,
         "tags",
         tags,
-        miq.estate().tags.len(),
+        estate.tags.len(),
         &base,
         &["assign", "unassign"],
     )
@@ -315,12 +453,13 @@ async fn vm_custom_attributes(
     uri: Uri,
     Path(id): Path<String>,
 ) -> Response {
-    let index = match find_vm(&miq, Kind::Vms, &id) {
+    let estate = miq.estate();
+    let index = match find_vm(&estate, Kind::Vms, &id) {
         Ok(i) => i,
         Err(e) => return e.into_response(),
     };
     let base = base_url(&headers);
-    let vm = &miq.estate().vms[index];
+    let vm = &estate.vms[index];
     let list: Vec<Value> = vm
         .custom_attributes
         .iter()
@@ -388,10 +527,14 @@ async fn list_flat(
     uri: Uri,
     index: usize,
 ) -> Response {
-    let base = base_url(&headers);
-    let url = request_url(&base, &uri);
+    list_of(&miq.inner.flat[index], &headers, &uri)
+}
+
+fn list_of(collection: &FlatCollection, headers: &HeaderMap, uri: &Uri) -> Response {
+    let base = base_url(headers);
+    let url = request_url(&base, uri);
     let q = CollectionQuery::parse(uri.query());
-    match miq.inner.flat[index].page(&q, &url, &base) {
+    match collection.page(&q, &url, &base) {
         Ok(body) => ok_json(&body),
         Err(e) => e.into_response(),
     }
@@ -404,9 +547,51 @@ async fn show_flat(
     Path(id): Path<String>,
     index: usize,
 ) -> Response {
-    let collection = &miq.inner.flat[index];
+    show_of(&miq.inner.flat[index], &headers, &uri, &id)
+}
+
+/// A provider's folders subcollection, or the provider's 404.
+fn provider_folders<'a>(miq: &'a ManageIq, provider: &str) -> Result<&'a FlatCollection, MiqError> {
+    let n = parse_id("providers", provider)?;
+    miq.inner
+        .folders
+        .iter()
+        .find(|(id, _)| *id == n)
+        .map(|(_, c)| c)
+        .ok_or_else(|| {
+            MiqError::record_not_found(format!(
+                "Couldn't find ExtManagementSystem with 'id'={provider}"
+            ))
+        })
+}
+
+async fn list_folders(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(provider): Path<String>,
+) -> Response {
+    match provider_folders(&miq, &provider) {
+        Ok(c) => list_of(c, &headers, &uri),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn show_folder(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path((provider, id)): Path<(String, String)>,
+) -> Response {
+    match provider_folders(&miq, &provider) {
+        Ok(c) => show_of(c, &headers, &uri, &id),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn show_of(collection: &FlatCollection, headers: &HeaderMap, uri: &Uri, id: &str) -> Response {
     let q = CollectionQuery::parse(uri.query());
-    let found = parse_id(collection.name, &id).and_then(|n| {
+    let found = parse_id(collection.name, id).and_then(|n| {
         collection.find(n).ok_or_else(|| {
             MiqError::record_not_found(format!("Couldn't find {} with 'id'={id}", collection.klass))
         })
@@ -417,9 +602,41 @@ async fn show_flat(
     };
     match found {
         Ok(i) => {
-            let base = base_url(&headers);
+            let base = base_url(headers);
             ok_json(&collection.view(i, &selection, &base))
         }
         Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /_sim/manageiq/vmotion`.
+async fn vmotion(State(miq): State<ManageIq>, body: axum::body::Bytes) -> Response {
+    fn id(body: &Value, key: &str) -> Option<u64> {
+        match body.get(key)? {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+    let bad = |message: String| {
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": message})),
+        )
+    };
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return bad(format!("body is not JSON: {e}")).into_response(),
+    };
+    let (Some(vm), Some(host)) = (id(&body, "vm"), id(&body, "host")) else {
+        return bad("`vm` and `host` (ids) are required".into()).into_response();
+    };
+    let storage = id(&body, "storage");
+    if body.get("storage").is_some_and(|s| !s.is_null()) && storage.is_none() {
+        return bad("`storage` is not an id".into()).into_response();
+    }
+    match miq.vmotion(vm, host, storage) {
+        Ok(p) => ok_json(&p),
+        Err(e) => bad(e).into_response(),
     }
 }
