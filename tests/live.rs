@@ -671,6 +671,53 @@ async fn relationships_are_created_converge_and_follow_a_vmotion() {
     let last = plan(&config, &dir.path().join("4")).await;
     assert_eq!(last.plan.relationship_counts(), (0, 0));
     assert_eq!(registered_on(&sims).len(), creates);
+
+    // A vMotion in CloudForms: the VM's row moves to its new host's ESX server.
+    let estate = sims.manageiq().estate();
+    let esx_of = |host: usize| {
+        let h = &estate.hosts[host];
+        let uuid = estate.providers[h.ems].uid_ems.clone();
+        hosts
+            .iter()
+            .find(|r| {
+                r["morid"] == h.ems_ref.as_str() && r["vcenter_uuid"].as_str() == uuid.as_deref()
+            })
+            .map(|r| r["sys_id"].clone())
+    };
+    let child_rows = |sys_id: &Value| {
+        registered_on(&sims)
+            .into_iter()
+            .filter(|r| &r["child"] == sys_id)
+            .count()
+    };
+    let (vm, target) = estate
+        .vms
+        .iter()
+        .filter(|v| v.vendor == cmdb_sim::generator::Vendor::Vmware && v.retired != Some(true))
+        .find_map(|v| {
+            let from = esx_of(v.host?)?;
+            // Its row to its host is there (the first apply made it).
+            (child_rows(&from) > 0).then_some(())?;
+            let to = (0..estate.hosts.len())
+                .find(|&h| Some(estate.hosts[h].ems) == v.ems && Some(h) != v.host)?;
+            esx_of(to)?;
+            Some((v.id, to))
+        })
+        .expect("a VM on a known host, and another host of its vCenter");
+    let to_esx = esx_of(target).unwrap();
+    let before = child_rows(&to_esx);
+    sims.manageiq()
+        .vmotion(vm, estate.hosts[target].id, None)
+        .unwrap();
+    let moved = plan(&config, &dir.path().join("5")).await;
+    assert_eq!(moved.plan.relationship_counts(), (1, 1));
+    app::run_apply(&config, std::slice::from_ref(&moved))
+        .await
+        .unwrap();
+    assert_eq!(child_rows(&to_esx), before + 1);
+    assert_eq!(registered_on(&sims).len(), creates);
+    let settled = plan(&config, &dir.path().join("6")).await;
+    assert_eq!(settled.plan.relationship_counts(), (0, 0));
 }
 
 /// An exposition text, line by line: `name{labels}` -> value; every sample's family has a
