@@ -444,6 +444,9 @@ pub(crate) struct Gen {
     /// Next `vm-N` MoRef per provider. vCenters start close together so the same
     /// MoRef exists in two of them, as happens in real estates.
     next_moref: Vec<u64>,
+    /// Cluster, host and datastore MoRefs drawn so far, by provider: a vCenter never gives
+    /// two objects one MoRef (the CMDB keys hosts by MoRef and vCenter).
+    morefs: HashSet<(usize, String)>,
     name_counters: std::collections::HashMap<String, u32>,
     pub(crate) providers: Vec<Provider>,
     pub(crate) datacenters: Vec<Datacenter>,
@@ -479,6 +482,7 @@ impl Gen {
             next_ipv4: 0,
             next_mac: 0,
             next_moref: Vec::new(),
+            morefs: HashSet::new(),
             name_counters: std::collections::HashMap::new(),
             providers: Vec::new(),
             datacenters: Vec::new(),
@@ -521,6 +525,19 @@ impl Gen {
             .into_uuid()
             .hyphenated()
             .to_string()
+    }
+
+    /// `prefix` and a number drawn from `range`, the next free one if `ems` already has it
+    /// (one draw either way, so the values drawn after it do not change).
+    fn moref(&mut self, ems: usize, prefix: &str, range: std::ops::Range<i32>) -> String {
+        let mut n = self.rng.random_range(range);
+        loop {
+            let moref = format!("{prefix}{n}");
+            if self.morefs.insert((ems, moref.clone())) {
+                return moref;
+            }
+            n += 1;
+        }
     }
 
     /// A UUID from the second stream (see `aux`).
@@ -698,7 +715,7 @@ impl Gen {
         let uid = self.uuid();
         let (uid_ems, ems_ref) = match vendor {
             Vendor::Vmware => {
-                let moref = format!("domain-c{}", self.rng.random_range(7..9000));
+                let moref = self.moref(ems, "domain-c", 7..9000);
                 (moref.clone(), moref)
             }
             Vendor::Redhat => (uid.clone(), format!("/api/clusters/{uid}")),
@@ -736,10 +753,7 @@ impl Gen {
         let uid = self.uuid();
         // ManageIQ's VMware parser stores a host's name as its `uid_ems`, its MoRef as `ems_ref`.
         let (uid_ems, ems_ref) = match vendor {
-            Vendor::Vmware => (
-                name.clone(),
-                format!("host-{}", self.rng.random_range(10..99_999)),
-            ),
+            Vendor::Vmware => (name.clone(), self.moref(ems, "host-", 10..99_999)),
             Vendor::Redhat => (uid.clone(), format!("/api/hosts/{uid}")),
         };
         let (product, version, build) = match vendor {
@@ -796,7 +810,7 @@ impl Gen {
                 ),
                 "VMFS",
                 format!("ds:///vmfs/volumes/{}/", &uid[..23]),
-                format!("datastore-{}", self.rng.random_range(10..99_999)),
+                self.moref(self.clusters[cluster].ems, "datastore-", 10..99_999),
             ),
             Vendor::Redhat => (
                 format!(
@@ -1473,6 +1487,24 @@ mod tests {
                 assert!(v4 < v6, "{:?}", vm.ipaddresses);
             }
         }
+    }
+
+    #[test]
+    fn morefs_are_unique_within_a_vcenter() {
+        let g = generate(&opts(20_000, 6));
+        let e = &g.estate;
+        let mut seen = HashSet::new();
+        let clusters = e.clusters.iter().map(|c| (c.ems, &c.ems_ref));
+        let hosts = e.hosts.iter().map(|h| (h.ems, &h.ems_ref));
+        let storages = e
+            .storages
+            .iter()
+            .map(|s| (e.clusters[s.cluster].ems, &s.ems_ref));
+        let folders = e.folders.iter().map(|f| (f.ems, &f.ems_ref));
+        for (ems, moref) in clusters.chain(hosts).chain(storages).chain(folders) {
+            assert!(seen.insert((ems, moref)), "{moref} twice in provider {ems}");
+        }
+        assert!(e.hosts.len() > 500);
     }
 
     #[test]
