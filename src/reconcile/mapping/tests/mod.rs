@@ -79,7 +79,7 @@ fn source_attributes_cover_every_path() {
     for a in [
         "name",
         "ems_ref",
-        "ext_management_system.guid",
+        "ext_management_system.uid_ems",
         "ipaddresses",
         "tags",
         "archived",
