@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use cmdb_reconcile::app::{self, Status};
-use cmdb_reconcile::config::Config;
+use cmdb_reconcile::config::{Config, SyncConfig};
 use cmdb_sim::{Api, FaultConfig, Sims};
 use serde_json::{json, Value};
 
@@ -918,4 +918,66 @@ async fn a_misspelt_table_is_an_error_not_an_empty_cmdb() {
         "{text}"
     );
     assert!(!dir.path().join("out").join("plan.json").exists());
+}
+
+/// The shipped infrastructure mappings against the simulators: vCenters and clusters are
+/// created, a cluster's `vcenter_ref` points at its vCenter's CI once that exists (the next
+/// run: syncs are planned before any is applied), ESX hosts Discovery already owns are
+/// foreign, not taken over, and the third run has nothing left to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infrastructure_mappings_create_vcenters_and_clusters_and_converge() {
+    let sims = sims(300).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&sims, dir.path());
+    config.syncs = ["vcenter", "vmware-cluster", "vmware-esx-host"]
+        .iter()
+        .map(|m| {
+            SyncConfig::live(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("mappings/{m}.toml")),
+            )
+        })
+        .collect();
+    let run = |n: usize| {
+        let mut c = config.clone();
+        c.report_dir = dir.path().join(n.to_string());
+        c
+    };
+    let first = app::plan_all(&run(1), now(), false).await.unwrap();
+    let creates: Vec<usize> = first.iter().map(|p| p.plan.summary.creates).collect();
+    assert!(
+        creates[0] >= 2 && creates[1] >= 2,
+        "vCenters and clusters: {creates:?}"
+    );
+    assert_eq!(creates[2], 0, "Discovery's ESX hosts are not created again");
+    assert!(
+        first[2]
+            .plan
+            .issues
+            .iter()
+            .any(|i| i.kind.as_str() == "foreign"),
+        "they are reported as foreign"
+    );
+    assert_eq!(
+        app::run_apply(&run(1), &first).await.unwrap(),
+        Status::Clean
+    );
+    let vcenters = sims.servicenow().rows("cmdb_ci_vcenter");
+    assert_eq!(vcenters.len(), creates[0]);
+
+    let second = app::plan_all(&run(2), now(), false).await.unwrap();
+    assert_eq!(second[0].plan.summary.updates, 0);
+    assert_eq!(
+        second[1].plan.summary.updates, creates[1],
+        "vcenter_ref filled in"
+    );
+    app::run_apply(&run(2), &second).await.unwrap();
+    let clusters = sims.servicenow().rows("cmdb_ci_vcenter_cluster");
+    for c in &clusters {
+        assert!(
+            vcenters.iter().any(|v| v["sys_id"] == c["vcenter_ref"]),
+            "{c:?}"
+        );
+    }
+    let third = app::plan_all(&run(3), now(), false).await.unwrap();
+    assert!(third.iter().all(|p| !p.plan.has_changes()), "converged");
 }

@@ -453,3 +453,50 @@ async fn a_vmotion_is_refused_with_the_reason() {
         vm.host.map(|h| e.hosts[h].id.to_string()).as_deref()
     );
 }
+
+#[tokio::test]
+async fn infrastructure_records_serve_their_vcenter_through_a_one_hop_attribute() {
+    let sims = start(50).await;
+    let (_, providers) = miq_get(
+        &sims,
+        "/api/providers?expand=resources&attributes=id,uid_ems",
+    )
+    .await;
+    let uid_of: HashMap<String, String> = resources(&providers)
+        .iter()
+        .map(|p| (s(p, "id").to_owned(), s(p, "uid_ems").to_owned()))
+        .collect();
+    for collection in ["hosts", "clusters", "data_stores"] {
+        let (status, body) = miq_get(
+            &sims,
+            &format!("/api/{collection}?expand=resources&attributes=name,ems_id,ext_management_system.uid_ems"),
+        )
+        .await;
+        assert_eq!(status, 200, "{collection}: {body}");
+        let records = resources(&body);
+        assert!(!records.is_empty(), "{collection}");
+        for r in &records {
+            let ems = &r["ext_management_system"];
+            assert_eq!(
+                ems.as_object().map(|o| o.len()),
+                Some(usize::from(!uid_of[s(r, "ems_id")].is_empty())),
+                "only the asked attribute: {r}"
+            );
+            assert_eq!(
+                s(ems, "uid_ems"),
+                uid_of[s(r, "ems_id")],
+                "{collection}: {r}"
+            );
+        }
+    }
+    // Never in a full record, as a relation is not a column.
+    let (_, full) = miq_get(&sims, "/api/hosts?expand=resources&limit=1").await;
+    assert!(resources(&full)[0].get("ext_management_system").is_none());
+    // An attribute the relation lacks is refused like any unknown attribute.
+    let (status, _) = miq_get(
+        &sims,
+        "/api/hosts?expand=resources&attributes=ext_management_system.nope",
+    )
+    .await;
+    assert_eq!(status, 400);
+}

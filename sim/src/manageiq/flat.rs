@@ -57,7 +57,19 @@ impl FlatCollection {
     }
 
     fn known(&self, key: &str) -> bool {
-        self.keys.iter().any(|k| k == key)
+        match key.split_once('.') {
+            // `ext_management_system.uid_ems`: a one-hop relation, as ManageIQ's
+            // `attributes=` takes them (integrations.md A.4: "one-hop dot attributes").
+            Some((head, tail)) => {
+                is_relation(head)
+                    && self.items.first().is_some_and(|item| {
+                        item.get(head)
+                            .and_then(Value::as_object)
+                            .is_some_and(|o| o.contains_key(tail))
+                    })
+            }
+            None => self.keys.iter().any(|k| k == key),
+        }
     }
 
     /// One page of the collection.
@@ -241,16 +253,36 @@ impl Serialize for FlatView<'_> {
         match self.selection {
             None => {
                 for (k, v) in self.item {
-                    if !v.is_null() && !is_virtual(k) {
+                    if !v.is_null() && !is_virtual(k) && !is_relation(k) {
                         m.serialize_entry(k, &Field::from_value(k, v))?;
                     }
                 }
             }
             Some(keys) => {
+                let mut related: Vec<(&str, Vec<&str>)> = Vec::new();
                 for k in keys {
-                    if let Some(v) = self.item.get(k).filter(|v| !v.is_null()) {
+                    if let Some((head, tail)) = k.split_once('.') {
+                        match related.iter_mut().find(|(h, _)| *h == head) {
+                            Some((_, tails)) => tails.push(tail),
+                            None => related.push((head, vec![tail])),
+                        }
+                    } else if let Some(v) = self.item.get(k).filter(|v| !v.is_null()) {
                         m.serialize_entry(k, &Field::from_value(k, v))?;
                     }
+                }
+                // A relation's asked attributes, as one nested object.
+                for (head, tails) in related {
+                    let Some(object) = self.item.get(head).and_then(Value::as_object) else {
+                        continue;
+                    };
+                    let picked: Map<String, Value> = tails
+                        .iter()
+                        .filter_map(|t| {
+                            let v = object.get(*t).filter(|v| !v.is_null())?;
+                            Some(((*t).to_owned(), v.clone()))
+                        })
+                        .collect();
+                    m.serialize_entry(head, &picked)?;
                 }
             }
         }
@@ -260,6 +292,17 @@ impl Serialize for FlatView<'_> {
 
 fn is_virtual(key: &str) -> bool {
     key.starts_with("v_")
+}
+
+/// Relations a flat record carries as a nested object: served only through dotted
+/// `attributes=` (`ext_management_system.uid_ems`), never in the full record.
+fn is_relation(key: &str) -> bool {
+    key == "ext_management_system"
+}
+
+/// The provider as a relation of a record it manages.
+fn ems_relation(p: &crate::generator::Provider) -> Value {
+    json!({"id": p.id, "name": p.name, "guid": p.guid, "uid_ems": p.uid_ems, "type": p.vendor.ems_type()})
 }
 
 /// Builds every flat collection from the estate.
@@ -286,6 +329,7 @@ pub fn collections(e: &Estate) -> Vec<FlatCollection> {
                 "ems_ref": h.ems_ref, "ems_cluster_id": e.clusters[h.cluster].id,
                 "type": p.vendor.host_type(), "hyperthreading": true,
                 "v_owning_cluster": c.name, "v_owning_datacenter": e.datacenters[c.datacenter].name,
+                "ext_management_system": ems_relation(p),
             }))
         })
         .collect();
@@ -313,6 +357,7 @@ pub fn collections(e: &Estate) -> Vec<FlatCollection> {
                 "updated_on": c.created_on, "uid_ems": c.uid_ems, "ems_ref": c.ems_ref,
                 "type": format!("{}::Cluster", p.vendor.ems_type()),
                 "v_parent_datacenter": e.datacenters[c.datacenter].name,
+                "ext_management_system": ems_relation(p),
             }))
         })
         .collect();
@@ -326,6 +371,7 @@ pub fn collections(e: &Estate) -> Vec<FlatCollection> {
                 "total_space": s.total_space, "free_space": s.free_space,
                 "created_on": s.created_on, "updated_on": s.created_on,
                 "multiplehostaccess": 1, "location": s.location, "ems_ref": s.ems_ref,
+                "ext_management_system": ems_relation(p),
             }))
         })
         .collect();
@@ -384,6 +430,7 @@ pub fn folders(e: &Estate) -> Vec<(u64, FlatCollection)> {
                         "created_on": provider.created_on, "updated_on": provider.updated_on,
                         "uid_ems": f.uid_ems, "ems_ref": f.ems_ref, "hidden": f.hidden,
                         "type": f.type_name(provider.vendor),
+                        "ext_management_system": ems_relation(provider),
                     }) else {
                         unreachable!("a JSON object literal")
                     };

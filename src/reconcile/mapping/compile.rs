@@ -39,7 +39,7 @@ impl Mapping {
         let retired_when = compile_retired_when(raw.retire.as_ref(), &loc)?;
         let lifecycle = compile_lifecycle(&raw.lifecycle, &source.collection, &loc)?;
         let guards = compile_guards(&raw.guards, &loc)?;
-        let context = compile_report(raw.report, &loc)?;
+        let context = compile_report(raw.report, &source.collection, &loc)?;
         let relate = compile_relate(&raw.relate, &loc)?;
         Ok(Self {
             name,
@@ -394,8 +394,17 @@ fn compile_limit(
 
 /// `[report]`: report-only facts taken from each record; by default provider, cluster and
 /// owner.
-fn compile_report(raw: RawReport, loc: &Locator) -> Result<Vec<(String, Path)>, MappingError> {
+fn compile_report(
+    raw: RawReport,
+    collection: &str,
+    loc: &Locator,
+) -> Result<Vec<(String, Path)>, MappingError> {
+    // The default facts are a VM's; other collections have none of these attributes, and
+    // asking CloudForms for them would be refused.
     let context = raw.context.unwrap_or_else(|| {
+        if !is_vm_collection(collection) {
+            return Default::default();
+        }
         [
             ("provider", "ext_management_system.name"),
             ("cluster", "ems_cluster_name"),

@@ -314,8 +314,15 @@ fn vm_defaults_apply_only_to_vm_collections() {
     .unwrap();
     assert!(hosts.source.skip_when.is_empty());
     assert!(hosts.lifecycle.missing_when.is_empty());
+    assert!(hosts.context.is_empty(), "no VM facts in its report");
     let attrs = hosts.source_attributes();
-    for vm_only in ["template", "archived", "orphaned", "retired"] {
+    for vm_only in [
+        "template",
+        "archived",
+        "orphaned",
+        "retired",
+        "evm_owner_email",
+    ] {
         assert!(
             !attrs.contains(&vm_only.to_string()),
             "{vm_only} in {attrs:?}"
