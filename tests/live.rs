@@ -981,3 +981,50 @@ async fn infrastructure_mappings_create_vcenters_and_clusters_and_converge() {
     let third = app::plan_all(&run(3), now(), false).await.unwrap();
     assert!(third.iter().all(|p| !p.plan.has_changes()), "converged");
 }
+
+/// `run` plans and applies sync by sync, parents first: the clusters created by one run
+/// already point at the vCenters the same run created, and a second run changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_applies_parents_first_so_references_resolve_in_the_same_run() {
+    let sims = sims(300).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sims.manageiq_url(),
+        &sims.servicenow_url(),
+        "30s",
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[[sync]]\nmapping = \"vmware-vm.toml\"\n", "");
+    let syncs: String = ["vcenter", "vmware-cluster", "vmware-esx-host"]
+        .iter()
+        .map(|m| format!("[[sync]]\nmapping = {:?}\n", root.join(format!("{m}.toml"))))
+        .collect();
+    std::fs::write(&config, format!("{text}{syncs}")).unwrap();
+    let o = sims.options().clone();
+    let run = |extra: &[&str]| {
+        bin(dir.path())
+            .args(["run", "--now", "2026-11-27T06:00:00Z", "--config"])
+            .arg(&config)
+            .args(extra)
+            .env("TEST_CF_PASSWORD", &o.miq_password)
+            .env("TEST_SN_PASSWORD", &o.snow_password)
+            .output()
+            .unwrap()
+    };
+    let first = tokio::task::block_in_place(|| run(&[]));
+    assert_eq!(first.status.code(), Some(0), "{}", output_text(&first));
+    let vcenters = sims.servicenow().rows("cmdb_ci_vcenter");
+    let clusters = sims.servicenow().rows("cmdb_ci_vcenter_cluster");
+    assert!(!vcenters.is_empty() && !clusters.is_empty());
+    for c in &clusters {
+        assert!(
+            vcenters.iter().any(|v| v["sys_id"] == c["vcenter_ref"]),
+            "set in the run that created both: {c:?}"
+        );
+    }
+    let again = tokio::task::block_in_place(|| run(&["--dry-run", "--detailed-exitcode"]));
+    assert_eq!(again.status.code(), Some(0), "{}", output_text(&again));
+}

@@ -129,60 +129,98 @@ pub async fn plan_all(
     refuse_overlapping_syncs(config)?;
     let mut planned = Vec::new();
     for sync in &config.syncs {
-        let started = std::time::Instant::now();
-        let plan = plan_sync(config, sync, now, allow_mass_change).await?;
-        let elapsed = started.elapsed();
-        let dir = match &config.out_dir {
-            Some(dir) => dir.clone(),
-            None => config.report_dir.join(format!(
-                "{}-{}",
-                now.format("%Y%m%dT%H%M%SZ"),
-                plan.mapping.name
-            )),
-        };
-        let mut formats = config.formats.clone();
-        if !formats.contains(&Format::Json) {
-            formats.push(Format::Json);
-        }
-        report::write_reports(&plan, None, &dir, &formats)?;
-        metrics::planned(&plan);
-        // The summary table's words (`Counts`), field for field (README "Output and logs").
-        let c = Counts::of(&plan);
-        tracing::info!(
-            mapping = %plan.mapping.name,
-            create = c.create,
-            update = c.update,
-            heartbeat = c.heartbeat,
-            absent = c.absent,
-            retire = c.retire,
-            delete = c.delete,
-            unchanged = c.unchanged,
-            quarantined = c.quarantined,
-            issues = c.issues,
-            source_complete = plan.source.complete,
-            seconds = seconds(elapsed),
-            report = %dir.display(),
-            "plan written"
-        );
-        warn_about(&plan);
-        planned.push(Planned { plan, dir });
+        planned.push(plan_one(config, sync, now, allow_mass_change).await?);
     }
-    if let (None, Some(keep)) = (&config.out_dir, config.ops.report_keep) {
-        let written: Vec<PathBuf> = planned.iter().map(|p| p.dir.clone()).collect();
-        match report::retention::prune(&config.report_dir, keep, now, &written) {
-            Ok(removed) if !removed.is_empty() => tracing::info!(
-                removed = removed.len(),
-                dir = %config.report_dir.display(),
-                "old report folders removed ([report] keep)"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(
-                dir = %config.report_dir.display(),
-                "cannot prune old report folders: {e}"
-            ),
-        }
-    }
+    prune_reports(config, now, &planned);
     Ok(planned)
+}
+
+/// `run`: each sync planned and applied before the next is planned, in config order
+/// (parents first: vCenters, clusters, hosts, VMs), so a later sync's lookups and
+/// relationships find the CIs an earlier one created in the same run. Each sync applies
+/// exactly the plan written to its report folder.
+pub async fn plan_and_apply(
+    config: &Config,
+    now: DateTime<Utc>,
+    allow_mass_change: bool,
+) -> Result<(Vec<Planned>, Status)> {
+    refuse_overlapping_syncs(config)?;
+    let guard = apply::Guard::new(&config.apply);
+    let mut planned = Vec::new();
+    let mut status = Status::Clean;
+    for sync in &config.syncs {
+        let p = plan_one(config, sync, now, allow_mass_change).await?;
+        status = status.max(apply_one(config, &p, &guard).await?);
+        planned.push(p);
+    }
+    prune_reports(config, now, &planned);
+    Ok((planned, status))
+}
+
+/// Plans one sync and writes its reports.
+async fn plan_one(
+    config: &Config,
+    sync: &SyncConfig,
+    now: DateTime<Utc>,
+    allow_mass_change: bool,
+) -> Result<Planned> {
+    let started = std::time::Instant::now();
+    let plan = plan_sync(config, sync, now, allow_mass_change).await?;
+    let elapsed = started.elapsed();
+    let dir = match &config.out_dir {
+        Some(dir) => dir.clone(),
+        None => config.report_dir.join(format!(
+            "{}-{}",
+            now.format("%Y%m%dT%H%M%SZ"),
+            plan.mapping.name
+        )),
+    };
+    let mut formats = config.formats.clone();
+    if !formats.contains(&Format::Json) {
+        formats.push(Format::Json);
+    }
+    report::write_reports(&plan, None, &dir, &formats)?;
+    metrics::planned(&plan);
+    // The summary table's words (`Counts`), field for field (README "Output and logs").
+    let c = Counts::of(&plan);
+    tracing::info!(
+        mapping = %plan.mapping.name,
+        create = c.create,
+        update = c.update,
+        heartbeat = c.heartbeat,
+        absent = c.absent,
+        retire = c.retire,
+        delete = c.delete,
+        unchanged = c.unchanged,
+        quarantined = c.quarantined,
+        issues = c.issues,
+        source_complete = plan.source.complete,
+        seconds = seconds(elapsed),
+        report = %dir.display(),
+        "plan written"
+    );
+    warn_about(&plan);
+    Ok(Planned { plan, dir })
+}
+
+/// `[report] keep`: old report folders go once this run's are written.
+fn prune_reports(config: &Config, now: DateTime<Utc>, planned: &[Planned]) {
+    let (None, Some(keep)) = (&config.out_dir, config.ops.report_keep) else {
+        return;
+    };
+    let written: Vec<PathBuf> = planned.iter().map(|p| p.dir.clone()).collect();
+    match report::retention::prune(&config.report_dir, keep, now, &written) {
+        Ok(removed) if !removed.is_empty() => tracing::info!(
+            removed = removed.len(),
+            dir = %config.report_dir.display(),
+            "old report folders removed ([report] keep)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            dir = %config.report_dir.display(),
+            "cannot prune old report folders: {e}"
+        ),
+    }
 }
 
 /// Says on stderr what a reviewer must not miss, whatever is printed on stdout: withheld
@@ -569,15 +607,19 @@ async fn run_steps(
     args: &RunArgs,
     now: DateTime<Utc>,
 ) -> Result<(Status, String)> {
-    let planned = plan_all(config, now, args.plan.plan_opts.allow_mass_change).await?;
-    let summary = summary_table(&planned);
-    output::summary(&summary);
+    let allow = args.plan.plan_opts.allow_mass_change;
     if args.dry_run {
+        let planned = plan_all(config, now, allow).await?;
+        let summary = summary_table(&planned);
+        output::summary(&summary);
         let detailed = args.plan.plan_opts.detailed_exitcode;
         let status = worst(planned.iter().map(|p| Status::of(&p.plan, None, detailed)));
         return Ok((status, summary));
     }
-    Ok((run_apply(config, &planned).await?, summary))
+    let (planned, status) = plan_and_apply(config, now, allow).await?;
+    let summary = summary_table(&planned);
+    output::summary(&summary);
+    Ok((status, summary))
 }
 
 /// Applies each plan that has changes; the worst status wins. The deadline and the breaker
@@ -586,21 +628,24 @@ pub async fn run_apply(config: &Config, planned: &[Planned]) -> Result<Status> {
     let guard = apply::Guard::new(&config.apply);
     let mut status = Status::Clean;
     for p in planned {
-        let this = if refused(&p.plan) || !p.plan.has_changes() {
-            Status::of(&p.plan, Some(&Default::default()), false)
-        } else {
-            let cfg = config.servicenow.clone().ok_or_else(|| {
-                anyhow!(
-                    "applying `{}` needs a [servicenow] connection",
-                    p.plan.mapping.name
-                )
-            })?;
-            let sn = ServiceNow::new(cfg)?;
-            apply_planned(p, &sn, &config.apply, &guard).await?
-        };
-        status = status.max(this);
+        status = status.max(apply_one(config, p, &guard).await?);
     }
     Ok(status)
+}
+
+/// Applies one plan if it has changes and no guard refuses it.
+async fn apply_one(config: &Config, p: &Planned, guard: &apply::Guard) -> Result<Status> {
+    if refused(&p.plan) || !p.plan.has_changes() {
+        return Ok(Status::of(&p.plan, Some(&Default::default()), false));
+    }
+    let cfg = config.servicenow.clone().ok_or_else(|| {
+        anyhow!(
+            "applying `{}` needs a [servicenow] connection",
+            p.plan.mapping.name
+        )
+    })?;
+    let sn = ServiceNow::new(cfg)?;
+    apply_planned(p, &sn, &config.apply, guard).await
 }
 
 fn humanize(d: chrono::TimeDelta) -> String {
