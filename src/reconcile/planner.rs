@@ -93,6 +93,7 @@ pub fn plan(input: Input) -> Plan {
         &triage.desired,
         &ident,
         cis,
+        &scope,
         &matched.creates,
         &mut safety,
     );
@@ -134,19 +135,28 @@ pub fn plan(input: Input) -> Plan {
 
 /// Step 6, relationships: planned from the same matches; their deletes are withheld with
 /// the retirements, on the same incomplete knowledge.
+#[allow(clippy::too_many_arguments)]
 fn relationships(
     mapping: &Mapping,
     relations: Option<&RelInput>,
     desired: &[Desired],
     ident: &Identification,
     cis: &[Ci],
+    scope: &Scope,
     creates: &[Create],
     safety: &mut Safety,
 ) -> Vec<RelChange> {
     let Some(input) = relations.filter(|_| !mapping.relate.is_empty()) else {
         return Vec::new();
     };
-    let mut changes = relations::plan(mapping, desired, ident, cis, creates, input).changes;
+    // Only the job's own CIs get their relationships written: in scope (or adopted), and
+    // not frozen. A foreign or frozen CI's rows are left alone like its fields.
+    let owned: Vec<bool> = cis
+        .iter()
+        .enumerate()
+        .map(|(i, ci)| (scope.in_scope[i] || mapping.target.adopt) && !scope.frozen(ci))
+        .collect();
+    let mut changes = relations::plan(mapping, desired, ident, cis, &owned, creates, input).changes;
     if safety.retirements_blocked.is_some() {
         let before = changes.len();
         changes.retain(|r| r.action == RelAction::Create);

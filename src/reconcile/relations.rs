@@ -51,17 +51,19 @@ struct Wanted<'a> {
 }
 
 /// Plans the relationship rows: creates for rows the records have and the CMDB lacks, then
-/// deletes for rows of managed types the records no longer have.
+/// deletes for rows of managed types the records no longer have. `owned` says, by CI, which
+/// matched CIs are the job's to write (in scope or adopted, not frozen).
 pub(super) fn plan(
     mapping: &Mapping,
     desired: &[Desired],
     ident: &Identification,
     cis: &[Ci],
+    owned: &[bool],
     creates: &[Create],
     input: &RelInput,
 ) -> RelPlan {
     let names: HashMap<&str, &str> = cis.iter().map(|c| (c.sys_id.as_str(), c.name())).collect();
-    let wanted = wanted(mapping, desired, ident, cis, creates);
+    let wanted = wanted(mapping, desired, ident, cis, owned, creates);
     let (present, deletes) = stale_rows(mapping, &wanted, input, &names);
     let mut changes = missing_rows(&wanted, &present, input, &names);
     changes.extend(deletes);
@@ -74,6 +76,7 @@ fn wanted<'a>(
     desired: &[Desired],
     ident: &Identification,
     cis: &'a [Ci],
+    owned: &[bool],
     creates: &[Create],
 ) -> Wanted<'a> {
     let created: BTreeSet<&str> = creates.iter().map(|c| c.source_id.as_str()).collect();
@@ -85,6 +88,8 @@ fn wanted<'a>(
     for (vm, d) in desired.iter().enumerate() {
         let this = match (ident.quarantined[vm], ident.matched[vm]) {
             (true, _) => continue,
+            // Matched, but not the job's to write (foreign, frozen): its rows are left alone.
+            (false, Some((ci, _))) if !owned[ci] => continue,
             (false, Some((ci, _))) => {
                 out.judged.insert(cis[ci].sys_id.as_str());
                 End::Ci(cis[ci].sys_id.clone())
