@@ -42,20 +42,21 @@ fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
+/// `plan` of the shipped offline example, with `extra` flags, its reports in `out`.
+fn plan_example(extra: &[&str], out: &Path) -> Output {
+    bin()
+        .args(["plan", "--config", "examples/offline.toml"])
+        .args(extra)
+        .arg("--out-dir")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn offline_example_plans_and_writes_every_report() {
     let dir = tmp();
-    let out = bin()
-        .args([
-            "plan",
-            "--summary",
-            "--config",
-            "examples/offline.toml",
-            "--out-dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = plan_example(&["--summary"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -95,19 +96,7 @@ fn offline_example_plans_and_writes_every_report() {
 #[test]
 fn detailed_exitcode_says_changes_are_planned() {
     let dir = tmp();
-    let out = bin()
-        .args([
-            "plan",
-            "--config",
-            "examples/offline.toml",
-            "--detailed-exitcode",
-            "--format",
-            "json",
-            "--out-dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = plan_example(&["--detailed-exitcode", "--format", "json"], dir.path());
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(dir.path().join("plan.json").exists());
     assert!(
@@ -290,14 +279,7 @@ fn log_lines(out: &Output) -> Vec<serde_json::Value> {
 #[test]
 fn quiet_cron_runs_print_nothing_and_the_summary_comes_when_asked() {
     let dir = tmp();
-    let plan = |extra: &[&str]| {
-        bin()
-            .args(extra)
-            .args(["plan", "--config", "examples/offline.toml", "--out-dir"])
-            .arg(dir.path())
-            .output()
-            .unwrap()
-    };
+    let plan = |extra: &[&str]| plan_example(extra, dir.path());
     // -q, stdout not a terminal (cron): a successful run prints nothing at all.
     let quiet = plan(&["-q"]);
     assert_eq!(quiet.status.code(), Some(0), "{}", text(&quiet));
@@ -317,17 +299,7 @@ fn quiet_cron_runs_print_nothing_and_the_summary_comes_when_asked() {
 #[test]
 fn the_log_line_counts_in_the_tables_words_and_durations_in_seconds() {
     let dir = tmp();
-    let out = bin()
-        .args([
-            "--summary",
-            "plan",
-            "--config",
-            "examples/offline.toml",
-            "--out-dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = plan_example(&["--summary"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let logs = log_lines(&out);
     let written = logs
@@ -522,18 +494,7 @@ fn pushgateway() -> (String, std::sync::mpsc::Receiver<(String, String, String)>
 fn metrics_are_pushed_and_a_failed_push_keeps_the_last_success() {
     let (url, requests) = pushgateway();
     let dir = tmp();
-    let ok = bin()
-        .args([
-            "plan",
-            "--config",
-            "examples/offline.toml",
-            "--push-gateway",
-            &url,
-            "--out-dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let ok = plan_example(&["--push-gateway", &url], dir.path());
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
     let (method, path, body) = requests
         .recv_timeout(std::time::Duration::from_secs(10))

@@ -315,6 +315,20 @@ fn write_config(dir: &Path, cf_url: &str, sn_url: &str, timeout: &str) -> PathBu
     path
 }
 
+/// The binary in `dir`, with the simulators' passwords in the variables the config names.
+fn bin_for(dir: &Path, sims: &Sims) -> Command {
+    let o = sims.options();
+    let mut cmd = bin(dir);
+    cmd.env("TEST_CF_PASSWORD", &o.miq_password)
+        .env("TEST_SN_PASSWORD", &o.snow_password);
+    cmd
+}
+
+/// A config file in `dir` for the shipped VMware mapping against the simulators.
+fn sims_config(dir: &Path, sims: &Sims) -> PathBuf {
+    write_config(dir, &sims.manageiq_url(), &sims.servicenow_url(), "30s")
+}
+
 fn output_text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -327,23 +341,15 @@ fn output_text(out: &Output) -> String {
 async fn run_from_the_binary_applies_and_a_dry_run_reports_changes() {
     let sims = sims(300).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sims.manageiq_url(),
-        &sims.servicenow_url(),
-        "30s",
-    );
-    let o = sims.options().clone();
+    let config = sims_config(dir.path(), &sims);
     let run = |extra: &[&str]| {
-        bin(dir.path())
+        bin_for(dir.path(), &sims)
             .args(["run", "--config"])
             .arg(&config)
             // The estate's clock, not the machine's: a week after it, the CIs the first run
             // marks Absent are due for retirement on the second (the plans would differ).
             .args(["--now", "2026-11-27T06:00:00Z"])
             .args(extra)
-            .env("TEST_CF_PASSWORD", &o.miq_password)
-            .env("TEST_SN_PASSWORD", &o.snow_password)
             .output()
             .unwrap()
     };
@@ -373,23 +379,15 @@ async fn run_from_the_binary_applies_and_a_dry_run_reports_changes() {
 async fn every_run_without_certificate_checks_warns_naming_the_api() {
     let sims = sims(50).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sims.manageiq_url(),
-        &sims.servicenow_url(),
-        "30s",
-    );
+    let config = sims_config(dir.path(), &sims);
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("retries = 1\n", "retries = 1\nverify_tls = false\n");
     std::fs::write(&config, text).unwrap();
-    let o = sims.options().clone();
     let plan = || {
-        bin(dir.path())
+        bin_for(dir.path(), &sims)
             .args(["plan", "--config"])
             .arg(&config)
-            .env("TEST_CF_PASSWORD", &o.miq_password)
-            .env("TEST_SN_PASSWORD", &o.snow_password)
             .output()
             .unwrap()
     };
@@ -411,12 +409,7 @@ async fn every_run_without_certificate_checks_warns_naming_the_api() {
 async fn bad_credentials_are_one_clear_message_and_exit_1() {
     let sims = sims(50).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sims.manageiq_url(),
-        &sims.servicenow_url(),
-        "30s",
-    );
+    let config = sims_config(dir.path(), &sims);
     let out = tokio::task::block_in_place(|| {
         bin(dir.path())
             .args(["plan", "--config"])
@@ -454,7 +447,6 @@ async fn a_server_that_never_answers_or_a_wrong_url_fails_in_bounded_time() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    let o = sims.options().clone();
     for (cf_url, expect) in [
         (silent_url.as_str(), "timed out"),
         (closed_url.as_str(), ""),
@@ -463,11 +455,9 @@ async fn a_server_that_never_answers_or_a_wrong_url_fails_in_bounded_time() {
         let config = write_config(dir.path(), cf_url, &sims.servicenow_url(), "1s");
         let started = Instant::now();
         let out = tokio::task::block_in_place(|| {
-            bin(dir.path())
+            bin_for(dir.path(), &sims)
                 .args(["plan", "--config"])
                 .arg(&config)
-                .env("TEST_CF_PASSWORD", &o.miq_password)
-                .env("TEST_SN_PASSWORD", &o.snow_password)
                 .output()
                 .unwrap()
         });
@@ -487,27 +477,19 @@ async fn a_server_that_never_answers_or_a_wrong_url_fails_in_bounded_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_run_ticket_closes_green_on_success_and_stays_open_red_on_refusal() {
     let sims = sims(300).await;
-    let o = sims.options().clone();
     let incidents = |sims: &Sims| sims.servicenow().rows("incident");
     let before = incidents(&sims).len();
     let run = |dir: &Path, config: &Path| {
-        bin(dir)
+        bin_for(dir, &sims)
             .args(["run", "--config"])
             .arg(config)
-            .env("TEST_CF_PASSWORD", &o.miq_password)
-            .env("TEST_SN_PASSWORD", &o.snow_password)
             .output()
             .unwrap()
     };
 
     // Success: one ticket, resolved with a summary, then closed.
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sims.manageiq_url(),
-        &sims.servicenow_url(),
-        "30s",
-    );
+    let config = sims_config(dir.path(), &sims);
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str("\n[ticket]\nfields = { category = \"software\" }\n");
     std::fs::write(&config, &text).unwrap();
@@ -536,12 +518,7 @@ async fn the_run_ticket_closes_green_on_success_and_stays_open_red_on_refusal() 
 
     // Refused by a guard: the ticket stays open, urgent, saying why.
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sims.manageiq_url(),
-        &sims.servicenow_url(),
-        "30s",
-    );
+    let config = sims_config(dir.path(), &sims);
     std::fs::write(
         &config,
         format!("{}\n[ticket]\n", std::fs::read_to_string(&config).unwrap()),
@@ -762,12 +739,7 @@ fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
 async fn a_run_writes_its_metrics_and_a_failed_run_keeps_the_last_success() {
     let sims = sims(300).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sims.manageiq_url(),
-        &sims.servicenow_url(),
-        "30s",
-    );
+    let config = sims_config(dir.path(), &sims);
     // Two 429s from the CMDB read and one 503 from CloudForms: retried, and counted.
     sims.set_faults(
         Api::ServiceNow,
@@ -782,15 +754,12 @@ async fn a_run_writes_its_metrics_and_a_failed_run_keeps_the_last_success() {
         ),
     );
     let metrics = dir.path().join("cmdb-reconcile.prom");
-    let o = sims.options().clone();
     let run = |config: &Path| {
-        bin(dir.path())
+        bin_for(dir.path(), &sims)
             .args(["-q", "run", "--config"])
             .arg(config)
             .arg("--metrics-file")
             .arg(&metrics)
-            .env("TEST_CF_PASSWORD", &o.miq_password)
-            .env("TEST_SN_PASSWORD", &o.snow_password)
             .output()
             .unwrap()
     };
@@ -988,12 +957,7 @@ async fn infrastructure_mappings_create_vcenters_and_clusters_and_converge() {
 async fn run_applies_parents_first_so_references_resolve_in_the_same_run() {
     let sims = sims(300).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sims.manageiq_url(),
-        &sims.servicenow_url(),
-        "30s",
-    );
+    let config = sims_config(dir.path(), &sims);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
     let text = std::fs::read_to_string(&config)
         .unwrap()
@@ -1003,14 +967,11 @@ async fn run_applies_parents_first_so_references_resolve_in_the_same_run() {
         .map(|m| format!("[[sync]]\nmapping = {:?}\n", root.join(format!("{m}.toml"))))
         .collect();
     std::fs::write(&config, format!("{text}{syncs}")).unwrap();
-    let o = sims.options().clone();
     let run = |extra: &[&str]| {
-        bin(dir.path())
+        bin_for(dir.path(), &sims)
             .args(["run", "--now", "2026-11-27T06:00:00Z", "--config"])
             .arg(&config)
             .args(extra)
-            .env("TEST_CF_PASSWORD", &o.miq_password)
-            .env("TEST_SN_PASSWORD", &o.snow_password)
             .output()
             .unwrap()
     };
