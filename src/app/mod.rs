@@ -300,7 +300,7 @@ async fn plan_sync(
     // The reads are independent: run them side by side.
     let reading = std::time::Instant::now();
     let (source, target, schema) = tokio::join!(
-        read_source(config, sync, &mapping),
+        read_source(config, sync, &mapping, now),
         read_target(sync, &mapping, servicenow.as_ref()),
         read_schema(sync, &mapping, servicenow.as_ref())
     );

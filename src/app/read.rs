@@ -123,6 +123,7 @@ pub(super) async fn read_source(
     config: &Config,
     sync: &SyncConfig,
     mapping: &Mapping,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<SourceRead> {
     match &sync.source {
         Location::File(path) => Ok(cloudforms::snapshot::read(path)?),
@@ -132,11 +133,21 @@ pub(super) async fn read_source(
                 .clone()
                 .ok_or_else(|| anyhow!("no [cloudforms] connection configured"))?;
             let client = CloudForms::new(cfg)?;
+            // `updated_within`: the window counts back from the run's one clock reading,
+            // the same `now` the core cuts snapshots with.
+            let window_field = mapping.source.window.as_ref().map(|w| w.field.to_string());
+            let updated_after = mapping
+                .source
+                .window
+                .as_ref()
+                .zip(window_field.as_deref())
+                .map(|(w, field)| (field, w.since(now)));
             let read = client
-                .read(
+                .read_since(
                     &mapping.source.collection,
                     &mapping.source_attributes(),
                     &mapping.source.filters,
+                    updated_after,
                 )
                 .await
                 .with_context(|| format!("reading CloudForms for mapping `{}`", mapping.name))?;

@@ -150,6 +150,13 @@ pub fn server_filters(filters: &[Filter]) -> ServerFilters {
     out
 }
 
+/// `updated_on>2026-11-02T10:00:00Z`: the records updated after a time. ManageIQ takes
+/// date-times unquoted and compares them only with `>`, `<` and `=` (`>=` is a 400
+/// "Unsupported operator for datetime"; manageiq-api `lib/api/filter.rb`).
+pub fn updated_after(attribute: &str, after: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{attribute}>{}", after.format("%Y-%m-%dT%H:%M:%SZ"))
+}
+
 /// One filter: its AND expression and, for `!=`, the `or ... =NULL` that keeps NULL rows.
 fn translate(filter: &Filter) -> Result<(String, Option<String>), &'static str> {
     let attr = filter.path.attribute();
@@ -360,6 +367,17 @@ mod tests {
         // `=` with a wildcard is a superset (the pattern matches the literal too): sent.
         let f = server_filters(&[filter("name", false, "web-*")]);
         assert_eq!(f.expressions, ["name='web-*'"]);
+    }
+
+    #[test]
+    fn the_window_is_an_unquoted_utc_time_after_greater_than() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-02T10:00:00+01:00")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            updated_after("updated_on", at),
+            "updated_on>2026-11-02T09:00:00Z"
+        );
     }
 
     #[test]

@@ -50,7 +50,7 @@ impl Desired<'_> {
             .filter_map(|(key, path)| {
                 let value = path
                     .get(self.record.data)
-                    .and_then(super::mapping::scalar_text)?;
+                    .and_then(|v| super::mapping::scalar_text(&v))?;
                 (!value.trim().is_empty()).then(|| (key.clone(), value))
             })
             .collect()
@@ -153,7 +153,7 @@ pub(super) fn evaluate<'a>(
         cleared,
         related,
     };
-    desired.name = match desired.value(mapping, "name") {
+    desired.name = match desired.value(mapping, &mapping.name_field) {
         Some(name) => name.to_owned(),
         None => record_name(&desired.record),
     };
@@ -178,7 +178,7 @@ pub(super) fn unreadable_dates(mapping: &Mapping, cis: &[Ci], in_scope: &[bool])
             kind: IssueKind::BadValue,
             source_ids: Vec::new(),
             sys_ids: vec![ci.sys_id.clone()],
-            name: ci.name().to_owned(),
+            name: mapping.row_name(ci).to_owned(),
             field: Some(field.clone()),
             message: format!(
                 "the CI's `{field}` `{}` is not a date-time the job reads (`YYYY-MM-DD HH:MM:SS`, or an export's `MM/dd/yyyy hh:mm:ss AM`); it is not refreshed, and grace cannot count from it",
@@ -336,6 +336,9 @@ pub(super) fn diff_ci(
 fn field_changes(mapping: &Mapping, d: &Desired, ci: &Ci) -> Vec<Change> {
     let mut changes = Vec::new();
     for (index, field) in mapping.fields.iter().enumerate() {
+        if field.mode == FieldMode::Append {
+            continue; // never compared: see below
+        }
         let current = ci.get(&field.name);
         let desired = match &d.values[index] {
             Some(v) => v.as_str(),
@@ -348,7 +351,7 @@ fn field_changes(mapping: &Mapping, d: &Desired, ci: &Ci) -> Vec<Change> {
         let write = match field.mode {
             FieldMode::Authoritative | FieldMode::Ignore => true,
             FieldMode::FillEmpty => current.trim().is_empty(),
-            FieldMode::CreateOnly => false,
+            FieldMode::CreateOnly | FieldMode::Append => false,
         };
         if write {
             changes.push(Change {
@@ -356,6 +359,30 @@ fn field_changes(mapping: &Mapping, d: &Desired, ci: &Ci) -> Vec<Change> {
                 current: current.to_owned(),
                 desired: desired.to_owned(),
                 mode: field.mode,
+                from: field.describe.clone(),
+            });
+        }
+    }
+    // Journal fields (`work_notes`): an entry goes with an update that writes one of the
+    // field's `on_change` fields, once; the row's journal is never compared (the Table API
+    // does not read an entry back as it was written), so nothing is appended on a run that
+    // writes nothing else.
+    for (index, field) in mapping.fields.iter().enumerate() {
+        if field.mode != FieldMode::Append {
+            continue;
+        }
+        let Some(entry) = &d.values[index] else {
+            continue;
+        };
+        let carried = changes
+            .iter()
+            .any(|c| c.is_write() && field.on_change.contains(&c.field));
+        if carried {
+            changes.push(Change {
+                field: field.name.clone(),
+                current: String::new(),
+                desired: entry.clone(),
+                mode: FieldMode::Append,
                 from: field.describe.clone(),
             });
         }

@@ -101,6 +101,10 @@ pub struct SourceSummary {
     /// Records CloudForms reports as archived, orphaned or retired: they follow the
     /// missing path, so their CIs are marked Absent and later retired.
     pub inactive: usize,
+    /// `updated_within`: the read covers only records updated in this window (in words), so
+    /// rows whose record was not read were not judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
 }
 
 /// What the target read was.
@@ -172,6 +176,10 @@ pub enum FieldMode {
     CreateOnly,
     /// Compared and reported, never written.
     Ignore,
+    /// A journal field (`work_notes`, `comments`): never compared with the row; written on
+    /// create and with an update that writes one of the field's `on_change` fields, so an
+    /// entry is appended once per change of those, never again on later runs.
+    Append,
 }
 
 impl FieldMode {
@@ -181,6 +189,7 @@ impl FieldMode {
             Self::FillEmpty => "fill_empty",
             Self::CreateOnly => "create_only",
             Self::Ignore => "ignore",
+            Self::Append => "append",
         }
     }
 }
@@ -526,6 +535,7 @@ mod tests {
                     records: 0,
                     filtered_out: 0,
                     inactive: 0,
+                    window: None,
                 },
                 TargetSummary {
                     origin: String::new(),

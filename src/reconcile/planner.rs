@@ -59,7 +59,8 @@ pub fn plan(input: Input) -> Plan {
     let cis: &[Ci] = &cis;
     let usable = usable_records(records, &mut issues);
     let records_read = usable.len();
-    let triage = triage(mapping, usable, references, &mut issues);
+    let since = mapping.source.window.as_ref().map(|w| w.since(now));
+    let triage = triage(mapping, usable, references, since, &mut issues);
     let scope = Scope::of(mapping, cis);
     let mut ident = identify(mapping, &triage.desired, cis, &scope);
     issues.append(&mut ident.issues);
@@ -74,7 +75,13 @@ pub fn plan(input: Input) -> Plan {
         &now_text,
     );
     issues.extend(matched.issues);
-    let mut retirements = missing_cis(mapping, cis, &ident, &scope, now, &mut issues);
+    // A windowed read (`updated_within`) is not the whole collection: a row whose record was
+    // not read is not judged at all, so it takes no lifecycle step.
+    let mut retirements = if since.is_some() {
+        Vec::new()
+    } else {
+        missing_cis(mapping, cis, &ident, &scope, now, &mut issues)
+    };
     let mut safety = safety(
         mapping,
         &mut retirements,
@@ -85,10 +92,12 @@ pub fn plan(input: Input) -> Plan {
             present: triage.desired.len(),
             in_scope: scope.count,
             allow_mass_change,
+            windowed: since.is_some(),
         },
     );
     let relationships = relationships(
         mapping,
+        since.is_some(),
         relations,
         &triage.desired,
         &ident,
@@ -115,6 +124,14 @@ pub fn plan(input: Input) -> Plan {
             records: records_read,
             filtered_out: triage.filtered_out,
             inactive: triage.inactive,
+            window: mapping.source.window.as_ref().zip(since).map(|(w, since)| {
+                format!(
+                    "{} after {} (updated_within {}): rows whose record was not read are not judged",
+                    w.field,
+                    since.format(SN_DATETIME),
+                    w.text
+                )
+            }),
         },
         TargetSummary {
             origin: target_origin,
@@ -138,6 +155,7 @@ pub fn plan(input: Input) -> Plan {
 #[allow(clippy::too_many_arguments)]
 fn relationships(
     mapping: &Mapping,
+    windowed: bool,
     relations: Option<&RelInput>,
     desired: &[Desired],
     ident: &Identification,
@@ -157,7 +175,7 @@ fn relationships(
         .map(|(i, ci)| (scope.in_scope[i] || mapping.target.adopt) && !scope.frozen(ci))
         .collect();
     let mut changes = relations::plan(mapping, desired, ident, cis, &owned, creates, input).changes;
-    if safety.retirements_blocked.is_some() {
+    if safety.retirements_blocked.is_some() || windowed {
         let before = changes.len();
         changes.retain(|r| r.action == RelAction::Create);
         safety.relationship_deletes_withheld = before - changes.len();
@@ -247,13 +265,15 @@ struct Triage<'a> {
     inactive: usize,
 }
 
-/// Step 2, filters: records the mapping skips (`skip_when`, e.g. templates) or filters out
-/// are never rows; inactive records (`missing_when`) follow the missing path. Each record is
+/// Step 2, filters: records the mapping skips (`skip_when`, e.g. templates), filters out or
+/// that were updated before its window (`updated_within`; a snapshot holds them all) are
+/// never rows; inactive records (`missing_when`) follow the missing path. Each record is
 /// evaluated on its own (in parallel; `collect` keeps the order).
 fn triage<'a>(
     mapping: &Mapping,
     usable: Vec<SourceRecord<'a>>,
     references: &References,
+    since: Option<DateTime<Utc>>,
     issues: &mut Vec<Issue>,
 ) -> Triage<'a> {
     enum One<'a> {
@@ -265,8 +285,16 @@ fn triage<'a>(
         .into_par_iter()
         .map(|record| {
             let is_true = |attr: &str| record.data.get(attr) == Some(&Value::Bool(true));
+            let stale = |since| {
+                mapping
+                    .source
+                    .window
+                    .as_ref()
+                    .is_some_and(|w| !w.admits(&record, since))
+            };
             if mapping.source.skip_when.iter().any(|a| is_true(a))
                 || !mapping.source.filters.iter().all(|f| f.accepts(&record))
+                || since.is_some_and(stale)
             {
                 One::FilteredOut
             } else if mapping.lifecycle.missing_when.iter().any(|a| is_true(a)) {
@@ -406,7 +434,7 @@ fn creates_and_updates(
             }
             match diff_ci(mapping, d, ci, &rule, adopting, now, now_text) {
                 Some(u) if scope.frozen(ci) && u.has_writes() => {
-                    Outcome::Issue(frozen_issue(ci, &d.record.id))
+                    Outcome::Issue(frozen_issue(mapping, ci, &d.record.id))
                 }
                 Some(u) => Outcome::Update(u),
                 None => Outcome::Unchanged,
@@ -471,7 +499,7 @@ fn missing_cis(
         }
         if let Some(r) = lifecycle_step(mapping, ci, now) {
             if scope.frozen(ci) {
-                issues.push(frozen_issue(ci, ""));
+                issues.push(frozen_issue(mapping, ci, ""));
             } else {
                 retirements.push(r);
             }
@@ -508,13 +536,13 @@ fn foreign_issue(mapping: &Mapping, d: &Desired, ci: &Ci, rule: &str) -> Issue {
         field: Some(rule.to_owned()),
         message: format!(
             "matches CI `{}` by `{rule}`, which is outside the scope `{}`; set `adopt = true` to take it over",
-            ci.name(),
+            mapping.row_name(ci),
             mapping.target.scope.text
         ),
     }
 }
 
-fn frozen_issue(ci: &Ci, source_id: &str) -> Issue {
+fn frozen_issue(mapping: &Mapping, ci: &Ci, source_id: &str) -> Issue {
     Issue {
         kind: IssueKind::Frozen,
         source_ids: if source_id.is_empty() {
@@ -523,7 +551,7 @@ fn frozen_issue(ci: &Ci, source_id: &str) -> Issue {
             vec![source_id.to_owned()]
         },
         sys_ids: vec![ci.sys_id.clone()],
-        name: ci.name().to_owned(),
+        name: mapping.row_name(ci).to_owned(),
         field: None,
         message: "the CI carries the freeze marker; the planned change is not written".into(),
     }

@@ -46,7 +46,7 @@ pub(super) fn all_set(ci: &Ci, fields: &[(String, String)]) -> bool {
 /// Whether the CI counts as retired: it meets `retired_when` (however it got there: retired
 /// by hand too), or holds every value this job's retirement sets.
 pub(super) fn retired(mapping: &Mapping, ci: &Ci) -> bool {
-    mapping.retired_when.matches(ci)
+    mapping.retired_when.as_ref().is_some_and(|r| r.matches(ci))
         || matches!(&mapping.retire, RetirePolicy::Set(set) if all_set(ci, set))
 }
 
@@ -81,7 +81,7 @@ pub(super) fn lifecycle_step(mapping: &Mapping, ci: &Ci, now: DateTime<Utc>) -> 
         .unwrap_or_default();
     let base = |action, reason: String, changes| Retirement {
         sys_id: ci.sys_id.clone(),
-        name: ci.name().to_owned(),
+        name: mapping.row_name(ci).to_owned(),
         action,
         reason,
         absent_since: absent_since.clone(),
@@ -160,6 +160,9 @@ pub(super) struct SafetyFacts {
     pub present: usize,
     pub in_scope: usize,
     pub allow_mass_change: bool,
+    /// The read covers a time window only: its size says nothing about the collection's,
+    /// and no row was judged missing (nothing to withhold).
+    pub windowed: bool,
 }
 
 /// Withholds every retirement when the source cannot be trusted to be whole, and records
@@ -176,6 +179,8 @@ pub(super) fn safety(
         Some(format!(
             "the source read is incomplete ({reason}); no CI is retired on incomplete knowledge"
         ))
+    } else if facts.windowed {
+        None
     } else if facts.present == 0 && facts.in_scope > 0 {
         Some(format!(
             "the source returned no VMs while {} CIs are in scope; an empty source never retires",

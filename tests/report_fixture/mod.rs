@@ -71,6 +71,7 @@ fn source(records: usize) -> SourceSummary {
         records,
         filtered_out: 2,
         inactive: 1,
+        window: None,
     }
 }
 

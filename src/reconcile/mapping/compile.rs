@@ -17,6 +17,7 @@ use super::{
     is_vm_collection, Compare, Conditions, Extract, FieldRule, Filter, Guards, IdentityRule,
     Lifecycle, Limit, Mapping, MappingError, Path, Relate, RetirePolicy, SourceSpec, TargetSpec,
 };
+use crate::reconcile::plan::FieldMode;
 use crate::text::{line_column, parse_duration};
 
 impl Mapping {
@@ -31,7 +32,13 @@ impl Mapping {
         let name = raw.name.unwrap_or_else(|| name_from_origin(origin));
         let source = compile_source(raw.source, &loc)?;
         let target = compile_target(&raw.target, &loc)?;
-        let mut fields = compile_fields(&raw.fields, &loc)?;
+        let name_field = raw
+            .report
+            .name
+            .clone()
+            .map(|n| n.trim().to_owned())
+            .unwrap_or_else(|| "name".to_owned());
+        let mut fields = compile_fields(&raw.fields, &name_field, &loc)?;
         // After [fields]: an identity rule may only name mapped fields.
         let identify = compile_identify(&raw.identify, &fields, &loc)?;
         compare_identity_ignoring_case(&mut fields, &identify);
@@ -55,6 +62,7 @@ impl Mapping {
             guards,
             context,
             relate,
+            name_field,
         })
     }
 }
@@ -79,11 +87,40 @@ fn compile_source(raw: RawSource, loc: &Locator) -> Result<SourceSpec, MappingEr
             Vec::new()
         }
     });
+    let window = match &raw.updated_within {
+        None => None,
+        Some(text) => {
+            let secs = parse_duration(text.get_ref())
+                .map_err(|e| loc.error(Some(text.span()), e, None))?;
+            if secs <= 0 {
+                return Err(loc.error(
+                    Some(text.span()),
+                    "`updated_within` must be a duration longer than 0",
+                    Some("e.g. `updated_within = \"30d\"`".into()),
+                ));
+            }
+            let field = raw.updated_field.as_deref().unwrap_or("updated_on").trim();
+            let path = Path::parse(field).map_err(|e| loc.error(Some(text.span()), e, None))?;
+            Some(super::Window {
+                field: path,
+                secs,
+                text: text.get_ref().trim().to_owned(),
+            })
+        }
+    };
+    if raw.updated_field.is_some() && window.is_none() {
+        return Err(loc.error(
+            None,
+            "[source] `updated_field` only applies with `updated_within`",
+            None,
+        ));
+    }
     Ok(SourceSpec {
         collection: raw.collection,
         filters,
         extra_attributes: raw.attributes,
         skip_when,
+        window,
     })
 }
 
@@ -145,18 +182,51 @@ fn compile_target(raw: &RawTarget, loc: &Locator) -> Result<TargetSpec, MappingE
 /// `[fields]`: one rule per CI field; the CI's `name` must be among them.
 fn compile_fields(
     raw: &BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    name_field: &str,
     loc: &Locator,
 ) -> Result<Vec<FieldRule>, MappingError> {
     let mut fields = Vec::new();
     for (field, spec) in raw {
         fields.push(compile_field(field, spec, loc)?);
     }
-    if !fields.iter().any(|f| f.name == "name") {
+    if !fields.iter().any(|f| f.name == name_field) {
         return Err(loc.error(
             None,
-            "[fields] has no `name`",
-            Some("map the CI name, e.g. `name = \"name\"`".into()),
+            format!("[fields] has no `{name_field}`"),
+            Some(if name_field == "name" {
+                "map the CI name, e.g. `name = \"name\"`, or name another mapped field in `[report] name`".into()
+            } else {
+                "`[report] name` must name a mapped field".into()
+            }),
         ));
+    }
+    // Journal fields: the fields whose write carries an entry, by default every field the
+    // mapping writes that is not a journal itself.
+    let written: Vec<String> = fields
+        .iter()
+        .filter(|f| !matches!(f.mode, FieldMode::Append | FieldMode::Ignore))
+        .map(|f| f.name.clone())
+        .collect();
+    for (field, spec) in raw {
+        let Some(rule) = fields.iter_mut().find(|f| &f.name == field.get_ref()) else {
+            continue;
+        };
+        if rule.mode != FieldMode::Append {
+            continue;
+        }
+        if rule.on_change.is_empty() {
+            rule.on_change.clone_from(&written);
+        }
+        if let Some(bad) = rule.on_change.iter().find(|f| !written.contains(f)) {
+            return Err(loc.error(
+                Some(spec.span()),
+                format!(
+                    "field `{}`: `on_change` names `{bad}`, which is not a field the mapping writes",
+                    rule.name
+                ),
+                Some("name mapped fields that are not `append` or `ignore`".into()),
+            ));
+        }
     }
     Ok(fields)
 }
@@ -259,11 +329,18 @@ fn compile_retire(raw: Option<&RawRetire>, loc: &Locator) -> Result<RetirePolicy
 fn compile_retired_when(
     raw: Option<&RawRetire>,
     loc: &Locator,
-) -> Result<Conditions, MappingError> {
-    let Some(text) = raw.and_then(|r| r.retired_when.as_ref()) else {
-        return Ok(Conditions::parse(DEFAULT_RETIRED_WHEN).expect("the default condition parses"));
+) -> Result<Option<Conditions>, MappingError> {
+    // A mapping that never retires has no notion of retired rows (a ticket table has no
+    // `install_status`): nothing counts as retired, and no such field is read.
+    let Some(raw) = raw else {
+        return Ok(None);
     };
-    Conditions::parse(text.get_ref()).map_err(|e| {
+    let Some(text) = raw.retired_when.as_ref() else {
+        return Ok(Some(
+            Conditions::parse(DEFAULT_RETIRED_WHEN).expect("the default condition parses"),
+        ));
+    };
+    Conditions::parse(text.get_ref()).map(Some).map_err(|e| {
         loc.error(
             Some(text.span()),
             format!("[retire] retired_when: {e}"),
@@ -489,6 +566,27 @@ fn compile_field(
         },
     );
     let lookup_and = compile_lookup_and(raw.lookup.as_ref(), &err)?;
+    let mut map_patterns: Vec<(String, String)> = map
+        .iter()
+        .flatten()
+        .filter(|(k, _)| k.contains('*'))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    // Most literal characters first; the sort is stable, so ties keep key order.
+    map_patterns.sort_by_key(|(k, _)| std::cmp::Reverse(k.chars().filter(|c| *c != '*').count()));
+    let when = raw
+        .when
+        .iter()
+        .flatten()
+        .map(|f| Filter::parse(f).map_err(|e| err(format!("`when`: {e}"), None)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mode = raw.mode.unwrap_or_default();
+    if raw.on_change.is_some() && mode != FieldMode::Append {
+        return Err(err(
+            "`on_change` only applies with `mode = \"append\"`".into(),
+            None,
+        ));
+    }
     let describe = describe_steps(describe, &raw);
     Ok(FieldRule {
         name,
@@ -500,9 +598,13 @@ fn compile_field(
         trim: raw.trim.unwrap_or(true),
         case: raw.case,
         map,
+        map_patterns,
+        when,
         default,
         lookup: raw.lookup,
-        mode: raw.mode.unwrap_or_default(),
+        mode,
+        // Filled in by `compile_fields` once every field is known.
+        on_change: raw.on_change.clone().unwrap_or_default(),
         compare,
         on_empty: raw.on_empty.unwrap_or_default(),
         max_length,

@@ -53,10 +53,19 @@ impl FieldRule {
 
     /// Every step but the reference lookup.
     fn eval_unresolved(&self, record: &SourceRecord) -> Result<Option<String>, EvalError> {
+        // A record outside `when` gives the field no value (and no default: the field does
+        // not apply to it).
+        if !self.when.iter().all(|f| f.accepts(record)) {
+            return Ok(None);
+        }
         // Paths borrow from the record; only what is built here is owned.
         let built;
+        let found;
         let raw: &Value = match &self.extract {
-            Extract::Path(path) => path.get(record.data).unwrap_or(&Value::Null),
+            Extract::Path(path) => {
+                found = path.get(record.data);
+                found.as_deref().unwrap_or(&Value::Null)
+            }
             Extract::Const(value) => {
                 built = Value::String(value.clone());
                 &built
@@ -183,6 +192,16 @@ impl FieldRule {
         if let Some((_, mapped)) = map.iter().find(|(k, _)| k.eq_ignore_ascii_case(&text)) {
             return Ok(Some(mapped.clone()));
         }
+        // Then the patterns (`finished/*`), the most specific first: most literal characters,
+        // then key order. A composite key (`{request_state}/{status}`) needs no entry for
+        // every combination.
+        if let Some((_, mapped)) = self
+            .map_patterns
+            .iter()
+            .find(|(pattern, _)| glob_matches(pattern, &text))
+        {
+            return Ok(Some(mapped.clone()));
+        }
         match &self.default {
             Some(default) => Ok(Some(default.clone())),
             None => Err(EvalError::BadValue(format!(
@@ -240,7 +259,7 @@ impl FieldRule {
         let mut key = vec![format!("{} `{value}`", lookup.by)];
         let mut left: Vec<&String> = found.iter().collect();
         for (field, path) in &self.lookup_and {
-            let Some(wanted) = path.get(record.data).and_then(scalar_text) else {
+            let Some(wanted) = path.get(record.data).and_then(|v| scalar_text(&v)) else {
                 return Err(EvalError::Unresolved(format!(
                     "field `{}`: the lookup in `{}` needs `{path}` for `{field}`, and the record has none",
                     self.name, lookup.table
@@ -265,6 +284,32 @@ impl FieldRule {
             ))),
         }
     }
+}
+
+/// Whether `text` matches `pattern`, where `*` stands for any run of characters (none
+/// too); letters compared without case, as map keys are.
+pub(crate) fn glob_matches(pattern: &str, text: &str) -> bool {
+    let pattern: Vec<char> = pattern.to_lowercase().chars().collect();
+    let text: Vec<char> = text.to_lowercase().chars().collect();
+    // Iterative wildcard matching with one backtrack point (the last `*`).
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == '*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|c| *c == '*')
 }
 
 /// Whether an address pick takes `text`: an address of its family and, unless the pick is an

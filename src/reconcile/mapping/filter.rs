@@ -42,7 +42,7 @@ impl Filter {
         let actual = self
             .path
             .get(record.data)
-            .and_then(scalar_text)
+            .and_then(|v| scalar_text(&v))
             .unwrap_or_default();
         let equal = if self.value.eq_ignore_ascii_case("null") {
             actual.is_empty()

@@ -57,13 +57,49 @@ pub struct Mapping {
     /// CIs that count as retired, however they got there (by this job or by hand): left
     /// alone when their VM is missing, restored when it is back. `[retire] retired_when`,
     /// default `install_status=7`; a CI holding every `[retire] set` value counts too.
-    pub retired_when: Conditions,
+    /// `None` without a `[retire]` section: a mapping that never retires has no notion of it.
+    pub retired_when: Option<Conditions>,
     pub lifecycle: Lifecycle,
     pub guards: Guards,
     /// Report-only facts taken from each record (provider, cluster, owner...).
     pub context: Vec<(String, Path)>,
     /// `[[relate]]`: the relationships kept between each CI and others.
     pub relate: Vec<Relate>,
+    /// The mapped field that names a record and a row in reports (`[report] name`, default
+    /// `name`; a ticket table has none, and names a ticket by its `short_description`).
+    pub name_field: String,
+}
+
+/// `[source] updated_within`: only records updated within this long before the run are
+/// read (`filter[]=updated_on>...` live; the same cut applied to snapshots by the core). Such
+/// a read is not the whole collection, so a row whose record was not read is not judged:
+/// never marked Absent or retired, and no relationship row is deleted on its strength.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    /// The record's update time (`updated_on`), an ISO 8601 date-time.
+    pub field: Path,
+    pub secs: i64,
+    /// As written (`30d`), for reports.
+    pub text: String,
+}
+
+impl Window {
+    /// The earliest update time a record may have to be read, for a run at `now`.
+    pub fn since(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        now - chrono::TimeDelta::seconds(self.secs)
+    }
+
+    /// Whether a record was updated after `since`. A record whose update time is missing or
+    /// unreadable is kept: seeing a record never harms, and it is not read past.
+    pub fn admits(&self, record: &SourceRecord, since: chrono::DateTime<chrono::Utc>) -> bool {
+        let Some(text) = self.field.get(record.data).and_then(|v| scalar_text(&v)) else {
+            return true;
+        };
+        match chrono::DateTime::parse_from_rfc3339(text.trim()) {
+            Ok(t) => t.with_timezone(&chrono::Utc) > since,
+            Err(_) => true,
+        }
+    }
 }
 
 /// A relationship the mapping keeps between its CI and another CI, reconciled like a field:
@@ -100,6 +136,8 @@ pub struct SourceSpec {
     /// missing): CloudForms' `template` for the `vms` and `templates` collections by
     /// default, nothing for other collections.
     pub skip_when: Vec<String>,
+    /// `updated_within`: only recently updated records are read (not the whole collection).
+    pub window: Option<Window>,
 }
 
 /// CloudForms collections whose records are VMs (or templates): the collections that the
@@ -369,9 +407,19 @@ pub struct FieldRule {
     pub trim: bool,
     pub case: Option<Case>,
     pub map: Option<BTreeMap<String, String>>,
+    /// The map's keys holding `*`, most specific first (most literal characters, then key
+    /// order): tried after the exact and case-insensitive keys.
+    pub map_patterns: Vec<(String, String)>,
+    /// `when`: source filters a record must pass for the field to have a value at all
+    /// (otherwise it has none, and `on_empty` says what that means).
+    pub when: Vec<Filter>,
     pub default: Option<String>,
     pub lookup: Option<Lookup>,
     pub mode: FieldMode,
+    /// For `mode = "append"` (a journal field such as `work_notes`): the fields whose write
+    /// carries the entry. The entry is written on create and with an update that writes one
+    /// of these, never compared with the row (a journal does not read back as written).
+    pub on_change: Vec<String>,
     pub compare: Compare,
     pub on_empty: OnEmpty,
     /// The target column's length in characters: a longer value is cut to it (as ServiceNow
@@ -441,6 +489,12 @@ impl Mapping {
             paths.extend(relate.to.lookup_and.iter().map(|(_, p)| p));
         }
         paths.extend(self.source.filters.iter().map(|f| &f.path));
+        paths.extend(
+            self.fields
+                .iter()
+                .flat_map(|f| f.when.iter().map(|w| &w.path)),
+        );
+        paths.extend(self.source.window.iter().map(|w| &w.field));
         paths.extend(self.context.iter().map(|(_, p)| p));
         attrs.extend(
             paths
@@ -470,7 +524,12 @@ impl Mapping {
         if let RetirePolicy::Set(set) = &self.retire {
             fields.extend(set.iter().map(|(f, _)| f.clone()));
         }
-        fields.extend(self.retired_when.fields().map(str::to_owned));
+        fields.extend(
+            self.retired_when
+                .iter()
+                .flat_map(|r| r.fields())
+                .map(str::to_owned),
+        );
         let lc = &self.lifecycle;
         fields.extend(lc.absent.iter().chain(&lc.restore).map(|(f, _)| f.clone()));
         fields.extend(lc.last_discovered.iter().cloned());
@@ -516,6 +575,11 @@ impl Mapping {
         out.into_iter()
             .map(|(l, v)| (l, v.into_iter().collect()))
             .collect()
+    }
+
+    /// A row's name in reports: its `[report] name` field.
+    pub fn row_name<'c>(&self, ci: &'c super::record::Ci) -> &'c str {
+        ci.get(&self.name_field)
     }
 
     /// The field rule for a CI field, if mapped.

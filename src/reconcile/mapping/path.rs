@@ -1,12 +1,15 @@
 //! Source paths: how a mapping names a value inside a CloudForms record
-//! (`hardware.memory_mb`, `ipaddresses[0]`, `tags.0.name`), and which attribute the API must
-//! be asked for so that the path has something to read.
+//! (`hardware.memory_mb`, `ipaddresses[0]`, `tags.0.name`, `miq_request_tasks[*].options.vm_target_name`),
+//! and which attribute the API must be asked for so that the path has something to read.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde_json::Value;
 
-/// A path into a source record: `hardware.memory_mb`, `ipaddresses[0]`, `tags.0.name`.
+/// A path into a source record: `hardware.memory_mb`, `ipaddresses[0]`, `tags.0.name`, and
+/// with `[*]` the same rest of the path under every element of an array
+/// (`miq_request_tasks[*].options.vm_target_name`: a list, one value per task).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Path(Vec<Segment>);
 
@@ -14,6 +17,8 @@ pub struct Path(Vec<Segment>);
 enum Segment {
     Key(String),
     Index(usize),
+    /// `[*]`: every element of an array.
+    Each,
 }
 
 impl Path {
@@ -41,13 +46,18 @@ impl Path {
                 let close = rest
                     .find(']')
                     .ok_or_else(|| format!("unclosed `[` in path `{text}`"))?;
-                let index = rest[1..close].trim().parse::<usize>().map_err(|_| {
-                    format!(
-                        "`{}` is not an array index in path `{text}`",
-                        &rest[1..close]
-                    )
-                })?;
-                segments.push(Segment::Index(index));
+                let inner = rest[1..close].trim();
+                if inner == "*" {
+                    segments.push(Segment::Each);
+                } else {
+                    let index = inner.parse::<usize>().map_err(|_| {
+                        format!(
+                            "`{}` is not an array index (or `*`) in path `{text}`",
+                            &rest[1..close]
+                        )
+                    })?;
+                    segments.push(Segment::Index(index));
+                }
                 rest = &rest[close + 1..];
                 if !rest.is_empty() && !rest.starts_with('[') {
                     return Err(format!("unexpected `{rest}` in path `{text}`"));
@@ -57,36 +67,59 @@ impl Path {
         Ok(Self(segments))
     }
 
-    /// The value at this path, `None` when any step is missing.
-    pub fn get<'a>(&self, data: &'a serde_json::Map<String, Value>) -> Option<&'a Value> {
-        let mut segments = self.0.iter();
-        let mut current = match segments.next()? {
-            Segment::Key(k) => data.get(k)?,
-            Segment::Index(_) => return None,
+    /// The value at this path, `None` when any step is missing. Borrowed from the record,
+    /// except under `[*]`: that builds the array of what the rest of the path finds under each
+    /// element (elements where it finds nothing are left out; an array found is flattened).
+    pub fn get<'a>(&self, data: &'a serde_json::Map<String, Value>) -> Option<Cow<'a, Value>> {
+        let (first, rest) = self.0.split_first()?;
+        let Segment::Key(k) = first else {
+            return None;
         };
-        for segment in segments {
-            current = match (segment, current) {
-                (Segment::Key(k), Value::Object(map)) => map.get(k)?,
-                (Segment::Index(i), Value::Array(items)) => items.get(*i)?,
-                _ => return None,
-            };
-        }
-        Some(current)
+        walk(data.get(k)?, rest)
+    }
+
+    /// Whether the path has a `[*]` step (it then gives a list).
+    pub fn projects(&self) -> bool {
+        self.0.contains(&Segment::Each)
     }
 
     /// The CloudForms attribute to request for this path: the keys up to the first index
-    /// (`ipaddresses[0]` needs `ipaddresses`, `hardware.memory_mb` needs itself).
+    /// (`ipaddresses[0]` needs `ipaddresses`, `hardware.memory_mb` needs itself,
+    /// `miq_request_tasks[*].options` needs `miq_request_tasks`).
     pub fn attribute(&self) -> String {
         let keys: Vec<&str> = self
             .0
             .iter()
             .map_while(|s| match s {
                 Segment::Key(k) => Some(k.as_str()),
-                Segment::Index(_) => None,
+                Segment::Index(_) | Segment::Each => None,
             })
             .collect();
         keys.join(".")
     }
+}
+
+/// The rest of a path from `current`.
+fn walk<'a>(mut current: &'a Value, segments: &[Segment]) -> Option<Cow<'a, Value>> {
+    for (at, segment) in segments.iter().enumerate() {
+        current = match (segment, current) {
+            (Segment::Key(k), Value::Object(map)) => map.get(k)?,
+            (Segment::Index(i), Value::Array(items)) => items.get(*i)?,
+            (Segment::Each, Value::Array(items)) => {
+                let mut out = Vec::new();
+                for item in items {
+                    match walk(item, &segments[at + 1..]).map(Cow::into_owned) {
+                        Some(Value::Array(inner)) => out.extend(inner),
+                        Some(Value::Null) | None => {}
+                        Some(value) => out.push(value),
+                    }
+                }
+                return Some(Cow::Owned(Value::Array(out)));
+            }
+            _ => return None,
+        };
+    }
+    Some(Cow::Borrowed(current))
 }
 
 impl fmt::Display for Path {
@@ -96,6 +129,7 @@ impl fmt::Display for Path {
                 Segment::Key(k) if i == 0 => write!(f, "{k}")?,
                 Segment::Key(k) => write!(f, ".{k}")?,
                 Segment::Index(n) => write!(f, "[{n}]")?,
+                Segment::Each => f.write_str("[*]")?,
             }
         }
         Ok(())

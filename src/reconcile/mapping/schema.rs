@@ -50,6 +50,8 @@ pub(super) struct RawSource {
     #[serde(default)]
     pub(super) attributes: Vec<String>,
     pub(super) skip_when: Option<Vec<String>>,
+    pub(super) updated_within: Option<Spanned<String>>,
+    pub(super) updated_field: Option<String>,
 }
 
 fn default_collection() -> String {
@@ -96,6 +98,8 @@ pub(super) struct RawFieldSpec {
     pub(super) default: Option<toml::Value>,
     pub(super) lookup: Option<Lookup>,
     pub(super) mode: Option<FieldMode>,
+    pub(super) on_change: Option<Vec<String>>,
+    pub(super) when: Option<Vec<String>>,
     pub(super) compare: Option<Compare>,
     pub(super) on_empty: Option<OnEmpty>,
     pub(super) max_length: Option<i64>,
@@ -137,4 +141,5 @@ pub(super) struct RawGuards {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawReport {
     pub(super) context: Option<BTreeMap<String, String>>,
+    pub(super) name: Option<String>,
 }

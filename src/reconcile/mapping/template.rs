@@ -62,13 +62,15 @@ pub(super) fn parse_template(text: &str) -> Result<Vec<TemplatePart>, String> {
     Ok(parts)
 }
 
-/// Fills a template from a record: `Null` when any named value is missing or blank.
+/// Fills a template from a record: `Null` when any named value is missing or blank. A list
+/// (`{miq_request_tasks[*].options.vm_target_name}`) is filled in as its values joined with
+/// `, `.
 pub(super) fn render_template(parts: &[TemplatePart], record: &SourceRecord) -> Value {
     let mut out = String::new();
     for part in parts {
         match part {
             TemplatePart::Text(t) => out.push_str(t),
-            TemplatePart::Field(path) => match path.get(record.data).and_then(scalar_text) {
+            TemplatePart::Field(path) => match path.get(record.data).and_then(|v| text_of(&v)) {
                 Some(v) if !v.trim().is_empty() => out.push_str(v.trim()),
                 // A template with a missing part has no value: better none than a half name.
                 _ => return Value::Null,
@@ -76,4 +78,20 @@ pub(super) fn render_template(parts: &[TemplatePart], record: &SourceRecord) -> 
         }
     }
     Value::String(out)
+}
+
+/// A scalar's text, or a list's scalars joined with `, ` (blank ones left out).
+fn text_of(value: &Value) -> Option<String> {
+    match value {
+        Value::Array(items) => {
+            let texts: Vec<String> = items
+                .iter()
+                .filter_map(scalar_text)
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect();
+            (!texts.is_empty()).then(|| texts.join(", "))
+        }
+        other => scalar_text(other),
+    }
 }

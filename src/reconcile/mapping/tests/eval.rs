@@ -525,3 +525,119 @@ fn lookups_find_a_name_in_either_normal_form() {
     let nfc = record(json!({"id": 2, "owner": "ZO\u{cb}"}));
     assert_eq!(rule.eval(&nfc, &refs), Ok(Some("u2".into())));
 }
+
+#[test]
+fn star_paths_project_every_element() {
+    let data = json!({"id": 1, "miq_request_tasks": [
+        {"options": {"vm_target_name": "web-01"}},
+        {"options": {}},
+        {"options": {"vm_target_name": "web-02"}}
+    ]});
+    let path = "miq_request_tasks[*].options.vm_target_name";
+    assert_eq!(
+        value(&format!("v = \"{path}\""), "v", data.clone()),
+        Some("web-01, web-02".into())
+    );
+    assert_eq!(
+        value(
+            &format!("v = {{ from = \"{path}\", pick = \"count\" }}"),
+            "v",
+            data.clone()
+        ),
+        Some("2".into())
+    );
+    assert_eq!(
+        value(
+            &format!("v = {{ from = \"{path}\", pick = \"last\" }}"),
+            "v",
+            data.clone()
+        ),
+        Some("web-02".into())
+    );
+    // In a template a list is its values joined.
+    assert_eq!(
+        value(
+            &format!("v = {{ template = \"VMs: {{{path}}}\" }}"),
+            "v",
+            data.clone()
+        ),
+        Some("VMs: web-01, web-02".into())
+    );
+    // No tasks, no value; and the attribute asked of the API is the array.
+    assert_eq!(
+        value(
+            &format!("v = \"{path}\""),
+            "v",
+            json!({"id": 2, "miq_request_tasks": []})
+        ),
+        None
+    );
+    let m = mapping(&format!("v = \"{path}\""));
+    assert!(m
+        .source_attributes()
+        .contains(&"miq_request_tasks".to_owned()));
+    assert!(Path::parse("a[x]").is_err());
+}
+
+#[test]
+fn maps_over_composite_keys_with_patterns() {
+    let spec = r#"s = { template = "{request_state}/{status}", map = { "pending/*" = "1", "active/*" = "2", "finished/Ok" = "7", "finished/*" = "", "*" = "9" } }"#;
+    let at = |state: &str, status: &str| {
+        value(
+            spec,
+            "s",
+            json!({"id": 1, "request_state": state, "status": status}),
+        )
+    };
+    assert_eq!(at("pending", "Ok"), Some("1".into()));
+    assert_eq!(at("active", "Warn"), Some("2".into()));
+    // The exact key beats the pattern; case does not matter.
+    assert_eq!(at("finished", "ok"), Some("7".into()));
+    // `finished/*` is more specific than `*`; its "" is no value (the row is left alone).
+    assert_eq!(at("finished", "Error"), None);
+    assert_eq!(at("queued", "Ok"), Some("9".into()));
+    use crate::reconcile::mapping::eval::glob_matches;
+    assert!(glob_matches("a*c", "abbbc") && glob_matches("*", "") && !glob_matches("a*c", "abd"));
+}
+
+#[test]
+fn when_gives_a_field_a_value_only_for_matching_records() {
+    let spec = r#"n = { from = "message", when = ["request_state=finished", "status=Ok"], default = "x" }"#;
+    assert_eq!(
+        value(
+            spec,
+            "n",
+            json!({"id": 1, "request_state": "finished", "status": "Ok", "message": "done"})
+        ),
+        Some("done".into())
+    );
+    // Outside `when` not even the default applies.
+    assert_eq!(
+        value(
+            spec,
+            "n",
+            json!({"id": 1, "request_state": "finished", "status": "Error", "message": "boom"})
+        ),
+        None
+    );
+    let m = mapping(spec);
+    assert!(m.source_attributes().contains(&"request_state".to_owned()));
+}
+
+#[test]
+fn append_fields_default_to_every_written_field() {
+    let m = mapping(
+        "state = \"s\"\nnote = { from = \"m\", mode = \"ignore\" }\nwork_notes = { template = \"{m}\", mode = \"append\" }\n",
+    );
+    let notes = m.field("work_notes").unwrap();
+    assert_eq!(notes.on_change, ["name", "state"]);
+    let m = mapping(
+        "state = \"s\"\nwork_notes = { template = \"{m}\", mode = \"append\", on_change = [\"state\"] }\n",
+    );
+    assert_eq!(m.field("work_notes").unwrap().on_change, ["state"]);
+    let e =
+        error("work_notes = { template = \"{m}\", mode = \"append\", on_change = [\"nope\"] }\n");
+    assert!(e.message.contains("`nope`"), "{e}");
+    let e = error("state = { from = \"s\", on_change = [\"name\"] }\n");
+    assert!(e.message.contains("only applies"), "{e}");
+}

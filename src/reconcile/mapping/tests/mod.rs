@@ -111,22 +111,20 @@ fn source_attributes_cover_every_path() {
 fn retired_when_defaults_to_install_status_7_and_takes_a_condition() {
     let ci =
         |fields: &[(&str, &str)]| Ci::new("s1", fields.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let default = mapping("");
-    assert!(default
-        .retired_when
-        .matches(&ci(&[("install_status", "7")])));
-    assert!(!default
-        .retired_when
-        .matches(&ci(&[("install_status", "100")])));
+    let default = mapping("[retire]\naction = \"none\"\n");
+    let when = default.retired_when.as_ref().unwrap();
+    assert!(when.matches(&ci(&[("install_status", "7")])));
+    assert!(!when.matches(&ci(&[("install_status", "100")])));
+    // A mapping that never retires (no `[retire]`: a ticket table) has no notion of it, and
+    // reads no `install_status` its table may lack.
+    let never = mapping("");
+    assert_eq!(never.retired_when, None);
     let m = mapping(
         "[retire]\naction = \"set\"\nset = { install_status = \"7\" }\nretired_when = \"install_status IN 7,8^operational_status=6\"\n",
     );
-    assert!(m
-        .retired_when
-        .matches(&ci(&[("install_status", "8"), ("operational_status", "6")])));
-    assert!(!m
-        .retired_when
-        .matches(&ci(&[("install_status", "7"), ("operational_status", "1")])));
+    let when = m.retired_when.as_ref().unwrap();
+    assert!(when.matches(&ci(&[("install_status", "8"), ("operational_status", "6")])));
+    assert!(!when.matches(&ci(&[("install_status", "7"), ("operational_status", "1")])));
     assert!(m.target_fields().contains(&"operational_status".to_owned()));
     let e = error("[retire]\naction = \"none\"\nretired_when = \"install_status\"\n");
     assert!(e.message.contains("retired_when"), "{e}");
