@@ -41,6 +41,10 @@ const MAPPING_ORIGIN: &str = "mapping.toml";
 struct Case {
     /// What the case proves, in a sentence.
     about: String,
+    /// The base mapping instead of `base-mapping.toml`: a path from the repository root
+    /// (a shipped mapping, e.g. `mappings/provision-incident.toml`), which the case's
+    /// `mapping.override.toml` is merged over; so the case tests the file users get.
+    base: Option<PathBuf>,
     now: DateTime<Utc>,
     #[serde(default)]
     allow_mass_change: bool,
@@ -131,6 +135,16 @@ fn run_case(dir: &Path, base: &str) -> Result<(Case, Plan), Failed> {
     let text =
         std::fs::read_to_string(&path).map_err(|e| format!("reading `{}`: {e}", path.display()))?;
     let case: Case = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let own_base;
+    let base = match &case.base {
+        Some(file) => {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            own_base = std::fs::read_to_string(&path)
+                .map_err(|e| format!("reading `{}`: {e}", path.display()))?;
+            own_base.as_str()
+        }
+        None => base,
+    };
     let mapping = Mapping::parse(&mapping_text(dir, base)?, MAPPING_ORIGIN)
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     let source = cloudforms::snapshot::read(&find(dir, "source").ok_or("no source.json")?)

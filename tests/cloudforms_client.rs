@@ -79,6 +79,7 @@ fn filter(text_path: &str, negate: bool, value: &str) -> Filter {
         path: Path::parse(text_path).unwrap(),
         negate,
         value: value.to_owned(),
+        any_of: Vec::new(),
     }
 }
 

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::net::RetryPolicy;
-use crate::reconcile::plan::{Change, Create};
+use crate::reconcile::plan::{Change, Create, FieldMode};
 use crate::reconcile::record::Ci;
 use crate::servicenow::ServiceNow;
 
@@ -123,7 +123,8 @@ async fn current_versions(
         .map(String::from)
         .to_vec();
     for change in planned.iter().flat_map(|p| &p.changes) {
-        if !fields.contains(&change.field) {
+        // A journal is not read back as written: nothing to compare.
+        if change.mode != FieldMode::Append && !fields.contains(&change.field) {
             fields.push(change.field.clone());
         }
     }
@@ -201,7 +202,14 @@ pub(super) fn check_version(p: &Planned, current: Option<&Ci>) -> Result<Write, 
             )
         });
     };
-    if !p.delete && p.changes.iter().all(|c| holds(ci, &c.field, &c.desired)) {
+    // Journal entries (`append`) are left out: a journal does not read back as written, and
+    // an update carrying one always writes another field, which says whether it was applied.
+    if !p.delete
+        && p.changes
+            .iter()
+            .filter(|c| c.mode != FieldMode::Append)
+            .all(|c| holds(ci, &c.field, &c.desired))
+    {
         return Err(outcome(
             OutcomeStatus::Skipped,
             "already applied: the CI holds the planned values".into(),
@@ -237,6 +245,12 @@ pub(super) fn check_version(p: &Planned, current: Option<&Ci>) -> Result<Write, 
                 .map(|c| (c.field.clone(), c.desired.clone()))
                 .collect(),
             version: count.trim().parse().ok(),
+            journal: p
+                .changes
+                .iter()
+                .filter(|c| c.mode == FieldMode::Append)
+                .map(|c| c.field.clone())
+                .collect(),
         }
     })
 }
@@ -244,7 +258,6 @@ pub(super) fn check_version(p: &Planned, current: Option<&Ci>) -> Result<Write, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::plan::FieldMode;
 
     fn change(field: &str, current: &str, desired: &str) -> Change {
         Change {
@@ -318,6 +331,39 @@ mod tests {
         ]);
         let outcome = check_version(&planned(vec![&c], "3", false), Some(&current)).unwrap_err();
         assert_eq!(outcome.status, OutcomeStatus::Skipped);
+    }
+
+    #[test]
+    fn a_journal_entry_does_not_count_as_a_planned_value_still_to_write() {
+        let state = change("state", "2", "7");
+        let mut note = change("work_notes", "", "closed by CloudForms");
+        note.mode = FieldMode::Append;
+        let current = |state: &str| {
+            ci(&[
+                ("state", state),
+                ("sys_mod_count", "3"),
+                ("sys_updated_on", "2026-11-26 12:00:00"),
+            ])
+        };
+        // Already closed (a run whose answer was lost): skipped, the note is not sent twice.
+        let outcome = check_version(
+            &planned(vec![&state, &note], "3", false),
+            Some(&current("7")),
+        )
+        .unwrap_err();
+        assert_eq!(outcome.status, OutcomeStatus::Skipped);
+        match check_version(
+            &planned(vec![&state, &note], "3", false),
+            Some(&current("2")),
+        ) {
+            Ok(Write::Patch {
+                fields, journal, ..
+            }) => {
+                assert_eq!(fields.len(), 2);
+                assert_eq!(journal, ["work_notes"]);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

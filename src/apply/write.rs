@@ -21,6 +21,9 @@ pub(super) enum Write {
         /// The CI's `sys_mod_count` when it was checked just before the write, if readable:
         /// our write moves it by one.
         version: Option<u64>,
+        /// Journal fields among `fields` (`mode = "append"`): an entry is appended, and a
+        /// read-back does not show it as written, so they are not judged.
+        journal: Vec<String>,
     },
     Delete {
         sys_id: String,
@@ -161,8 +164,17 @@ impl Write {
                     .retry(&once, "look up", || sn.find(table, &identity, &wanted))
                     .await?
             }
-            Write::Patch { sys_id, fields, .. } => {
-                let mut wanted: Vec<String> = fields.iter().map(|(f, _)| f.clone()).collect();
+            Write::Patch {
+                sys_id,
+                fields,
+                journal,
+                ..
+            } => {
+                let mut wanted: Vec<String> = fields
+                    .iter()
+                    .map(|(f, _)| f.clone())
+                    .filter(|f| !journal.contains(f))
+                    .collect();
                 wanted.push("sys_mod_count".into());
                 let what = format!("read back {table}/{sys_id}");
                 let ci = guard
@@ -209,12 +221,21 @@ impl Write {
             ),
             (
                 Write::Patch {
-                    fields, version, ..
+                    fields,
+                    version,
+                    journal,
+                    ..
                 },
                 [ci, ..],
             ) => {
                 let now = ci.get("sys_mod_count").trim().parse::<u64>().ok();
-                if fields.iter().all(|(f, v)| holds(ci, f, v)) {
+                // Judged on the other fields: a journal entry is not read back as written
+                // (an update always writes a field besides its entry).
+                if fields
+                    .iter()
+                    .filter(|(f, _)| !journal.contains(f))
+                    .all(|(f, v)| holds(ci, f, v))
+                {
                     settled(
                         OutcomeStatus::Applied,
                         None,
@@ -268,6 +289,7 @@ mod tests {
             source_id: Some("42".into()),
             fields: vec![("cpus".into(), "4".into())],
             version,
+            journal: Vec::new(),
         }
     }
 
@@ -313,6 +335,36 @@ mod tests {
         };
         assert_eq!(status(delete.judge(&[])), Ok(OutcomeStatus::Applied));
         assert!(status(delete.judge(&[ci("2", "3")])).is_err());
+    }
+
+    #[test]
+    fn a_journal_entry_is_not_judged_after_a_lost_answer() {
+        let p = Write::Patch {
+            sys_id: "s1".into(),
+            source_id: Some("42".into()),
+            fields: vec![
+                ("cpus".into(), "4".into()),
+                ("work_notes".into(), "provisioned".into()),
+            ],
+            version: Some(3),
+            journal: vec!["work_notes".into()],
+        };
+        // The instance shows no journal text in the row: the write is judged by `cpus`.
+        let ci = |cpus: &str, count: &str| {
+            Ci::new(
+                "s1",
+                [
+                    ("cpus", cpus.to_owned()),
+                    ("work_notes", String::new()),
+                    ("sys_mod_count", count.to_owned()),
+                ],
+            )
+        };
+        assert_eq!(status(p.judge(&[ci("4", "4")])), Ok(OutcomeStatus::Applied));
+        assert!(
+            status(p.judge(&[ci("2", "3")])).is_err(),
+            "not done: send again"
+        );
     }
 
     #[test]

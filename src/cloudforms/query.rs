@@ -159,6 +159,11 @@ pub fn updated_after(attribute: &str, after: chrono::DateTime<chrono::Utc>) -> S
 
 /// One filter: its AND expression and, for `!=`, the `or ... =NULL` that keeps NULL rows.
 fn translate(filter: &Filter) -> Result<(String, Option<String>), &'static str> {
+    if !filter.any_of.is_empty() {
+        // ManageIQ ORs an `or ` expression onto the AND of all the others, so a list of
+        // values cannot be one condition among several.
+        return Err("ManageIQ's filters have no IN; the core applies it");
+    }
     let attr = filter.path.attribute();
     if attr != filter.path.to_string() {
         return Err("an array index cannot be filtered on the server");
@@ -244,6 +249,7 @@ mod tests {
             path: Path::parse(path).unwrap(),
             negate,
             value: value.to_owned(),
+            any_of: Vec::new(),
         }
     }
 

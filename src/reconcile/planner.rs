@@ -434,7 +434,11 @@ fn creates_and_updates(
             }
             match diff_ci(mapping, d, ci, &rule, adopting, now, now_text) {
                 Some(u) if scope.frozen(ci) && u.has_writes() => {
-                    Outcome::Issue(frozen_issue(mapping, ci, &d.record.id))
+                    if mapping.target.freeze_report {
+                        Outcome::Issue(frozen_issue(mapping, ci, &d.record.id))
+                    } else {
+                        Outcome::Unchanged
+                    }
                 }
                 Some(u) => Outcome::Update(u),
                 None => Outcome::Unchanged,

@@ -174,6 +174,7 @@ fn compile_target(raw: &RawTarget, loc: &Locator) -> Result<TargetSpec, MappingE
         on_create,
         adopt: raw.adopt,
         freeze,
+        freeze_report: raw.freeze_report.unwrap_or(true),
         classes,
         on_contradiction: raw.on_contradiction.unwrap_or_default(),
     })

@@ -9,16 +9,36 @@ use super::eval::scalar_text;
 use super::path::Path;
 use crate::reconcile::record::{Ci, SourceRecord};
 
-/// A source filter: `vendor=vmware`, `vendor!=redhat`, `cloud=false`.
+/// A source filter: `vendor=vmware`, `vendor!=redhat`, `cloud=false`, or
+/// `request_type IN template,clone_to_vm` (any of several values).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
     pub path: Path,
     pub negate: bool,
     pub value: String,
+    /// `IN`: the values any of which passes (`value` then holds them as written, joined by
+    /// `,`). Empty for `=` and `!=`.
+    pub any_of: Vec<String>,
 }
 
 impl Filter {
     pub(super) fn parse(text: &str) -> Result<Self, String> {
+        if let Some((left, right)) = text.split_once(" IN ") {
+            let any_of: Vec<String> = right
+                .split(',')
+                .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'').to_owned())
+                .filter(|v| !v.is_empty())
+                .collect();
+            if any_of.is_empty() {
+                return Err(format!("filter `{text}` lists no values after `IN`"));
+            }
+            return Ok(Self {
+                path: Path::parse(left)?,
+                negate: false,
+                value: any_of.join(","),
+                any_of,
+            });
+        }
         let (negate, (left, right)) = if let Some(parts) = text.split_once("!=") {
             (true, parts)
         } else if let Some(parts) = text.split_once('=') {
@@ -34,6 +54,7 @@ impl Filter {
             path: Path::parse(left)?,
             negate,
             value,
+            any_of: Vec::new(),
         })
     }
 
@@ -44,6 +65,9 @@ impl Filter {
             .get(record.data)
             .and_then(|v| scalar_text(&v))
             .unwrap_or_default();
+        if !self.any_of.is_empty() {
+            return self.any_of.iter().any(|v| actual.eq_ignore_ascii_case(v));
+        }
         let equal = if self.value.eq_ignore_ascii_case("null") {
             actual.is_empty()
         } else {
@@ -59,6 +83,24 @@ impl Filter {
 pub fn disjoint(a: &[Filter], b: &[Filter]) -> bool {
     a.iter().any(|x| {
         b.iter().any(|y| {
+            if !x.any_of.is_empty() || !y.any_of.is_empty() {
+                // Disjoint when no value passes both: each side's accepted values (one for
+                // `=`), none shared; `!=` excluding every value of the other's `IN`.
+                let accepted = |f: &Filter| -> Option<Vec<String>> {
+                    match (f.any_of.is_empty(), f.negate) {
+                        (false, _) => Some(f.any_of.iter().map(|v| v.to_lowercase()).collect()),
+                        (true, false) => Some(vec![f.value.to_lowercase()]),
+                        (true, true) => None,
+                    }
+                };
+                return x.path == y.path
+                    && match (accepted(x), accepted(y)) {
+                        (Some(xs), Some(ys)) => !xs.iter().any(|v| ys.contains(v)),
+                        (Some(xs), None) => xs == [y.value.to_lowercase()],
+                        (None, Some(ys)) => ys == [x.value.to_lowercase()],
+                        (None, None) => false,
+                    };
+            }
             x.path == y.path
                 && match (x.negate, y.negate) {
                     (false, false) => !x.value.eq_ignore_ascii_case(&y.value),
@@ -71,6 +113,9 @@ pub fn disjoint(a: &[Filter], b: &[Filter]) -> bool {
 
 impl fmt::Display for Filter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.any_of.is_empty() {
+            return write!(f, "{} IN {}", self.path, self.any_of.join(","));
+        }
         write!(
             f,
             "{}{}{}",

@@ -160,6 +160,9 @@ pub struct TargetSpec {
     pub adopt: bool,
     /// CIs matching this are never written.
     pub freeze: Option<Conditions>,
+    /// Whether a frozen row the job would have written is reported (`frozen`, default); a
+    /// closed ticket is done, and `freeze_report = false` counts it as unchanged instead.
+    pub freeze_report: bool,
     /// The classes (`sys_class_name`) of the table's rows the sync owns: by default the
     /// table's own class only, because a parent table (`cmdb_ci_vm_instance`) also lists
     /// every row of its subclasses (`cmdb_ci_vmware_instance`), which another sync may own.
@@ -471,7 +474,7 @@ impl Mapping {
                 Extract::Path(p) => paths.push(p),
                 Extract::Template(parts) => {
                     paths.extend(parts.iter().filter_map(|part| match part {
-                        TemplatePart::Field(p) => Some(p),
+                        TemplatePart::Field(p) | TemplatePart::Optional(p) => Some(p),
                         TemplatePart::Text(_) => None,
                     }))
                 }
@@ -507,6 +510,15 @@ impl Mapping {
         attrs.extend(self.source.skip_when.iter().cloned());
         attrs.remove("id");
         attrs.remove("href");
+        // An attribute asked for whole covers the keys under it: `options` (a serialized
+        // hash, not an association) must be asked for as `options`, since ManageIQ reads
+        // `options.vm_target_name` as an association and refuses it.
+        let whole: Vec<String> = attrs.iter().cloned().collect();
+        attrs.retain(|a| {
+            !whole.iter().any(|w| {
+                a.len() > w.len() && a.starts_with(w.as_str()) && a[w.len()..].starts_with('.')
+            })
+        });
         attrs.into_iter().collect()
     }
 

@@ -68,6 +68,7 @@ pub(super) struct RawTarget {
     #[serde(default)]
     pub(super) adopt: bool,
     pub(super) freeze: Option<Spanned<String>>,
+    pub(super) freeze_report: Option<bool>,
     pub(super) classes: Option<Vec<String>>,
     pub(super) on_contradiction: Option<OnContradiction>,
 }

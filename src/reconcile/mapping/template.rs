@@ -1,5 +1,5 @@
-//! Templates: `{name}.{domain}` builds one value from several source paths. `{{` and `}}`
-//! are literal braces.
+//! Templates: `{name}.{domain}` builds one value from several source paths; `{path?}` may be
+//! missing (it is then left empty). `{{` and `}}` are literal braces.
 
 use serde_json::Value;
 
@@ -12,6 +12,9 @@ use crate::reconcile::record::SourceRecord;
 pub enum TemplatePart {
     Text(String),
     Field(Path),
+    /// `{path?}`: filled in when the record has a value, left empty otherwise (the
+    /// template still has a value).
+    Optional(Path),
 }
 
 /// Compiles a template; one that names no source path is an error (that is a `const`).
@@ -41,7 +44,10 @@ pub(super) fn parse_template(text: &str) -> Result<Vec<TemplatePart>, String> {
                 if !literal.is_empty() {
                     parts.push(TemplatePart::Text(std::mem::take(&mut literal)));
                 }
-                parts.push(TemplatePart::Field(Path::parse(&name)?));
+                parts.push(match name.trim().strip_suffix('?') {
+                    Some(optional) => TemplatePart::Optional(Path::parse(optional)?),
+                    None => TemplatePart::Field(Path::parse(&name)?),
+                });
             }
             '}' => {
                 return Err(format!(
@@ -54,7 +60,10 @@ pub(super) fn parse_template(text: &str) -> Result<Vec<TemplatePart>, String> {
     if !literal.is_empty() {
         parts.push(TemplatePart::Text(literal));
     }
-    if !parts.iter().any(|p| matches!(p, TemplatePart::Field(_))) {
+    if !parts
+        .iter()
+        .any(|p| matches!(p, TemplatePart::Field(_) | TemplatePart::Optional(_)))
+    {
         return Err(format!(
             "template `{text}` names no source field; use `const` for a constant"
         ));
@@ -75,6 +84,11 @@ pub(super) fn render_template(parts: &[TemplatePart], record: &SourceRecord) -> 
                 // A template with a missing part has no value: better none than a half name.
                 _ => return Value::Null,
             },
+            TemplatePart::Optional(path) => {
+                if let Some(v) = path.get(record.data).and_then(|v| text_of(&v)) {
+                    out.push_str(v.trim());
+                }
+            }
         }
     }
     Value::String(out)

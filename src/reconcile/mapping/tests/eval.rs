@@ -641,3 +641,38 @@ fn append_fields_default_to_every_written_field() {
     let e = error("state = { from = \"s\", on_change = [\"name\"] }\n");
     assert!(e.message.contains("only applies"), "{e}");
 }
+
+#[test]
+fn in_filters_and_optional_placeholders() {
+    let f = Filter::parse("request_type IN template, clone_to_vm").unwrap();
+    assert_eq!(f.to_string(), "request_type IN template,clone_to_vm");
+    assert!(f.accepts(&record(json!({"id": 1, "request_type": "Clone_to_VM"}))));
+    assert!(!f.accepts(&record(json!({"id": 1, "request_type": "vm_reconfigure"}))));
+    assert!(!f.accepts(&record(json!({"id": 1}))));
+    let other = Filter::parse("request_type IN vm_reconfigure,vm_migrate").unwrap();
+    let eq = Filter::parse("request_type=template").unwrap();
+    let ne = Filter::parse("request_type!=template").unwrap();
+    assert!(disjoint(
+        std::slice::from_ref(&f),
+        std::slice::from_ref(&other)
+    ));
+    assert!(!disjoint(
+        std::slice::from_ref(&f),
+        std::slice::from_ref(&eq)
+    ));
+    assert!(disjoint(&[other], &[eq]));
+    assert!(!disjoint(&[f], &[ne]));
+    assert!(Filter::parse("request_type IN ").is_err());
+    // `{x?}` may be missing; `{x}` may not.
+    let spec = "v = { template = \"{name} on {host?}\" }";
+    assert_eq!(
+        value(spec, "v", json!({"id": 1, "name": "a"})),
+        Some("a on".into()),
+        "trimmed"
+    );
+    assert_eq!(
+        value(spec, "v", json!({"id": 1, "name": "a", "host": "h"})),
+        Some("a on h".into())
+    );
+    assert_eq!(value(spec, "v", json!({"id": 1, "host": "h"})), None);
+}
