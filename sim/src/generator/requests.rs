@@ -192,26 +192,29 @@ pub struct NewRequest {
 /// What [`Estate::advance_requests`] changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Advanced {
+    /// The `updated_on` every moved request got.
+    pub updated_on: String,
     /// Ids of the requests that moved, in id order.
     pub requests: Vec<u64>,
     /// Ids of the VMs their finished tasks created (now at `/api/vms`).
     pub vms: Vec<u64>,
 }
 
-/// The requests a default estate starts with: every stage, every status.
-const SPREAD: [(Stage, Fate); 12] = [
-    (Stage::Finished, Fate::Ok),
-    (Stage::Finished, Fate::Warn),
-    (Stage::Finished, Fate::Error),
-    (Stage::Finished, Fate::Timeout),
-    (Stage::Finished, Fate::Denied),
-    (Stage::PendingApproval, Fate::Ok),
-    (Stage::PendingApproval, Fate::Denied),
-    (Stage::Pending, Fate::Ok),
-    (Stage::Pending, Fate::Error),
-    (Stage::Active, Fate::Ok),
-    (Stage::Active, Fate::Warn),
-    (Stage::Active, Fate::Timeout),
+/// The requests a default estate starts with: every stage, every status, both kinds (a
+/// finished Ok one of each).
+const SPREAD: [(Stage, Fate, RequestKind); 12] = [
+    (Stage::Finished, Fate::Ok, RequestKind::Provision),
+    (Stage::Finished, Fate::Ok, RequestKind::Service),
+    (Stage::Finished, Fate::Warn, RequestKind::Service),
+    (Stage::Finished, Fate::Error, RequestKind::Provision),
+    (Stage::Finished, Fate::Timeout, RequestKind::Provision),
+    (Stage::Finished, Fate::Denied, RequestKind::Service),
+    (Stage::PendingApproval, Fate::Ok, RequestKind::Provision),
+    (Stage::PendingApproval, Fate::Denied, RequestKind::Provision),
+    (Stage::Pending, Fate::Ok, RequestKind::Service),
+    (Stage::Pending, Fate::Error, RequestKind::Provision),
+    (Stage::Active, Fate::Ok, RequestKind::Provision),
+    (Stage::Active, Fate::Warn, RequestKind::Service),
 ];
 
 /// The simulator's failure messages (a real one is what the failing automate step wrote).
@@ -235,7 +238,10 @@ impl Estate {
     /// with its fate, creating the VM of an `Ok` or `Warn` task. Every request that moves
     /// gets `updated_on` = `stamp` (ISO 8601, `...Z`).
     pub fn advance_requests(&mut self, stamp: &str) -> Advanced {
-        let mut done = Advanced::default();
+        let mut done = Advanced {
+            updated_on: stamp.to_owned(),
+            ..Advanced::default()
+        };
         for r in 0..self.requests.len() {
             if self.requests[r].stage == Stage::Finished {
                 continue;
@@ -626,7 +632,7 @@ pub(super) fn plant(e: &mut Estate, n: usize) {
     if n == 0 || people.is_empty() || templates.is_empty() {
         return;
     }
-    let mut plan: Vec<(Stage, Fate)> = SPREAD.iter().copied().take(n).collect();
+    let mut plan: Vec<(Stage, Fate, RequestKind)> = SPREAD.iter().copied().take(n).collect();
     while plan.len() < n {
         let stage = match rng.random_range(0..100) {
             0..70 => Stage::Finished,
@@ -642,7 +648,12 @@ pub(super) fn plant(e: &mut Estate, n: usize) {
             _ if matches!(stage, Stage::Pending | Stage::Active) => Fate::Error,
             _ => Fate::Denied,
         };
-        plan.push((stage, fate));
+        let kind = if rng.random_bool(0.3) {
+            RequestKind::Service
+        } else {
+            RequestKind::Provision
+        };
+        plan.push((stage, fate, kind));
     }
     plan.shuffle(&mut rng);
 
@@ -682,12 +693,7 @@ pub(super) fn plant(e: &mut Estate, n: usize) {
     }
     let now = e.now;
     let mut drafts = Vec::with_capacity(n);
-    for (i, &(mut stage, fate)) in plan.iter().enumerate() {
-        let kind = if i % 3 == 2 {
-            RequestKind::Service
-        } else {
-            RequestKind::Provision
-        };
+    for (i, &(mut stage, fate, kind)) in plan.iter().enumerate() {
         let existing = (stage == Stage::Finished && fate.creates_vm())
             .then(|| made.pop())
             .flatten();
