@@ -11,7 +11,11 @@
 //! approval_state, type, created_on, updated_on, fulfilled_on, requester_id, requester_name,
 //! request_type, request_state, message, status, options, userid, source_id, source_type,
 //! destination_id, destination_type, tenant_id, service_order_id, process,
-//! cancelation_status, initiated_by, parent_id`. As elsewhere in the simulator, ids and
+//! cancelation_status, initiated_by, parent_id` (the order and the left-out NULLs of the
+//! documented `POST /api/requests` answer, manageiq_docs `api/reference/requests.md`, copied
+//! to `tests/fixtures/manageiq/doc_requests_create_response.json`; an older example,
+//! `api/examples/order_service.md`, shows NULLs as `null`: a client must take a missing
+//! column as NULL). As elsewhere in the simulator, ids and
 //! `*_id` are strings and NULL columns are left out of the record (so `fulfilled_on` appears
 //! once the request finished; `destination_*`, `service_order_id`, `cancelation_status` and
 //! `parent_id` are NULL here); values nested in `options` or in rendered tasks keep their
