@@ -126,6 +126,7 @@ async fn main() {
         drift: 0.05,
         seed: 1,
         now: chrono::Utc::now(),
+        requests: 12,
     });
     println!(
         "generate alone: {} VMs + {} CIs in {:.2?}",

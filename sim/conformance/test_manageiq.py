@@ -2,7 +2,8 @@
 
 The `sim` fixture (conftest.py) serves a generated estate of 2,500 VMs (seed 7). The client must
 load the entry point, list and page through every VM (by offset and by following links.next),
-filter with Q, and get the real server's error for an unknown attribute.
+filter with Q, get the real server's error for an unknown attribute, and poll the provisioning
+requests by updated_on.
 """
 
 import pytest
@@ -123,3 +124,34 @@ def test_unknown_vm_is_not_found(client):
     with pytest.raises(APIException) as err:
         client.get(client.collections.vms._href + "/9999")
     assert "Couldn't find Vm with 'id'=9999" in str(err.value)
+
+
+def test_requests_are_polled_by_updated_on(client):
+    """The provisioning requests (12 by default) through the client's own collection objects:
+    sorted by updated_on, rendered with their tasks, and polled with an unquoted datetime filter;
+    `>=` on a datetime is the real server's 400."""
+    names = client.collections.all_names
+    for name in ("requests", "provision_requests", "service_requests", "request_tasks"):
+        assert name in names
+    page = client.collections.requests.query_string(
+        expand="resources", attributes="miq_request_tasks", sort_by="updated_on", sort_order="asc"
+    )
+    assert page.count == 12 and page.subcount == 12
+    times = [r.updated_on for r in page.resources]
+    assert times == sorted(times)
+    for r in page.resources:
+        assert r.type in ("MiqProvisionRequest", "ServiceTemplateProvisionRequest")
+        assert r.request_state in ("pending", "active", "finished")
+        assert isinstance(r.miq_request_tasks, list)
+        assert all(t["href"].endswith("/api/request_tasks/" + t["id"]) for t in r.miq_request_tasks)
+    # The client parses times; the filter takes them as ManageIQ renders them.
+    pivot = times[5]
+    text = pivot.strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = client.collections.requests.raw_filter(["updated_on>" + text])
+    assert len(later) == sum(1 for t in times if t > pivot)
+    with pytest.raises(APIException) as err:
+        client.collections.requests.raw_filter(["updated_on>=" + text])
+    assert "Unsupported operator for datetime: >=" in str(err.value)
+    # The client's Q quotes strings: a quoted datetime is a plain comparison, any operator.
+    quoted = client.collections.requests.filter(Q("updated_on", ">=", text))
+    assert len(quoted) == sum(1 for t in times if t >= pivot)

@@ -9,6 +9,7 @@
 //! `mappings/vmware-vm.toml`: see [`cmdb`] for the field-by-field derivation.
 
 pub mod cmdb;
+pub mod requests;
 mod words;
 
 use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
@@ -19,6 +20,7 @@ use serde::Serialize;
 use std::collections::HashSet;
 
 pub use cmdb::{Cmdb, CmdbTable, DriftedCi, Expected};
+pub use requests::{Advanced, Fate, MiqRequest, NewRequest, RequestKind, RequestTask, Stage};
 use words::GuestOs;
 
 /// CFME numbers ids by region (`region * 10^12 + n`); region 10 gives ids beyond
@@ -37,6 +39,9 @@ pub struct GenOptions {
     pub seed: u64,
     /// The generator's "now": timestamps are drawn relative to it.
     pub now: DateTime<Utc>,
+    /// Provisioning requests at `/api/requests` (see [`requests`]); 12 cover every stage
+    /// and status.
+    pub requests: usize,
 }
 
 /// Everything generated: the CloudForms side and the CMDB seed.
@@ -68,6 +73,11 @@ pub struct Estate {
     pub vms: Vec<Vm>,
     /// Served at `/api/templates` only, ordered by id.
     pub templates: Vec<Vm>,
+    /// Provisioning requests (`/api/requests`), ordered by id.
+    pub requests: Vec<MiqRequest>,
+    /// The last id of the estate's id sequence: objects added later (requests, tasks, the
+    /// VMs they create) take ids above it.
+    pub next_id: u64,
     pub expected: Expected,
 }
 
@@ -426,7 +436,9 @@ pub fn generate(opts: &GenOptions) -> Generated {
     g.people();
     g.tag_catalogue();
     g.machines();
-    cmdb::derive(g, opts.drift)
+    let mut generated = cmdb::derive(g, opts.drift);
+    requests::plant(&mut generated.estate, opts.requests);
+    generated
 }
 
 /// Generator state: the RNG, id counters and everything drawn so far.
@@ -1372,6 +1384,8 @@ impl Gen {
             tags: self.tags,
             vms: self.vms,
             templates: self.templates,
+            requests: Vec::new(),
+            next_id: ID_BASE + self.next_id,
             expected,
         }
     }
@@ -1430,6 +1444,7 @@ mod tests {
                 .with_ymd_and_hms(2025, 3, 1, 12, 0, 0)
                 .single()
                 .expect("valid date"),
+            requests: 12,
         }
     }
 

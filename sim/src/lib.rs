@@ -52,6 +52,9 @@ pub struct SimOptions {
     pub seed: u64,
     /// The generator's clock: timestamps in the estate and the CMDB derive from it.
     pub now: DateTime<Utc>,
+    /// Provisioning requests the estate starts with (`/api/requests`); the default 12 cover
+    /// every stage and every status.
+    pub requests: usize,
     pub miq_faults: FaultConfig,
     pub snow_faults: FaultConfig,
     /// Whether [`Sims::servicenow_url`] is the HTTPS listener (both always run).
@@ -86,6 +89,7 @@ impl Default for SimOptions {
             drift: 0.05,
             seed: 1,
             now: Utc::now(),
+            requests: 12,
             miq_faults: FaultConfig::default(),
             snow_faults: FaultConfig::default(),
             snow_https: false,
@@ -135,6 +139,7 @@ impl Sims {
             drift: opts.drift,
             seed: opts.seed,
             now: opts.now,
+            requests: opts.requests,
         });
         let estate = Arc::new(generated.estate);
 

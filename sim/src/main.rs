@@ -14,6 +14,15 @@ struct Cli {
     /// VMs in the generated estate (templates come on top).
     #[arg(long, default_value_t = 1000)]
     vms: usize,
+    /// Provisioning requests the estate starts with (`/api/requests`); 12 cover every state
+    /// and every status.
+    #[arg(long, default_value_t = 12)]
+    requests: usize,
+    /// Advance every unfinished provisioning request one step this often (`30s`, `2m`, `1h`,
+    /// `500ms`), as time passes on an appliance; without it only
+    /// `POST /_sim/manageiq/requests/advance` moves them.
+    #[arg(long, value_parser = duration)]
+    request_step: Option<std::time::Duration>,
     /// Fraction of CIs whose cpus/memory/state/ip_address/name drifted.
     #[arg(long, default_value_t = 0.05)]
     drift: f64,
@@ -63,6 +72,27 @@ fn time_zone(name: &str) -> Result<chrono_tz::Tz, String> {
         .map_err(|_| format!("`{name}` is not a time zone name (e.g. Europe/Paris, UTC)"))
 }
 
+/// `500ms`, `30s`, `2m`, `1h` (a bare number is seconds).
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 30s, 2m or 500ms"))?;
+    let d = match unit {
+        "ms" => std::time::Duration::from_millis(n),
+        "" | "s" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_secs(n * 60),
+        "h" => std::time::Duration::from_secs(n * 3600),
+        _ => return Err(format!("`{text}`: the unit is none of ms, s, m, h")),
+    };
+    if d.is_zero() {
+        return Err("a request step must be longer than zero".into());
+    }
+    Ok(d)
+}
+
 fn faults(flag: &str, json: Option<&str>) -> anyhow::Result<FaultConfig> {
     json.map_or(Ok(FaultConfig::default()), |text| {
         FaultConfig::from_json(text).with_context(|| format!("reading `{flag}`"))
@@ -81,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let opts = SimOptions {
         vms: cli.vms,
+        requests: cli.requests,
         drift: cli.drift,
         seed: cli.seed,
         now: cli.now.unwrap_or_else(Utc::now),
@@ -97,6 +128,20 @@ async fn main() -> anyhow::Result<()> {
         ..SimOptions::default()
     };
     let sims = Sims::start(opts).await?;
+    if let Some(step) = cli.request_step {
+        let miq = sims.manageiq().clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(step);
+            tick.tick().await; // the first tick is now: requests start as generated
+            loop {
+                tick.tick().await;
+                let moved = miq.advance_requests();
+                if !moved.requests.is_empty() {
+                    tracing::info!(requests = ?moved.requests, vms = ?moved.vms, "requests advanced");
+                }
+            }
+        });
+    }
     let info = sims.connection_info();
     if cli.json {
         println!("{info}");
@@ -135,15 +180,16 @@ fn print_human(sims: &Sims, info: &serde_json::Value) {
     }
     let e = sims.estate();
     println!(
-        "Estate: {} VMs, {} templates, {} hosts; CMDB drift {} CIs, {} VMs without CI, {} CIs without VM",
+        "Estate: {} VMs, {} templates, {} hosts, {} provisioning requests; CMDB drift {} CIs, {} VMs without CI, {} CIs without VM",
         e.vms.len(),
         e.templates.len(),
         e.hosts.len(),
+        e.requests.len(),
         e.expected.drifted.len(),
         e.expected.vms_without_ci.len(),
         e.expected.cis_without_vm.len(),
     );
-    println!("Admin: GET|POST|DELETE /_sim/faults, GET|DELETE /_sim/stats, GET /_sim/dump (ServiceNow). Ctrl-C stops.");
+    println!("Admin: GET|POST|DELETE /_sim/faults, GET|DELETE /_sim/stats, GET /_sim/dump (ServiceNow), POST /_sim/manageiq/vmotion, POST /_sim/manageiq/requests[/advance] (ManageIQ). Ctrl-C stops.");
 }
 
 async fn wait_for_shutdown() -> anyhow::Result<()> {
@@ -161,4 +207,22 @@ async fn wait_for_shutdown() -> anyhow::Result<()> {
         .await
         .context("waiting for Ctrl-C")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration;
+    use std::time::Duration;
+
+    #[test]
+    fn request_steps_parse() {
+        assert_eq!(duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("7"), Ok(Duration::from_secs(7)));
+        assert!(duration("0s").is_err());
+        assert!(duration("soon").is_err());
+        assert!(duration("3d").is_err());
+    }
 }

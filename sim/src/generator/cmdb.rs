@@ -676,6 +676,7 @@ mod tests {
                 .with_ymd_and_hms(2025, 3, 1, 12, 0, 0)
                 .single()
                 .expect("valid date"),
+            requests: 12,
         })
     }
 

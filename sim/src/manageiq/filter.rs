@@ -86,7 +86,8 @@ impl<R> Filter<R> {
             }
             let resolved = resolve(parts.first().copied(), name)
                 .ok_or_else(|| MiqError::bad_request(format!("attribute {name} does not exist")))?;
-            let operand = operand(op, value)?;
+            let value = datetime_operand(name, symbol, value)?;
+            let operand = operand(op, &value)?;
             let condition = Condition {
                 attr: resolved,
                 op,
@@ -114,6 +115,46 @@ impl<R> Filter<R> {
         }
         (!self.and.is_empty() && and) || self.or.iter().any(check)
     }
+}
+
+/// Whether ManageIQ types the column as a date or datetime (`Field#datetime?`): the
+/// simulator goes by name, as every such column of the collections it serves is named.
+fn is_datetime(name: &str) -> bool {
+    name.ends_with("_on") || name.ends_with("_at") || matches!(name, "boot_time" | "lastlogon")
+}
+
+/// `Api::Filter#parse_filter` on an unquoted value of a date/datetime column: only `>`
+/// (AFTER), `<` (BEFORE) and `=` (IS) exist, others answer 400 "Unsupported operator for
+/// datetime: >="; the value must parse ("Bad format for datetime: x"). A quoted value skips
+/// both checks and becomes a plain SQL comparison (`MiqExpression::Component::GreaterThan` ...),
+/// which PostgreSQL evaluates by casting the text to a timestamp: the simulator compares it
+/// as a time too. NULL/nil are not datetimes. Returns the value, a datetime with a zone
+/// normalized to the `...Z` form records carry (so that text order is time order).
+fn datetime_operand(name: &str, symbol: &str, value: &str) -> Result<String, MiqError> {
+    let quoted = unquote(value).is_some();
+    let null = value.eq_ignore_ascii_case("null") || value.eq_ignore_ascii_case("nil");
+    if !is_datetime(name) || quoted || null {
+        return Ok(value.to_owned());
+    }
+    if !matches!(symbol, ">" | "<" | "=") {
+        return Err(MiqError::bad_request(format!(
+            "Unsupported operator for datetime: {symbol}"
+        )));
+    }
+    let bad = || MiqError::bad_request(format!("Bad format for datetime: {value}"));
+    if chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").is_ok() {
+        return Ok(value.to_owned());
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
+        let t = t.with_timezone(&chrono::Utc);
+        return Ok(t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    }
+    // `2026-12-01 08:00:00` or without a zone: Time.zone (UTC on an appliance) applies.
+    ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(value, f).ok())
+        .map(|t| t.and_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .ok_or_else(bad)
 }
 
 fn find_operator(text: &str) -> Option<(usize, &'static str, Op)> {
@@ -221,6 +262,10 @@ fn compare(op: Op, raw: &str, number: Option<f64>, field: &Field<'_>) -> bool {
                 let same = t.starts_with(raw);
                 return (op == Op::Eq) == same;
             }
+            if is_date && op == Op::Gt {
+                // AFTER a date: after the end of that day (RelativeDatetime "end").
+                return *t > format!("{raw}T23:59:59Z").as_str();
+            }
             Some(t.cmp(&raw))
         }
         _ => field.text().map(|t| t.as_ref().cmp(raw)),
@@ -305,6 +350,37 @@ mod tests {
         assert!(hit(&["vendor=redhat", "or name='prd-web-001'"]));
         assert!(!hit(&["vendor=redhat", "or name='x'"]));
         assert!(hit(&["or vendor=redhat", "or vendor=vmware"]));
+    }
+
+    #[test]
+    fn datetimes_take_only_after_before_and_is_unquoted() {
+        let err = |f: &str| parse(&[f]).err().map(|e| e.message).unwrap_or_default();
+        assert_eq!(
+            err("created_on>=2024-01-01T00:00:00Z"),
+            "Unsupported operator for datetime: >="
+        );
+        assert_eq!(
+            err("created_on <= 2024-01-01"),
+            "Unsupported operator for datetime: <="
+        );
+        assert_eq!(
+            err("created_on!=2024-01-01"),
+            "Unsupported operator for datetime: !="
+        );
+        assert_eq!(err("created_on>foobar"), "Bad format for datetime: foobar");
+        assert!(hit(&["created_on>2024-05-01T09:59:59Z"]));
+        assert!(!hit(&["created_on>2024-05-01T10:00:00Z"]));
+        assert!(hit(&["created_on<2024-05-01T10:00:01Z"]));
+        assert!(hit(&["created_on=2024-05-01T10:00:00Z"]));
+        // Another zone is the same instant.
+        assert!(hit(&["created_on>2024-05-01T11:59:59+02:00"]));
+        // AFTER a date means after that whole day.
+        assert!(!hit(&["created_on>2024-05-01"]));
+        assert!(hit(&["created_on>2024-04-30"]));
+        // Quoted: a plain comparison, any operator; NULL is not a datetime.
+        assert!(hit(&["created_on>='2024-05-01T10:00:00Z'"]));
+        assert!(!hit(&["created_on!=NULL", "retired!=nil"]));
+        assert!(parse(&["created_on!=NULL"]).is_ok());
     }
 
     #[test]

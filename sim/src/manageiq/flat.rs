@@ -25,6 +25,9 @@ pub struct FlatCollection {
     path: String,
     /// Collection actions (`query`); a read-only subcollection has none.
     actions: &'static [&'static str],
+    /// Keys holding a reflection rendered whole (`miq_request_tasks`): like virtual
+    /// attributes, only when `attributes=` names them.
+    reflections: &'static [&'static str],
     /// Records ordered by id, without `href` (it depends on the request's host).
     items: Vec<Map<String, Value>>,
     ids: Vec<u64>,
@@ -46,10 +49,42 @@ impl FlatCollection {
             klass,
             path: name.to_owned(),
             actions: &["query"],
+            reflections: &[],
             items,
             ids,
             keys,
         }
+    }
+
+    /// A collection served at `/api/{path}` (a subcollection when `path` has more than one
+    /// segment), with its own actions and reflections.
+    pub fn with(
+        name: &'static str,
+        klass: &'static str,
+        path: String,
+        actions: &'static [&'static str],
+        reflections: &'static [&'static str],
+        items: Vec<Map<String, Value>>,
+    ) -> Self {
+        let mut c = FlatCollection::new(name, klass, items);
+        c.path = path;
+        c.actions = actions;
+        c.reflections = reflections;
+        c
+    }
+
+    /// The column names to use when there is no record to take them from (an empty
+    /// collection still knows its attributes, for `attributes=`, `filter[]` and `sort_by`).
+    pub fn keyed(mut self, keys: &[&str]) -> Self {
+        if self.keys.is_empty() {
+            self.keys = keys.iter().map(|k| (*k).to_owned()).collect();
+        }
+        self
+    }
+
+    /// Keys rendered only when `attributes=` names them.
+    fn is_virtual(&self, key: &str) -> bool {
+        key.starts_with("v_") || self.reflections.contains(&key)
     }
 
     pub fn find(&self, id: u64) -> Option<usize> {
@@ -173,6 +208,18 @@ impl FlatCollection {
             .filter(|a| *a != "href")
             .cloned()
             .collect();
+        // Only virtual attributes, reflections or relations named: ManageIQ renders every
+        // physical column besides them (renderer.rb `validate_attr_selection`).
+        let only_virtual = keys
+            .iter()
+            .all(|k| k == "id" || k.contains('.') || self.is_virtual(k));
+        if only_virtual {
+            let physical = self
+                .keys
+                .iter()
+                .filter(|k| !self.is_virtual(k) && !is_relation(k) && !keys.contains(k));
+            keys.splice(0..0, physical.cloned().collect::<Vec<_>>());
+        }
         if !keys.iter().any(|k| k == "id") {
             keys.push("id".into());
         }
@@ -253,7 +300,7 @@ impl Serialize for FlatView<'_> {
         match self.selection {
             None => {
                 for (k, v) in self.item {
-                    if !v.is_null() && !is_virtual(k) && !is_relation(k) {
+                    if !v.is_null() && !self.collection.is_virtual(k) && !is_relation(k) {
                         m.serialize_entry(k, &Field::from_value(k, v))?;
                     }
                 }
@@ -288,10 +335,6 @@ impl Serialize for FlatView<'_> {
         }
         m.end()
     }
-}
-
-fn is_virtual(key: &str) -> bool {
-    key.starts_with("v_")
 }
 
 /// Relations a flat record carries as a nested object: served only through dotted

@@ -20,11 +20,12 @@ mod filter;
 mod flat;
 mod query;
 mod render;
+mod requests;
 mod vms;
 
 pub use error::MiqError;
 
-use crate::generator::Estate;
+use crate::generator::{iso, Advanced, Estate, NewRequest};
 use auth::Authenticator;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -219,12 +220,63 @@ impl ManageIq {
         Ok(placement)
     }
 
+    /// Applies `change` to a copy of the estate and serves the copy from now on (a request
+    /// already running keeps the snapshot it started with).
+    fn mutate<T>(&self, change: impl FnOnce(&mut Estate) -> T) -> T {
+        let mut live = self
+            .inner
+            .live
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut estate = Estate::clone(&live.estate);
+        let out = change(&mut estate);
+        *live = Arc::new(Live {
+            estate: Arc::new(estate),
+            selections: SelectionCache::default(),
+        });
+        out
+    }
+
+    /// Moves every unfinished provisioning request one step through ManageIQ's state machine
+    /// (see [`crate::generator::requests`]): awaiting approval -> approved, tasks pending (or,
+    /// fated `Denied`, denied: approval_state denied, finished, status Denied); pending ->
+    /// active; active -> finished with its fate, rolled up as `MiqRequest#update_request_status`
+    /// does. A task finishing `Ok` or `Warn` creates its VM, listed at `/api/vms` from now on.
+    /// Every request that moves gets `updated_on` = now (the real clock, whole seconds),
+    /// always later than any `updated_on` before, so `filter[]=updated_on>last` finds it.
+    /// Also `POST /_sim/manageiq/requests/advance`.
+    pub fn advance_requests(&self) -> Advanced {
+        self.mutate(|e| {
+            let stamp = next_stamp(e);
+            e.advance_requests(&stamp)
+        })
+    }
+
+    /// Queues a new request awaiting approval (`pending_approval`, `pending`, status Ok),
+    /// created now; its `fate` decides how advancing ends it. Returns its id. Also
+    /// `POST /_sim/manageiq/requests`.
+    pub fn add_request(&self, new: NewRequest) -> Result<u64, String> {
+        self.mutate(|e| {
+            let stamp = next_stamp(e);
+            e.add_request(new, &stamp)
+        })
+    }
+
     /// The simulator's control routes (no authentication, as `/_sim/faults`):
     /// `POST /_sim/manageiq/vmotion` with `{"vm": id, "host": id, "storage": id}` (`storage`
     /// optional; ids as numbers or strings) answers the new placement, or 400 naming the problem.
+    /// `POST /_sim/manageiq/requests/advance` ([`ManageIq::advance_requests`]) answers
+    /// `{"updated_on": "...Z", "requests": [ids that moved], "vms": [ids of VMs created]}`;
+    /// `POST /_sim/manageiq/requests` with `{"vm_name": "...", "fate": "Ok"|"Warn"|"Error"|
+    /// "Timeout"|"Denied", "userid": "...", "type": "provision"|"service", "template": id}`
+    /// (all but `vm_name` optional: fate Ok, the first requester, provision, the first
+    /// template) queues a request ([`ManageIq::add_request`]) and answers it as
+    /// `/api/requests/:id` renders it, or 400 naming the problem.
     pub fn control_router(&self) -> Router {
         Router::new()
             .route("/_sim/manageiq/vmotion", post(vmotion))
+            .route("/_sim/manageiq/requests/advance", post(advance_requests))
+            .route("/_sim/manageiq/requests", post(add_request))
             .with_state(self.clone())
     }
 
@@ -241,6 +293,45 @@ impl ManageIq {
             .route("/api/templates/{id}", get(show_template))
             .route("/api/providers/{id}/folders", get(list_folders))
             .route("/api/providers/{id}/folders/{folder}", get(show_folder));
+        for name in requests::COLLECTIONS {
+            api = api
+                .route(
+                    &format!("/api/{name}"),
+                    get(move |s: State<ManageIq>, h: HeaderMap, u: Uri| {
+                        list_requests(s, h, u, name)
+                    }),
+                )
+                .route(
+                    &format!("/api/{name}/{{id}}"),
+                    get(
+                        move |s: State<ManageIq>, h: HeaderMap, u: Uri, p: Path<String>| {
+                            show_request(s, h, u, p, name)
+                        },
+                    ),
+                )
+                .route(
+                    &format!("/api/{name}/{{id}}/request_tasks"),
+                    get(
+                        move |s: State<ManageIq>, h: HeaderMap, u: Uri, p: Path<String>| {
+                            list_request_tasks(s, h, u, p, name)
+                        },
+                    ),
+                )
+                .route(
+                    &format!("/api/{name}/{{id}}/request_tasks/{{task}}"),
+                    get(
+                        move |s: State<ManageIq>,
+                              h: HeaderMap,
+                              u: Uri,
+                              p: Path<(String, String)>| {
+                            show_request_task(s, h, u, p, name)
+                        },
+                    ),
+                );
+        }
+        api = api
+            .route("/api/request_tasks", get(list_all_tasks))
+            .route("/api/request_tasks/{id}", get(show_any_task));
         for index in 0..self.inner.flat.len() {
             let name = self.inner.flat[index].name;
             api = api
@@ -531,10 +622,23 @@ async fn list_flat(
 }
 
 fn list_of(collection: &FlatCollection, headers: &HeaderMap, uri: &Uri) -> Response {
+    list_with(
+        collection,
+        headers,
+        uri,
+        &CollectionQuery::parse(uri.query()),
+    )
+}
+
+fn list_with(
+    collection: &FlatCollection,
+    headers: &HeaderMap,
+    uri: &Uri,
+    q: &CollectionQuery,
+) -> Response {
     let base = base_url(headers);
     let url = request_url(&base, uri);
-    let q = CollectionQuery::parse(uri.query());
-    match collection.page(&q, &url, &base) {
+    match collection.page(q, &url, &base) {
         Ok(body) => ok_json(&body),
         Err(e) => e.into_response(),
     }
@@ -590,13 +694,26 @@ async fn show_folder(
 }
 
 fn show_of(collection: &FlatCollection, headers: &HeaderMap, uri: &Uri, id: &str) -> Response {
-    let q = CollectionQuery::parse(uri.query());
+    show_with(
+        collection,
+        headers,
+        &CollectionQuery::parse(uri.query()),
+        id,
+    )
+}
+
+fn show_with(
+    collection: &FlatCollection,
+    headers: &HeaderMap,
+    q: &CollectionQuery,
+    id: &str,
+) -> Response {
     let found = parse_id(collection.name, id).and_then(|n| {
         collection.find(n).ok_or_else(|| {
             MiqError::record_not_found(format!("Couldn't find {} with 'id'={id}", collection.klass))
         })
     });
-    let selection = match collection.selection(&q) {
+    let selection = match collection.selection(q) {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
@@ -638,5 +755,175 @@ async fn vmotion(State(miq): State<ManageIq>, body: axum::body::Bytes) -> Respon
     match miq.vmotion(vm, host, storage) {
         Ok(p) => ok_json(&p),
         Err(e) => bad(e).into_response(),
+    }
+}
+
+/// The next `updated_on` of the requests: now (whole seconds), or one second after the
+/// latest one when the clock has not passed it (two steps in one second, or an estate
+/// generated with a future `now`).
+fn next_stamp(e: &Estate) -> String {
+    let now = chrono::Utc::now();
+    let now = now - chrono::Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos()));
+    let latest = e
+        .requests
+        .iter()
+        .filter_map(|r| chrono::DateTime::parse_from_rfc3339(&r.updated_on).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .max();
+    match latest {
+        Some(l) if l >= now => iso(l + chrono::Duration::seconds(1)),
+        _ => iso(now),
+    }
+}
+
+/// A request query: `expand=request_tasks` renders the tasks under `request_tasks`.
+fn request_query(uri: &Uri) -> CollectionQuery {
+    let mut q = CollectionQuery::parse(uri.query());
+    if q.expands("request_tasks") && !q.attributes.iter().any(|a| a == "request_tasks") {
+        q.attributes.push("request_tasks".into());
+    }
+    q
+}
+
+async fn list_requests(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+    name: &'static str,
+) -> Response {
+    let base = base_url(&headers);
+    let c = requests::collection(&miq.estate(), name, &base);
+    list_with(&c, &headers, &uri, &request_query(&uri))
+}
+
+async fn show_request(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+    name: &'static str,
+) -> Response {
+    let base = base_url(&headers);
+    let c = requests::collection(&miq.estate(), name, &base);
+    show_with(&c, &headers, &request_query(&uri), &id)
+}
+
+/// A request's tasks, or the request's 404.
+fn request_tasks(miq: &ManageIq, name: &'static str, id: &str) -> Result<FlatCollection, MiqError> {
+    let n = parse_id(name, id)?;
+    let klass = requests::klass(name);
+    requests::tasks_of(&miq.estate(), name, n)
+        .ok_or_else(|| MiqError::record_not_found(format!("Couldn't find {klass} with 'id'={id}")))
+}
+
+async fn list_request_tasks(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+    name: &'static str,
+) -> Response {
+    match request_tasks(&miq, name, &id) {
+        Ok(c) => list_of(&c, &headers, &uri),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn show_request_task(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path((id, task)): Path<(String, String)>,
+    name: &'static str,
+) -> Response {
+    match request_tasks(&miq, name, &id) {
+        Ok(c) => show_of(&c, &headers, &uri, &task),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn list_all_tasks(State(miq): State<ManageIq>, headers: HeaderMap, uri: Uri) -> Response {
+    list_of(&requests::all_tasks(&miq.estate()), &headers, &uri)
+}
+
+async fn show_any_task(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
+    show_of(&requests::all_tasks(&miq.estate()), &headers, &uri, &id)
+}
+
+fn control_error(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({ "error": message })),
+    )
+        .into_response()
+}
+
+/// `POST /_sim/manageiq/requests/advance`.
+async fn advance_requests(State(miq): State<ManageIq>) -> Response {
+    ok_json(&miq.advance_requests())
+}
+
+/// `POST /_sim/manageiq/requests`.
+async fn add_request(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    use crate::generator::{Fate, RequestKind};
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return control_error(format!("body is not JSON: {e}")),
+    };
+    let text = |key: &str| body.get(key).and_then(Value::as_str);
+    let Some(vm_name) = text("vm_name") else {
+        return control_error("`vm_name` (a string) is required".into());
+    };
+    let fate = match text("fate") {
+        None => Fate::Ok,
+        Some(f) => match Fate::parse(f) {
+            Some(f) => f,
+            None => {
+                return control_error(format!(
+                    "`fate` `{f}` is none of Ok, Warn, Error, Timeout, Denied"
+                ))
+            }
+        },
+    };
+    let kind = match text("type") {
+        None | Some("provision") => RequestKind::Provision,
+        Some("service") => RequestKind::Service,
+        Some(t) => return control_error(format!("`type` `{t}` is neither provision nor service")),
+    };
+    let template_id = match body.get("template") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.parse().ok(),
+        Some(_) => None,
+    };
+    if body.get("template").is_some_and(|t| !t.is_null()) && template_id.is_none() {
+        return control_error("`template` is not an id".into());
+    }
+    let new = NewRequest {
+        vm_name: vm_name.to_owned(),
+        fate,
+        userid: text("userid").map(str::to_owned),
+        kind,
+        template_id,
+    };
+    match miq.add_request(new) {
+        Ok(id) => {
+            let estate = miq.estate();
+            let base = base_url(&headers);
+            match estate.requests.iter().find(|r| r.id == id) {
+                Some(r) => ok_json(&requests::request_json(&estate, r, &base)),
+                None => internal(format!("request {id} vanished")),
+            }
+        }
+        Err(e) => control_error(e),
     }
 }

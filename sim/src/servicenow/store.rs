@@ -1154,6 +1154,7 @@ mod tests {
             drift: 0.1,
             seed: 3,
             now: chrono::DateTime::UNIX_EPOCH,
+            requests: 0,
         });
         let store = Store::new();
         for table in &generated.cmdb.tables {
