@@ -1,7 +1,9 @@
 //! `demo`: the whole job against the built-in simulators, in-process on 127.0.0.1. It shows a
 //! newcomer, on a fresh machine with no CloudForms and no ServiceNow, what a run does: plan
 //! (and the drift report), apply, the next run's lifecycle step (CIs marked Absent are
-//! retired), then plan again to show that no drift is left.
+//! retired), then plan again to show that no drift is left. Beside the VMs, the provisioning
+//! requests become tickets: AMBER while they run; CloudForms then moves them on (the
+//! simulator's state machine) and the next run turns them GREEN and closed or RED and open.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +20,8 @@ use crate::servicenow::{ServiceNowConfig, SnAuth};
 
 /// The shipped VMware mapping, built in so the demo runs from any folder.
 const MAPPING: &str = include_str!("../mappings/vmware-vm.toml");
+/// The shipped provisioning-ticket mapping.
+const TICKETS: &str = include_str!("../mappings/provision-incident.toml");
 
 #[allow(
     clippy::disallowed_methods,
@@ -56,6 +60,30 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
     let mapping_path = dir.join("vmware-vm.toml");
     std::fs::write(&mapping_path, MAPPING)
         .with_context(|| format!("cannot write `{}`", mapping_path.display()))?;
+    let tickets_path = dir.join("provision-incident.toml");
+    std::fs::write(&tickets_path, TICKETS)
+        .with_context(|| format!("cannot write `{}`", tickets_path.display()))?;
+    // New provisioning requests, one of each fate, beside the ones the estate has: they wait
+    // for approval now, and end as their fate says once CloudForms moves them on.
+    for (i, fate) in cmdb_sim::generator::requests::Fate::ALL
+        .into_iter()
+        .enumerate()
+    {
+        let kind = if i % 2 == 0 {
+            cmdb_sim::generator::requests::RequestKind::Provision
+        } else {
+            cmdb_sim::generator::requests::RequestKind::Service
+        };
+        sims.manageiq()
+            .add_request(cmdb_sim::generator::requests::NewRequest {
+                vm_name: format!("demo-{}", fate.as_str().to_lowercase()),
+                fate,
+                userid: None,
+                kind,
+                template_id: None,
+            })
+            .map_err(|e| anyhow::anyhow!("adding a demo request: {e}"))?;
+    }
 
     let mut cloudforms = CloudFormsConfig::new(
         sims.manageiq_url(),
@@ -70,11 +98,16 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
             password: Secret::new(opts.snow_password.clone()),
         },
     );
-    let config = |out: PathBuf| Config {
-        report_dir: dir.clone(),
-        out_dir: Some(out),
+    // One folder per step, and in it one per sync (`<time>-<mapping>`): `out_dir` names a
+    // single sync's folder.
+    let config = |step: PathBuf| Config {
+        report_dir: step,
+        out_dir: None,
         formats: Format::ALL.to_vec(),
-        syncs: vec![SyncConfig::live(mapping_path.clone())],
+        syncs: vec![
+            SyncConfig::live(mapping_path.clone()),
+            SyncConfig::live(tickets_path.clone()),
+        ],
         cloudforms: Some(cloudforms.clone()),
         servicenow: Some(servicenow.clone()),
         apply: Default::default(),
@@ -84,7 +117,7 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
         ops: Default::default(),
     };
 
-    let steps = run_steps(&config, &dir, now).await;
+    let steps = run_steps(&config, &dir, now, &sims).await;
     let stats = sims.stats(cmdb_sim::Api::ServiceNow);
     sims.stop().await;
     steps?;
@@ -100,44 +133,82 @@ async fn run_steps(
     config: &impl Fn(PathBuf) -> Config,
     dir: &Path,
     now: DateTime<Utc>,
+    sims: &cmdb_sim::Sims,
 ) -> Result<()> {
     println!("\n1. Plan: read both APIs, map, identify, diff");
     let first_config = config(dir.join("1-plan"));
     let first = app::plan_all(&first_config, now, false).await?;
     print!("{}", app::summary_table(&first));
-    let html = dir.join("1-plan").join("drift.html");
-    println!("   open {} to review the drift", html.display());
+    for planned in &first {
+        println!(
+            "   open {} to review the drift",
+            planned.dir.join("drift.html").display()
+        );
+    }
 
     println!("\n2. Apply the reviewed plan");
-    apply(&first_config, &first, &dir.join("1-plan")).await?;
+    apply(&first_config, &first).await?;
+    print_colours(sims);
+
+    // CloudForms moves on between two scheduled runs: approvals, clones, failures.
+    let mut moved = 0;
+    for _ in 0..3 {
+        moved += sims.manageiq().advance_requests().requests.len();
+    }
+    println!(
+        "\n   CloudForms works on: {moved} request steps (approved or denied, cloning, finished Ok, Warn, Error or Timeout)"
+    );
 
     // A CI whose VM is gone is first marked Absent; only a later run retires it, once its
     // grace has passed (README "Lifecycle and safety"). The next scheduled run does that.
-    println!("\n3. The next run: CIs marked Absent in step 2 whose grace has passed are retired");
+    println!("\n3. The next run: CIs marked Absent in step 2 whose grace has passed are retired, the VMs the requests made get CIs, and their tickets turn GREEN or RED");
     let next_config = config(dir.join("3-next-run"));
     let next = app::plan_all(&next_config, now, false).await?;
     print!("{}", app::summary_table(&next));
-    apply(&next_config, &next, &dir.join("3-next-run")).await?;
+    apply(&next_config, &next).await?;
+    print_colours(sims);
 
     println!("\n4. Plan again: nothing should be left to change");
     let last: Vec<Planned> = app::plan_all(&config(dir.join("4-replan")), now, false).await?;
     print!("{}", app::summary_table(&last));
-    if last.iter().any(|p| p.plan.has_changes()) {
+    if let Some(left) = last.iter().find(|p| p.plan.has_changes()) {
         bail!(
             "drift left after apply; see {}",
-            dir.join("4-replan").join("drift.md").display()
+            left.dir.join("drift.md").display()
         );
     }
     Ok(())
 }
 
+/// The provisioning tickets by colour, as operations reads them: Closed is GREEN, open with
+/// raised urgency RED, any other open one AMBER.
+fn print_colours(sims: &cmdb_sim::Sims) {
+    let (mut amber, mut green, mut red) = (0, 0, 0);
+    for row in sims.servicenow().rows("incident") {
+        let get = |f: &str| row.get(f).and_then(serde_json::Value::as_str).unwrap_or("");
+        if !get("correlation_id").starts_with("cloudforms:request:") {
+            continue;
+        }
+        match (get("state"), get("urgency")) {
+            ("7", _) => green += 1,
+            (_, "1" | "2") => red += 1,
+            _ => amber += 1,
+        }
+    }
+    println!("   provisioning tickets: {amber} AMBER (open), {green} GREEN (closed), {red} RED (open, urgent)");
+}
+
 /// Applies the plans, which must all go through.
-async fn apply(config: &Config, planned: &[Planned], dir: &Path) -> Result<()> {
+async fn apply(config: &Config, planned: &[Planned]) -> Result<()> {
     let status = app::run_apply(config, planned).await?;
     if status != Status::Clean {
+        let dirs: Vec<String> = planned
+            .iter()
+            .map(|p| p.dir.join("outcome.json").display().to_string())
+            .collect();
         bail!(
             "applying the plan ended with {status:?}; see {}",
-            dir.join("outcome.json").display()
+            dirs.join(", ")
         );
     }
     Ok(())

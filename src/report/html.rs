@@ -197,6 +197,9 @@ fn header(h: &mut String, model: &ReportModel) {
             if head.source_inactive > 0 {
                 let _ = write!(extra, ", {} inactive", head.source_inactive);
             }
+            if let Some(window) = &head.source_window {
+                let _ = write!(extra, "; {}", escape(window));
+            }
             extra
         },
         if head.source_complete {

@@ -105,6 +105,9 @@ fn header(md: &mut String, model: &ReportModel) {
         h.source_filtered_out,
         h.source_inactive,
     );
+    if let Some(window) = &h.source_window {
+        let _ = writeln!(md, "- **Window:** {}", escape(window));
+    }
     let _ = writeln!(
         md,
         "- **Target:** {} ({}): {} CIs, {} in scope ({})",

@@ -145,6 +145,8 @@ pub struct Header {
     pub source_filtered_out: usize,
     /// VMs CloudForms reports as archived, orphaned or retired (their CIs go the missing path).
     pub source_inactive: usize,
+    /// `updated_within`: the window the read covered, in words (rows outside it not judged).
+    pub source_window: Option<String>,
     pub target_origin: String,
     pub target_cis: usize,
     pub target_in_scope: usize,
@@ -598,6 +600,7 @@ fn header(plan: &Plan) -> Header {
         source_records: plan.source.records,
         source_filtered_out: plan.source.filtered_out,
         source_inactive: plan.source.inactive,
+        source_window: plan.source.window.clone(),
         target_origin: plan.target.origin.clone(),
         target_cis: plan.target.cis,
         target_in_scope: plan.target.in_scope,
