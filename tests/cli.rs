@@ -552,5 +552,29 @@ fn the_demo_runs_the_whole_job_to_zero_drift() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("Zero drift."), "{}", text(&out));
-    assert!(dir.path().join("1-plan").join("drift.html").exists());
+    // A folder per sync in each step.
+    let reports: Vec<String> = std::fs::read_dir(dir.path().join("1-plan"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("drift.html").exists())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        reports.iter().any(|r| r.ends_with("-vmware-vm"))
+            && reports.iter().any(|r| r.ends_with("-provision-incident")),
+        "{reports:?}"
+    );
+    // The provisioning requests: AMBER tickets first, GREEN and RED ones after CloudForms
+    // moved them on.
+    let colours = text(&out)
+        .lines()
+        .filter(|l| l.contains("provisioning tickets:"))
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    assert_eq!(colours.len(), 2, "{}", text(&out));
+    assert!(!colours[0].contains(" 0 AMBER"), "{colours:?}");
+    assert!(
+        !colours[1].contains(" 0 GREEN") && !colours[1].contains(" 0 RED"),
+        "{colours:?}"
+    );
 }
