@@ -609,3 +609,46 @@ async fn a_server_that_never_answers_fails_within_the_timeout() {
         "{elapsed:?}"
     );
 }
+
+/// `updated_within`: the server returns only the requests updated after the time, asked
+/// as ManageIQ takes date-times (`filter[]=updated_on>...Z`, unquoted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_windowed_read_asks_only_for_records_updated_after_a_time() {
+    let now: chrono::DateTime<chrono::Utc> = "2026-11-27T06:00:00Z".parse().unwrap();
+    let sims = sims(SimOptions {
+        vms: 10,
+        now,
+        ..Default::default()
+    })
+    .await;
+    let cf = client(config(&sims));
+    let attrs = vec!["updated_on".to_owned()];
+    let all = cf.read("requests", &attrs, &[]).await.unwrap();
+    let since = now - chrono::TimeDelta::days(30);
+    let recent = |read: &SourceRead| -> BTreeSet<String> {
+        read.records
+            .iter()
+            .filter_map(|r| r.as_object().and_then(SourceRecord::from_object))
+            .filter(|r| {
+                r.data["updated_on"]
+                    .as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|t| t > since)
+            })
+            .map(|r| r.id.to_string())
+            .collect()
+    };
+    let windowed = cf
+        .read_since("requests", &attrs, &[], Some(("updated_on", since)))
+        .await
+        .unwrap();
+    assert!(windowed.incomplete.is_none());
+    assert!(
+        windowed.records.len() < all.records.len(),
+        "{} of {}: the estate has older requests",
+        windowed.records.len(),
+        all.records.len()
+    );
+    assert_eq!(recent(&windowed), recent(&all));
+    assert_eq!(windowed.records.len(), recent(&all).len(), "only those");
+}
