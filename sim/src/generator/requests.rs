@@ -3,7 +3,7 @@
 //! (or denied), its tasks go pending -> active -> finished, and the request rolls their state,
 //! status and message up as `MiqRequest#update_request_status` does (integrations.md A.2).
 //!
-//! The generator plants a few requests in every stage with every outcome ([`plant`], drawn
+//! The generator plants a few requests in every stage with every outcome (`plant`, drawn
 //! from a stream of its own so no other generated value changes); [`Estate::advance_requests`]
 //! and [`Estate::add_request`] move them on. A task that finishes `Ok` or `Warn` created a
 //! VM: it is added to [`Estate::vms`] with the request's name, template and requester.
@@ -11,10 +11,10 @@
 //! Values from ManageIQ's source (ManageIQ/manageiq at ef8c0702): request messages
 //! "VM Provisioning - Request Created" / "Service_Template_Provisioning - Request Created"
 //! (`MiqRequest` default `"#{TASK_DESCRIPTION} - Request Created"`); task messages
-//! "Automation Starting" (pending, `miq_request_task.rb`), "Preparing to Clone [tpl] to Vm
-//! [name]" (`MiqProvision::StateMachine#prepare_provision`), "VM Provisioning completed" and
-//! "Service_Template_Provisioning completed" (`after_ae_delivery`); descriptions "Provision from
-//! [tpl] to [name]" (`MiqProvision.get_description`) and "Provisioning Service [x] from [x]"
+//! "Automation Starting" (pending, `miq_request_task.rb`), `Preparing to Clone [tpl] to Vm
+//! [name]` (`MiqProvision::StateMachine#prepare_provision`), "VM Provisioning completed" and
+//! "Service_Template_Provisioning completed" (`after_ae_delivery`); descriptions `Provision from
+//! [tpl] to [name]` (`MiqProvision.get_description`) and `Provisioning Service [x] from [x]`
 //! (integrations.md A.1); the roll-up messages "Pending = 2", "Request complete" and "Request
 //! completed with errors". The `Warn`, `Error` and `Timeout` task messages are the simulator's
 //! own (a real one is whatever the failing automate step wrote).

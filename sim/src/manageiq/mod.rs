@@ -1,9 +1,13 @@
 //! The ManageIQ (CloudForms) REST API simulator: authentication, the entry
 //! point, `/api/vms` and `/api/templates` with the real server's query
 //! language and response shapes, and the smaller collections a
-//! reconciliation might read. It serves a generated [`Estate`], read-only but
-//! for [`ManageIq::vmotion`] (also `POST /_sim/manageiq/vmotion`), which moves a
-//! VM to another host and datastore between two runs.
+//! reconciliation might read, and the provisioning requests (`/api/requests`,
+//! `/api/provision_requests`, `/api/service_requests`, their `request_tasks`; see
+//! `manageiq/requests.rs`). It serves a generated [`Estate`], read-only but for [`ManageIq::vmotion`]
+//! (also `POST /_sim/manageiq/vmotion`), which moves a VM to another host and datastore
+//! between two runs, and [`ManageIq::advance_requests`] / [`ManageIq::add_request`] (also
+//! `POST /_sim/manageiq/requests/advance`, `POST /_sim/manageiq/requests`), which move the
+//! requests through ManageIQ's state machine and add the VMs they create.
 //!
 //! Fidelity notes (each mirrors manageiq-api, see the reference document):
 //! ids and `*_id` columns are strings; NULL physical columns are left out of
