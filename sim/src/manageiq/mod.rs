@@ -29,7 +29,7 @@ mod vms;
 
 pub use error::MiqError;
 
-use crate::generator::{iso, Advanced, Estate, NewRequest};
+use crate::generator::{iso, Advanced, Estate, NewRequest, Stage};
 use auth::Authenticator;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -226,12 +226,21 @@ impl ManageIq {
 
     /// Applies `change` to a copy of the estate and serves the copy from now on (a request
     /// already running keeps the snapshot it started with).
-    fn mutate<T>(&self, change: impl FnOnce(&mut Estate) -> T) -> T {
+    /// `skip` answers instead, without copying, when it returns `Some` for the current estate
+    /// (a copy of 100,000 VMs is not free).
+    fn mutate<T>(
+        &self,
+        skip: impl FnOnce(&Estate) -> Option<T>,
+        change: impl FnOnce(&mut Estate) -> T,
+    ) -> T {
         let mut live = self
             .inner
             .live
             .write()
             .unwrap_or_else(PoisonError::into_inner);
+        if let Some(out) = skip(&live.estate) {
+            return out;
+        }
         let mut estate = Estate::clone(&live.estate);
         let out = change(&mut estate);
         *live = Arc::new(Live {
@@ -250,7 +259,14 @@ impl ManageIq {
     /// always later than any `updated_on` before, so `filter[]=updated_on>last` finds it.
     /// Also `POST /_sim/manageiq/requests/advance`.
     pub fn advance_requests(&self) -> Advanced {
-        self.mutate(|e| {
+        let idle = |e: &Estate| {
+            let moving = e.requests.iter().any(|r| r.stage != Stage::Finished);
+            (!moving).then(|| Advanced {
+                updated_on: next_stamp(e),
+                ..Advanced::default()
+            })
+        };
+        self.mutate(idle, |e| {
             let stamp = next_stamp(e);
             e.advance_requests(&stamp)
         })
@@ -260,10 +276,13 @@ impl ManageIq {
     /// created now; its `fate` decides how advancing ends it. Returns its id. Also
     /// `POST /_sim/manageiq/requests`.
     pub fn add_request(&self, new: NewRequest) -> Result<u64, String> {
-        self.mutate(|e| {
-            let stamp = next_stamp(e);
-            e.add_request(new, &stamp)
-        })
+        self.mutate(
+            |_| None,
+            |e| {
+                let stamp = next_stamp(e);
+                e.add_request(new, &stamp)
+            },
+        )
     }
 
     /// The simulator's control routes (no authentication, as `/_sim/faults`):
