@@ -267,6 +267,13 @@ async fn tasks_render_inline_and_as_subcollections() {
         r["description"].is_string() && r["options"].is_object(),
         "{r}"
     );
+    // Only ids named: nothing else.
+    let (_, ids) = miq_get(
+        &sims,
+        "/api/requests?expand=resources&attributes=id&limit=1",
+    )
+    .await;
+    assert_eq!(keys(&resources(&ids)[0]), ["href", "id"]);
     assert_eq!(r["v_approved_by"], "Administrator");
     let tasks = r["miq_request_tasks"]
         .as_array()
