@@ -343,6 +343,12 @@ async fn tasks_render_inline_and_as_subcollections() {
     assert_eq!(expanded["request_tasks"].as_array().map(Vec::len), Some(2));
     let (status, _) = miq_get(&sims, "/api/requests/1/request_tasks").await;
     assert_eq!(status, 404);
+    let (status, body) = miq_get(
+        &sims,
+        &format!("/api/requests/{id}?attributes=request_tasks"),
+    )
+    .await;
+    assert_eq!(status, 400, "the reflection is miq_request_tasks: {body}");
 }
 
 #[tokio::test]

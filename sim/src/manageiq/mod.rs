@@ -799,13 +799,20 @@ fn next_stamp(e: &Estate) -> String {
     }
 }
 
-/// A request query: `expand=request_tasks` renders the tasks under `request_tasks`.
-fn request_query(uri: &Uri) -> CollectionQuery {
+/// A request query: `expand=request_tasks` renders the tasks under `request_tasks` (a
+/// subcollection, not an attribute: `attributes=request_tasks` is invalid, as on the server,
+/// whose reflection is `miq_request_tasks`).
+fn request_query(uri: &Uri) -> Result<CollectionQuery, MiqError> {
     let mut q = CollectionQuery::parse(uri.query());
-    if q.expands("request_tasks") && !q.attributes.iter().any(|a| a == "request_tasks") {
+    if q.attributes.iter().any(|a| a == "request_tasks") {
+        return Err(MiqError::bad_request(
+            "Invalid attributes specified: request_tasks",
+        ));
+    }
+    if q.expands("request_tasks") {
         q.attributes.push("request_tasks".into());
     }
-    q
+    Ok(q)
 }
 
 async fn list_requests(
@@ -816,7 +823,10 @@ async fn list_requests(
 ) -> Response {
     let base = base_url(&headers);
     let c = requests::collection(&miq.estate(), name, &base);
-    list_with(&c, &headers, &uri, &request_query(&uri))
+    match request_query(&uri) {
+        Ok(q) => list_with(&c, &headers, &uri, &q),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn show_request(
@@ -828,7 +838,10 @@ async fn show_request(
 ) -> Response {
     let base = base_url(&headers);
     let c = requests::collection(&miq.estate(), name, &base);
-    show_with(&c, &headers, &request_query(&uri), &id)
+    match request_query(&uri) {
+        Ok(q) => show_with(&c, &headers, &q, &id),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// A request's tasks, or the request's 404.
