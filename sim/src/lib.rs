@@ -8,7 +8,9 @@
 //! fault-injection and request-counting middleware ([`faults`], [`stats`]).
 //! Admin routes on every listener: `GET|POST|DELETE /_sim/faults`,
 //! `GET|DELETE /_sim/stats`, `GET /_sim/dump` on ServiceNow and
-//! `POST /_sim/manageiq/vmotion` on ManageIQ ([`ManageIq::vmotion`]).
+//! `POST /_sim/manageiq/vmotion`, `POST /_sim/manageiq/requests` and
+//! `POST /_sim/manageiq/requests/advance` on ManageIQ ([`ManageIq::vmotion`],
+//! [`ManageIq::add_request`], [`ManageIq::advance_requests`]).
 
 pub mod faults;
 pub mod generator;

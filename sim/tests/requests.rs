@@ -267,6 +267,13 @@ async fn tasks_render_inline_and_as_subcollections() {
         r["description"].is_string() && r["options"].is_object(),
         "{r}"
     );
+    // Only ids named: nothing else.
+    let (_, ids) = miq_get(
+        &sims,
+        "/api/requests?expand=resources&attributes=id&limit=1",
+    )
+    .await;
+    assert_eq!(keys(&resources(&ids)[0]), ["href", "id"]);
     assert_eq!(r["v_approved_by"], "Administrator");
     let tasks = r["miq_request_tasks"]
         .as_array()
@@ -336,6 +343,12 @@ async fn tasks_render_inline_and_as_subcollections() {
     assert_eq!(expanded["request_tasks"].as_array().map(Vec::len), Some(2));
     let (status, _) = miq_get(&sims, "/api/requests/1/request_tasks").await;
     assert_eq!(status, 404);
+    let (status, body) = miq_get(
+        &sims,
+        &format!("/api/requests/{id}?attributes=request_tasks"),
+    )
+    .await;
+    assert_eq!(status, 400, "the reflection is miq_request_tasks: {body}");
 }
 
 #[tokio::test]

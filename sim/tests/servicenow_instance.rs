@@ -745,6 +745,23 @@ async fn every_column_the_job_writes_exists() {
     )
     .await;
     for (field, value) in ticket.as_object().expect("object") {
+        if field == "work_notes" {
+            continue;
+        }
         assert_eq!(&created["result"][field], value, "incident.{field}");
     }
+    // A journal field reads "": the note is an entry of sys_journal_field.
+    assert_eq!(created["result"]["work_notes"], "");
+    let sys_id = created["result"]["sys_id"].as_str().expect("sys_id");
+    let (status, entries) = get(&format!(
+        "{base}/api/now/table/sys_journal_field?sysparm_query=element_id={sys_id}^element=work_notes"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{entries}");
+    let entries = entries["result"].as_array().cloned().unwrap_or_default();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(
+        (entries[0]["name"].as_str(), entries[0]["value"].as_str()),
+        (Some("incident"), Some("w"))
+    );
 }

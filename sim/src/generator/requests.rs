@@ -3,7 +3,7 @@
 //! (or denied), its tasks go pending -> active -> finished, and the request rolls their state,
 //! status and message up as `MiqRequest#update_request_status` does (integrations.md A.2).
 //!
-//! The generator plants a few requests in every stage with every outcome ([`plant`], drawn
+//! The generator plants a few requests in every stage with every outcome (`plant`, drawn
 //! from a stream of its own so no other generated value changes); [`Estate::advance_requests`]
 //! and [`Estate::add_request`] move them on. A task that finishes `Ok` or `Warn` created a
 //! VM: it is added to [`Estate::vms`] with the request's name, template and requester.
@@ -11,10 +11,10 @@
 //! Values from ManageIQ's source (ManageIQ/manageiq at ef8c0702): request messages
 //! "VM Provisioning - Request Created" / "Service_Template_Provisioning - Request Created"
 //! (`MiqRequest` default `"#{TASK_DESCRIPTION} - Request Created"`); task messages
-//! "Automation Starting" (pending, `miq_request_task.rb`), "Preparing to Clone [tpl] to Vm
-//! [name]" (`MiqProvision::StateMachine#prepare_provision`), "VM Provisioning completed" and
-//! "Service_Template_Provisioning completed" (`after_ae_delivery`); descriptions "Provision from
-//! [tpl] to [name]" (`MiqProvision.get_description`) and "Provisioning Service [x] from [x]"
+//! "Automation Starting" (pending, `miq_request_task.rb`), `Preparing to Clone [tpl] to Vm
+//! [name]` (`MiqProvision::StateMachine#prepare_provision`), "VM Provisioning completed" and
+//! "Service_Template_Provisioning completed" (`after_ae_delivery`); descriptions `Provision from
+//! [tpl] to [name]` (`MiqProvision.get_description`) and `Provisioning Service [x] from [x]`
 //! (integrations.md A.1); the roll-up messages "Pending = 2", "Request complete" and "Request
 //! completed with errors". The `Warn`, `Error` and `Timeout` task messages are the simulator's
 //! own (a real one is whatever the failing automate step wrote).
@@ -246,7 +246,7 @@ impl Estate {
             if self.requests[r].stage == Stage::Finished {
                 continue;
             }
-            if let Some(vm) = self.advance(r, stamp) {
+            if let Some(vm) = self.step(r, stamp, None) {
                 done.vms.push(vm);
             }
             done.requests.push(self.requests[r].id);
@@ -307,8 +307,9 @@ impl Estate {
         Ok(id)
     }
 
-    /// One step of request `r`; the id of the VM it created, if any.
-    fn advance(&mut self, r: usize, stamp: &str) -> Option<u64> {
+    /// One step of request `r`; the id of the VM it created, if any. `made`: the VM the
+    /// request made already (a generated finished request), so finishing creates none.
+    fn step(&mut self, r: usize, stamp: &str, made: Option<u64>) -> Option<u64> {
         let mut created = None;
         match self.requests[r].stage {
             Stage::Finished => return None,
@@ -330,7 +331,7 @@ impl Estate {
                 self.requests[r].stage = Stage::Active;
             }
             Stage::Active => {
-                created = self.finish_tasks(r, stamp);
+                created = self.finish_tasks(r, stamp, made);
                 self.requests[r].stage = Stage::Finished;
             }
         }
@@ -393,14 +394,17 @@ impl Estate {
         }
     }
 
-    fn finish_tasks(&mut self, r: usize, stamp: &str) -> Option<u64> {
+    fn finish_tasks(&mut self, r: usize, stamp: &str, made: Option<u64>) -> Option<u64> {
         let req = &self.requests[r];
         let (fate, id) = (req.fate, req.id);
-        let vm = if fate.creates_vm() {
-            let (template, name, owner) = (req.template, req.vm_name.clone(), req.requester);
-            Some(provision_vm(self, template, &name, owner, stamp))
-        } else {
-            None
+        let (vm, created) = match (fate.creates_vm(), made) {
+            (false, _) => (None, None),
+            (true, Some(made)) => (Some(made), None),
+            (true, None) => {
+                let (template, name, owner) = (req.template, req.vm_name.clone(), req.requester);
+                let vm = provision_vm(self, template, &name, owner, stamp);
+                (Some(vm), Some(vm))
+            }
         };
         let (status, message, phase) = finished(fate, id);
         for t in &mut self.requests[r].tasks {
@@ -419,7 +423,7 @@ impl Estate {
                 t.destination = vm;
             }
         }
-        vm
+        created
     }
 }
 
@@ -764,7 +768,7 @@ pub(super) fn plant(e: &mut Estate, n: usize) {
         let created = iso(d.created);
         let updated = iso(d.updated);
         let approved = d.created + (d.updated - d.created) / 4;
-        let mut req = MiqRequest {
+        e.requests.push(MiqRequest {
             id,
             kind: d.kind,
             fate: d.fate,
@@ -781,52 +785,23 @@ pub(super) fn plant(e: &mut Estate, n: usize) {
             updated_on: created,
             fulfilled_on: None,
             tasks: Vec::new(),
-        };
-        e.requests.push(req.clone());
+        });
         let r = e.requests.len() - 1;
-        // Walk the state machine to the planned stage, with the planned times.
-        let steps: &[&str] = match (d.stage, d.fate) {
-            (Stage::PendingApproval, _) => &[],
-            (Stage::Finished, Fate::Denied) => &["deny"],
-            (Stage::Pending, _) => &["approve"],
-            (Stage::Active, _) => &["approve", "activate"],
-            (Stage::Finished, _) => &["approve", "activate", "finish"],
+        // Walk the state machine to the planned stage, the last step at the planned time.
+        let steps: i32 = match (d.stage, d.fate) {
+            (Stage::PendingApproval, _) => 0,
+            (Stage::Finished, Fate::Denied) | (Stage::Pending, _) => 1,
+            (Stage::Active, _) => 2,
+            (Stage::Finished, _) => 3,
         };
-        for (s, step) in steps.iter().enumerate() {
-            let at = if s + 1 == steps.len() {
+        for step in 0..steps {
+            let at = if step + 1 == steps {
                 updated.clone()
             } else {
-                iso(approved + (d.updated - approved) * s as i32 / steps.len() as i32)
+                iso(approved + (d.updated - approved) * step / steps)
             };
-            if *step == "finish" {
-                if let Some(vm) = d.vm {
-                    // The VM exists already: finish without creating another.
-                    req = e.requests[r].clone();
-                    let (status, message, phase) = finished(d.fate, id);
-                    for t in &mut req.tasks {
-                        t.state = "finished";
-                        t.status = status;
-                        t.updated_on.clone_from(&at);
-                        if t.service {
-                            t.message = if d.fate == Fate::Ok {
-                                format!("{} completed", RequestKind::Service.task_description())
-                            } else {
-                                message.clone()
-                            };
-                        } else {
-                            t.message.clone_from(&message);
-                            t.phase = Some(phase);
-                            t.destination = Some(vm);
-                        }
-                    }
-                    req.stage = Stage::Finished;
-                    req.updated_on.clone_from(&at);
-                    roll_up(&mut req, &at);
-                    e.requests[r] = req.clone();
-                    continue;
-                }
-            }
-            e.advance(r, &at);
+            // A finished Ok/Warn request's VM exists already: finishing creates no other.
+            e.step(r, &at, d.vm);
         }
     }
 }

@@ -210,9 +210,9 @@ impl FlatCollection {
             .collect();
         // Only virtual attributes, reflections or relations named: ManageIQ renders every
         // physical column besides them (renderer.rb `validate_attr_selection`).
-        let only_virtual = keys
-            .iter()
-            .all(|k| k == "id" || k.contains('.') || self.is_virtual(k));
+        let named: Vec<&String> = keys.iter().filter(|k| *k != "id").collect();
+        let only_virtual =
+            !named.is_empty() && named.iter().all(|k| k.contains('.') || self.is_virtual(k));
         if only_virtual {
             let physical = self
                 .keys

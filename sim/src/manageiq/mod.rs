@@ -1,9 +1,13 @@
 //! The ManageIQ (CloudForms) REST API simulator: authentication, the entry
 //! point, `/api/vms` and `/api/templates` with the real server's query
 //! language and response shapes, and the smaller collections a
-//! reconciliation might read. It serves a generated [`Estate`], read-only but
-//! for [`ManageIq::vmotion`] (also `POST /_sim/manageiq/vmotion`), which moves a
-//! VM to another host and datastore between two runs.
+//! reconciliation might read, and the provisioning requests (`/api/requests`,
+//! `/api/provision_requests`, `/api/service_requests`, their `request_tasks`; see
+//! `manageiq/requests.rs`). It serves a generated [`Estate`], read-only but for [`ManageIq::vmotion`]
+//! (also `POST /_sim/manageiq/vmotion`), which moves a VM to another host and datastore
+//! between two runs, and [`ManageIq::advance_requests`] / [`ManageIq::add_request`] (also
+//! `POST /_sim/manageiq/requests/advance`, `POST /_sim/manageiq/requests`), which move the
+//! requests through ManageIQ's state machine and add the VMs they create.
 //!
 //! Fidelity notes (each mirrors manageiq-api, see the reference document):
 //! ids and `*_id` columns are strings; NULL physical columns are left out of
@@ -25,7 +29,7 @@ mod vms;
 
 pub use error::MiqError;
 
-use crate::generator::{iso, Advanced, Estate, NewRequest};
+use crate::generator::{iso, Advanced, Estate, NewRequest, Stage};
 use auth::Authenticator;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -222,12 +226,21 @@ impl ManageIq {
 
     /// Applies `change` to a copy of the estate and serves the copy from now on (a request
     /// already running keeps the snapshot it started with).
-    fn mutate<T>(&self, change: impl FnOnce(&mut Estate) -> T) -> T {
+    /// `skip` answers instead, without copying, when it returns `Some` for the current estate
+    /// (a copy of 100,000 VMs is not free).
+    fn mutate<T>(
+        &self,
+        skip: impl FnOnce(&Estate) -> Option<T>,
+        change: impl FnOnce(&mut Estate) -> T,
+    ) -> T {
         let mut live = self
             .inner
             .live
             .write()
             .unwrap_or_else(PoisonError::into_inner);
+        if let Some(out) = skip(&live.estate) {
+            return out;
+        }
         let mut estate = Estate::clone(&live.estate);
         let out = change(&mut estate);
         *live = Arc::new(Live {
@@ -246,7 +259,14 @@ impl ManageIq {
     /// always later than any `updated_on` before, so `filter[]=updated_on>last` finds it.
     /// Also `POST /_sim/manageiq/requests/advance`.
     pub fn advance_requests(&self) -> Advanced {
-        self.mutate(|e| {
+        let idle = |e: &Estate| {
+            let moving = e.requests.iter().any(|r| r.stage != Stage::Finished);
+            (!moving).then(|| Advanced {
+                updated_on: next_stamp(e),
+                ..Advanced::default()
+            })
+        };
+        self.mutate(idle, |e| {
             let stamp = next_stamp(e);
             e.advance_requests(&stamp)
         })
@@ -256,10 +276,13 @@ impl ManageIq {
     /// created now; its `fate` decides how advancing ends it. Returns its id. Also
     /// `POST /_sim/manageiq/requests`.
     pub fn add_request(&self, new: NewRequest) -> Result<u64, String> {
-        self.mutate(|e| {
-            let stamp = next_stamp(e);
-            e.add_request(new, &stamp)
-        })
+        self.mutate(
+            |_| None,
+            |e| {
+                let stamp = next_stamp(e);
+                e.add_request(new, &stamp)
+            },
+        )
     }
 
     /// The simulator's control routes (no authentication, as `/_sim/faults`):
@@ -776,13 +799,20 @@ fn next_stamp(e: &Estate) -> String {
     }
 }
 
-/// A request query: `expand=request_tasks` renders the tasks under `request_tasks`.
-fn request_query(uri: &Uri) -> CollectionQuery {
+/// A request query: `expand=request_tasks` renders the tasks under `request_tasks` (a
+/// subcollection, not an attribute: `attributes=request_tasks` is invalid, as on the server,
+/// whose reflection is `miq_request_tasks`).
+fn request_query(uri: &Uri) -> Result<CollectionQuery, MiqError> {
     let mut q = CollectionQuery::parse(uri.query());
-    if q.expands("request_tasks") && !q.attributes.iter().any(|a| a == "request_tasks") {
+    if q.attributes.iter().any(|a| a == "request_tasks") {
+        return Err(MiqError::bad_request(
+            "Invalid attributes specified: request_tasks",
+        ));
+    }
+    if q.expands("request_tasks") {
         q.attributes.push("request_tasks".into());
     }
-    q
+    Ok(q)
 }
 
 async fn list_requests(
@@ -793,7 +823,10 @@ async fn list_requests(
 ) -> Response {
     let base = base_url(&headers);
     let c = requests::collection(&miq.estate(), name, &base);
-    list_with(&c, &headers, &uri, &request_query(&uri))
+    match request_query(&uri) {
+        Ok(q) => list_with(&c, &headers, &uri, &q),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn show_request(
@@ -805,7 +838,10 @@ async fn show_request(
 ) -> Response {
     let base = base_url(&headers);
     let c = requests::collection(&miq.estate(), name, &base);
-    show_with(&c, &headers, &request_query(&uri), &id)
+    match request_query(&uri) {
+        Ok(q) => show_with(&c, &headers, &q, &id),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// A request's tasks, or the request's 404.

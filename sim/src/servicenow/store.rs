@@ -450,8 +450,47 @@ impl Store {
             }
         }
         self.run_rules(table, &mut row, true, true);
+        let notes = self.take_journal(table, &mut row);
         self.data[table].insert(sys_id.clone(), Row::pack(&row));
+        self.append_journal(table, &sys_id, notes, stamp);
         Ok(sys_id)
+    }
+
+    /// Journal fields (`work_notes`, `comments`) are not stored on the record: their values
+    /// are taken out of `row` (left "") and returned as `(element, value)` entries.
+    fn take_journal(&self, class: TableId, row: &mut [String]) -> Vec<(String, String)> {
+        let def = self.schema.def(class);
+        let mut notes = Vec::new();
+        for (col, c) in def.columns.iter().enumerate() {
+            if c.internal_type == "journal_input" && !row[col].is_empty() {
+                notes.push((c.name.clone(), std::mem::take(&mut row[col])));
+            }
+        }
+        notes
+    }
+
+    /// One `sys_journal_field` row per entry, as an instance writes them.
+    fn append_journal(
+        &mut self,
+        class: TableId,
+        sys_id: &str,
+        notes: Vec<(String, String)>,
+        stamp: &Stamp,
+    ) {
+        let Some(journal) = self.schema.id("sys_journal_field") else {
+            return;
+        };
+        let table = self.schema.def(class).name.clone();
+        for (element, value) in notes {
+            let fields = vec![
+                ("element".to_owned(), element),
+                ("element_id".to_owned(), sys_id.to_owned()),
+                ("name".to_owned(), table.clone()),
+                ("value".to_owned(), value),
+            ];
+            // A fresh sys_id never collides: the insert cannot fail.
+            let _ = self.insert(journal, fields, stamp);
+        }
     }
 
     /// The business rules an instance runs on insert and update that the simulator models:
@@ -588,6 +627,9 @@ impl Store {
             touched_any(&["state"]),
         );
         changed |= row != before;
+        let notes = self.take_journal(class, &mut row);
+        // Adding a journal entry updates the record.
+        changed |= !notes.is_empty();
         if changed {
             let def = self.schema.def(class);
             if let Some(c) = def.column("sys_mod_count") {
@@ -604,6 +646,7 @@ impl Store {
             }
             self.data[class].insert(sys_id.to_owned(), Row::pack(&row));
         }
+        self.append_journal(class, sys_id, notes, stamp);
         Some(changed)
     }
 
@@ -968,6 +1011,118 @@ mod tests {
         again.load_json(&store.dump(), &st).expect("loaded");
         let third = again.insert(incident, Vec::new(), &st).expect("inserted");
         assert_eq!(row(&again, "incident", &third)["number"], "INC0010003");
+    }
+
+    #[test]
+    fn journal_fields_append_entries_and_read_empty() {
+        let mut store = Store::new();
+        let incident = id(&store, "incident");
+        let st = stamp("2024-01-01 00:00:00");
+        let sys_id = store
+            .insert(
+                incident,
+                fields(json!({"short_description": "s", "work_notes": "first"})),
+                &st,
+            )
+            .expect("inserted");
+        assert_eq!(row(&store, "incident", &sys_id)["work_notes"], "");
+        let later = stamp("2024-01-02 00:00:00");
+        // A note alone is a change: the record is updated.
+        assert_eq!(
+            store.update(
+                incident,
+                &sys_id,
+                fields(json!({"work_notes": "second", "comments": "for the caller"})),
+                &later
+            ),
+            Some(true)
+        );
+        let r = row(&store, "incident", &sys_id);
+        assert_eq!(
+            (r["work_notes"].as_str(), r["comments"].as_str()),
+            (Some(""), Some(""))
+        );
+        assert_eq!(
+            (r["sys_mod_count"].as_str(), r["sys_updated_on"].as_str()),
+            (Some("1"), Some("2024-01-02 00:00:00"))
+        );
+        // An empty note is no entry and no change.
+        assert_eq!(
+            store.update(incident, &sys_id, fields(json!({"work_notes": ""})), &later),
+            Some(false)
+        );
+        let journal = id(&store, "sys_journal_field");
+        let mut entries: Vec<(String, String, String, String)> = store
+            .rows(journal, false)
+            .map(|(class, r)| {
+                let v = |n: &str| store.value(class, r, n).to_owned();
+                (v("element"), v("element_id"), v("name"), v("value"))
+            })
+            .collect();
+        entries.sort();
+        assert_eq!(
+            entries,
+            [
+                (
+                    "comments".to_owned(),
+                    sys_id.clone(),
+                    "incident".to_owned(),
+                    "for the caller".to_owned()
+                ),
+                (
+                    "work_notes".to_owned(),
+                    sys_id.clone(),
+                    "incident".to_owned(),
+                    "first".to_owned()
+                ),
+                (
+                    "work_notes".to_owned(),
+                    sys_id.clone(),
+                    "incident".to_owned(),
+                    "second".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn priority_is_recomputed_and_resolving_needs_no_close_fields() {
+        let mut store = Store::new();
+        let incident = id(&store, "incident");
+        let st = stamp("2024-01-01 00:00:00");
+        let sys_id = store.insert(incident, Vec::new(), &st).expect("inserted");
+        // A written priority does not stick: the lookup of impact 3 x urgency 3 is 5.
+        store.update(incident, &sys_id, fields(json!({"priority": "1"})), &st);
+        assert_eq!(row(&store, "incident", &sys_id)["priority"], "5");
+        for (impact, urgency, priority) in [
+            ("1", "1", "1"),
+            ("1", "2", "2"),
+            ("2", "2", "3"),
+            ("2", "3", "4"),
+            ("3", "3", "5"),
+        ] {
+            store.update(
+                incident,
+                &sys_id,
+                fields(json!({"impact": impact, "urgency": urgency})),
+                &st,
+            );
+            assert_eq!(
+                row(&store, "incident", &sys_id)["priority"],
+                priority,
+                "{impact}x{urgency}"
+            );
+        }
+        // The Table API runs no UI policy: Resolved without close_code and close_notes is stored.
+        assert_eq!(
+            store.update(incident, &sys_id, fields(json!({"state": "6"})), &st),
+            Some(true)
+        );
+        let r = row(&store, "incident", &sys_id);
+        assert_eq!(
+            (r["state"].as_str(), r["close_code"].as_str()),
+            (Some("6"), Some(""))
+        );
     }
 
     #[test]
