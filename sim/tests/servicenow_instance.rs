@@ -724,10 +724,20 @@ async fn every_column_the_job_writes_exists() {
         )
         .await;
         assert_eq!(status, StatusCode::CREATED, "{}", path.display());
+        // Journal fields (`mode = "append"`, `work_notes`) read back empty, as on an
+        // instance: their entry is a `sys_journal_field` row.
+        let journal: Vec<&String> = mapping["fields"]
+            .as_table()
+            .expect("[fields]")
+            .iter()
+            .filter(|(_, spec)| spec.get("mode").and_then(|m| m.as_str()) == Some("append"))
+            .map(|(name, _)| name)
+            .collect();
         for field in &fields {
+            let want = if journal.contains(&field) { "" } else { "1" };
             assert_eq!(
                 created["result"][field],
-                "1",
+                want,
                 "{}: `{table}.{field}`",
                 path.display()
             );
