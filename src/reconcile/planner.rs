@@ -55,7 +55,7 @@ pub fn plan(input: Input) -> Plan {
     let mut issues = Vec::new();
     let now_text = now.format(SN_DATETIME).to_string();
 
-    let cis = unique_rows(cis, &mut issues);
+    let cis = read_rows(mapping, unique_rows(cis, &mut issues));
     let cis: &[Ci] = &cis;
     let usable = usable_records(records, &mut issues);
     let records_read = usable.len();
@@ -352,6 +352,20 @@ fn identify(mapping: &Mapping, desired: &[Desired], cis: &[Ci], scope: &Scope) -
 }
 
 /// Which CIs the job owns (the mapping's scope) and which it must not write (frozen).
+/// Step 0, the rows the sync reads (`[target] read`): a live read asks the instance for
+/// these alone, and an export is cut the same way, so that both plan alike.
+fn read_rows<'c>(mapping: &Mapping, cis: Cow<'c, [Ci]>) -> Cow<'c, [Ci]> {
+    if mapping.target.read.is_none() || cis.iter().all(|ci| mapping.target.reads(ci)) {
+        return cis;
+    }
+    Cow::Owned(
+        cis.iter()
+            .filter(|ci| mapping.target.reads(ci))
+            .cloned()
+            .collect(),
+    )
+}
+
 struct Scope<'m> {
     mapping: &'m Mapping,
     in_scope: Vec<bool>,

@@ -151,6 +151,21 @@ fn compile_target(raw: &RawTarget, loc: &Locator) -> Result<TargetSpec, MappingE
                 .map_err(|e| loc.error(Some(f.span()), format!("freeze: {e}"), None))
         })
         .transpose()?;
+    let read = raw
+        .read
+        .as_ref()
+        .map(|r| {
+            Conditions::parse(r.get_ref()).map_err(|e| {
+                loc.error(
+                    Some(r.span()),
+                    format!("read: {e}"),
+                    Some(
+                        "the rows worth reading, e.g. `correlation_idSTARTSWITHcloudforms:`".into(),
+                    ),
+                )
+            })
+        })
+        .transpose()?;
     let mut on_create = Vec::new();
     for (field, value) in &raw.on_create {
         let text = toml_text(value.get_ref()).ok_or_else(|| {
@@ -175,6 +190,7 @@ fn compile_target(raw: &RawTarget, loc: &Locator) -> Result<TargetSpec, MappingE
         adopt: raw.adopt,
         freeze,
         freeze_report: raw.freeze_report.unwrap_or(true),
+        read,
         classes,
         on_contradiction: raw.on_contradiction.unwrap_or_default(),
     })

@@ -127,7 +127,8 @@ impl fmt::Display for Filter {
 }
 
 /// A conjunction of conditions on CI fields, in ServiceNow encoded-query form:
-/// `discovery_source=CloudForms^install_status!=7^sys_class_nameINa,b^nameISNOTEMPTY`.
+/// `discovery_source=CloudForms^install_status!=7^sys_class_nameINa,b^nameISNOTEMPTY`
+/// (and `fieldSTARTSWITHprefix`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conditions {
     pub text: String,
@@ -141,6 +142,8 @@ pub enum Condition {
     In(String, Vec<String>),
     IsEmpty(String),
     IsNotEmpty(String),
+    /// `fieldSTARTSWITHprefix`, compared without case as ServiceNow does.
+    StartsWith(String, String),
 }
 
 impl Conditions {
@@ -151,6 +154,8 @@ impl Conditions {
                 Condition::IsNotEmpty(field.trim().to_owned())
             } else if let Some(field) = part.strip_suffix("ISEMPTY") {
                 Condition::IsEmpty(field.trim().to_owned())
+            } else if let Some((f, v)) = part.split_once("STARTSWITH") {
+                Condition::StartsWith(f.trim().to_owned(), v.trim().to_owned())
             } else if let Some((f, v)) = part.split_once("!=") {
                 Condition::NotEquals(f.trim().to_owned(), v.trim().to_owned())
             } else if let Some((f, v)) = part.split_once('=') {
@@ -168,7 +173,8 @@ impl Conditions {
                 | Condition::NotEquals(f, _)
                 | Condition::In(f, _)
                 | Condition::IsEmpty(f)
-                | Condition::IsNotEmpty(f) => f,
+                | Condition::IsNotEmpty(f)
+                | Condition::StartsWith(f, _) => f,
             };
             if !is_field_name(field) {
                 return Err(format!(
@@ -195,6 +201,12 @@ impl Conditions {
             Condition::In(f, vs) => vs.iter().any(|v| ci.get(f).trim().eq_ignore_ascii_case(v)),
             Condition::IsEmpty(f) => ci.get(f).trim().is_empty(),
             Condition::IsNotEmpty(f) => !ci.get(f).trim().is_empty(),
+            Condition::StartsWith(f, prefix) => {
+                let value = ci.get(f).trim();
+                value
+                    .get(..prefix.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+            }
         })
     }
 
@@ -217,7 +229,8 @@ impl Conditions {
             | Condition::NotEquals(f, _)
             | Condition::In(f, _)
             | Condition::IsEmpty(f)
-            | Condition::IsNotEmpty(f) => f.as_str(),
+            | Condition::IsNotEmpty(f)
+            | Condition::StartsWith(f, _) => f.as_str(),
         })
     }
 }

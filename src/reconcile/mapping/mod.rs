@@ -163,6 +163,10 @@ pub struct TargetSpec {
     /// Whether a frozen row the job would have written is reported (`frozen`, default); a
     /// closed ticket is done, and `freeze_report = false` counts it as unchanged instead.
     pub freeze_report: bool,
+    /// `[target] read`: only rows meeting this are read (sent with the live query, applied
+    /// to exports alike); a row left out is not seen at all, by identification either, so it
+    /// narrows by what every row a record could be holds (the identity key's prefix).
+    pub read: Option<Conditions>,
     /// The classes (`sys_class_name`) of the table's rows the sync owns: by default the
     /// table's own class only, because a parent table (`cmdb_ci_vm_instance`) also lists
     /// every row of its subclasses (`cmdb_ci_vmware_instance`), which another sync may own.
@@ -181,7 +185,16 @@ impl TargetSpec {
 
     /// The encoded-query condition that reads only the sync's classes.
     pub fn class_condition(&self) -> String {
-        format!("sys_class_nameIN{}", self.classes.join(","))
+        let classes = format!("sys_class_nameIN{}", self.classes.join(","));
+        match &self.read {
+            Some(read) => format!("{classes}^{}", read.text),
+            None => classes,
+        }
+    }
+
+    /// Whether a row is one the sync reads (`[target] read`).
+    pub fn reads(&self, ci: &super::record::Ci) -> bool {
+        self.read.as_ref().is_none_or(|r| r.matches(ci))
     }
 }
 
@@ -531,6 +544,9 @@ impl Mapping {
         fields.insert("sys_class_name".to_owned());
         if let Some(freeze) = &self.target.freeze {
             fields.extend(freeze.fields().map(str::to_owned));
+        }
+        if let Some(read) = &self.target.read {
+            fields.extend(read.fields().map(str::to_owned));
         }
         fields.extend(self.target.on_create.iter().map(|(f, _)| f.clone()));
         if let RetirePolicy::Set(set) = &self.retire {

@@ -69,6 +69,7 @@ pub(super) struct RawTarget {
     pub(super) adopt: bool,
     pub(super) freeze: Option<Spanned<String>>,
     pub(super) freeze_report: Option<bool>,
+    pub(super) read: Option<Spanned<String>>,
     pub(super) classes: Option<Vec<String>>,
     pub(super) on_contradiction: Option<OnContradiction>,
 }
