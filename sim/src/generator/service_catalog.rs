@@ -182,11 +182,13 @@ impl Estate {
 }
 
 /// Why [`Estate::order_service`] refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OrderError {
     /// No service template with that id.
+    #[error("no service template with that id")]
     NotFound,
     /// A bad order (the message ManageIQ's 400 carries).
+    #[error("{0}")]
     Invalid(String),
 }
 

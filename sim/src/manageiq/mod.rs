@@ -7,7 +7,10 @@
 //! (also `POST /_sim/manageiq/vmotion`), which moves a VM to another host and datastore
 //! between two runs, and [`ManageIq::advance_requests`] / [`ManageIq::add_request`] (also
 //! `POST /_sim/manageiq/requests/advance`, `POST /_sim/manageiq/requests`), which move the
-//! requests through ManageIQ's state machine and add the VMs they create.
+//! requests through ManageIQ's state machine and add the VMs they create. The service
+//! catalog (`/api/service_catalogs`, `/api/service_templates`, see
+//! `manageiq/service_catalog.rs`) takes orders (`{"action":"order"}`, also
+//! [`ManageIq::order_service`]), each a new service request in that state machine.
 //!
 //! Fidelity notes (each mirrors manageiq-api, see the reference document):
 //! ids and `*_id` columns are strings; NULL physical columns are left out of
