@@ -532,3 +532,69 @@ async fn manageiq_refuses_bad_orders_as_the_api_does() {
             .count()
     );
 }
+
+#[tokio::test]
+async fn an_ordered_request_is_approved_or_denied_by_the_api_action() {
+    let sims = start(50).await;
+    let (_, linux) = template(&sims, "Linux VM").await;
+    let order = |name: &'static str| {
+        let sims = &sims;
+        let linux = linux.clone();
+        async move {
+            let (status, r) = miq_post(
+                sims,
+                &format!("/api/service_templates/{linux}"),
+                json!({"action": "order", "vm_name": name}),
+            )
+            .await;
+            assert_eq!(status, 200, "{r}");
+            s(&r, "id").to_owned()
+        }
+    };
+    let first = order("svc-approved-01").await;
+    let path = format!("/api/service_requests/{first}");
+    let (status, body) = miq_post(&sims, &path, json!({"action": "approve"})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "Must specify a reason for approving a Service Request"
+    );
+    let (status, body) = miq_post(
+        &sims,
+        &path,
+        json!({"action": "approve", "reason": "RITM0010001 approved in ServiceNow"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["success"], true);
+    assert_eq!(
+        body["message"],
+        format!("Approving Service Request id: {first}")
+    );
+    let (_, r) = miq_get(&sims, &format!("{path}?expand=request_tasks")).await;
+    assert_eq!(r["approval_state"], "approved");
+    assert_eq!(r["request_state"], "pending");
+    assert_eq!(r["request_tasks"].as_array().map(Vec::len), Some(2));
+
+    let second = order("svc-denied-01").await;
+    let (status, body) = miq_post(
+        &sims,
+        &format!("/api/requests/{second}"),
+        json!({"action": "deny", "reason": "RITM rejected"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["message"], format!("Denying Request id: {second}"));
+    let (_, r) = miq_get(&sims, &format!("/api/service_requests/{second}")).await;
+    assert_eq!(
+        (&r["approval_state"], &r["request_state"], &r["status"]),
+        (&json!("denied"), &json!("finished"), &json!("Denied"))
+    );
+    let (status, _) = miq_post(
+        &sims,
+        "/api/provision_requests/999999999",
+        json!({"action": "approve", "reason": "x"}),
+    )
+    .await;
+    assert_eq!(status, 404);
+}

@@ -311,6 +311,33 @@ impl Estate {
         Ok(id)
     }
 
+    /// The `approve` or `deny` action on request `id` (`POST /api/requests/:id
+    /// {"action":"approve","reason":...}`, integrations.md A.2): a request awaiting approval
+    /// is approved (tasks created, pending; a request fated `Denied` then ends `Ok`) or
+    /// denied (`MiqRequest#approval_denied`: denied, finished, status Denied); one already
+    /// decided is left as it is (UNVERIFIED: what ManageIQ does then). `Err` when there is
+    /// no such request.
+    pub fn decide_request(&mut self, id: u64, approve: bool, stamp: &str) -> Result<(), String> {
+        let r = self
+            .requests
+            .iter()
+            .position(|r| r.id == id)
+            .ok_or_else(|| format!("no request with id {id}"))?;
+        if self.requests[r].stage != Stage::PendingApproval {
+            return Ok(());
+        }
+        let req = &mut self.requests[r];
+        if approve {
+            if req.fate == Fate::Denied {
+                req.fate = Fate::Ok;
+            }
+        } else {
+            req.fate = Fate::Denied;
+        }
+        self.step(r, stamp, None);
+        Ok(())
+    }
+
     /// One step of request `r`; the id of the VM it created, if any. `made`: the VM the
     /// request made already (a generated finished request), so finishing creates none.
     fn step(&mut self, r: usize, stamp: &str, made: Option<u64>) -> Option<u64> {

@@ -310,6 +310,22 @@ impl ManageIq {
         })
     }
 
+    /// Approves (`approve`) or denies request `id` awaiting approval, as the `approve` /
+    /// `deny` action of `POST /api/requests/:id` does (see
+    /// [`crate::generator::Estate::decide_request`]); `updated_on` = now.
+    pub fn decide_request(&self, id: u64, approve: bool) -> Result<(), String> {
+        self.mutate(
+            |e| {
+                (!e.requests.iter().any(|r| r.id == id))
+                    .then(|| Err(format!("no request with id {id}")))
+            },
+            |e| {
+                let stamp = next_stamp(e);
+                e.decide_request(id, approve, &stamp)
+            },
+        )
+    }
+
     /// The simulator's control routes (no authentication, as `/_sim/faults`):
     /// `POST /_sim/manageiq/vmotion` with `{"vm": id, "host": id, "storage": id}` (`storage`
     /// optional; ids as numbers or strings) answers the new placement, or 400 naming the problem.
@@ -354,6 +370,14 @@ impl ManageIq {
                     get(
                         move |s: State<ManageIq>, h: HeaderMap, u: Uri, p: Path<String>| {
                             show_request(s, h, u, p, name)
+                        },
+                    )
+                    .post(
+                        move |s: State<ManageIq>,
+                              h: HeaderMap,
+                              p: Path<String>,
+                              b: axum::body::Bytes| {
+                            request_action(s, h, p, b, name)
                         },
                     ),
                 )
@@ -1242,4 +1266,70 @@ async fn order_in_catalog_bulk(
     let result = catalog_id(&miq.estate(), &cid)
         .and_then(|c| order_many(&miq, &user, &base, Some(c), &body));
     order_response(result)
+}
+
+/// `POST /api/<request collection>/:id` with `{"action": "approve"|"deny", "reason": "..."}`:
+/// the action result `{"success": true, "message": "Approving Service Request id: N", "href"}`
+/// (`spec/requests/service_requests_spec.rb`, integrations.md A.2); without a reason 400
+/// "Must specify a reason for approving a Service Request" (A.2; the noun per collection is
+/// UNVERIFIED); another action 400 "Unsupported Action ...".
+async fn request_action(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+    name: &'static str,
+) -> Response {
+    let noun = match name {
+        "service_requests" => "Service Request",
+        "provision_requests" => "Provision Request",
+        _ => "Request",
+    };
+    let result = (|| {
+        let n = parse_id(name, &id)?;
+        let klass = requests::klass(name);
+        let kind = requests::kind_of(name);
+        let e = miq.estate();
+        if !e
+            .requests
+            .iter()
+            .any(|r| r.id == n && kind.is_none_or(|k| r.kind == k))
+        {
+            return Err(MiqError::record_not_found(format!(
+                "Couldn't find {klass} with 'id'={id}"
+            )));
+        }
+        let map = match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(MiqError::bad_request("Failed to parse request body")),
+        };
+        let action = map.get("action").and_then(Value::as_str).unwrap_or("");
+        let (approve, verb) = match action {
+            "approve" => (true, "approving"),
+            "deny" => (false, "denying"),
+            other => {
+                return Err(MiqError::bad_request(format!(
+                    "Unsupported Action {other} for the {name} resource specified"
+                )))
+            }
+        };
+        let reason = map.get("reason").and_then(Value::as_str).unwrap_or("");
+        if reason.trim().is_empty() {
+            return Err(MiqError::bad_request(format!(
+                "Must specify a reason for {verb} a {noun}"
+            )));
+        }
+        miq.decide_request(n, approve)
+            .map_err(MiqError::bad_request)?;
+        let verb = if approve { "Approving" } else { "Denying" };
+        Ok(json!({
+            "success": true,
+            "message": format!("{verb} {noun} id: {n}"),
+            "href": format!("{}/api/{name}/{n}", base_url(&headers)),
+        }))
+    })();
+    match result {
+        Ok(v) => ok_json(&v),
+        Err(e) => e.into_response(),
+    }
 }
