@@ -240,3 +240,72 @@ pub fn servicenow_rows(e: &Estate) -> Vec<CmdbTable> {
         },
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{generate, GenOptions, Stage};
+    use super::*;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    fn estate() -> Estate {
+        generate(&GenOptions {
+            vms: 60,
+            drift: 0.05,
+            seed: 3,
+            now: chrono::Utc
+                .with_ymd_and_hms(2026, 12, 1, 8, 0, 0)
+                .single()
+                .expect("valid date"),
+            requests: 12,
+        })
+        .estate
+    }
+
+    #[test]
+    fn dialog_keys_are_kept_as_manageiq_stores_them() {
+        let Value::Object(body) = json!({"action": "order", "href": "h", "vm_name": "a",
+            "dialog_ritm_number": "RITM1", "option_0_vm_target_name": "b"})
+        else {
+            unreachable!("an object literal")
+        };
+        assert_eq!(
+            Value::Object(dialog_values(&body)),
+            json!({"dialog_vm_name": "a", "dialog_ritm_number": "RITM1",
+                   "dialog_option_0_vm_target_name": "b"})
+        );
+    }
+
+    #[test]
+    fn an_order_is_a_service_request_with_its_templates_fate() {
+        let mut e = estate();
+        let names: Vec<&str> = e
+            .service_templates
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(names, ["Linux VM", "Failing VM"]);
+        let failing = e.service_templates[1].id;
+        let Value::Object(dialog) = json!({"dialog_vm_name": "svc-9"}) else {
+            unreachable!("an object literal")
+        };
+        let id = e
+            .order_service(failing, dialog, None, "2026-12-02T10:00:00Z")
+            .expect("ordered");
+        let r = e.requests.iter().find(|r| r.id == id).expect("queued");
+        assert_eq!(r.kind, RequestKind::Service);
+        assert_eq!((r.fate, r.stage), (Fate::Error, Stage::PendingApproval));
+        assert_eq!(r.service_template_id, Some(failing));
+        assert_eq!(r.vm_name, "svc-9");
+        assert_eq!(
+            e.order_service(failing, Map::new(), None, "2026-12-02T10:00:01Z"),
+            Err(OrderError::Invalid(format!(
+                "Failed to order Service Template id:{failing} name:'Failing VM' - VM Name is required"
+            )))
+        );
+        assert_eq!(
+            e.order_service(1, Map::new(), None, "2026-12-02T10:00:01Z"),
+            Err(OrderError::NotFound)
+        );
+    }
+}
