@@ -10,6 +10,7 @@
 
 pub mod cmdb;
 pub mod requests;
+pub mod service_catalog;
 mod words;
 
 use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
@@ -21,6 +22,9 @@ use std::collections::HashSet;
 
 pub use cmdb::{Cmdb, CmdbTable, DriftedCi, Expected};
 pub use requests::{Advanced, Fate, MiqRequest, NewRequest, RequestKind, RequestTask, Stage};
+pub use service_catalog::{
+    cat_item_sys_id, dialog_values, OrderError, ServiceCatalog, ServiceTemplate,
+};
 use words::GuestOs;
 
 /// CFME numbers ids by region (`region * 10^12 + n`); region 10 gives ids beyond
@@ -75,6 +79,10 @@ pub struct Estate {
     pub templates: Vec<Vm>,
     /// Provisioning requests (`/api/requests`), ordered by id.
     pub requests: Vec<MiqRequest>,
+    /// `/api/service_catalogs`, ordered by id.
+    pub service_catalogs: Vec<ServiceCatalog>,
+    /// `/api/service_templates`, ordered by id.
+    pub service_templates: Vec<ServiceTemplate>,
     /// The last id of the estate's id sequence: objects added later (requests, tasks, the
     /// VMs they create) take ids above it.
     pub next_id: u64,
@@ -438,6 +446,9 @@ pub fn generate(opts: &GenOptions) -> Generated {
     g.machines();
     let mut generated = cmdb::derive(g, opts.drift);
     requests::plant(&mut generated.estate, opts.requests);
+    service_catalog::plant(&mut generated.estate);
+    let catalog = service_catalog::servicenow_rows(&generated.estate);
+    generated.cmdb.tables.extend(catalog);
     generated
 }
 
@@ -1385,6 +1396,8 @@ impl Gen {
             vms: self.vms,
             templates: self.templates,
             requests: Vec::new(),
+            service_catalogs: Vec::new(),
+            service_templates: Vec::new(),
             next_id: ID_BASE + self.next_id,
             expected,
         }

@@ -155,6 +155,9 @@ pub struct MiqRequest {
     pub fulfilled_on: Option<String>,
     /// Ordered by id; empty until approved.
     pub tasks: Vec<RequestTask>,
+    /// The dialog values of a catalog order (`options.dialog`), keys `dialog_*`; `None`: the
+    /// VM name alone, as `dialog_option_0_vm_target_name` (a service request) or nothing.
+    pub dialog: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// One `MiqRequestTask`: the VM task (`MiqProvision`) or a service request's top task
@@ -228,7 +231,7 @@ const WARNING: &str = "VM Provisioning completed with warnings: guest customizat
 
 impl Estate {
     /// Takes the next free id of the estate's sequence (ids above every generated one).
-    fn take_id(&mut self) -> u64 {
+    pub(super) fn take_id(&mut self) -> u64 {
         self.next_id += 2;
         self.next_id
     }
@@ -303,8 +306,36 @@ impl Estate {
             updated_on: stamp.to_owned(),
             fulfilled_on: None,
             tasks: Vec::new(),
+            dialog: None,
         });
         Ok(id)
+    }
+
+    /// The `approve` or `deny` action on request `id` (`POST /api/requests/:id
+    /// {"action":"approve","reason":...}`, integrations.md A.2): a request awaiting approval
+    /// is approved (tasks created, pending; a request fated `Denied` then ends `Ok`) or
+    /// denied (`MiqRequest#approval_denied`: denied, finished, status Denied); one already
+    /// decided is left as it is (UNVERIFIED: what ManageIQ does then). `Err` when there is
+    /// no such request.
+    pub fn decide_request(&mut self, id: u64, approve: bool, stamp: &str) -> Result<(), String> {
+        let r = self
+            .requests
+            .iter()
+            .position(|r| r.id == id)
+            .ok_or_else(|| format!("no request with id {id}"))?;
+        if self.requests[r].stage != Stage::PendingApproval {
+            return Ok(());
+        }
+        let req = &mut self.requests[r];
+        if approve {
+            if req.fate == Fate::Denied {
+                req.fate = Fate::Ok;
+            }
+        } else {
+            req.fate = Fate::Denied;
+        }
+        self.step(r, stamp, None);
+        Ok(())
     }
 
     /// One step of request `r`; the id of the VM it created, if any. `made`: the VM the
@@ -785,6 +816,7 @@ pub(super) fn plant(e: &mut Estate, n: usize) {
             updated_on: created,
             fulfilled_on: None,
             tasks: Vec::new(),
+            dialog: None,
         });
         let r = e.requests.len() - 1;
         // Walk the state machine to the planned stage, the last step at the planned time.

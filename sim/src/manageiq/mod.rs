@@ -7,7 +7,10 @@
 //! (also `POST /_sim/manageiq/vmotion`), which moves a VM to another host and datastore
 //! between two runs, and [`ManageIq::advance_requests`] / [`ManageIq::add_request`] (also
 //! `POST /_sim/manageiq/requests/advance`, `POST /_sim/manageiq/requests`), which move the
-//! requests through ManageIQ's state machine and add the VMs they create.
+//! requests through ManageIQ's state machine and add the VMs they create. The service
+//! catalog (`/api/service_catalogs`, `/api/service_templates`, see
+//! `manageiq/service_catalog.rs`) takes orders (`{"action":"order"}`, also
+//! [`ManageIq::order_service`]), each a new service request in that state machine.
 //!
 //! Fidelity notes (each mirrors manageiq-api, see the reference document):
 //! ids and `*_id` columns are strings; NULL physical columns are left out of
@@ -25,11 +28,12 @@ mod flat;
 mod query;
 mod render;
 mod requests;
+mod service_catalog;
 mod vms;
 
 pub use error::MiqError;
 
-use crate::generator::{iso, Advanced, Estate, NewRequest, Stage};
+use crate::generator::{iso, Advanced, Estate, NewRequest, OrderError, Stage};
 use auth::Authenticator;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -285,6 +289,43 @@ impl ManageIq {
         )
     }
 
+    /// Orders service template `template_id` (of `/api/service_templates`) with `dialog` (keys
+    /// `dialog_*`, see [`crate::generator::dialog_values`]) as `userid` (`None` or a userid
+    /// the estate lacks: the first requester), as `POST /api/service_templates/:id
+    /// {"action":"order",...}` does: a service request awaiting approval, created now, whose
+    /// fate is the template's ("Failing VM" ends finished/Error). Returns its id.
+    pub fn order_service(
+        &self,
+        template_id: u64,
+        dialog: serde_json::Map<String, Value>,
+        userid: Option<String>,
+    ) -> Result<u64, OrderError> {
+        let missing = |e: &Estate| {
+            (!e.service_templates.iter().any(|t| t.id == template_id))
+                .then_some(Err(OrderError::NotFound))
+        };
+        self.mutate(missing, |e| {
+            let stamp = next_stamp(e);
+            e.order_service(template_id, dialog, userid, &stamp)
+        })
+    }
+
+    /// Approves (`approve`) or denies request `id` awaiting approval, as the `approve` /
+    /// `deny` action of `POST /api/requests/:id` does (see
+    /// [`crate::generator::Estate::decide_request`]); `updated_on` = now.
+    pub fn decide_request(&self, id: u64, approve: bool) -> Result<(), String> {
+        self.mutate(
+            |e| {
+                (!e.requests.iter().any(|r| r.id == id))
+                    .then(|| Err(format!("no request with id {id}")))
+            },
+            |e| {
+                let stamp = next_stamp(e);
+                e.decide_request(id, approve, &stamp)
+            },
+        )
+    }
+
     /// The simulator's control routes (no authentication, as `/_sim/faults`):
     /// `POST /_sim/manageiq/vmotion` with `{"vm": id, "host": id, "storage": id}` (`storage`
     /// optional; ids as numbers or strings) answers the new placement, or 400 naming the problem.
@@ -330,6 +371,14 @@ impl ManageIq {
                         move |s: State<ManageIq>, h: HeaderMap, u: Uri, p: Path<String>| {
                             show_request(s, h, u, p, name)
                         },
+                    )
+                    .post(
+                        move |s: State<ManageIq>,
+                              h: HeaderMap,
+                              p: Path<String>,
+                              b: axum::body::Bytes| {
+                            request_action(s, h, p, b, name)
+                        },
                     ),
                 )
                 .route(
@@ -352,6 +401,25 @@ impl ManageIq {
                     ),
                 );
         }
+        api = api
+            .route("/api/service_catalogs", get(list_catalogs))
+            .route("/api/service_catalogs/{id}", get(show_catalog))
+            .route(
+                "/api/service_catalogs/{id}/service_templates",
+                get(list_catalog_templates).post(order_in_catalog_bulk),
+            )
+            .route(
+                "/api/service_catalogs/{id}/service_templates/{sid}",
+                get(show_catalog_template).post(order_in_catalog),
+            )
+            .route(
+                "/api/service_templates",
+                get(list_templates_of_catalogs).post(order_bulk),
+            )
+            .route(
+                "/api/service_templates/{id}",
+                get(show_service_template).post(order_template),
+            );
         api = api
             .route("/api/request_tasks", get(list_all_tasks))
             .route("/api/request_tasks/{id}", get(show_any_task));
@@ -961,5 +1029,307 @@ async fn add_request(
             }
         }
         Err(e) => control_error(e),
+    }
+}
+
+async fn list_catalogs(State(miq): State<ManageIq>, headers: HeaderMap, uri: Uri) -> Response {
+    list_of(&service_catalog::catalogs(&miq.estate()), &headers, &uri)
+}
+
+async fn show_catalog(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
+    show_of(
+        &service_catalog::catalogs(&miq.estate()),
+        &headers,
+        &uri,
+        &id,
+    )
+}
+
+/// The id of catalog `id`, or its 404.
+fn catalog_id(e: &Estate, id: &str) -> Result<u64, MiqError> {
+    let n = parse_id("service_catalogs", id)?;
+    e.service_catalogs
+        .iter()
+        .any(|c| c.id == n)
+        .then_some(n)
+        .ok_or_else(|| {
+            MiqError::record_not_found(format!(
+                "Couldn't find ServiceTemplateCatalog with 'id'={id}"
+            ))
+        })
+}
+
+async fn list_catalog_templates(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
+    let e = miq.estate();
+    match catalog_id(&e, &id) {
+        Ok(c) => list_of(&service_catalog::templates(&e, Some(c)), &headers, &uri),
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn show_catalog_template(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path((id, sid)): Path<(String, String)>,
+) -> Response {
+    let e = miq.estate();
+    match catalog_id(&e, &id) {
+        Ok(c) => show_of(
+            &service_catalog::templates(&e, Some(c)),
+            &headers,
+            &uri,
+            &sid,
+        ),
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn list_templates_of_catalogs(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    list_of(
+        &service_catalog::templates(&miq.estate(), None),
+        &headers,
+        &uri,
+    )
+}
+
+async fn show_service_template(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
+    show_of(
+        &service_catalog::templates(&miq.estate(), None),
+        &headers,
+        &uri,
+        &id,
+    )
+}
+
+/// An order body: a JSON object whose `action` is `order`.
+fn order_body(body: &[u8]) -> Result<serde_json::Map<String, Value>, MiqError> {
+    let map = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => m,
+        _ => return Err(MiqError::bad_request("Failed to parse request body")),
+    };
+    match map.get("action").and_then(Value::as_str) {
+        Some("order") => Ok(map),
+        other => Err(MiqError::bad_request(format!(
+            "Unsupported Action {} for the service_templates resource specified",
+            other.unwrap_or("")
+        ))),
+    }
+}
+
+/// Orders one template (checked to be in `catalog` when given) with the dialog fields of
+/// `fields`; the new request as `/api/service_requests/:id` renders it.
+fn order_one(
+    miq: &ManageIq,
+    user: &str,
+    base: &str,
+    id: &str,
+    catalog: Option<u64>,
+    fields: &serde_json::Map<String, Value>,
+) -> Result<Value, MiqError> {
+    let not_found =
+        || MiqError::record_not_found(format!("Couldn't find ServiceTemplate with 'id'={id}"));
+    let n = parse_id("service_templates", id)?;
+    let e = miq.estate();
+    let t = e
+        .service_templates
+        .iter()
+        .find(|t| t.id == n)
+        .ok_or_else(not_found)?;
+    if catalog.is_some_and(|c| e.service_catalogs[t.catalog].id != c) {
+        return Err(not_found());
+    }
+    if fields.contains_key("schedule_time") {
+        return Err(MiqError::bad_request(
+            "Scheduled orders (schedule_time) are not simulated",
+        ));
+    }
+    let dialog = crate::generator::dialog_values(fields);
+    let request = miq
+        .order_service(n, dialog, Some(user.to_owned()))
+        .map_err(|err| match err {
+            OrderError::NotFound => not_found(),
+            OrderError::Invalid(m) => MiqError::bad_request(m),
+        })?;
+    let e = miq.estate();
+    let r = e
+        .requests
+        .iter()
+        .find(|r| r.id == request)
+        .ok_or_else(|| MiqError::bad_request(format!("request {request} vanished")))?;
+    let mut json = requests::request_json(&e, r, base);
+    if let Value::Object(m) = &mut json {
+        m.insert(
+            "href".into(),
+            format!("{base}/api/service_requests/{request}").into(),
+        );
+    }
+    Ok(json)
+}
+
+fn order_response(result: Result<Value, MiqError>) -> Response {
+    match result {
+        Ok(v) => ok_json(&v),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn order_template(
+    State(miq): State<ManageIq>,
+    Extension(AuthUser(user)): Extension<AuthUser>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let base = base_url(&headers);
+    order_response(order_body(&body).and_then(|f| order_one(&miq, &user, &base, &id, None, &f)))
+}
+
+async fn order_in_catalog(
+    State(miq): State<ManageIq>,
+    Extension(AuthUser(user)): Extension<AuthUser>,
+    headers: HeaderMap,
+    Path((cid, sid)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    let base = base_url(&headers);
+    let result = catalog_id(&miq.estate(), &cid).and_then(|c| {
+        order_body(&body).and_then(|f| order_one(&miq, &user, &base, &sid, Some(c), &f))
+    });
+    order_response(result)
+}
+
+/// A bulk order: `{"action":"order","resources":[{"href":...,<fields>},...]}`.
+fn order_many(
+    miq: &ManageIq,
+    user: &str,
+    base: &str,
+    catalog: Option<u64>,
+    body: &[u8],
+) -> Result<Value, MiqError> {
+    let map = order_body(body)?;
+    let Some(resources) = map.get("resources").and_then(Value::as_array) else {
+        return Err(MiqError::bad_request(
+            "Must specify resources for the order action",
+        ));
+    };
+    let results: Vec<Value> = resources
+        .iter()
+        .map(|r| {
+            let fields = r.as_object().cloned().unwrap_or_default();
+            let id = service_catalog::resource_template_id(&fields)
+                .map_or_else(String::new, |n| n.to_string());
+            order_one(miq, user, base, &id, catalog, &fields)
+                .unwrap_or_else(|e| json!({"success": false, "message": e.message}))
+        })
+        .collect();
+    Ok(json!({ "results": results }))
+}
+
+async fn order_bulk(
+    State(miq): State<ManageIq>,
+    Extension(AuthUser(user)): Extension<AuthUser>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let base = base_url(&headers);
+    order_response(order_many(&miq, &user, &base, None, &body))
+}
+
+async fn order_in_catalog_bulk(
+    State(miq): State<ManageIq>,
+    Extension(AuthUser(user)): Extension<AuthUser>,
+    headers: HeaderMap,
+    Path(cid): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let base = base_url(&headers);
+    let result = catalog_id(&miq.estate(), &cid)
+        .and_then(|c| order_many(&miq, &user, &base, Some(c), &body));
+    order_response(result)
+}
+
+/// `POST /api/<request collection>/:id` with `{"action": "approve"|"deny", "reason": "..."}`:
+/// the action result `{"success": true, "message": "Approving Service Request id: N", "href"}`
+/// (`spec/requests/service_requests_spec.rb`, integrations.md A.2); without a reason 400
+/// "Must specify a reason for approving a Service Request" (A.2; the noun per collection is
+/// UNVERIFIED); another action 400 "Unsupported Action ...".
+async fn request_action(
+    State(miq): State<ManageIq>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+    name: &'static str,
+) -> Response {
+    let noun = match name {
+        "service_requests" => "Service Request",
+        "provision_requests" => "Provision Request",
+        _ => "Request",
+    };
+    let result = (|| {
+        let n = parse_id(name, &id)?;
+        let klass = requests::klass(name);
+        let kind = requests::kind_of(name);
+        let e = miq.estate();
+        if !e
+            .requests
+            .iter()
+            .any(|r| r.id == n && kind.is_none_or(|k| r.kind == k))
+        {
+            return Err(MiqError::record_not_found(format!(
+                "Couldn't find {klass} with 'id'={id}"
+            )));
+        }
+        let map = match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(MiqError::bad_request("Failed to parse request body")),
+        };
+        let action = map.get("action").and_then(Value::as_str).unwrap_or("");
+        let (approve, verb) = match action {
+            "approve" => (true, "approving"),
+            "deny" => (false, "denying"),
+            other => {
+                return Err(MiqError::bad_request(format!(
+                    "Unsupported Action {other} for the {name} resource specified"
+                )))
+            }
+        };
+        let reason = map.get("reason").and_then(Value::as_str).unwrap_or("");
+        if reason.trim().is_empty() {
+            return Err(MiqError::bad_request(format!(
+                "Must specify a reason for {verb} a {noun}"
+            )));
+        }
+        miq.decide_request(n, approve)
+            .map_err(MiqError::bad_request)?;
+        let verb = if approve { "Approving" } else { "Denying" };
+        Ok(json!({
+            "success": true,
+            "message": format!("{verb} {noun} id: {n}"),
+            "href": format!("{}/api/{name}/{n}", base_url(&headers)),
+        }))
+    })();
+    match result {
+        Ok(v) => ok_json(&v),
+        Err(e) => e.into_response(),
     }
 }

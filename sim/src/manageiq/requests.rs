@@ -23,7 +23,8 @@
 //! `src_vm_id` (`[template id (number), template name]`), `number_of_vms` (1),
 //! `owner_email`, `owner_first_name`, `owner_last_name`, `vm_target_name`, `request_type`,
 //! and for a service request also `src_id` (the catalog item), `cart_state` and `dialog`
-//! (`dialog_option_0_vm_target_name`). A real service request keeps the VM name only in
+//! (an order's dialog values, `dialog_*`; for a generated request
+//! `dialog_option_0_vm_target_name`). A real service request keeps the VM name only in
 //! its dialog and its VM task: the top-level VM keys on a service request are the
 //! simulator's (UNVERIFIED for a real one).
 //!
@@ -256,10 +257,11 @@ fn request_record(e: &Estate, r: &MiqRequest, base: &str) -> Map<String, Value> 
             r.service_template_id.map(|i| i.to_string()).into(),
         );
         options.insert("cart_state".into(), "ordered".into());
-        options.insert(
-            "dialog".into(),
-            json!({"dialog_option_0_vm_target_name": r.vm_name}),
-        );
+        let dialog = match &r.dialog {
+            Some(d) => Value::Object(d.clone()),
+            None => json!({"dialog_option_0_vm_target_name": r.vm_name}),
+        };
+        options.insert("dialog".into(), dialog);
     }
     let tasks: Vec<Value> = r
         .tasks
@@ -303,9 +305,16 @@ fn request_record(e: &Estate, r: &MiqRequest, base: &str) -> Map<String, Value> 
     }))
 }
 
-/// The catalog item a service request ordered (named after its template).
+/// The catalog item a service request ordered: its service template's name, or for a
+/// generated request (which names no template of `/api/service_templates`) one named after
+/// its VM template.
 fn service_item(e: &Estate, r: &MiqRequest) -> String {
-    format!("{} VM", e.templates[r.template].name)
+    r.service_template_id
+        .and_then(|id| e.service_templates.iter().find(|t| t.id == id))
+        .map_or_else(
+            || format!("{} VM", e.templates[r.template].name),
+            |t| t.name.clone(),
+        )
 }
 
 fn task_record(e: &Estate, r: &MiqRequest, t: &RequestTask) -> Map<String, Value> {

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::{attachment, batch, cmdb, table, tinyurl, Inner};
+use super::{attachment, batch, catalog, cmdb, table, tinyurl, Inner};
 
 /// What ServiceNow sends as the type of its JSON bodies.
 pub(crate) const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
@@ -294,6 +294,9 @@ pub(crate) fn endpoint(path: &str) -> Option<Endpoint<'_>> {
 
 /// Runs one API call. `in_batch` refuses nested batches.
 pub(crate) fn dispatch(inner: &Inner, req: &ApiRequest<'_>, in_batch: bool) -> ApiResponse {
+    if let Some(rest) = req.path.strip_prefix("/api/sn_sc/") {
+        return catalog::handle(inner, req, rest);
+    }
     match endpoint(req.path) {
         Some(Endpoint::Table { table, sys_id }) => table::handle(inner, req, table, sys_id),
         Some(Endpoint::Batch) if !in_batch => match req.method {

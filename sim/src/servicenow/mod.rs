@@ -1,4 +1,5 @@
-//! ServiceNow simulator: the Table, Batch, Attachment, CMDB Instance, tiny URL and OAuth APIs
+//! ServiceNow simulator: the Table, Batch, Attachment, CMDB Instance, tiny URL, OAuth and
+//! Service Catalog (`order_now`, [`catalog`]) APIs
 //! over an in-memory instance whose tables follow a data dictionary, speaking raw JSON as an
 //! instance does.
 //!
@@ -17,6 +18,7 @@ mod api;
 mod attachment;
 mod auth;
 mod batch;
+mod catalog;
 mod cmdb;
 mod query;
 mod render;
@@ -240,6 +242,7 @@ impl ServiceNow {
         Router::new()
             .route("/oauth_token.do", post(auth::token_endpoint))
             .route("/api/now/{*path}", any(api_endpoint))
+            .route("/api/sn_sc/{*path}", any(api_endpoint))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(RouteState {
                 snow: self.clone(),

@@ -65,6 +65,9 @@ pub(crate) struct FieldSpec {
     col: usize,
     /// For `a.b.c`: the table `a` points to and `b`'s index in it, then `b`'s target and `c`.
     walk: Vec<(TableId, usize)>,
+    /// `variables.<name>` of a requested item: the variable named (or whose
+    /// `item_option_new` sys_id is) this; `col` is then the item's `sys_id`.
+    variable: Option<String>,
     leaf: Leaf,
 }
 
@@ -78,6 +81,9 @@ impl FieldSpec {
     /// Binds `name` to `table`; `None` for a field the table does not have, or a dot-walk
     /// that does not follow references to an existing field.
     pub(crate) fn resolve(store: &Store, table: TableId, name: &str) -> Option<Self> {
+        if let Some(variable) = name.strip_prefix("variables.") {
+            return Self::variable(store, table, name, variable);
+        }
         let mut segments = name.split('.');
         let def = store.def(table);
         let col = def.column(segments.next()?)?;
@@ -98,10 +104,44 @@ impl FieldSpec {
             key: name.to_owned(),
             col,
             walk,
+            variable: None,
             leaf: Leaf {
                 name: column.name.clone(),
                 kind: column.kind,
                 reference,
+            },
+        })
+    }
+
+    /// `variables.<name>` on `sc_req_item` (or a table extending it): the value of the item's
+    /// variable of that name, as Snow-Shell's `-IncludeCustomVariable` and PSSnow #43 read it
+    /// (integrations.md B.2), returned under the flat key. `<name>` may also be the
+    /// variable's `item_option_new` sys_id, the form a list filter on variables writes
+    /// (UNVERIFIED). `None` (an unknown field, ignored) on other tables or for a name no
+    /// variable definition has.
+    fn variable(store: &Store, table: TableId, key: &str, variable: &str) -> Option<Self> {
+        let items = store.table("sc_req_item")?;
+        if !store.schema().extends(table, items) || variable.is_empty() {
+            return None;
+        }
+        let definitions = store.table("item_option_new")?;
+        let known = store.find(definitions, variable).is_some()
+            || store
+                .rows_where(definitions, "name", variable)
+                .next()
+                .is_some();
+        if !known {
+            return None;
+        }
+        Some(Self {
+            key: key.to_owned(),
+            col: store.def(table).column("sys_id")?,
+            walk: Vec::new(),
+            variable: Some(variable.to_owned()),
+            leaf: Leaf {
+                name: "value".to_owned(),
+                kind: Kind::Text,
+                reference: None,
             },
         })
     }
@@ -136,6 +176,9 @@ impl FieldSpec {
     /// This field of `row` (of `class`), following references for a dot-walk; an empty cell
     /// of no class when the walk breaks off (an empty or dangling reference).
     pub(crate) fn cell<'s>(&self, store: &'s Store, class: TableId, row: &'s Row) -> Cell<'s> {
+        if let Some(variable) = &self.variable {
+            return variable_cell(store, row.get(self.col), variable);
+        }
         let (mut class, mut value) = (class, row.get(self.col));
         for &(target, col) in &self.walk {
             let Some((found, next)) = store.find(target, value) else {
@@ -162,6 +205,43 @@ impl FieldSpec {
     pub(crate) fn is_sys_id(&self) -> bool {
         self.key == "sys_id"
     }
+}
+
+/// The value of the variable `variable` (a name or an `item_option_new` sys_id) of the
+/// requested item `item`: its `sc_item_option` found through `sc_item_option_mtom`; an empty
+/// cell when the item has no such variable.
+fn variable_cell<'s>(store: &'s Store, item: &'s str, variable: &str) -> Cell<'s> {
+    let empty = Cell {
+        class: None,
+        value: "",
+    };
+    let (Some(mtom), Some(options), Some(definitions)) = (
+        store.table("sc_item_option_mtom"),
+        store.table("sc_item_option"),
+        store.table("item_option_new"),
+    ) else {
+        return empty;
+    };
+    if item.is_empty() {
+        return empty;
+    }
+    for (link_class, link) in store.rows_where(mtom, "request_item", item) {
+        let option_id = store.value(link_class, link, "sc_item_option");
+        let Some((option_class, option)) = store.find(options, option_id) else {
+            continue;
+        };
+        let definition_id = store.value(option_class, option, "item_option_new");
+        let Some((def_class, definition)) = store.find(definitions, definition_id) else {
+            continue;
+        };
+        if definition_id == variable || store.value(def_class, definition, "name") == variable {
+            return Cell {
+                class: Some(option_class),
+                value: store.value(option_class, option, "value"),
+            };
+        }
+    }
+    empty
 }
 
 /// A stored UTC date-time in `tz`; `None` for a value that is not one.
