@@ -221,6 +221,11 @@ impl ServiceNow {
         })
     }
 
+    /// The pace requests are sent at now, per second (`None`: unpaced; see [`Pacer`]).
+    pub fn pace(&self) -> Option<f64> {
+        self.inner.traffic.pacer.rate()
+    }
+
     /// The number of HTTP requests sent so far (token requests included).
     pub fn requests_sent(&self) -> u64 {
         self.inner.traffic.count.load(Ordering::Relaxed)
