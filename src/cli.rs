@@ -196,6 +196,9 @@ pub struct ConnectionArgs {
     /// CloudForms group to act as (X-MIQ-Group).
     #[arg(long, env = "CLOUDFORMS_GROUP", value_name = "GROUP")]
     pub cloudforms_group: Option<String>,
+    /// CloudForms requests per second at most, `0` = no ceiling (overrides [cloudforms] max_rps).
+    #[arg(long, env = "CLOUDFORMS_MAX_RPS", value_name = "N")]
+    pub cloudforms_max_rps: Option<f64>,
     /// ServiceNow instance URL (overrides [servicenow] url).
     #[arg(long, env = "SERVICENOW_URL", value_name = "URL")]
     pub servicenow_url: Option<String>,
@@ -221,6 +224,9 @@ pub struct ConnectionArgs {
         value_name = "SECRET"
     )]
     pub servicenow_client_secret: Option<String>,
+    /// ServiceNow requests per second at most, `0` = no ceiling (overrides [servicenow] max_rps).
+    #[arg(long, env = "SERVICENOW_MAX_RPS", value_name = "N")]
+    pub servicenow_max_rps: Option<f64>,
 }
 
 #[derive(Debug, Args)]

@@ -512,3 +512,126 @@ async fn an_edit_between_the_check_and_the_write_is_reported_as_overwritten() {
         assert!(text.contains("Overwrote a concurrent edit"), "{file}");
     }
 }
+
+/// How many CIs carry each planned create's identity (case and spaces aside, as identification
+/// compares).
+fn copies_of_each_create(sims: &Sims, planned: &Planned) -> Vec<usize> {
+    let rows = sims.servicenow().rows(TABLE);
+    let norm = |v: &str| v.trim().to_lowercase();
+    planned
+        .plan
+        .creates
+        .iter()
+        .map(|c| {
+            rows.iter()
+                .filter(|row| {
+                    c.identity.iter().all(|f| {
+                        row.get(&f.field).and_then(Value::as_str).map(norm) == Some(norm(&f.value))
+                    })
+                })
+                .count()
+        })
+        .collect()
+}
+
+/// Batch API requests the simulator received.
+fn batches(sims: &Sims) -> u64 {
+    sims.stats(Api::ServiceNow)["by_route"]["POST /api/now/v1/batch"]["total"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_creates_whose_answer_was_lost_is_looked_up_and_not_sent_again() {
+    let sims = sims(400).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&sims, dir.path());
+    // One batch at a time, so that every unit is a full batch of five (a chunk too small
+    // for every slot is spread thinner).
+    config.apply.batch_size = 5;
+    config.apply.concurrency = 1;
+    let planned = plan(&config, &dir.path().join("1")).await;
+    let creates = planned.plan.creates.len();
+    assert!(creates >= 2, "{creates}");
+    assert!(copies_of_each_create(&sims, &planned)
+        .iter()
+        .all(|n| *n == 0));
+    // Every batch is carried out, and every answer lost on the way back.
+    sims.set_faults(
+        Api::ServiceNow,
+        faults(json!([{"kind": "drop_response", "method": "POST", "path": "/api/now/v1/batch"}])),
+    );
+    sims.reset_stats(Api::ServiceNow);
+    assert_eq!(apply(&config, &planned).await, Status::Clean);
+
+    assert!(
+        copies_of_each_create(&sims, &planned)
+            .iter()
+            .all(|n| *n == 1),
+        "every create exactly once: {:?}",
+        copies_of_each_create(&sims, &planned)
+    );
+    let outcome = outcome_file(&planned);
+    let created: Vec<&Value> = outcome["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["message"].as_str().unwrap().contains("found by identity"))
+        .collect();
+    assert_eq!(created.len(), creates, "{outcome}");
+    assert!(created
+        .iter()
+        .all(|o| o["status"] == "applied" && o["sys_id"].is_string()));
+    // Nothing sent twice: one request per unit of at most five writes (a unit of one goes as
+    // a single write), each sent once.
+    let others = planned_writes(&planned) - creates;
+    let units = creates.div_ceil(5) + others.div_ceil(5);
+    let singles = [creates, others].iter().filter(|n| *n % 5 == 1).count();
+    assert_eq!(batches(&sims) as usize, units - singles);
+    assert_eq!(writes(&sims) as usize, units);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_creates_that_did_not_run_is_looked_up_then_sent_again_once() {
+    let sims = sims(400).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&sims, dir.path());
+    config.apply.batch_size = 50;
+    config.apply.concurrency = 1;
+    let planned = plan(&config, &dir.path().join("1")).await;
+    let creates = planned.plan.creates.len();
+    assert!(creates >= 2, "{creates}");
+    // A gateway answers 502 to the first batch (the creates) before the instance saw it:
+    // whether it ran cannot be known from the answer, so the creates are looked up first.
+    sims.set_faults(
+        Api::ServiceNow,
+        faults(json!([{"kind": "error", "status": 502, "method": "POST",
+                       "path": "/api/now/v1/batch", "times": 1}])),
+    );
+    sims.reset_stats(Api::ServiceNow);
+    assert_eq!(apply(&config, &planned).await, Status::Clean);
+
+    assert!(
+        copies_of_each_create(&sims, &planned)
+            .iter()
+            .all(|n| *n == 1),
+        "{:?}",
+        copies_of_each_create(&sims, &planned)
+    );
+    let counts = statuses(&outcome_file(&planned));
+    assert_eq!(
+        counts.get("applied"),
+        Some(&planned_writes(&planned)),
+        "{counts:?}"
+    );
+    // The lookup after the 502: one IN read on the identity's first field, beside the check
+    // before the batch.
+    let stats = sims.stats(Api::ServiceNow);
+    assert_eq!(stats["by_status"]["502"], 1);
+    let sent_once = creates.div_ceil(50) + (planned_writes(&planned) - creates).div_ceil(50);
+    assert_eq!(
+        batches(&sims) as usize,
+        sent_once + 1,
+        "the creates' batch sent again once"
+    );
+}

@@ -4,7 +4,11 @@
 //!
 //! A [`FaultRule`] matches a method, a path prefix and optionally a substring
 //! of the query (`offset=2000`), and fires with a probability, at most `times`
-//! times. Kinds: `latency` (fixed + random jitter; stacks with everything),
+//! times. Kinds: `latency` (fixed + random jitter; stacks with everything: the
+//! network's round trip), `write_time` (the server's own time per write the request
+//! carries, one for a Table API write, one per write item of a batch: business rules run on
+//! every CMDB write), `in_flight` (at most `limit` requests executing at once, up to
+//! `queue` more waiting for a slot, 429 beyond: an instance's API semaphores),
 //! `rate_limit` (429 + `Retry-After` past `limit` requests per window; on the
 //! ServiceNow side with its `X-RateLimit-*` headers and error body), `error`
 //! (any status, the API's error envelope or a given body), `reset` (the
@@ -51,6 +55,8 @@ pub struct FaultConfig {
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     Latency,
+    WriteTime,
+    InFlight,
     RateLimit,
     Error,
     Reset,
@@ -63,6 +69,8 @@ impl FaultKind {
     fn as_str(self) -> &'static str {
         match self {
             FaultKind::Latency => "latency",
+            FaultKind::WriteTime => "write_time",
+            FaultKind::InFlight => "in_flight",
             FaultKind::RateLimit => "rate_limit",
             FaultKind::Error => "error",
             FaultKind::Reset => "reset",
@@ -96,16 +104,21 @@ pub struct FaultRule {
     /// Fire at most this many times.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub times: Option<u64>,
-    /// `latency`: fixed delay plus a uniform random 0..=jitter.
+    /// `latency`: fixed delay plus a uniform random 0..=jitter; `write_time`: the same, per
+    /// write.
     #[serde(default)]
     pub latency_ms: u64,
     #[serde(default)]
     pub jitter_ms: u64,
-    /// `rate_limit`: requests allowed per window.
+    /// `rate_limit`: requests allowed per window; `in_flight`: requests executing at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
     #[serde(default = "hour")]
     pub window_secs: u64,
+    /// `in_flight`: requests that may wait for a slot before the rest are answered 429
+    /// (default 50, the max queue depth of KB0635398's example).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<u64>,
     /// `rate_limit`: the `Retry-After` sent (default: seconds left in the window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_secs: Option<u64>,
@@ -151,6 +164,7 @@ impl FaultRule {
             latency_ms: 0,
             jitter_ms: 0,
             limit: None,
+            queue: None,
             window_secs: hour(),
             retry_after_secs: None,
             status: None,
@@ -185,8 +199,16 @@ impl FaultRule {
             }
         }
         match self.kind {
-            FaultKind::Latency if self.latency_ms == 0 && self.jitter_ms == 0 => {
-                Err("latency needs `latency_ms` or `jitter_ms`".into())
+            FaultKind::Latency | FaultKind::WriteTime
+                if self.latency_ms == 0 && self.jitter_ms == 0 =>
+            {
+                Err(format!(
+                    "{} needs `latency_ms` or `jitter_ms`",
+                    self.kind.as_str()
+                ))
+            }
+            FaultKind::InFlight if self.limit.is_none_or(|l| l == 0) => {
+                Err("in_flight needs a `limit` above 0".into())
             }
             FaultKind::RateLimit if self.limit.is_none() => Err("rate_limit needs `limit`".into()),
             FaultKind::RateLimit if self.window_secs == 0 => {
@@ -248,6 +270,14 @@ pub struct Faults {
     state: Mutex<FaultState>,
 }
 
+/// The slots of an `in_flight` rule: the semaphore and how many wait for it.
+#[derive(Clone)]
+struct Slots {
+    semaphore: Arc<tokio::sync::Semaphore>,
+    waiting: Arc<std::sync::atomic::AtomicU64>,
+    queue: u64,
+}
+
 struct FaultState {
     config: FaultConfig,
     rng: ChaCha8Rng,
@@ -259,14 +289,20 @@ struct RuleState {
     fired: u64,
     window_start: Option<Instant>,
     window_count: u64,
+    /// `in_flight` rules only.
+    slots: Option<Slots>,
 }
 
 /// What happens to one request.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Decision {
     delay: Duration,
     action: Option<Action>,
     rate: Option<RateInfo>,
+    /// `write_time`: the server's time per write (min, extra jitter), and the rule's index.
+    write_time: Option<(u64, u64, usize)>,
+    /// `in_flight`: the slots the request must get one of, and the rule's index.
+    slots: Option<(Slots, usize)>,
 }
 
 #[derive(Debug)]
@@ -370,7 +406,9 @@ impl Faults {
                 let limit = rule.limit.unwrap_or(0);
                 decision.rate.get_or_insert(RateInfo {
                     limit,
-                    reset_unix: unix_now() + left.as_secs(),
+                    // The UNIX second at which the window has reset (rounded up: before
+                    // it, the window may still be running).
+                    reset_unix: (unix_now_f64() + left.as_secs_f64()).ceil() as u64,
                     rule: rule.name.clone().unwrap_or_else(|| format!("rule-{index}")),
                 });
                 if counters.window_count >= limit && decision.action.is_none() && budget {
@@ -381,6 +419,21 @@ impl Faults {
                     decision.action = Some(Action::RateLimited { retry_after });
                 } else {
                     counters.window_count += 1;
+                }
+                continue;
+            }
+            if rule.kind == FaultKind::InFlight {
+                if decision.slots.is_none() {
+                    if let Some(slots) = &counters.slots {
+                        decision.slots = Some((slots.clone(), index));
+                    }
+                }
+                continue;
+            }
+            if rule.kind == FaultKind::WriteTime {
+                // Drawn in the middleware, once the writes are counted.
+                if decision.write_time.is_none() && budget {
+                    decision.write_time = Some((rule.latency_ms, rule.jitter_ms, index));
                 }
                 continue;
             }
@@ -416,7 +469,10 @@ impl Faults {
                 },
                 FaultKind::DropResponse => Action::DropResponse,
                 // Handled above.
-                FaultKind::Latency | FaultKind::RateLimit => continue,
+                FaultKind::Latency
+                | FaultKind::RateLimit
+                | FaultKind::InFlight
+                | FaultKind::WriteTime => continue,
             });
         }
         decision
@@ -425,18 +481,63 @@ impl Faults {
 
 impl FaultState {
     fn new(config: FaultConfig) -> Self {
+        let rules = config
+            .rules
+            .iter()
+            .map(|rule| RuleState {
+                slots: (rule.kind == FaultKind::InFlight).then(|| Slots {
+                    semaphore: Arc::new(tokio::sync::Semaphore::new(
+                        rule.limit.unwrap_or(1).max(1) as usize,
+                    )),
+                    waiting: Arc::default(),
+                    queue: rule.queue.unwrap_or(DEFAULT_QUEUE),
+                }),
+                ..RuleState::default()
+            })
+            .collect();
         FaultState {
             rng: ChaCha8Rng::seed_from_u64(config.seed),
-            rules: vec![RuleState::default(); config.rules.len()],
+            rules,
             config,
         }
     }
 }
 
-fn unix_now() -> u64 {
+/// Requests an `in_flight` rule lets wait by default: the max queue depth of the API_INT
+/// semaphore in ServiceNow's KB0635398 example ("Queue depth: 50, Max queue depth: 50").
+const DEFAULT_QUEUE: u64 = 50;
+
+impl Faults {
+    /// The server's time for `writes` writes under the `write_time` rule `index`: each drawn
+    /// from the seeded RNG; counted as one firing per write.
+    fn write_time(&self, (min, jitter, index): (u64, u64, usize), writes: u64) -> Duration {
+        let mut state = self.lock();
+        let mut total = 0;
+        for _ in 0..writes {
+            total += min
+                + if jitter > 0 {
+                    state.rng.random_range(0..=jitter)
+                } else {
+                    0
+                };
+        }
+        if let Some(counters) = state.rules.get_mut(index) {
+            counters.fired += writes;
+        }
+        Duration::from_millis(total)
+    }
+
+    fn fired(&self, index: usize) {
+        if let Some(counters) = self.lock().rules.get_mut(index) {
+            counters.fired += 1;
+        }
+    }
+}
+
+fn unix_now_f64() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Faults and counters of one API, shared by its listeners and admin routes.
@@ -526,8 +627,40 @@ async fn instrument(State(inst): State<Arc<Instrument>>, req: Request, next: Nex
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;
     }
-    let fault = decision.action.as_ref().map(Action::name);
-    let mut resp = match decision.action {
+    let mut fault = decision.action.as_ref().map(Action::name);
+    // The server's own part: a slot (an instance's API semaphore), then its time per write.
+    // Requests refused by a fault before the handler take neither.
+    let served = !matches!(
+        decision.action,
+        Some(Action::RateLimited { .. } | Action::Error { .. })
+    );
+    let mut req = req;
+    let mut _slot = None;
+    let mut full = false;
+    if served {
+        if let Some((slots, index)) = &decision.slots {
+            match take_slot(slots).await {
+                Some(permit) => _slot = Some(permit),
+                None => {
+                    inst.faults.fired(*index);
+                    full = true;
+                }
+            }
+        }
+        if let (Some(rule), false) = (decision.write_time, full) {
+            let (writes, rebuilt) = count_writes(req).await;
+            req = rebuilt;
+            if writes > 0 {
+                tokio::time::sleep(inst.faults.write_time(rule, writes)).await;
+            }
+        }
+    }
+    let action = if full { None } else { decision.action };
+    let mut resp = match action {
+        None if full => {
+            fault = Some(FaultKind::InFlight.as_str());
+            no_slot(inst.api)
+        }
         None => next.run(req).await,
         Some(Action::RateLimited { retry_after }) => {
             rate_limited(inst.api, retry_after, decision.rate.as_ref())
@@ -553,6 +686,78 @@ async fn instrument(State(inst): State<Arc<Instrument>>, req: Request, next: Nex
     inst.stats
         .record(&route, &method, resp.status().as_u16(), fault);
     resp
+}
+
+/// A slot of an `in_flight` rule: at once when one is free, after waiting when the queue has
+/// room, `None` (answer 429) when it is full, as an instance does once its API semaphores are
+/// exhausted and the queue is at its max depth (KB0635398).
+async fn take_slot(slots: &Slots) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    use std::sync::atomic::Ordering;
+    if let Ok(permit) = slots.semaphore.clone().try_acquire_owned() {
+        return Some(permit);
+    }
+    if slots.waiting.fetch_add(1, Ordering::SeqCst) >= slots.queue {
+        slots.waiting.fetch_sub(1, Ordering::SeqCst);
+        return None;
+    }
+    let permit = slots.semaphore.clone().acquire_owned().await.ok();
+    slots.waiting.fetch_sub(1, Ordering::SeqCst);
+    permit
+}
+
+/// The writes a request carries: one for a write method, one per write item of a batch (its
+/// body is read, and put back). Reads carry none.
+async fn count_writes(req: Request) -> (u64, Request) {
+    let write = |method: &str| matches!(method, "POST" | "PUT" | "PATCH" | "DELETE");
+    if !write(req.method().as_str()) {
+        return (0, req);
+    }
+    if !req.uri().path().ends_with("/batch") {
+        return (1, req);
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let items = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("rest_requests")
+                .and_then(Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter(|i| {
+                            i.get("method")
+                                .and_then(Value::as_str)
+                                .is_some_and(|m| write(&m.to_ascii_uppercase()))
+                        })
+                        .count() as u64
+                })
+        })
+        .unwrap_or(0);
+    (items, Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// 429 for a request that found every slot taken and the queue full. What an instance sends
+/// then beyond the status is not documented in the reference (KB0635398 shows only "Too Many
+/// Requests"); no `Retry-After` (port-labs/ocean#3663 met such 429s).
+fn no_slot(api: Api) -> Response {
+    let body = match api {
+        Api::ServiceNow => json!({
+            "error": {
+                "message": "Too Many Requests",
+                "detail": "Every API semaphore is in use and the queue is at its maximum depth",
+            },
+            "status": "failure",
+        }),
+        Api::ManageIq => crate::manageiq::MiqError::for_status(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests",
+        )
+        .body(),
+    };
+    (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response()
 }
 
 fn rate_headers(resp: &mut Response, rate: &RateInfo) {
@@ -815,5 +1020,98 @@ mod tests {
         let d = f.decide("POST", "/api/now/table/incident", "");
         assert_eq!(d.delay, Duration::from_millis(20));
         assert!(matches!(d.action, Some(Action::DropResponse)));
+    }
+
+    #[test]
+    fn write_time_is_drawn_per_write_from_the_seed() {
+        let mut rule = FaultRule::new(FaultKind::WriteTime);
+        rule.latency_ms = 100;
+        rule.jitter_ms = 200;
+        let draw = || {
+            let f = faults(vec![rule.clone()]);
+            let d = f.decide("PATCH", "/api/now/table/t/1", "");
+            let picked = d.write_time.expect("a write_time rule");
+            (0..5).map(|_| f.write_time(picked, 10)).collect::<Vec<_>>()
+        };
+        let a = draw();
+        assert_eq!(a, draw(), "seeded");
+        for d in &a {
+            assert!((1000..=3000).contains(&(d.as_millis() as u64)), "{d:?}");
+        }
+        let f = faults(vec![rule.clone()]);
+        let picked = f
+            .decide("POST", "/api/now/v1/batch", "")
+            .write_time
+            .unwrap();
+        assert_eq!(f.write_time(picked, 0), Duration::ZERO);
+        assert!(FaultConfig::from_json(r#"[{"kind":"write_time"}]"#).is_err());
+        assert!(FaultConfig::from_json(r#"[{"kind":"in_flight"}]"#).is_err());
+    }
+
+    #[tokio::test]
+    async fn writes_are_counted_per_request_and_per_batch_item() {
+        let req = |method: &str, path: &str, body: &str| {
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::from(body.to_owned()))
+                .unwrap()
+        };
+        assert_eq!(count_writes(req("GET", "/api/now/table/t", "")).await.0, 0);
+        assert_eq!(
+            count_writes(req("PATCH", "/api/now/table/t/1", "{}"))
+                .await
+                .0,
+            1
+        );
+        let batch = r#"{"batch_request_id":"1","rest_requests":[
+            {"id":"1","method":"POST","url":"/api/now/table/t"},
+            {"id":"2","method":"patch","url":"/api/now/table/t/1"},
+            {"id":"3","method":"GET","url":"/api/now/table/t"}]}"#;
+        let (writes, rebuilt) = count_writes(req("POST", "/api/now/v1/batch", batch)).await;
+        assert_eq!(writes, 2);
+        let body = axum::body::to_bytes(rebuilt.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(body, batch.as_bytes(), "the body is put back");
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_slots_queue_then_are_refused() {
+        let mut rule = FaultRule::new(FaultKind::InFlight);
+        rule.limit = Some(1);
+        rule.queue = Some(1);
+        let f = faults(vec![rule]);
+        let (slots, _) = f.decide("GET", "/", "").slots.expect("slots");
+        let first = take_slot(&slots).await.expect("a free slot");
+        let waiter = {
+            let slots = slots.clone();
+            tokio::spawn(async move { take_slot(&slots).await.is_some() })
+        };
+        while slots.waiting.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(take_slot(&slots).await.is_none(), "queue full: 429");
+        drop(first);
+        assert!(
+            waiter.await.unwrap(),
+            "the queued request got the freed slot"
+        );
+    }
+
+    #[test]
+    fn the_reset_header_is_never_before_the_window_ends() {
+        let mut rule = FaultRule::new(FaultKind::RateLimit);
+        rule.limit = Some(10);
+        rule.window_secs = 1;
+        let f = faults(vec![rule]);
+        let before = unix_now_f64();
+        let rate = f.decide("GET", "/", "").rate.expect("rate info");
+        assert!(
+            rate.reset_unix as f64 >= before + 0.99,
+            "{} {before}",
+            rate.reset_unix
+        );
+        assert!((rate.reset_unix as f64) < before + 2.01);
     }
 }

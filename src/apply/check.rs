@@ -137,7 +137,7 @@ async fn current_versions(
 }
 
 /// A create's identity values, normalised as identification compares them.
-fn identity_key(create: &Create) -> Vec<(String, String)> {
+pub(super) fn identity_key(create: &Create) -> Vec<(String, String)> {
     create
         .identity
         .iter()
@@ -145,8 +145,7 @@ fn identity_key(create: &Create) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The CIs that already carry a planned create's identity (identity -> sys_id): one `IN`
-/// read per hundred creates, on the first identity field, matched in full here.
+/// The CIs that already carry a planned create's identity (identity -> sys_id).
 async fn existing_identities(
     sn: &ServiceNow,
     table: &str,
@@ -154,12 +153,31 @@ async fn existing_identities(
     retry: &RetryPolicy,
     guard: &Guard,
 ) -> Result<HashMap<Vec<(String, String)>, String>, Halt> {
+    let creates: Vec<&Create> = creates.iter().collect();
+    let found = cis_by_identity(sn, table, &creates, retry, guard).await?;
+    Ok(found
+        .into_iter()
+        .filter_map(|(key, cis)| cis.into_iter().next().map(|ci| (key, ci.sys_id)))
+        .collect())
+}
+
+/// Every CI carrying one of the creates' identities, by identity: one `IN` read per hundred
+/// creates, on the first identity field, matched in full here. Used before creates are sent
+/// (an existing CI is not created again) and after a batch of them lost its answer (a CI
+/// found was created; none found may be sent again; several are never added to).
+pub(super) async fn cis_by_identity(
+    sn: &ServiceNow,
+    table: &str,
+    creates: &[&Create],
+    retry: &RetryPolicy,
+    guard: &Guard,
+) -> Result<HashMap<Vec<(String, String)>, Vec<Ci>>, Halt> {
     let mut by_fields: HashMap<Vec<String>, Vec<&Create>> = HashMap::new();
     for c in creates {
         let fields = c.identity.iter().map(|f| f.field.clone()).collect();
         by_fields.entry(fields).or_default().push(c);
     }
-    let mut existing = HashMap::new();
+    let mut found: HashMap<Vec<(String, String)>, Vec<Ci>> = HashMap::new();
     for (fields, group) in by_fields {
         let Some(first) = fields.first() else {
             continue;
@@ -177,10 +195,10 @@ async fn existing_identities(
                 .iter()
                 .map(|f| (f.clone(), ci.get(f).trim().to_lowercase()))
                 .collect();
-            existing.insert(key, ci.sys_id.clone());
+            found.entry(key).or_default().push(ci);
         }
     }
-    Ok(existing)
+    Ok(found)
 }
 
 /// Whether a planned write may go ahead: the CI must exist, hold the version it was planned

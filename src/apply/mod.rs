@@ -19,8 +19,11 @@
 //!   writes nothing the second time). A write whose answer shows the CI's `sys_mod_count`
 //!   moved by more than our one write since the check went over an edit made in between:
 //!   `overwrote_concurrent_edit`.
-//! - With `batch_size` > 1, updates, retirements and deletes travel through the Batch API;
-//!   items that fail there are retried one by one.
+//! - With `batch_size` > 1, writes travel through the Batch API, creates included: each is
+//!   looked up by identity before its chunk is sent, and a batch whose answer was lost (or
+//!   that failed in a way that may have run some of it) is read back, creates by identity,
+//!   before anything in it is sent again, so a batch never duplicates a CI. Items that fail
+//!   inside a serviced batch are retried one by one.
 
 use std::time::Duration;
 
@@ -47,7 +50,8 @@ pub use outcome::{tally, OperationOutcome, OutcomeStatus};
 pub struct ApplyOptions {
     /// Operations (or batches) in flight at once.
     pub concurrency: usize,
-    /// Writes per Batch API request; 0 or 1 sends each write on its own.
+    /// Writes per Batch API request (creates, updates, retirements); 0 or 1 sends each
+    /// write on its own.
     pub batch_size: usize,
     pub retry: RetryPolicy,
     /// No write is sent after this long from the start of applying (`None`: no limit).

@@ -195,7 +195,7 @@ impl Write {
 
     /// What the CIs read back after a lost answer say about this write: those carrying a
     /// create's identity, or the one CI an update or delete wrote (none if it is gone).
-    fn judge(&self, found: &[Ci]) -> ReadBack {
+    pub(super) fn judge(&self, found: &[Ci]) -> ReadBack {
         let settled = |status, sys_id, message: String| {
             ReadBack::Settled(self.outcome(status, sys_id, message))
         };
@@ -264,6 +264,74 @@ impl Write {
             (Write::Delete { .. }, [_, ..]) => ReadBack::NotDone("the CI is still there".into()),
         }
     }
+}
+
+/// Reads back every write of a batch whose answer was lost, in a few `IN` reads rather than
+/// one per write: creates looked up by identity, PATCHes and deletes by sys_id. One verdict
+/// per write, in order; see [`Write::judge`].
+pub(super) async fn read_back_batch(
+    sn: &ServiceNow,
+    table: &str,
+    writes: &[Write],
+    retry: &RetryPolicy,
+    guard: &Guard,
+) -> Result<Vec<ReadBack>, Halt> {
+    let creates: Vec<&Create> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Create(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let by_identity = if creates.is_empty() {
+        Default::default()
+    } else {
+        super::check::cis_by_identity(sn, table, &creates, retry, guard).await?
+    };
+    let mut ids = Vec::new();
+    let mut fields = vec!["sys_id".to_owned(), "sys_mod_count".to_owned()];
+    for write in writes {
+        match write {
+            Write::Patch {
+                sys_id, fields: f, ..
+            } => {
+                ids.push(sys_id.clone());
+                for (name, _) in f {
+                    if !fields.contains(name) {
+                        fields.push(name.clone());
+                    }
+                }
+            }
+            Write::Delete { sys_id } => ids.push(sys_id.clone()),
+            Write::Create(_) => {}
+        }
+    }
+    let by_id: std::collections::HashMap<String, Ci> = if ids.is_empty() {
+        Default::default()
+    } else {
+        guard
+            .retry(retry, "read back a batch", || {
+                sn.read_where_in(table, "sys_id", &ids, &fields)
+            })
+            .await?
+            .into_iter()
+            .map(|ci| (ci.sys_id.clone(), ci))
+            .collect()
+    };
+    Ok(writes
+        .iter()
+        .map(|write| match write {
+            Write::Create(c) => {
+                let found = by_identity
+                    .get(&super::check::identity_key(c))
+                    .map_or(&[][..], Vec::as_slice);
+                write.judge(found)
+            }
+            Write::Patch { sys_id, .. } | Write::Delete { sys_id } => {
+                write.judge(by_id.get(sys_id).map_or(&[][..], std::slice::from_ref))
+            }
+        })
+        .collect())
 }
 
 /// What reading back a write whose answer was lost found.

@@ -28,7 +28,9 @@ use serde_json::Value;
 use url::Url;
 
 use crate::net::stats::{self, Api};
-use crate::net::{build_client, with_retry, ClientError, ErrorKind, HttpError, HttpSettings};
+use crate::net::{
+    build_client, with_retry, ClientError, ErrorKind, HttpError, HttpSettings, Pacer,
+};
 use crate::net::{Issued, PageFlow, PageWindow, RetryPolicy, Secret, Token, TokenCache};
 use crate::reconcile::mapping::Filter;
 use crate::reconcile::record::SourceRead;
@@ -58,6 +60,9 @@ pub struct CloudFormsConfig {
     /// Pages read at the same time.
     pub concurrency: usize,
     pub retry: RetryPolicy,
+    /// Requests per second at most (`None`: no ceiling but what 429s teach; see
+    /// [`Pacer`](crate::net::Pacer)).
+    pub max_rps: Option<f64>,
 }
 
 impl CloudFormsConfig {
@@ -73,6 +78,7 @@ impl CloudFormsConfig {
             page_size: query::MAX_PAGE_SIZE,
             concurrency: 4,
             retry: RetryPolicy::default(),
+            max_rps: None,
         }
     }
 }
@@ -97,6 +103,8 @@ struct Inner {
     /// only the first fetches a new one.
     token: TokenCache,
     requests: AtomicU64,
+    /// Every request's turn, the login's too.
+    pacer: Pacer,
 }
 
 impl std::fmt::Debug for CloudForms {
@@ -143,6 +151,7 @@ impl CloudForms {
                 retry: cfg.retry,
                 token: TokenCache::default(),
                 requests: AtomicU64::new(0),
+                pacer: Pacer::new(Api::CloudForms, cfg.max_rps, cfg.retry.max_retry_after),
             }),
         })
     }
@@ -384,12 +393,15 @@ impl Inner {
                 request.header("X-Auth-Token", value)
             }
         };
+        let turn = self.pacer.turn().await;
         self.requests.fetch_add(1, Ordering::Relaxed);
         stats::request(Api::CloudForms);
         let response = request
             .send()
             .await
             .map_err(|e| HttpError::from_reqwest("GET", url.as_str(), &e))?;
+        self.pacer
+            .answered(turn, response.status().as_u16(), response.headers());
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
             stats::rate_limited(Api::CloudForms);
         }

@@ -93,6 +93,8 @@ pub(super) struct FileHttp {
     pub(super) page_size: Option<usize>,
     pub(super) concurrency: Option<usize>,
     pub(super) retries: Option<u32>,
+    /// Requests per second at most (0: no ceiling).
+    pub(super) max_rps: Option<f64>,
     /// mTLS: the client certificate (PEM; the chain after it) and its private key (PEM; may
     /// be in the certificate file instead).
     pub(super) client_cert: Option<PathBuf>,

@@ -260,6 +260,17 @@ fn http_settings(h: &FileHttp, base: &Path, section: &str) -> Result<(HttpSettin
     Ok((settings, retry))
 }
 
+/// `max_rps` from the flag (or env var) or the file: a rate, `0` (or nothing) for none.
+fn max_rps(flag: Option<f64>, file: Option<f64>, section: &str) -> Result<Option<f64>> {
+    match flag.or(file) {
+        None => Ok(None),
+        Some(r) if r.is_finite() && r >= 0.0 => Ok((r > 0.0).then_some(r)),
+        Some(r) => Err(invalid!(
+            "[{section}] max_rps `{r}`: a number of requests per second, 0 for no ceiling"
+        )),
+    }
+}
+
 fn rel(base: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
@@ -301,6 +312,7 @@ fn cloudforms(
     cfg.use_token = f.use_token.unwrap_or(true);
     cfg.http = http;
     cfg.retry = retry;
+    cfg.max_rps = max_rps(flags.cloudforms_max_rps, f.http.max_rps, "cloudforms")?;
     if let Some(n) = f.http.page_size {
         cfg.page_size = n.clamp(1, 1000);
     }
@@ -369,6 +381,7 @@ fn servicenow(
     let mut cfg = ServiceNowConfig::new(url, auth);
     cfg.http = http;
     cfg.retry = retry;
+    cfg.max_rps = max_rps(flags.servicenow_max_rps, f.http.max_rps, "servicenow")?;
     if let Some(n) = f.http.page_size {
         cfg.page_size = n.clamp(1, 10_000);
     }

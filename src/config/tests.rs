@@ -234,3 +234,57 @@ fn the_apply_deadline_and_breaker() {
     .to_string();
     assert!(e.contains("--deadline"), "{e}");
 }
+
+#[test]
+fn max_rps_per_api_from_the_file_or_a_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "c.toml",
+        "[cloudforms]\nurl = \"https://cf\"\nuser = \"svc\"\npassword = \"x\"\nmax_rps = 0\n\
+         [servicenow]\nurl = \"https://sn\"\nuser = \"svc\"\npassword = \"y\"\nmax_rps = 240\n\
+         [[sync]]\nmapping = \"m.toml\"\n",
+    );
+    let path = config.to_str().unwrap();
+    let c = Config::for_plan(&plan_args(&["--config", path]), &ApplyOpts::default()).unwrap();
+    assert_eq!(c.servicenow.unwrap().max_rps, Some(240.0));
+    assert_eq!(c.cloudforms.unwrap().max_rps, None, "0: no ceiling");
+    let c = Config::for_plan(
+        &plan_args(&[
+            "--config",
+            path,
+            "--servicenow-max-rps",
+            "12.5",
+            "--cloudforms-max-rps",
+            "30",
+        ]),
+        &ApplyOpts::default(),
+    )
+    .unwrap();
+    assert_eq!(c.servicenow.unwrap().max_rps, Some(12.5));
+    assert_eq!(c.cloudforms.unwrap().max_rps, Some(30.0));
+    let err = Config::for_plan(
+        &plan_args(&["--config", path, "--servicenow-max-rps=-1"]),
+        &ApplyOpts::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("[servicenow] max_rps `-1`"), "{err}");
+    // Unset: no ceiling, pacing only from what the server says.
+    let none = write(
+        dir.path(),
+        "d.toml",
+        "[servicenow]\nurl = \"https://sn\"\nuser = \"svc\"\npassword = \"y\"\n[[sync]]\nmapping = \"m.toml\"\ntarget_file = \"t.csv\"\n",
+    );
+    let c = Config::for_plan(
+        &plan_args(&[
+            "--config",
+            none.to_str().unwrap(),
+            "--source-file",
+            "s.json",
+        ]),
+        &ApplyOpts::default(),
+    )
+    .unwrap();
+    assert_eq!(c.servicenow.unwrap().max_rps, None);
+}

@@ -1,5 +1,6 @@
-//! Retries: the decision as a pure function of (policy, error, attempt, jitter), the loop
-//! that applies it, and the pause every worker of one API keeps after a 429.
+//! Retries: the decision as a pure function of (policy, error, attempt, jitter), and the loop
+//! that applies it. (The pause every request to one API keeps after a 429 is the
+//! [`Pacer`](super::Pacer)'s.)
 
 use std::future::Future;
 use std::time::Duration;
@@ -83,41 +84,6 @@ pub fn decide(policy: &RetryPolicy, error: &HttpError, attempt: u32, jitter: f64
             Decision::Retry(backoff())
         }
         _ => Decision::GiveUp,
-    }
-}
-
-/// A pause shared by every request to one API: when the server says 429 with
-/// `Retry-After`, all workers hold off until then instead of each hammering it in turn.
-#[derive(Debug, Default)]
-pub struct Throttle {
-    until: std::sync::Mutex<Option<tokio::time::Instant>>,
-}
-
-impl Throttle {
-    /// Waits until no pause is in force.
-    pub async fn wait(&self) {
-        loop {
-            let until = *self
-                .until
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match until {
-                Some(t) if t > tokio::time::Instant::now() => tokio::time::sleep_until(t).await,
-                _ => return,
-            }
-        }
-    }
-
-    /// Holds every request back for `delay` (a longer pause already in force stays).
-    pub fn pause(&self, delay: Duration) {
-        let t = tokio::time::Instant::now() + delay;
-        let mut until = self
-            .until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if until.is_none_or(|u| u < t) {
-            *until = Some(t);
-        }
     }
 }
 

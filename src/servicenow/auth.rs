@@ -5,7 +5,7 @@
 //! The token lives in a [`TokenCache`]: when many concurrent page reads meet the same 401,
 //! only the first one asks for a new token and the others use the one it got.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -123,7 +123,7 @@ impl Authorizer {
     pub(super) async fn current(
         &self,
         http: &reqwest::Client,
-        sent: &AtomicU64,
+        sent: &super::Traffic,
     ) -> Result<Credential, HttpError> {
         match self {
             Self::Basic(header) => Ok(Credential {
@@ -139,7 +139,7 @@ impl Authorizer {
     pub(super) async fn renew(
         &self,
         http: &reqwest::Client,
-        sent: &AtomicU64,
+        sent: &super::Traffic,
         stale: u64,
     ) -> Result<Option<Credential>, HttpError> {
         match self {
@@ -154,7 +154,7 @@ impl OAuth {
     async fn credential(
         &self,
         http: &reqwest::Client,
-        sent: &AtomicU64,
+        sent: &super::Traffic,
         refused: Option<u64>,
     ) -> Result<Credential, HttpError> {
         let issue = |refresh| self.issue(http, sent, refresh);
@@ -173,7 +173,7 @@ impl OAuth {
     async fn issue(
         &self,
         http: &reqwest::Client,
-        sent: &AtomicU64,
+        sent: &super::Traffic,
         refresh: Option<Secret>,
     ) -> Result<Token, HttpError> {
         let Some(refresh) = refresh else {
@@ -217,13 +217,14 @@ impl OAuth {
     async fn request(
         &self,
         http: &reqwest::Client,
-        sent: &AtomicU64,
+        sent: &super::Traffic,
         grant: Grant<'_>,
     ) -> Result<Token, HttpError> {
         let url = self.token_url.as_str();
         let form = self.form(grant);
         let started = Instant::now();
-        sent.fetch_add(1, Ordering::Relaxed);
+        let turn = sent.pacer.turn().await;
+        sent.count.fetch_add(1, Ordering::Relaxed);
         crate::net::stats::request(crate::net::stats::Api::ServiceNow);
         let response = http
             .post(self.token_url.clone())
@@ -233,6 +234,8 @@ impl OAuth {
             .send()
             .await
             .map_err(|e| HttpError::from_reqwest("POST", url, &e))?;
+        sent.pacer
+            .answered(turn, response.status().as_u16(), response.headers());
         if !response.status().is_success() {
             return Err(HttpError::from_response("POST", url, response).await);
         }

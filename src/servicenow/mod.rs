@@ -29,11 +29,10 @@ use url::Url;
 
 use crate::net::stats::Api;
 use crate::net::{
-    build_client, redact, retry_after, with_retry, ClientError, HttpError, HttpSettings,
-    RetryPolicy, Secret, Throttle,
+    build_client, redact, with_retry, ClientError, HttpError, HttpSettings, Pacer, RetryPolicy,
+    Secret,
 };
 use crate::reconcile::record::{Ci, FieldNames};
-use std::time::Duration;
 
 pub use self::batch::BatchRequest;
 
@@ -68,6 +67,9 @@ pub struct ServiceNowConfig {
     pub concurrency: usize,
     /// How hard reads try (writes are tried once).
     pub retry: RetryPolicy,
+    /// Requests per second at most, every request counted (`None`: no ceiling but what the
+    /// instance's 429s and rate-limit headers teach; see [`Pacer`]).
+    pub max_rps: Option<f64>,
 }
 
 impl ServiceNowConfig {
@@ -87,6 +89,7 @@ impl ServiceNowConfig {
             page_size: Self::DEFAULT_PAGE_SIZE,
             concurrency: Self::DEFAULT_CONCURRENCY,
             retry: RetryPolicy::default(),
+            max_rps: None,
         }
     }
 }
@@ -106,10 +109,15 @@ struct Inner {
     page_size: usize,
     concurrency: usize,
     retry: RetryPolicy,
-    sent: AtomicU64,
-    /// The shared pause after a 429.
-    throttle: Throttle,
+    traffic: Traffic,
     batch_ids: AtomicU64,
+}
+
+/// What every request to the instance goes through, token requests included: its turn at
+/// the pacer, and the count.
+struct Traffic {
+    count: AtomicU64,
+    pacer: Pacer,
 }
 
 impl fmt::Debug for ServiceNow {
@@ -204,16 +212,23 @@ impl ServiceNow {
                 page_size: cfg.page_size.clamp(1, ServiceNowConfig::MAX_PAGE_SIZE),
                 concurrency: cfg.concurrency.max(1),
                 retry: cfg.retry,
-                sent: AtomicU64::new(0),
-                throttle: Throttle::default(),
+                traffic: Traffic {
+                    count: AtomicU64::new(0),
+                    pacer: Pacer::new(Api::ServiceNow, cfg.max_rps, cfg.retry.max_retry_after),
+                },
                 batch_ids: AtomicU64::new(0),
             }),
         })
     }
 
+    /// The pace requests are sent at now, per second (`None`: unpaced; see [`Pacer`]).
+    pub fn pace(&self) -> Option<f64> {
+        self.inner.traffic.pacer.rate()
+    }
+
     /// The number of HTTP requests sent so far (token requests included).
     pub fn requests_sent(&self) -> u64 {
-        self.inner.sent.load(Ordering::Relaxed)
+        self.inner.traffic.count.load(Ordering::Relaxed)
     }
 
     /// `{base}/{segments...}`, each segment percent-encoded (a sys_id cannot add a path).
@@ -241,7 +256,7 @@ impl ServiceNow {
         body: Option<&[u8]>,
     ) -> Result<reqwest::Response, HttpError> {
         let inner = &*self.inner;
-        let mut credential = inner.auth.current(&inner.http, &inner.sent).await?;
+        let mut credential = inner.auth.current(&inner.http, &inner.traffic).await?;
         let mut renewed = false;
         loop {
             let mut request = inner
@@ -254,27 +269,26 @@ impl ServiceNow {
                     .header(CONTENT_TYPE, "application/json")
                     .body(body.to_vec());
             }
-            inner.throttle.wait().await;
-            inner.sent.fetch_add(1, Ordering::Relaxed);
+            let turn = inner.traffic.pacer.turn().await;
+            inner.traffic.count.fetch_add(1, Ordering::Relaxed);
             crate::net::stats::request(Api::ServiceNow);
             let response = request
                 .send()
                 .await
                 .map_err(|e| HttpError::from_reqwest(method.as_str(), url.as_str(), &e))?;
+            // Every request to the instance waits its turn at one pacer: a 429 (and its
+            // Retry-After) slows and pauses them all, not just this one.
+            inner
+                .traffic
+                .pacer
+                .answered(turn, response.status().as_u16(), response.headers());
             if response.status() == StatusCode::TOO_MANY_REQUESTS {
                 crate::net::stats::rate_limited(Api::ServiceNow);
-                // Every worker holds off, not just this one (see `Throttle`); but a pause
-                // longer than the policy allows is not waited for (the request gives up),
-                // so it must not hold every other request back either.
-                let after = retry_after(response.headers()).unwrap_or(Duration::from_secs(1));
-                if after <= inner.retry.max_retry_after {
-                    inner.throttle.pause(after);
-                }
             }
             if response.status() == StatusCode::UNAUTHORIZED && !renewed {
                 let fresh = inner
                     .auth
-                    .renew(&inner.http, &inner.sent, credential.generation)
+                    .renew(&inner.http, &inner.traffic, credential.generation)
                     .await?;
                 if let Some(fresh) = fresh {
                     tracing::debug!(%method, url = url.as_str(), "token refused; renewed it");
