@@ -408,6 +408,7 @@ fn report_html_embeds_every_change_and_the_relationships_around_each_ci() {
         assert_eq!(embedded[1], row.kind.as_str());
         assert_eq!(embedded[2], row.parent.as_str());
         assert_eq!(embedded[3], row.child.as_str());
+        assert_eq!(embedded[4], row.reason.as_str());
     }
     let around = |name: &str| -> Vec<u64> {
         let op = data["ops"]
@@ -427,6 +428,23 @@ fn report_html_embeds_every_change_and_the_relationships_around_each_ci() {
     assert_eq!(around("db-01"), [1, 2]);
     assert_eq!(around("app-07"), Vec::<u64>::new());
     assert_eq!(around("old-09"), Vec::<u64>::new());
+
+    // A long relationships table: the first rows in the HTML, every row in the data, and a
+    // button that draws the others.
+    let many = plan.relationships[1].clone();
+    plan.relationships = vec![many; html::STATIC_RELATIONSHIPS + 103];
+    let model = ReportModel::from_plan(&plan);
+    let page = html::render(&model);
+    assert_eq!(
+        page.matches("<tr class=\"rel delete\">").count(),
+        html::STATIC_RELATIONSHIPS
+    );
+    assert!(page.contains(">Show the other 103 relationship rows</button>"));
+    let data = page_data(&page);
+    assert_eq!(
+        data["rels"].as_array().unwrap().len(),
+        model.relationships.len()
+    );
 }
 
 #[test]

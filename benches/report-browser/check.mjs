@@ -90,6 +90,10 @@ const select = (page, filter, value) =>
   await select(page, 'data-field', 'cpus');
   const cpus = await page.$$eval('#rows td.field code', (es) => es.every((e) => e.textContent === 'cpus'));
   check(cpus, '100k: field filter draws only that field');
+  const rels = () => page.$$eval('#relationships tbody tr', (es) => es.length);
+  check((await rels()) === 500, '100k: 500 relationship rows in the HTML');
+  await page.click('#rels-all');
+  check((await rels()) === 1200, '100k: all 1,200 relationship rows after "Show the other"');
   await page.fill('#q', 'vm-000121');
   check((await shown(page)).startsWith('1 of'), `100k: search finds one VM's cpus change (${await shown(page)})`);
   await page.close();

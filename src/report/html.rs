@@ -9,7 +9,7 @@
 //! grow with the estate) travel as JSON in a `<script type="application/json">` block and the
 //! script draws one page of them at a time (200 rows by default) as a real table, filters and
 //! searches over the array, and builds its lowercase search texts once, when the browser is
-//! idle or at the first keystroke. The layout of that JSON is described at [`write_data`].
+//! idle or at the first keystroke. The layout of that JSON is described at `write_data`.
 //!
 //! Everything from the inventory is untrusted (a VM may be named `<script>...`). In the HTML it
 //! goes through [`escape`] into text or double-quoted attribute values. In the JSON block it is
@@ -210,7 +210,7 @@ pub fn render(model: &ReportModel) -> String {
         escape(&head.mapping_digest),
         escape(&head.generated_at)
     );
-    if !model.changes.is_empty() {
+    if !model.changes.is_empty() || model.relationships.len() > STATIC_RELATIONSHIPS {
         h.push_str("<script type=\"application/json\" id=\"report-data\">");
         write_data(&mut h, model);
         h.push_str("</script>\n");
@@ -283,7 +283,7 @@ impl<'a> Strings<'a> {
 /// - `contextKeys`: the context keys, in filter order (`data-c0`...);
 /// - `outcomes`: whether the model carries apply outcomes;
 /// - `total`: the number of change rows;
-/// - `rels`: the relationship rows, `[action, type, parent, child]`;
+/// - `rels`: the relationship rows, `[action, type, parent, child, reason]`;
 /// - `ops`: the operations (consecutive rows of one CI and action), in report order, each
 ///   `[action, name, sys_id, source_id, matched_by, context, reason, written, outcome, rels,
 ///   rows]`: `action` indexes `actions`; `context` holds a string index (or -1) per context
@@ -440,6 +440,8 @@ fn write_data(out: &mut String, model: &ReportModel) {
         json_string(out, &r.parent);
         out.push(',');
         json_string(out, &r.child);
+        out.push(',');
+        json_string(out, &r.reason);
         out.push(']');
     }
     out.push_str("],\n\"ops\":[\n");
@@ -771,7 +773,9 @@ fn relationships(h: &mut String, model: &ReportModel) {
         "<table class=\"plain rels\"><thead><tr><th>Action</th><th>Type</th><th>Parent</th>\
          <th>Child</th><th>Reason</th></tr></thead><tbody>",
     );
-    for r in &model.relationships {
+    // A long table in the HTML is slow to open (12,000 rows take seconds): the first rows are
+    // HTML, the rest are drawn from the JSON block on request.
+    for r in model.relationships.iter().take(STATIC_RELATIONSHIPS) {
         let _ = write!(
             h,
             "<tr class=\"rel {}\"><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -783,8 +787,25 @@ fn relationships(h: &mut String, model: &ReportModel) {
             escape(&r.reason)
         );
     }
-    h.push_str("</tbody></table></section>\n");
+    h.push_str("</tbody></table>");
+    let rest = model
+        .relationships
+        .len()
+        .saturating_sub(STATIC_RELATIONSHIPS);
+    if rest > 0 {
+        let _ = write!(
+            h,
+            "<p class=\"more\"><button type=\"button\" id=\"rels-all\">Show the other {rest} \
+             relationship rows</button> <span class=\"hint\">(all {} are in <code>drift.csv</code> \
+             and <code>drift.md</code>)</span></p>",
+            model.relationships.len()
+        );
+    }
+    h.push_str("</section>\n");
 }
+
+/// The relationship rows written as HTML; the others are drawn by the script on request.
+pub const STATIC_RELATIONSHIPS: usize = 500;
 
 fn drift(h: &mut String, model: &ReportModel) {
     h.push_str("<section id=\"drift\"><h2>Drift by field</h2>");

@@ -8,10 +8,33 @@
 (function () {
   'use strict';
   var dataBlock = document.getElementById('report-data');
+  if (!dataBlock) return;
+  var D = JSON.parse(dataBlock.textContent);
+
+  // The relationship rows past the first ones in the HTML, drawn when asked for.
+  var relsButton = document.getElementById('rels-all');
+  if (relsButton) {
+    relsButton.addEventListener('click', function () {
+      var body = document.querySelector('#relationships table tbody');
+      var frag = document.createDocumentFragment();
+      for (var i = body.rows.length; i < D.rels.length; i++) {
+        var r = D.rels[i];
+        var tr = el('tr', 'rel ' + r[0]);
+        add(tr, el('td', '', r[0]));
+        add(add(tr, el('td')), el('code', '', r[1]));
+        add(tr, el('td', '', r[2]));
+        add(tr, el('td', '', r[3]));
+        add(tr, el('td', '', r[4]));
+        frag.appendChild(tr);
+      }
+      body.appendChild(frag);
+      relsButton.parentNode.hidden = true;
+    });
+  }
+
   var q = document.getElementById('q');
   var holder = document.getElementById('rows');
-  if (!dataBlock || !q || !holder) return;
-  var D = JSON.parse(dataBlock.textContent);
+  if (!q || !holder) return;
   var S = D.strings;
   var ops = D.ops;
   var keys = D.contextKeys;
@@ -339,11 +362,24 @@
   // ---- events ------------------------------------------------------------------------------
   var timer = 0;
   var cost = 0;
+  function same(a, b) {
+    if (a.length !== b.length) return false;
+    for (var i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    return true;
+  }
   function apply() {
     var t0 = performance.now();
+    var before = [mOps, mRows, mStart, page];
     page = 0;
     filter();
-    draw();
+    // Typing often keeps the same rows (`v`, `vm`, `vm-`): then only the count is rewritten.
+    if (before[3] === 0 && same(before[0], mOps) && same(before[1], mRows) &&
+        same(before[2], mStart) && holder.firstChild &&
+        holder.firstChild.id !== 'loading') {
+      shown.textContent = fmt(count) + ' of ' + fmt(D.total) + ' changes';
+    } else {
+      draw();
+    }
     cost = performance.now() - t0;
   }
   // Keystrokes: at once while a pass is quick, else once typing pauses.
