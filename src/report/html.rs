@@ -7,7 +7,7 @@
 //! Built to stay quick at a million VMs: the summary, banners, apply outcome, drift by field,
 //! relationships and issues are plain HTML, drawn as the page arrives; the change rows (which
 //! grow with the estate) travel as JSON in a `<script type="application/json">` block and the
-//! script draws one page of them at a time (200 rows by default) as a real table, filters and
+//! script draws one page of them at a time (100 rows by default) as a real table, filters and
 //! searches over the array, and builds its lowercase search texts once, when the browser is
 //! idle or at the first keystroke. The layout of that JSON is described at `write_data`.
 //!
