@@ -85,7 +85,8 @@ fn offline_example_plans_and_writes_every_report() {
     // The hostile names stay inert in the HTML and the CSV.
     let html = std::fs::read_to_string(dir.path().join("drift.html")).unwrap();
     assert!(!html.contains("<script>alert(1)</script>"));
-    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    // The names are change rows: they travel in the page's JSON block, `<` and `>` escaped.
+    assert!(html.contains(r"\u003cscript\u003ealert(1)\u003c/script\u003e"));
     let csv = std::fs::read_to_string(dir.path().join("drift.csv")).unwrap();
     assert!(
         !csv.contains(",=HYPERLINK") && !csv.contains(",\"=HYPERLINK"),

@@ -4,10 +4,116 @@
 mod report_fixture;
 
 use cmdb_reconcile::apply::{OperationOutcome, OutcomeStatus};
-use cmdb_reconcile::reconcile::plan::IssueKind;
-use cmdb_reconcile::report::model::{Action, ReportModel};
+use cmdb_reconcile::reconcile::plan::{IssueKind, RelAction, RelChange, RelEnd};
+use cmdb_reconcile::report::html::Segment;
+use cmdb_reconcile::report::model::{Action, ChangeRow, ReportModel};
 use cmdb_reconcile::report::{csv, html, json, markdown};
 use report_fixture::{hostile_plan, small_plan, HOSTILE};
+use serde_json::Value;
+
+/// The change rows' JSON block of a page, checked to be inert inside its `<script>` element
+/// (no `<` at all, so no `</script>` or `<!--`; no raw U+2028/U+2029), and parsed.
+fn page_data(page: &str) -> Value {
+    let open = "<script type=\"application/json\" id=\"report-data\">";
+    let start = page.find(open).expect("data block") + open.len();
+    let text = &page[start..start + page[start..].find("</script>").unwrap()];
+    assert!(!text.contains('<'), "a `<` in the data block");
+    assert!(!text.contains(['\u{2028}', '\u{2029}']));
+    serde_json::from_str(text).expect("the data block is JSON")
+}
+
+/// The cell's text of one segment kind and of the text both values share.
+fn side(cell: &[Value], kind: Segment) -> Option<String> {
+    let mut out = String::new();
+    let mut seen = false;
+    for pair in cell.chunks(2) {
+        let k = pair[0].as_u64().unwrap();
+        if k == Segment::Same as u64 || k == kind as u64 {
+            out.push_str(pair[1].as_str().unwrap());
+            seen = true;
+        }
+    }
+    seen.then_some(out)
+}
+
+/// Checks that the data block holds every change row of the model, in order, with its CI, its
+/// ids, context, field, values (read back from the diff), mode, source and written flag.
+fn assert_rows_embedded(model: &ReportModel, data: &Value) {
+    let strings: Vec<&str> = data["strings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    let string = |v: &Value| match v.as_i64().unwrap() {
+        -1 => String::new(),
+        i => strings[i as usize].to_owned(),
+    };
+    let keys: Vec<&str> = data["contextKeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(keys, model.context_keys);
+    assert_eq!(data["total"], model.changes.len());
+    let mut embedded: Vec<(&Value, &Value)> = Vec::new();
+    for op in data["ops"].as_array().unwrap() {
+        for row in op[10].as_array().unwrap() {
+            embedded.push((op, row));
+        }
+    }
+    assert_eq!(embedded.len(), model.changes.len());
+    for ((op, row), expected) in embedded.into_iter().zip(&model.changes) {
+        let ChangeRow {
+            action,
+            name,
+            sys_id,
+            source_id,
+            matched_by,
+            field,
+            current,
+            desired,
+            mode,
+            from,
+            written,
+            reason,
+            context,
+            ..
+        } = expected;
+        let what = format!("{action} {name:?} {field:?}");
+        let action_index = op[0].as_u64().unwrap() as usize;
+        assert_eq!(data["actions"][action_index][0], action.as_str(), "{what}");
+        assert_eq!(op[1], name.as_str(), "{what}");
+        assert_eq!(op[2], sys_id.as_str(), "{what}");
+        assert_eq!(op[3], source_id.as_str(), "{what}");
+        assert_eq!(op[4], matched_by.as_str(), "{what}");
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(
+                string(&op[5][i]),
+                context.get(*key).cloned().unwrap_or_default(),
+                "{what} {key}"
+            );
+        }
+        assert_eq!(op[6].as_str(), reason.as_deref(), "{what}");
+        assert_eq!(string(&row[0]), *field, "{what}");
+        assert_eq!(string(&row[1]), *mode, "{what}");
+        let shown_from = if field.is_empty() { "" } else { from.as_str() };
+        assert_eq!(string(&row[2]), shown_from, "{what}");
+        assert_eq!(row[3], u8::from(*written), "{what}");
+        let cell = row[4].as_array().unwrap();
+        if field.is_empty() {
+            assert_eq!(cell[0], Segment::Note as u8, "{what}");
+            continue;
+        }
+        let new = side(cell, Segment::Ins).unwrap_or_default();
+        assert_eq!(new, *desired, "{what}: desired value");
+        if *action != Action::Create {
+            let old = side(cell, Segment::Del).unwrap_or_default();
+            assert_eq!(old, *current, "{what}: current value");
+        }
+    }
+}
 
 fn starts_like_formula(cell: &str) -> bool {
     cell.starts_with(['=', '+', '-', '@', '\t', '\r'])
@@ -105,7 +211,7 @@ const TAGS: &[&str] = &[
     "!doctype", "html", "head", "meta", "title", "style", "body", "header", "div", "h1", "h2",
     "h3", "dl", "dt", "dd", "code", "strong", "span", "main", "ul", "li", "p", "section", "nav",
     "a", "b", "label", "select", "option", "input", "button", "table", "colgroup", "col", "thead",
-    "tbody", "tr", "th", "td", "del", "ins", "footer", "script",
+    "tbody", "tr", "th", "td", "del", "ins", "footer", "script", "noscript",
 ];
 
 const ATTRIBUTES: &[&str] = &[
@@ -188,19 +294,22 @@ fn tags(page: &str) -> Vec<(String, Vec<String>)> {
 
 #[test]
 fn report_html_escapes_everything_from_the_inventory() {
-    let page = html::render(&ReportModel::from_plan(&hostile_plan()));
+    let model = ReportModel::from_plan(&hostile_plan());
+    let page = html::render(&model);
     assert!(!page.contains("<script>alert"));
     assert!(!page.contains("<img"));
     assert!(!page.contains("<b>in scope"));
-    assert_eq!(
-        page.matches("<script").count(),
-        1,
-        "only the report's own script"
-    );
+    // The report's own two blocks: the change rows as JSON, and the script.
+    assert_eq!(page.matches("<script").count(), 2, "only the report's own");
     assert_eq!(
         page.matches("</script>").count(),
-        1,
-        "only the report's own script"
+        2,
+        "only the report's own"
+    );
+    assert_eq!(
+        page.matches("<script type=\"application/json\" id=\"report-data\">")
+            .count(),
+        1
     );
     for (name, attributes) in tags(&page) {
         assert!(TAGS.contains(&name.as_str()), "unexpected tag <{name}>");
@@ -212,16 +321,130 @@ fn report_html_escapes_everything_from_the_inventory() {
             assert!(known, "unexpected attribute {attribute:?} on <{name}>");
         }
     }
-    // Every hostile value is in the page, escaped.
+    // Every hostile value is in the page: escaped in the HTML (the context filters list them
+    // all), and as itself, byte for byte, in the rows' JSON (inert: `page_data` checks it).
     for value in HOSTILE.iter().filter(|v| !v.contains(['\t', '\r'])) {
         assert!(
             page.contains(&html::escape(value)),
             "{value:?} missing or unescaped"
         );
     }
+    let data = page_data(&page);
+    let names: Vec<&str> = data["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| op[1].as_str().unwrap())
+        .collect();
+    for value in HOSTILE {
+        assert!(names.contains(value), "{value:?} missing from the rows");
+    }
+    assert_rows_embedded(&model, &data);
     // No external asset (a report is read offline, behind the firewall): the tag and
     // attribute allowlists above have no `link`, `img`, `src` or `srcset`.
     assert!(!TAGS.contains(&"link") && !ATTRIBUTES.contains(&"src"));
+    // The script puts values into the page as text only, never as markup.
+    let script = include_str!("../src/report/assets/report.js");
+    for sink in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+    ] {
+        assert!(!script.contains(sink), "the script uses {sink}");
+    }
+}
+
+#[test]
+fn report_html_embeds_every_change_and_the_relationships_around_each_ci() {
+    let mut plan = small_plan();
+    let end = |sys_id: &str, source_id: Option<&str>, name: &str| RelEnd {
+        sys_id: sys_id.to_owned(),
+        source_id: source_id.map(str::to_owned),
+        name: name.to_owned(),
+    };
+    let rel = |action, parent: RelEnd, child: RelEnd| RelChange {
+        action,
+        kind: "Runs on::Runs </script>".to_owned(),
+        type_sys_id: "t1".to_owned(),
+        parent,
+        child,
+        sys_id: (action == RelAction::Delete).then(|| "r1".to_owned()),
+        sys_mod_count: String::new(),
+        sys_updated_on: String::new(),
+        reason: "host".to_owned(),
+    };
+    plan.relationships = vec![
+        // Around the CI being created for VM 1000000000101 (web-03).
+        rel(
+            RelAction::Create,
+            end("", Some("1000000000101"), "web-03"),
+            end("e5x1", None, "esx-1 <img src=x onerror=alert(1)>"),
+        ),
+        // Around db-01 (a1b2c3), as parent and as child.
+        rel(
+            RelAction::Delete,
+            end("a1b2c3", None, "db-01"),
+            end("e5x2", None, "esx-2"),
+        ),
+        rel(
+            RelAction::Create,
+            end("e5x3", None, "cluster"),
+            end("a1b2c3", None, "db-01"),
+        ),
+    ];
+    let model = ReportModel::from_plan(&plan);
+    let page = html::render(&model);
+    let data = page_data(&page);
+    assert_rows_embedded(&model, &data);
+    // The relationships section is plain HTML; its rows are in the data for the headings.
+    assert!(page.contains("<td>esx-1 &lt;img src=x onerror=alert(1)&gt;</td>"));
+    assert!(!page.contains("<img"));
+    let rels = data["rels"].as_array().unwrap();
+    assert_eq!(rels.len(), model.relationships.len());
+    for (embedded, row) in rels.iter().zip(&model.relationships) {
+        assert_eq!(embedded[0], row.action);
+        assert_eq!(embedded[1], row.kind.as_str());
+        assert_eq!(embedded[2], row.parent.as_str());
+        assert_eq!(embedded[3], row.child.as_str());
+        assert_eq!(embedded[4], row.reason.as_str());
+    }
+    let around = |name: &str| -> Vec<u64> {
+        let op = data["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|op| op[1] == name)
+            .unwrap();
+        op[9]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(around("web-03"), [0]);
+    assert_eq!(around("db-01"), [1, 2]);
+    assert_eq!(around("app-07"), Vec::<u64>::new());
+    assert_eq!(around("old-09"), Vec::<u64>::new());
+
+    // A long relationships table: the first rows in the HTML, every row in the data, and a
+    // button that draws the others.
+    let many = plan.relationships[1].clone();
+    plan.relationships = vec![many; html::STATIC_RELATIONSHIPS + 103];
+    let model = ReportModel::from_plan(&plan);
+    let page = html::render(&model);
+    assert_eq!(
+        page.matches("<tr class=\"rel delete\">").count(),
+        html::STATIC_RELATIONSHIPS
+    );
+    assert!(page.contains(">Show the other 103 relationship rows</button>"));
+    let data = page_data(&page);
+    assert_eq!(
+        data["rels"].as_array().unwrap().len(),
+        model.relationships.len()
+    );
 }
 
 #[test]
@@ -237,8 +460,35 @@ fn report_html_has_filters_for_action_field_and_context() {
     assert!(page.contains("<span>provider</span>"));
     assert!(page.contains("<option value=\"vcenter-east\">vcenter-east</option>"));
     // Drift is shown as a character diff; unrelated values as a whole replacement.
-    assert!(page.contains("<td class=\"diff\">Web server (<del>old</del><ins>new</ins>)</td>"));
-    assert!(page.contains("<del>4</del><span class=\"arrow\"> → </span><ins>8</ins>"));
+    let model = ReportModel::from_plan(&small_plan());
+    let cell = |field: &str| {
+        let row = model
+            .rows_of(Action::Update)
+            .find(|r| r.field == field)
+            .unwrap();
+        html::segments_html(&html::change_segments(row))
+    };
+    assert_eq!(
+        cell("short_description"),
+        "Web server (<del>old</del><ins>new</ins>)"
+    );
+    assert_eq!(
+        cell("cpus"),
+        "<del>4</del><span class=\"arrow\"> → </span><ins>8</ins>"
+    );
+    // ... and those segments are what the page carries.
+    let data = page_data(&page);
+    let db = data["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|op| op[1] == "db-01")
+        .unwrap();
+    assert_eq!(
+        db[10][2][4],
+        serde_json::json!([0, "Web server (", 1, "old", 2, "new", 0, ")"])
+    );
+    assert_eq!(db[10][0][4], serde_json::json!([1, "4", 3, "", 2, "8"]));
     // No safety banner on a safe plan.
     assert!(!page.contains("class=\"banner"));
 }
@@ -370,7 +620,28 @@ fn report_outcomes_are_matched_to_their_operations() {
     let page = html::render(&model);
     assert!(page.contains("Apply outcome"));
     assert!(page.contains("HTTP 403 &lt;forbidden&gt;"));
-    assert!(page.contains("not attempted"));
+    // Each operation carries its outcome for its heading: [status, message, created sys_id];
+    // none for app-07, which was to be written (so the script shows it as not attempted).
+    let data = page_data(&page);
+    assert_eq!(data["outcomes"], true);
+    let op = |name: &str| {
+        data["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|op| op[1] == name)
+            .unwrap()
+            .clone()
+    };
+    let status = |v: &Value| data["statuses"][v.as_u64().unwrap() as usize][1].clone();
+    assert_eq!(status(&op("old-09")[8][0]), "Failed");
+    assert_eq!(op("old-09")[8][1], "HTTP 403 <forbidden>");
+    assert_eq!(status(&op("web-03")[8][0]), "Applied");
+    assert_eq!(op("web-03")[8][2], "new-sys-id");
+    assert_eq!(
+        (&op("app-07")[8], &op("app-07")[7]),
+        (&Value::Null, &Value::from(1))
+    );
     let md = markdown::render(&model);
     assert!(md.contains("## Apply outcome"));
     assert!(md.contains("Failed: HTTP 403 &lt;forbidden&gt;"));
@@ -461,6 +732,14 @@ fn report_new_outcomes_show_in_every_format() {
 #[test]
 fn report_markdown_snapshot() {
     insta::assert_snapshot!(markdown::render(&ReportModel::from_plan(&small_plan())));
+}
+
+/// The rows' JSON of the small plan, pretty-printed: the layout the page's script reads.
+#[test]
+fn report_html_data_snapshot() {
+    let text = html::data_json(&ReportModel::from_plan(&small_plan()));
+    let data: Value = serde_json::from_str(&text).unwrap();
+    insta::assert_snapshot!(serde_json::to_string_pretty(&data).unwrap());
 }
 
 #[test]

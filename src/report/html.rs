@@ -1,14 +1,25 @@
 //! `drift.html`: one self-contained page a CMDB owner can read and filter in a browser.
 //!
 //! Self-contained because reports are mailed, attached to tickets and opened from shares behind
-//! the firewall: inline CSS and a little inline JavaScript, no external asset, no CDN.
+//! the firewall: inline CSS and inline JavaScript, no external asset, no CDN, works from
+//! `file://`.
 //!
-//! Everything from the inventory is untrusted (a VM may be named `<script>...`). All of it goes
-//! through [`escape`] into text or double-quoted attribute values; none of it ever reaches the
-//! script, which is a constant and reads filter values back from escaped `data-*` attributes.
-//! Context keys (which are data too) never become attribute names: filters refer to them by
-//! index (`data-c0`, `data-c1`...).
+//! Built to stay quick at a million VMs: the summary, banners, apply outcome, drift by field,
+//! relationships and issues are plain HTML, drawn as the page arrives; the change rows (which
+//! grow with the estate) travel as JSON in a `<script type="application/json">` block and the
+//! script draws one page of them at a time (100 rows by default) as a real table, filters and
+//! searches over the array, and builds its lowercase search texts once, when the browser is
+//! idle or at the first keystroke. The layout of that JSON is described at `write_data`.
+//!
+//! Everything from the inventory is untrusted (a VM may be named `<script>...`). In the HTML it
+//! goes through [`escape`] into text or double-quoted attribute values. In the JSON block it is
+//! a JSON string with `<`, `>` and `&` written as `\u003c`, `\u003e` and `\u0026` (so no
+//! `</script>` or `<!--` can end or change the block) and U+2028/U+2029 escaped; the script is
+//! a constant, reads that block with `JSON.parse` and puts values into the page only as text
+//! (`textContent`, `createElement`), never as markup. Context keys (which are data too) never
+//! become attribute names: filters refer to them by index (`data-c0`, `data-c1`...).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use similar::{ChangeTag, TextDiff};
@@ -40,8 +51,25 @@ const MAX_DIFF_CHARS: usize = 2000;
 /// Below this similarity a character diff is noise (e.g. one sys_id replaced by another).
 const MIN_DIFF_RATIO: f32 = 0.4;
 
-/// An inline character diff of two values: deletions in `<del>`, insertions in `<ins>`.
-pub fn inline_diff(current: &str, desired: &str) -> String {
+/// One piece of a change cell, as the script draws it (its number is the JSON's `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    /// Text the current and desired values share.
+    Same = 0,
+    /// Text only in the current value (`<del>`).
+    Del = 1,
+    /// Text only in the desired value (`<ins>`).
+    Ins = 2,
+    /// The ` → ` between a whole current and desired value.
+    Arrow = 3,
+    /// An empty value, shown as the word `empty`.
+    Empty = 4,
+    /// A remark instead of a value (`the CI is deleted`, `no field change`).
+    Note = 5,
+}
+
+/// The segments of an inline character diff of two values, adjacent runs of one kind merged.
+pub fn diff_segments(current: &str, desired: &str) -> Vec<(Segment, String)> {
     if current.chars().count() > MAX_DIFF_CHARS || desired.chars().count() > MAX_DIFF_CHARS {
         return whole_diff(current, desired);
     }
@@ -53,60 +81,74 @@ pub fn inline_diff(current: &str, desired: &str) -> String {
     if diff.ratio() < MIN_DIFF_RATIO {
         return whole_diff(current, desired);
     }
-    let mut out = String::new();
+    let mut out: Vec<(Segment, String)> = Vec::new();
     for op in diff.ops() {
         for change in diff.iter_changes(op) {
-            let text = escape(change.value());
-            match change.tag() {
-                ChangeTag::Equal => out.push_str(&text),
-                ChangeTag::Delete => {
-                    let _ = write!(out, "<del>{text}</del>");
-                }
-                ChangeTag::Insert => {
-                    let _ = write!(out, "<ins>{text}</ins>");
-                }
+            let kind = match change.tag() {
+                ChangeTag::Equal => Segment::Same,
+                ChangeTag::Delete => Segment::Del,
+                ChangeTag::Insert => Segment::Ins,
+            };
+            match out.last_mut() {
+                Some((last, text)) if *last == kind => text.push_str(change.value()),
+                _ => out.push((kind, change.value().to_owned())),
             }
         }
     }
-    // Adjacent single-character runs of the same tag read better as one run.
-    out.replace("</del><del>", "").replace("</ins><ins>", "")
+    out
+}
+
+/// An inline character diff of two values as HTML: deletions in `<del>`, insertions in `<ins>`.
+pub fn inline_diff(current: &str, desired: &str) -> String {
+    segments_html(&diff_segments(current, desired))
+}
+
+/// The HTML the script draws for these segments (for tests and readers of the JSON).
+pub fn segments_html(segments: &[(Segment, String)]) -> String {
+    let mut out = String::new();
+    for (kind, text) in segments {
+        let text = escape(text);
+        let _ = match kind {
+            Segment::Same => write!(out, "{text}"),
+            Segment::Del => write!(out, "<del>{text}</del>"),
+            Segment::Ins => write!(out, "<ins>{text}</ins>"),
+            Segment::Arrow => write!(out, "<span class=\"arrow\"> → </span>"),
+            Segment::Empty => write!(out, "<span class=\"empty\">empty</span>"),
+            Segment::Note => write!(out, "<span class=\"note\">{text}</span>"),
+        };
+    }
+    out
 }
 
 fn is_number(value: &str) -> bool {
     value.trim().parse::<f64>().is_ok()
 }
 
-fn whole_diff(current: &str, desired: &str) -> String {
-    format!(
-        "<del>{}</del><span class=\"arrow\"> → </span><ins>{}</ins>",
-        escape(current),
-        escape(desired)
-    )
+fn whole_diff(current: &str, desired: &str) -> Vec<(Segment, String)> {
+    vec![
+        (Segment::Del, current.to_owned()),
+        (Segment::Arrow, String::new()),
+        (Segment::Ins, desired.to_owned()),
+    ]
 }
 
-const EMPTY: &str = "<span class=\"empty\">empty</span>";
-
 /// The change cell of a row: what the value is now and what it becomes.
-fn change_cell(row: &ChangeRow) -> String {
+pub fn change_segments(row: &ChangeRow) -> Vec<(Segment, String)> {
+    let empty = || (Segment::Empty, String::new());
+    let arrow = || (Segment::Arrow, String::new());
     if row.field.is_empty() {
-        return match row.action {
-            Action::Delete => "<span class=\"note\">the CI is deleted</span>".to_owned(),
-            _ => "<span class=\"note\">no field change</span>".to_owned(),
+        let note = match row.action {
+            Action::Delete => "the CI is deleted",
+            _ => "no field change",
         };
+        return vec![(Segment::Note, note.to_owned())];
     }
     match (row.action, row.current.is_empty(), row.desired.is_empty()) {
-        (Action::Create, _, true) => EMPTY.to_owned(),
-        (Action::Create, _, false) => format!("<ins>{}</ins>", escape(&row.desired)),
-        (_, true, true) => EMPTY.to_owned(),
-        (_, true, false) => format!(
-            "{EMPTY}<span class=\"arrow\"> → </span><ins>{}</ins>",
-            escape(&row.desired)
-        ),
-        (_, false, true) => format!(
-            "<del>{}</del><span class=\"arrow\"> → </span>{EMPTY}",
-            escape(&row.current)
-        ),
-        (_, false, false) => inline_diff(&row.current, &row.desired),
+        (Action::Create, _, true) | (_, true, true) => vec![empty()],
+        (Action::Create, _, false) => vec![(Segment::Ins, row.desired.clone())],
+        (_, true, false) => vec![empty(), arrow(), (Segment::Ins, row.desired.clone())],
+        (_, false, true) => vec![(Segment::Del, row.current.clone()), arrow(), empty()],
+        (_, false, false) => diff_segments(&row.current, &row.desired),
     }
 }
 
@@ -123,7 +165,7 @@ fn outcome_class(status: OutcomeStatus) -> &'static str {
 
 /// The HTML report.
 pub fn render(model: &ReportModel) -> String {
-    let mut h = String::with_capacity(16 * 1024 + model.changes.len() * 600);
+    let mut h = String::with_capacity(32 * 1024 + model.changes.len() * 120);
     let head = &model.header;
     let title = format!("Drift report: {} → {}", head.mapping, head.table);
     let _ = writeln!(
@@ -140,8 +182,10 @@ pub fn render(model: &ReportModel) -> String {
     cards(&mut h, model);
     outcomes(&mut h, model);
     nav(&mut h, model);
-    changes(&mut h, model);
+    // Drift by field before the changes: it is small, drawn at once, and where a reviewer
+    // looks first for a mapping or a process gone wrong.
     drift(&mut h, model);
+    changes(&mut h, model);
     relationships(&mut h, model);
     issues(
         &mut h,
@@ -166,8 +210,271 @@ pub fn render(model: &ReportModel) -> String {
         escape(&head.mapping_digest),
         escape(&head.generated_at)
     );
+    if !model.changes.is_empty() || model.relationships.len() > STATIC_RELATIONSHIPS {
+        h.push_str("<script type=\"application/json\" id=\"report-data\">");
+        write_data(&mut h, model);
+        h.push_str("</script>\n");
+    }
     let _ = writeln!(h, "<script>{JS}</script>\n</body>\n</html>");
     h
+}
+
+/// The JSON string of the change rows the page's script reads (`<script id="report-data">`).
+pub fn data_json(model: &ReportModel) -> String {
+    let mut out = String::with_capacity(model.changes.len() * 80);
+    write_data(&mut out, model);
+    out
+}
+
+/// Writes `value` as a JSON string that is safe inside a `<script>` block: `<`, `>` and `&`
+/// as `\u003c`, `\u003e`, `\u0026` (no `</script>`, `<!--` or `<script` can appear), and the
+/// line separators U+2028 and U+2029 escaped (older JavaScript parsers end a line on them).
+pub fn json_string(out: &mut String, value: &str) {
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Strings that repeat from row to row (fields, modes, mapping expressions, context values),
+/// written once in the JSON and referred to by index.
+#[derive(Default)]
+struct Strings<'a> {
+    index: HashMap<&'a str, usize>,
+    list: Vec<&'a str>,
+}
+
+impl<'a> Strings<'a> {
+    /// The index of `value`; `-1` (written as such) for an empty string.
+    fn id(&mut self, value: &'a str) -> i64 {
+        if value.is_empty() {
+            return -1;
+        }
+        let next = self.list.len();
+        let id = *self.index.entry(value).or_insert(next);
+        if id == next {
+            self.list.push(value);
+        }
+        id as i64
+    }
+}
+
+/// The change rows as JSON, one object:
+///
+/// - `strings`: the interned strings; `-1` stands for an empty string;
+/// - `actions`: per [`Action::ALL`] entry `[name, label, description]`;
+/// - `statuses`: per [`OutcomeStatus::ALL`] entry `[css class, label]`;
+/// - `contextKeys`: the context keys, in filter order (`data-c0`...);
+/// - `outcomes`: whether the model carries apply outcomes;
+/// - `total`: the number of change rows;
+/// - `rels`: the relationship rows, `[action, type, parent, child, reason]`;
+/// - `ops`: the operations (consecutive rows of one CI and action), in report order, each
+///   `[action, name, sys_id, source_id, matched_by, context, reason, written, outcome, rels,
+///   rows]`: `action` indexes `actions`; `context` holds a string index (or -1) per context
+///   key; `reason` is a string or `null`; `written` (0 or 1) is the first row's; `outcome` is
+///   `null` or `[status index, message, sys_id of a created CI]`; `rels` indexes `rels` (the
+///   rows planned around this CI); `rows` are the operation's changes, each `[field, mode,
+///   from, written, cell]` with string indexes and `cell` the flat list `kind, text, kind,
+///   text...` of [`Segment`]s.
+fn write_data(out: &mut String, model: &ReportModel) {
+    let mut strings = Strings::default();
+    // Operations first, into a buffer: the string table is complete only at the end.
+    let mut ops = String::with_capacity(model.changes.len() * 80);
+    let rels_around = rels_index(model);
+    let mut first = true;
+    let mut rows = model.changes.iter().peekable();
+    while let Some(head) = rows.next() {
+        let mut operation = vec![head];
+        while let Some(next) = rows.next_if(|r| same_operation(head, r)) {
+            operation.push(next);
+        }
+        if !first {
+            ops.push(',');
+        }
+        first = false;
+        let action = Action::ALL
+            .iter()
+            .position(|a| *a == head.action)
+            .unwrap_or(0);
+        let _ = write!(ops, "[{action},");
+        json_string(&mut ops, &head.name);
+        ops.push(',');
+        json_string(&mut ops, &head.sys_id);
+        ops.push(',');
+        json_string(&mut ops, &head.source_id);
+        ops.push(',');
+        json_string(&mut ops, &head.matched_by);
+        ops.push_str(",[");
+        for (i, key) in model.context_keys.iter().enumerate() {
+            if i > 0 {
+                ops.push(',');
+            }
+            let id = head
+                .context
+                .get(key)
+                .map_or(-1, |value| strings.id(value.as_str()));
+            let _ = write!(ops, "{id}");
+        }
+        ops.push_str("],");
+        match &head.reason {
+            Some(reason) => json_string(&mut ops, reason),
+            None => ops.push_str("null"),
+        }
+        let _ = write!(ops, ",{},", u8::from(head.written));
+        match &head.outcome {
+            Some(o) => {
+                let status = OutcomeStatus::ALL
+                    .iter()
+                    .position(|s| *s == o.status)
+                    .unwrap_or(0);
+                let _ = write!(ops, "[{status},");
+                json_string(&mut ops, &o.message);
+                ops.push(',');
+                json_string(&mut ops, o.sys_id.as_deref().unwrap_or(""));
+                ops.push(']');
+            }
+            None => ops.push_str("null"),
+        }
+        ops.push_str(",[");
+        for (i, rel) in rels_around(head).iter().enumerate() {
+            if i > 0 {
+                ops.push(',');
+            }
+            let _ = write!(ops, "{rel}");
+        }
+        ops.push_str("],[");
+        for (i, row) in operation.iter().enumerate() {
+            if i > 0 {
+                ops.push(',');
+            }
+            let field = strings.id(&row.field);
+            let mode = strings.id(&row.mode);
+            // A delete's `from` is its reason, already in the heading.
+            let from = if row.field.is_empty() {
+                -1
+            } else {
+                strings.id(&row.from)
+            };
+            let _ = write!(ops, "[{field},{mode},{from},{},[", u8::from(row.written));
+            for (j, (kind, text)) in change_segments(row).iter().enumerate() {
+                if j > 0 {
+                    ops.push(',');
+                }
+                let _ = write!(ops, "{},", *kind as u8);
+                json_string(&mut ops, text);
+            }
+            ops.push_str("]]");
+        }
+        ops.push_str("]]");
+    }
+
+    out.push_str("{\"strings\":[");
+    for (i, value) in strings.list.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_string(out, value);
+    }
+    out.push_str("],\n\"actions\":[");
+    for (i, action) in Action::ALL.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('[');
+        json_string(out, action.as_str());
+        out.push(',');
+        json_string(out, action.label());
+        out.push(',');
+        json_string(out, action.description());
+        out.push(']');
+    }
+    out.push_str("],\n\"statuses\":[");
+    for (i, status) in OutcomeStatus::ALL.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('[');
+        json_string(out, outcome_class(*status));
+        out.push(',');
+        json_string(out, status.label());
+        out.push(']');
+    }
+    out.push_str("],\n\"contextKeys\":[");
+    for (i, key) in model.context_keys.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_string(out, key);
+    }
+    let _ = write!(
+        out,
+        "],\n\"outcomes\":{},\n\"total\":{},\n\"rels\":[",
+        model.outcomes.is_some(),
+        model.changes.len()
+    );
+    for (i, r) in model.relationships.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('[');
+        json_string(out, r.action);
+        out.push(',');
+        json_string(out, &r.kind);
+        out.push(',');
+        json_string(out, &r.parent);
+        out.push(',');
+        json_string(out, &r.child);
+        out.push(',');
+        json_string(out, &r.reason);
+        out.push(']');
+    }
+    out.push_str("],\n\"ops\":[\n");
+    out.push_str(&ops);
+    out.push_str("]}");
+}
+
+/// For an operation's first row, the indexes of the relationship rows planned around its CI
+/// (as [`super::relations::RelRow::touches`] decides, through maps rather than a scan per CI).
+fn rels_index(model: &ReportModel) -> impl Fn(&ChangeRow) -> Vec<usize> + '_ {
+    let mut by_sys_id: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut by_source_id: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, r) in model.relationships.iter().enumerate() {
+        for end in [&r.parent_sys_id, &r.child_sys_id] {
+            if !end.is_empty() {
+                by_sys_id.entry(end.as_str()).or_default().push(i);
+            }
+        }
+        if let Some(source) = r.new_ci_source_id.as_deref().filter(|s| !s.is_empty()) {
+            by_source_id.entry(source).or_default().push(i);
+        }
+    }
+    move |row: &ChangeRow| {
+        let mut found = if row.sys_id.is_empty() {
+            by_source_id.get(row.source_id.as_str()).cloned()
+        } else {
+            by_sys_id.get(row.sys_id.as_str()).cloned()
+        }
+        .unwrap_or_default();
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
 }
 
 fn header(h: &mut String, model: &ReportModel) {
@@ -355,14 +662,24 @@ fn outcomes(h: &mut String, model: &ReportModel) {
 fn nav(h: &mut String, model: &ReportModel) {
     let q: usize = model.quarantined.iter().map(|g| g.issues.len()).sum();
     let i: usize = model.issues.iter().map(|g| g.issues.len()).sum();
+    let _ = write!(
+        h,
+        "<nav class=\"toc\" aria-label=\"Sections\"><a href=\"#drift\">Drift by field <b>{}</b></a>\
+         <a href=\"#changes\">Changes <b>{}</b></a>",
+        model.drift_by_field.len(),
+        model.changes.len(),
+    );
+    if !model.relationships.is_empty() {
+        let _ = write!(
+            h,
+            "<a href=\"#relationships\">Relationships <b>{}</b></a>",
+            model.relationships.len()
+        );
+    }
     let _ = writeln!(
         h,
-        "<nav class=\"toc\"><a href=\"#changes\">Changes <b>{}</b></a>\
-         <a href=\"#drift\">Drift by field <b>{}</b></a>\
-         <a href=\"#quarantined\">Quarantined <b>{q}</b></a>\
-         <a href=\"#issues\">Issues <b>{i}</b></a></nav>",
-        model.changes.len(),
-        model.drift_by_field.len(),
+        "<a href=\"#quarantined\">Quarantined <b>{q}</b></a>\
+         <a href=\"#issues\">Issues <b>{i}</b></a></nav>"
     );
 }
 
@@ -422,162 +739,21 @@ fn changes(h: &mut String, model: &ReportModel) {
          <span id=\"shown\" aria-live=\"polite\">{0} of {0} changes</span></div>",
         model.changes.len()
     );
-    let with_outcomes = model.outcomes.is_some();
-    for action in actions {
-        let rows: Vec<&ChangeRow> = model.rows_of(action).collect();
-        // Consecutive rows of one CI are one operation: shown as a CI heading and its fields.
-        let mut operations: Vec<Vec<&ChangeRow>> = Vec::new();
-        for row in rows.iter().copied() {
-            match operations.last_mut() {
-                Some(op) if same_operation(op[0], row) => op.push(row),
-                _ => operations.push(vec![row]),
-            }
-        }
-        let _ = writeln!(
-            h,
-            "<section class=\"group a-{0}\" data-group=\"{0}\"><h3><span class=\"pill a-{0}\">{1}</span> \
-             <span class=\"count\">{2} · {3}</span></h3><p class=\"desc\">{4}</p>\n\
-             <table class=\"changes\"><colgroup><col class=\"w-field\"><col class=\"w-change\">\
-             <col class=\"w-mode\"><col class=\"w-from\"></colgroup><thead><tr><th>Field</th>\
-             <th>Change</th><th>Mode</th><th>From</th></tr></thead>",
-            action.as_str(),
-            action.label(),
-            plural(operations.len(), "CI", "CIs"),
-            plural(rows.len(), "change", "changes"),
-            action.description(),
-        );
-        for operation in operations {
-            h.push_str("<tbody class=\"op\">");
-            operation_heading(h, model, operation[0], with_outcomes);
-            for row in operation {
-                change_row(h, model, row);
-            }
-            h.push_str("</tbody>\n");
-        }
-        h.push_str("</table></section>\n");
-    }
+    // The script fills the pagers and the rows; without it, say where the rows are.
     h.push_str(
-        "<p class=\"none\" id=\"nomatch\" hidden>No change matches the filters.</p></section>\n",
+        "<nav class=\"pager\" aria-label=\"Pages of changes\" hidden></nav>\
+         <div id=\"rows\"><p class=\"none\" id=\"loading\">Loading the changes…</p></div>\
+         <nav class=\"pager\" aria-label=\"Pages of changes, bottom\" hidden></nav>\
+         <noscript><p class=\"none\">The list of changes needs JavaScript; <code>drift.csv</code> \
+         and <code>drift.md</code> next to this file list every change.</p></noscript>\
+         <p class=\"none\" id=\"nomatch\" hidden>No change matches the filters.</p>\
+         <p class=\"print-note\">Printed: the changes shown on screen (one page of them); \
+         <code>drift.csv</code> and <code>drift.md</code> list every change.</p></section>\n",
     );
 }
 
 fn same_operation(a: &ChangeRow, b: &ChangeRow) -> bool {
     a.action == b.action && a.sys_id == b.sys_id && a.source_id == b.source_id
-}
-
-/// The heading row of one operation: the CI, the ids a reviewer looks it up by, its context,
-/// why it is retired and what `apply` did with it.
-fn operation_heading(h: &mut String, model: &ReportModel, row: &ChangeRow, outcomes: bool) {
-    let name = if row.name.is_empty() {
-        "<span class=\"empty\">no name</span>".to_owned()
-    } else {
-        escape(&row.name)
-    };
-    let _ = write!(
-        h,
-        "<tr class=\"cihead\"><td colspan=\"4\"><div class=\"line\"><span class=\"name\">{name}</span>"
-    );
-    let ids = [
-        ("sys_id", "sys_id", &row.sys_id),
-        ("VM", "CloudForms VM id", &row.source_id),
-        ("by", "identity rule that matched", &row.matched_by),
-    ];
-    for (label, title, value) in ids {
-        if !value.is_empty() {
-            let _ = write!(
-                h,
-                "<span class=\"id\" title=\"{title}\">{label} <code>{}</code></span>",
-                escape(value)
-            );
-        }
-    }
-    for key in &model.context_keys {
-        if let Some(value) = row.context.get(key) {
-            let _ = write!(
-                h,
-                "<span class=\"chip\"><span class=\"k\">{}</span> {}</span>",
-                escape(key),
-                escape(value)
-            );
-        }
-    }
-    if outcomes {
-        h.push_str("<span class=\"outcome\">");
-        match &row.outcome {
-            Some(o) => {
-                let _ = write!(
-                    h,
-                    "<span class=\"status {}\">{}</span>",
-                    outcome_class(o.status),
-                    o.status.label()
-                );
-                if let (Action::Create, Some(sys_id)) = (row.action, &o.sys_id) {
-                    let _ = write!(
-                        h,
-                        " <span class=\"id\">new sys_id <code>{}</code></span>",
-                        escape(sys_id)
-                    );
-                }
-            }
-            None if row.written => h.push_str("<span class=\"status muted\">not attempted</span>"),
-            None => h.push_str("<span class=\"status muted\">not written</span>"),
-        }
-        h.push_str("</span>");
-    }
-    h.push_str("</div>");
-    if let Some(reason) = &row.reason {
-        let _ = write!(h, "<div class=\"reason\">{}</div>", escape(reason));
-    }
-    relationships_of(h, model, row);
-    if let Some(o) = row.outcome.as_ref().filter(|o| !o.message.is_empty()) {
-        let _ = write!(
-            h,
-            "<div class=\"message {}\">{}</div>",
-            outcome_class(o.status),
-            escape(&o.message)
-        );
-    }
-    h.push_str("</td></tr>");
-}
-
-fn change_row(h: &mut String, model: &ReportModel, row: &ChangeRow) {
-    let _ = write!(
-        h,
-        "<tr class=\"{}\" data-row=\"\" data-action=\"{}\" data-field=\"{}\"",
-        if row.written { "row" } else { "row unwritten" },
-        row.action.as_str(),
-        escape(&row.field)
-    );
-    for (index, key) in model.context_keys.iter().enumerate() {
-        if let Some(value) = row.context.get(key) {
-            let _ = write!(h, " data-c{index}=\"{}\"", escape(value));
-        }
-    }
-    h.push('>');
-    let _ = write!(
-        h,
-        "<td class=\"field\"><code>{}</code></td>",
-        escape(&row.field)
-    );
-    let _ = write!(h, "<td class=\"diff\">{}</td>", change_cell(row));
-    let mode = if row.mode.is_empty() {
-        String::new()
-    } else if row.written {
-        format!("<span class=\"mode\">{}</span>", escape(&row.mode))
-    } else {
-        format!(
-            "<span class=\"mode ignore\">{}</span> <span class=\"hint\">not written</span>",
-            escape(&row.mode)
-        )
-    };
-    let _ = write!(h, "<td class=\"modecell\">{mode}</td>");
-    // A delete's `from` is its reason, already in the heading.
-    let from = if row.field.is_empty() {
-        String::new()
-    } else {
-        format!("<code class=\"expr\">{}</code>", escape(&row.from))
-    };
-    let _ = writeln!(h, "<td class=\"from\">{from}</td></tr>");
 }
 
 fn relationships(h: &mut String, model: &ReportModel) {
@@ -600,7 +776,9 @@ fn relationships(h: &mut String, model: &ReportModel) {
         "<table class=\"plain rels\"><thead><tr><th>Action</th><th>Type</th><th>Parent</th>\
          <th>Child</th><th>Reason</th></tr></thead><tbody>",
     );
-    for r in &model.relationships {
+    // A long table in the HTML is slow to open (12,000 rows take seconds): the first rows are
+    // HTML, the rest are drawn from the JSON block on request.
+    for r in model.relationships.iter().take(STATIC_RELATIONSHIPS) {
         let _ = write!(
             h,
             "<tr class=\"rel {}\"><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -612,42 +790,25 @@ fn relationships(h: &mut String, model: &ReportModel) {
             escape(&r.reason)
         );
     }
-    h.push_str("</tbody></table></section>\n");
-}
-
-/// The relationship changes around one CI, under its heading.
-fn relationships_of(h: &mut String, model: &ReportModel, row: &ChangeRow) {
-    let around: Vec<_> = model
+    h.push_str("</tbody></table>");
+    let rest = model
         .relationships
-        .iter()
-        .filter(|r| {
-            r.touches(
-                &row.sys_id,
-                if row.sys_id.is_empty() {
-                    &row.source_id
-                } else {
-                    ""
-                },
-            )
-        })
-        .collect();
-    if around.is_empty() {
-        return;
-    }
-    h.push_str("<div class=\"rels-of\">");
-    for r in around {
+        .len()
+        .saturating_sub(STATIC_RELATIONSHIPS);
+    if rest > 0 {
         let _ = write!(
             h,
-            "<span class=\"chip rel {}\">{} <code>{}</code> {} → {}</span>",
-            r.action,
-            r.action,
-            escape(&r.kind),
-            escape(&r.parent),
-            escape(&r.child)
+            "<p class=\"more\"><button type=\"button\" id=\"rels-all\">Show the other {rest} \
+             relationship rows</button> <span class=\"hint\">(all {} are in <code>drift.csv</code> \
+             and <code>drift.md</code>)</span></p>",
+            model.relationships.len()
         );
     }
-    h.push_str("</div>");
+    h.push_str("</section>\n");
 }
+
+/// The relationship rows written as HTML; the others are drawn by the script on request.
+pub const STATIC_RELATIONSHIPS: usize = 500;
 
 fn drift(h: &mut String, model: &ReportModel) {
     h.push_str("<section id=\"drift\"><h2>Drift by field</h2>");
@@ -736,8 +897,8 @@ fn issues(
 /// The stylesheet, kept as a file so editors check it as CSS.
 const CSS: &str = include_str!("assets/report.css");
 
-/// The filter script. A constant: no report data is ever interpolated into it; it reads the
-/// (escaped) `data-*` attributes of the rows and the values of the filter controls.
+/// The script that draws, pages and filters the change rows. A constant: no report data is
+/// ever interpolated into it; it reads the JSON block and the values of the filter controls.
 const JS: &str = include_str!("assets/report.js");
 
 #[cfg(test)]
@@ -764,6 +925,34 @@ mod tests {
             "web-0<del>1</del><ins>2</ins>"
         );
         assert_eq!(inline_diff("a<b", "a<c"), "a&lt;<del>b</del><ins>c</ins>");
+    }
+
+    #[test]
+    fn json_strings_cannot_end_their_script_block() {
+        let mut out = String::new();
+        json_string(
+            &mut out,
+            "</script><!--<img src=x onerror=alert(1)>&\u{2028}\u{2029}\"\\\n\u{1}",
+        );
+        assert_eq!(
+            out,
+            r#""\u003c/script\u003e\u003c!--\u003cimg src=x onerror=alert(1)\u003e\u0026\u2028\u2029\"\\\n\u0001""#
+        );
+        let back: String = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            back,
+            "</script><!--<img src=x onerror=alert(1)>&\u{2028}\u{2029}\"\\\n\u{1}"
+        );
+    }
+
+    #[test]
+    fn strings_are_interned_once_and_empty_is_minus_one() {
+        let mut strings = Strings::default();
+        assert_eq!(strings.id("cpus"), 0);
+        assert_eq!(strings.id(""), -1);
+        assert_eq!(strings.id("memory"), 1);
+        assert_eq!(strings.id("cpus"), 0);
+        assert_eq!(strings.list, ["cpus", "memory"]);
     }
 
     #[test]

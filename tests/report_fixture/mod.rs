@@ -20,6 +20,7 @@ pub const HOSTILE: &[&str] = &[
     "<script>alert(1)</script>",
     "\"quotes\" & 'apostrophes'",
     "</script>",
+    "<img src=x onerror=alert(1)>",
     "ünïcødé ✓ 日本語",
     "line one\nline two",
     "pipe | in `ticks`",
