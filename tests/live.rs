@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use cmdb_reconcile::app::{self, Status};
-use cmdb_reconcile::config::{Config, SyncConfig};
+use cmdb_reconcile::config::SyncConfig;
 use cmdb_sim::{Api, FaultConfig, Sims};
 use serde_json::{json, Value};
 
@@ -561,19 +561,6 @@ async fn the_run_ticket_closes_green_on_success_and_stays_open_red_on_refusal() 
 
 // --- relationships ---------------------------------------------------------------------
 
-/// The shipped VMware mapping plus the VM's `Registered on::Has registered` row to its ESX
-/// host, found as the simulated CMDB keys hosts (MoRef and vCenter).
-fn with_host_relationship(config: &mut Config, dir: &Path) {
-    let mapping = format!(
-        "{}\n[[relate]]\ntype = \"Registered on::Has registered\"\n\
-         to = {{ from = \"host.ems_ref\", lookup = {{ table = \"cmdb_ci_esx_server\", by = \"morid\", and = {{ vcenter_uuid = \"ext_management_system.uid_ems\" }} }} }}\n",
-        include_str!("../mappings/vmware-vm.toml")
-    );
-    let path = dir.join("vmware-vm-rel.toml");
-    std::fs::write(&path, mapping).unwrap();
-    config.syncs[0].mapping = path;
-}
-
 fn registered_on(sims: &Sims) -> Vec<serde_json::Map<String, Value>> {
     let kind = sims
         .servicenow()
@@ -593,8 +580,9 @@ fn registered_on(sims: &Sims) -> Vec<serde_json::Map<String, Value>> {
 async fn relationships_are_created_converge_and_follow_a_vmotion() {
     let sims = sims(300).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(&sims, dir.path());
-    with_host_relationship(&mut config, dir.path());
+    // The shipped VMware mapping keeps each VM's `Registered on::Has registered` row to its
+    // ESX server, found as the simulated CMDB keys hosts (MoRef and vCenter).
+    let config = config(&sims, dir.path());
 
     let first = plan(&config, &dir.path().join("1")).await;
     let (creates, deletes) = first.plan.relationship_counts();
@@ -988,4 +976,94 @@ async fn run_applies_parents_first_so_references_resolve_in_the_same_run() {
     }
     let again = tokio::task::block_in_place(|| run(&["--dry-run", "--detailed-exitcode"]));
     assert_eq!(again.status.code(), Some(0), "{}", output_text(&again));
+}
+
+/// The rows of one relationship type in the simulated CMDB.
+fn rel_rows(sims: &Sims, name: &str) -> Vec<serde_json::Map<String, Value>> {
+    let kind = sims
+        .servicenow()
+        .rows("cmdb_rel_type")
+        .into_iter()
+        .find(|t| t["name"] == name)
+        .expect("the standard type is installed")["sys_id"]
+        .clone();
+    sims.servicenow()
+        .rows("cmdb_rel_ci")
+        .into_iter()
+        .filter(|r| r["type"] == kind)
+        .collect()
+}
+
+/// ESX hosts this job owns (none in the CMDB before: Discovery never saw them) are created
+/// with their cluster's `Members::Member of` row in the same `run`, applied parents first
+/// (clusters, then hosts, then VMs, whose `Registered on` rows point at the new ESX
+/// servers); the next plan has nothing to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_the_job_owns_become_members_of_their_clusters_in_one_run() {
+    let sims = sims(300).await;
+    for h in sims.servicenow().rows("cmdb_ci_esx_server") {
+        assert!(sims
+            .servicenow()
+            .delete_row("cmdb_ci_esx_server", h["sys_id"].as_str().unwrap()));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&sims, dir.path());
+    config.syncs = ["vcenter", "vmware-cluster", "vmware-esx-host", "vmware-vm"]
+        .iter()
+        .map(|m| {
+            SyncConfig::live(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("mappings/{m}.toml")),
+            )
+        })
+        .collect();
+    config.report_dir = dir.path().join("1");
+    let (_, status) = app::plan_and_apply(&config, now(), false).await.unwrap();
+    assert_eq!(status, Status::Clean);
+
+    let estate = sims.manageiq().estate();
+    let vmware_hosts = estate
+        .hosts
+        .iter()
+        .filter(|h| estate.providers[h.ems].vendor == cmdb_sim::generator::Vendor::Vmware)
+        .count();
+    let esx = sims.servicenow().rows("cmdb_ci_esx_server");
+    assert_eq!(esx.len(), vmware_hosts, "one ESX server per VMware host");
+    let members = rel_rows(&sims, "Members::Member of");
+    assert_eq!(
+        members.len(),
+        vmware_hosts,
+        "each host a member of its cluster"
+    );
+    let clusters = sims.servicenow().rows("cmdb_ci_vcenter_cluster");
+    for m in &members {
+        let cluster = clusters
+            .iter()
+            .find(|c| c["sys_id"] == m["parent"])
+            .unwrap();
+        let host = esx.iter().find(|h| h["sys_id"] == m["child"]).unwrap();
+        let h = estate
+            .hosts
+            .iter()
+            .find(|h| {
+                h.ems_ref == host["morid"].as_str().unwrap()
+                    && estate.providers[h.ems].uid_ems.as_deref() == host["vcenter_uuid"].as_str()
+            })
+            .unwrap();
+        assert_eq!(
+            cluster["morid"],
+            estate.clusters[h.cluster].ems_ref.as_str()
+        );
+    }
+    // The VMs' rows point at the ESX servers this run created.
+    let registered = rel_rows(&sims, "Registered on::Has registered");
+    assert!(!registered.is_empty());
+    assert!(registered
+        .iter()
+        .all(|r| esx.iter().any(|h| h["sys_id"] == r["child"])));
+
+    config.report_dir = dir.path().join("2");
+    let again = app::plan_all(&config, now(), false).await.unwrap();
+    for p in &again {
+        assert!(!p.plan.has_changes(), "{} converged", p.plan.mapping.name);
+    }
 }

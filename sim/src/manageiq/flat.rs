@@ -4,7 +4,8 @@
 //! once from the estate, with the same paging, filtering and sorting as
 //! `/api/vms` over their columns. Keys starting `v_` are virtual attributes
 //! (`v_owning_datacenter`, `v_parent_datacenter`): rendered only when `attributes=` names
-//! them, as ManageIQ renders virtual attributes.
+//! them, as ManageIQ renders virtual attributes. Relations (`ext_management_system`, a
+//! host's `ems_cluster`) are served one hop deep through dotted `attributes=` only.
 
 use super::catalog::TENANT_ID;
 use super::error::MiqError;
@@ -297,7 +298,12 @@ fn is_virtual(key: &str) -> bool {
 /// Relations a flat record carries as a nested object: served only through dotted
 /// `attributes=` (`ext_management_system.uid_ems`), never in the full record.
 fn is_relation(key: &str) -> bool {
-    key == "ext_management_system"
+    matches!(key, "ext_management_system" | "ems_cluster")
+}
+
+/// A host's cluster as a relation (`ems_cluster.ems_ref`), with the cluster's columns.
+fn cluster_relation(c: &crate::generator::Cluster) -> Value {
+    json!({"id": c.id, "name": c.name, "uid_ems": c.uid_ems, "ems_ref": c.ems_ref, "created_on": c.created_on})
 }
 
 /// The provider as a relation of a record it manages.
@@ -330,6 +336,8 @@ pub fn collections(e: &Estate) -> Vec<FlatCollection> {
                 "type": p.vendor.host_type(), "hyperthreading": true,
                 "v_owning_cluster": c.name, "v_owning_datacenter": e.datacenters[c.datacenter].name,
                 "ext_management_system": ems_relation(p),
+                // Host `belongs_to :ems_cluster` (integrations.md A.4: `ems_cluster_id`).
+                "ems_cluster": cluster_relation(c),
             }))
         })
         .collect();

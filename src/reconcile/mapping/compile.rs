@@ -648,6 +648,19 @@ fn compile_relate(raw: &[Spanned<RawRelate>], loc: &Locator) -> Result<Vec<Relat
                 })?),
                 None => None,
             };
+        let when = relate
+            .when
+            .iter()
+            .map(|f| {
+                Filter::parse(f.get_ref()).map_err(|e| {
+                    loc.error(
+                        Some(f.span()),
+                        format!("[[relate]] `{kind}` when: {e}"),
+                        None,
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if out.iter().any(|o| o.kind == kind && o.parent == parent) {
             return Err(loc.error(
                 span(),
@@ -660,6 +673,7 @@ fn compile_relate(raw: &[Spanned<RawRelate>], loc: &Locator) -> Result<Vec<Relat
             parent,
             to,
             scope,
+            when,
         });
     }
     Ok(out)

@@ -80,6 +80,10 @@ pub struct Relate {
     /// Only rows whose other CI matches this are ever deleted (`None`: any CI of the lookup's
     /// table).
     pub scope: Option<Conditions>,
+    /// Source filters the record must pass to have this relationship at all (a host is
+    /// contained by its datacenter only when it is in no cluster); a record failing one has
+    /// no row of this type, like a record without the other CI.
+    pub when: Vec<Filter>,
 }
 
 impl Relate {
@@ -439,6 +443,7 @@ impl Mapping {
                 paths.push(p);
             }
             paths.extend(relate.to.lookup_and.iter().map(|(_, p)| p));
+            paths.extend(relate.when.iter().map(|f| &f.path));
         }
         paths.extend(self.source.filters.iter().map(|f| &f.path));
         paths.extend(self.context.iter().map(|(_, p)| p));

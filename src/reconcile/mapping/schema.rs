@@ -38,6 +38,10 @@ pub(super) struct RawRelate {
     pub(super) role: Option<String>,
     pub(super) to: Spanned<toml::Value>,
     pub(super) scope: Option<String>,
+    /// Source filters (`ems_cluster_id=NULL`): the record has this relationship only when
+    /// every one passes.
+    #[serde(default)]
+    pub(super) when: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
