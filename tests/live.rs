@@ -994,12 +994,13 @@ fn rel_rows(sims: &Sims, name: &str) -> Vec<serde_json::Map<String, Value>> {
         .collect()
 }
 
-/// ESX hosts this job owns (none in the CMDB before: Discovery never saw them) are created
-/// with their cluster's `Members::Member of` row in the same `run`, applied parents first
-/// (clusters, then hosts, then VMs, whose `Registered on` rows point at the new ESX
-/// servers); the next plan has nothing to change.
+/// The shipped infrastructure mappings in one `run`, applied parents first: ESX hosts this
+/// job owns (none in the CMDB before: Discovery never saw them) are created with their
+/// cluster's `Members::Member of` row, datastores with their `vcenter_ref`, and the VMs'
+/// `Registered on` and `Stored on` rows point at the CIs the same run created; the next plan
+/// has nothing to change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hosts_the_job_owns_become_members_of_their_clusters_in_one_run() {
+async fn infrastructure_cis_and_their_relationships_in_one_run() {
     let sims = sims(300).await;
     for h in sims.servicenow().rows("cmdb_ci_esx_server") {
         assert!(sims
@@ -1008,14 +1009,20 @@ async fn hosts_the_job_owns_become_members_of_their_clusters_in_one_run() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(&sims, dir.path());
-    config.syncs = ["vcenter", "vmware-cluster", "vmware-esx-host", "vmware-vm"]
-        .iter()
-        .map(|m| {
-            SyncConfig::live(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("mappings/{m}.toml")),
-            )
-        })
-        .collect();
+    config.syncs = [
+        "vcenter",
+        "vmware-cluster",
+        "vmware-esx-host",
+        "vmware-datastore",
+        "vmware-vm",
+    ]
+    .iter()
+    .map(|m| {
+        SyncConfig::live(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("mappings/{m}.toml")),
+        )
+    })
+    .collect();
     config.report_dir = dir.path().join("1");
     let (_, status) = app::plan_and_apply(&config, now(), false).await.unwrap();
     assert_eq!(status, Status::Clean);
@@ -1060,6 +1067,44 @@ async fn hosts_the_job_owns_become_members_of_their_clusters_in_one_run() {
     assert!(registered
         .iter()
         .all(|r| esx.iter().any(|h| h["sys_id"] == r["child"])));
+
+    // Datastores: one CI per VMware datastore, each VM stored on its own.
+    let vmware = |ems: usize| estate.providers[ems].vendor == cmdb_sim::generator::Vendor::Vmware;
+    let datastores = sims.servicenow().rows("cmdb_ci_vcenter_datastore");
+    let vmware_storages = estate
+        .storages
+        .iter()
+        .filter(|s| vmware(estate.clusters[s.cluster].ems))
+        .count();
+    assert_eq!(datastores.len(), vmware_storages);
+    let vcenters = sims.servicenow().rows("cmdb_ci_vcenter");
+    assert!(datastores
+        .iter()
+        .all(|d| vcenters.iter().any(|v| v["sys_id"] == d["vcenter_ref"])));
+    let stored_on = rel_rows(&sims, "Provides storage for::Stored on");
+    let vms = sims.servicenow().rows("cmdb_ci_vmware_instance");
+    assert!(!stored_on.is_empty());
+    for r in &stored_on {
+        let ds = datastores
+            .iter()
+            .find(|d| d["sys_id"] == r["parent"])
+            .unwrap();
+        let vm = vms.iter().find(|v| v["sys_id"] == r["child"]).unwrap();
+        let v = estate
+            .vms
+            .iter()
+            .find(|v| {
+                Some(v.ems_ref.as_str()) == vm["object_id"].as_str()
+                    && v.ems.and_then(|e| estate.providers[e].uid_ems.as_deref())
+                        == vm["vcenter_uuid"].as_str()
+            })
+            .unwrap();
+        assert_eq!(
+            ds["morid"],
+            estate.storages[v.storage.unwrap()].ems_ref.as_str(),
+            "{vm:?}"
+        );
+    }
 
     config.report_dir = dir.path().join("2");
     let again = app::plan_all(&config, now(), false).await.unwrap();

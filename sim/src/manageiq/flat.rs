@@ -81,8 +81,13 @@ impl FlatCollection {
         base: &'a str,
     ) -> Result<CollectionBody<'a, FlatPage<'a>>, MiqError> {
         let selection = self.selection(q)?;
+        // One association away (`ext_management_system.type='...'`), as ManageIQ filters.
         let filter = Filter::parse(&q.filters, |assoc, attr| {
-            (assoc.is_none() && self.known(attr)).then(|| attr.to_owned())
+            let key = match assoc {
+                Some(head) => format!("{head}.{attr}"),
+                None => attr.to_owned(),
+            };
+            self.known(&key).then_some(key)
         })?;
         let mut sort = Vec::new();
         for (i, name) in q.sort_by.iter().enumerate() {
@@ -102,7 +107,13 @@ impl FlatCollection {
         let mut selected: Vec<usize> = (0..self.items.len())
             .filter(|&i| {
                 let item = &self.items[i];
-                filter.matches(|k| item.get(k).map_or(Field::Null, |v| Field::from_value(k, v)))
+                filter.matches(|k| {
+                    let value = match k.split_once('.') {
+                        Some((head, tail)) => item.get(head).and_then(|o| o.get(tail)),
+                        None => item.get(k),
+                    };
+                    value.map_or(Field::Null, |v| Field::from_value(k, v))
+                })
             })
             .collect();
         if !sort.is_empty() {
