@@ -877,23 +877,29 @@ async fn a_misspelt_table_is_an_error_not_an_empty_cmdb() {
     assert!(!dir.path().join("out").join("plan.json").exists());
 }
 
-/// The shipped infrastructure mappings against the simulators: vCenters and clusters are
-/// created, a cluster's `vcenter_ref` points at its vCenter's CI once that exists (the next
-/// run: syncs are planned before any is applied), ESX hosts Discovery already owns are
-/// foreign, not taken over, and the third run has nothing left to do.
+/// The shipped infrastructure mappings against the simulators, planned before any is
+/// applied (`plan` then `apply`): vCenters, datacenters (read as provider folders) and
+/// clusters are created; their `vcenter_ref` and the clusters' datacenter rows follow the
+/// next run, once the CIs they point at exist; ESX hosts Discovery already owns are foreign,
+/// not taken over, and the third run has nothing left to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn infrastructure_mappings_create_vcenters_and_clusters_and_converge() {
     let sims = sims(300).await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(&sims, dir.path());
-    config.syncs = ["vcenter", "vmware-cluster", "vmware-esx-host"]
-        .iter()
-        .map(|m| {
-            SyncConfig::live(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("mappings/{m}.toml")),
-            )
-        })
-        .collect();
+    config.syncs = [
+        "vcenter",
+        "vmware-datacenter",
+        "vmware-cluster",
+        "vmware-esx-host",
+    ]
+    .iter()
+    .map(|m| {
+        SyncConfig::live(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("mappings/{m}.toml")),
+        )
+    })
+    .collect();
     let run = |n: usize| {
         let mut c = config.clone();
         c.report_dir = dir.path().join(n.to_string());
@@ -901,13 +907,17 @@ async fn infrastructure_mappings_create_vcenters_and_clusters_and_converge() {
     };
     let first = app::plan_all(&run(1), now(), false).await.unwrap();
     let creates: Vec<usize> = first.iter().map(|p| p.plan.summary.creates).collect();
+    let estate = sims.manageiq().estate();
+    let vmware = |ems: usize| estate.providers[ems].vendor == cmdb_sim::generator::Vendor::Vmware;
+    let vmware_dcs = estate.datacenters.iter().filter(|d| vmware(d.ems)).count();
     assert!(
-        creates[0] >= 2 && creates[1] >= 2,
+        creates[0] >= 2 && creates[2] >= 2,
         "vCenters and clusters: {creates:?}"
     );
-    assert_eq!(creates[2], 0, "Discovery's ESX hosts are not created again");
+    assert_eq!(creates[1], vmware_dcs, "one CI per VMware datacenter");
+    assert_eq!(creates[3], 0, "Discovery's ESX hosts are not created again");
     assert!(
-        first[2]
+        first[3]
             .plan
             .issues
             .iter()
@@ -923,16 +933,46 @@ async fn infrastructure_mappings_create_vcenters_and_clusters_and_converge() {
 
     let second = app::plan_all(&run(2), now(), false).await.unwrap();
     assert_eq!(second[0].plan.summary.updates, 0);
+    for i in [1, 2] {
+        assert_eq!(
+            second[i].plan.summary.updates, creates[i],
+            "vcenter_ref filled in"
+        );
+    }
     assert_eq!(
-        second[1].plan.summary.updates, creates[1],
-        "vcenter_ref filled in"
+        second[2].plan.relationship_counts(),
+        (creates[2], 0),
+        "each cluster contained by its datacenter"
     );
     app::run_apply(&run(2), &second).await.unwrap();
     let clusters = sims.servicenow().rows("cmdb_ci_vcenter_cluster");
-    for c in &clusters {
+    let datacenters = sims.servicenow().rows("cmdb_ci_vcenter_datacenter");
+    for c in clusters.iter().chain(&datacenters) {
         assert!(
             vcenters.iter().any(|v| v["sys_id"] == c["vcenter_ref"]),
             "{c:?}"
+        );
+    }
+    let contains = rel_rows(&sims, "Contains::Contained by");
+    assert_eq!(contains.len(), clusters.len());
+    for r in &contains {
+        let dc = datacenters
+            .iter()
+            .find(|d| d["sys_id"] == r["parent"])
+            .unwrap();
+        let cluster = clusters.iter().find(|c| c["sys_id"] == r["child"]).unwrap();
+        let c = estate
+            .clusters
+            .iter()
+            .find(|c| {
+                c.ems_ref == cluster["morid"].as_str().unwrap()
+                    && estate.providers[c.ems].uid_ems.as_deref()
+                        == cluster["vcenter_uuid"].as_str()
+            })
+            .unwrap();
+        assert_eq!(
+            dc["morid"],
+            estate.datacenters[c.datacenter].ems_ref.as_str()
         );
     }
     let third = app::plan_all(&run(3), now(), false).await.unwrap();
@@ -950,10 +990,15 @@ async fn run_applies_parents_first_so_references_resolve_in_the_same_run() {
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("[[sync]]\nmapping = \"vmware-vm.toml\"\n", "");
-    let syncs: String = ["vcenter", "vmware-cluster", "vmware-esx-host"]
-        .iter()
-        .map(|m| format!("[[sync]]\nmapping = {:?}\n", root.join(format!("{m}.toml"))))
-        .collect();
+    let syncs: String = [
+        "vcenter",
+        "vmware-datacenter",
+        "vmware-cluster",
+        "vmware-esx-host",
+    ]
+    .iter()
+    .map(|m| format!("[[sync]]\nmapping = {:?}\n", root.join(format!("{m}.toml"))))
+    .collect();
     std::fs::write(&config, format!("{text}{syncs}")).unwrap();
     let run = |extra: &[&str]| {
         bin_for(dir.path(), &sims)
@@ -1011,6 +1056,7 @@ async fn infrastructure_cis_and_their_relationships_in_one_run() {
     let mut config = config(&sims, dir.path());
     config.syncs = [
         "vcenter",
+        "vmware-datacenter",
         "vmware-cluster",
         "vmware-esx-host",
         "vmware-datastore",
@@ -1105,6 +1151,22 @@ async fn infrastructure_cis_and_their_relationships_in_one_run() {
             "{vm:?}"
         );
     }
+
+    // Datacenters contain their clusters and VMs (each once).
+    let contains = rel_rows(&sims, "Contains::Contained by");
+    let datacenters = sims.servicenow().rows("cmdb_ci_vcenter_datacenter");
+    assert!(contains
+        .iter()
+        .all(|r| datacenters.iter().any(|d| d["sys_id"] == r["parent"])));
+    let clusters = sims.servicenow().rows("cmdb_ci_vcenter_cluster");
+    let contained = |rows: &[serde_json::Map<String, Value>]| {
+        contains
+            .iter()
+            .filter(|r| rows.iter().any(|c| c["sys_id"] == r["child"]))
+            .count()
+    };
+    assert_eq!(contained(&clusters), clusters.len());
+    assert_eq!(contained(&vms), registered.len());
 
     config.report_dir = dir.path().join("2");
     let again = app::plan_all(&config, now(), false).await.unwrap();
