@@ -141,6 +141,7 @@ fn run(vms: usize, scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
         .unwrap()
         .unwrap()
         .path()
+        .join("vmware-vm")
         .join("plan.json");
     let plan: Value = serde_json::from_str(&std::fs::read_to_string(plan_file).unwrap()).unwrap();
     let s = &plan["summary"];

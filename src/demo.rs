@@ -16,8 +16,29 @@ use crate::net::Secret;
 use crate::report::Format;
 use crate::servicenow::{ServiceNowConfig, SnAuth};
 
-/// The shipped VMware mapping, built in so the demo runs from any folder.
-const MAPPING: &str = include_str!("../mappings/vmware-vm.toml");
+/// The shipped VMware mappings, built in so the demo runs from any folder, parents first
+/// (the order `run` applies them in): vCenters, datacenters, clusters, ESX hosts,
+/// datastores, then the VMs.
+const MAPPINGS: &[(&str, &str)] = &[
+    ("vcenter.toml", include_str!("../mappings/vcenter.toml")),
+    (
+        "vmware-datacenter.toml",
+        include_str!("../mappings/vmware-datacenter.toml"),
+    ),
+    (
+        "vmware-cluster.toml",
+        include_str!("../mappings/vmware-cluster.toml"),
+    ),
+    (
+        "vmware-esx-host.toml",
+        include_str!("../mappings/vmware-esx-host.toml"),
+    ),
+    (
+        "vmware-datastore.toml",
+        include_str!("../mappings/vmware-datastore.toml"),
+    ),
+    ("vmware-vm.toml", include_str!("../mappings/vmware-vm.toml")),
+];
 
 #[allow(
     clippy::disallowed_methods,
@@ -53,9 +74,13 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
         PathBuf::from("reports").join(format!("demo-{}", now.format("%Y%m%dT%H%M%SZ")))
     });
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    let mapping_path = dir.join("vmware-vm.toml");
-    std::fs::write(&mapping_path, MAPPING)
-        .with_context(|| format!("cannot write `{}`", mapping_path.display()))?;
+    let mut syncs = Vec::new();
+    for (name, text) in MAPPINGS {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+        syncs.push(SyncConfig::live(path));
+    }
 
     let mut cloudforms = CloudFormsConfig::new(
         sims.manageiq_url(),
@@ -74,7 +99,7 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
         report_dir: dir.clone(),
         out_dir: Some(out),
         formats: Format::ALL.to_vec(),
-        syncs: vec![SyncConfig::live(mapping_path.clone())],
+        syncs: syncs.clone(),
         cloudforms: Some(cloudforms.clone()),
         servicenow: Some(servicenow.clone()),
         apply: Default::default(),
@@ -105,8 +130,13 @@ async fn run_steps(
     let first_config = config(dir.join("1-plan"));
     let first = app::plan_all(&first_config, now, false).await?;
     print!("{}", app::summary_table(&first));
-    let html = dir.join("1-plan").join("drift.html");
-    println!("   open {} to review the drift", html.display());
+    let index = dir.join("1-plan").join(crate::report::index::INDEX_FILE);
+    let html = dir.join("1-plan").join("vmware-vm").join("drift.html");
+    println!(
+        "   open {} for every sync, {} to review the VMs' drift",
+        index.display(),
+        html.display()
+    );
 
     println!("\n2. Apply the reviewed plan");
     apply(&first_config, &first, &dir.join("1-plan")).await?;
@@ -125,7 +155,9 @@ async fn run_steps(
     if last.iter().any(|p| p.plan.has_changes()) {
         bail!(
             "drift left after apply; see {}",
-            dir.join("4-replan").join("drift.md").display()
+            dir.join("4-replan")
+                .join(crate::report::index::INDEX_FILE)
+                .display()
         );
     }
     Ok(())
@@ -136,8 +168,8 @@ async fn apply(config: &Config, planned: &[Planned], dir: &Path) -> Result<()> {
     let status = app::run_apply(config, planned).await?;
     if status != Status::Clean {
         bail!(
-            "applying the plan ended with {status:?}; see {}",
-            dir.join("outcome.json").display()
+            "applying the plan ended with {status:?}; see the outcome.json of each sync under {}",
+            dir.display()
         );
     }
     Ok(())

@@ -65,9 +65,10 @@ async fn plan_apply_plan_converges_and_a_second_apply_writes_nothing() {
         before + s.creates,
         "exactly the planned creates"
     );
-    let outcome: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("1/outcome.json")).unwrap())
-            .unwrap();
+    let outcome: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("1/vmware-vm/outcome.json")).unwrap(),
+    )
+    .unwrap();
     assert!(outcome.to_string().contains("applied"), "{outcome}");
 
     let second = plan(&config, &dir.path().join("2")).await;
@@ -227,7 +228,7 @@ async fn lost_create_responses_never_duplicate_a_ci() {
             .count();
         assert_eq!(n, 1, "{:?} created {n} times", create.identity);
     }
-    let outcome = std::fs::read_to_string(dir.path().join("1/outcome.json")).unwrap();
+    let outcome = std::fs::read_to_string(dir.path().join("1/vmware-vm/outcome.json")).unwrap();
     assert!(outcome.contains("found by identity"), "{outcome}");
 }
 
@@ -268,7 +269,7 @@ async fn a_ci_edited_after_the_plan_is_skipped_as_stale() {
         Some(change.current.as_str()),
         "not overwritten"
     );
-    let outcome = std::fs::read_to_string(dir.path().join("1/outcome.json")).unwrap();
+    let outcome = std::fs::read_to_string(dir.path().join("1/vmware-vm/outcome.json")).unwrap();
     assert!(
         outcome.contains("skipped_stale") && outcome.contains(&victim.sys_id),
         "{outcome}"
@@ -789,9 +790,9 @@ async fn a_run_writes_its_metrics_and_a_failed_run_keeps_the_last_success() {
     // The plan's own counts, and what apply did with them.
     let report = std::fs::read_dir(dir.path().join("reports"))
         .unwrap()
-        .map(|e| e.unwrap().path())
+        .map(|e| e.unwrap().path().join("vmware-vm"))
         .find(|p| p.join("plan.json").exists())
-        .expect("the report folder");
+        .expect("the sync's folder in the run's folder");
     let plan: Value =
         serde_json::from_str(&std::fs::read_to_string(report.join("plan.json")).unwrap()).unwrap();
     assert_eq!(
@@ -874,7 +875,7 @@ async fn a_misspelt_table_is_an_error_not_an_empty_cmdb() {
         text.contains("cmdb_ci_vmware_instanse") && text.contains("Invalid table"),
         "{text}"
     );
-    assert!(!dir.path().join("out").join("plan.json").exists());
+    assert!(!dir.path().join("out").join("misspelt/plan.json").exists());
 }
 
 /// The shipped infrastructure mappings against the simulators, planned before any is
