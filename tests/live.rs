@@ -1175,3 +1175,57 @@ async fn infrastructure_cis_and_their_relationships_in_one_run() {
         assert!(!p.plan.has_changes(), "{} converged", p.plan.mapping.name);
     }
 }
+
+/// `[classify]` over HTTP: every VM's CloudForms tags become `cmdb_key_value` rows of its CI,
+/// a second plan finds nothing to change, and a row whose tag the VM does not have (added
+/// by hand with the job's `tag`) is deleted while another source's row is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_become_classification_rows_and_converge() {
+    let sims = sims(300).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&sims, dir.path());
+    let path = dir.path().join("vmware-vm-tags.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{}\n[classify]\nfrom_tag = \"*\"\n",
+            include_str!("../mappings/vmware-vm.toml")
+        ),
+    )
+    .unwrap();
+    config.syncs[0].mapping = path;
+    let first = plan(&config, &dir.path().join("1")).await;
+    let (creates, deletes) = first.plan.classification_counts();
+    assert!(creates > 100, "{creates}");
+    assert_eq!(deletes, 0);
+    app::run_apply(&config, std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    let rows = sims.servicenow().rows("cmdb_key_value");
+    assert_eq!(rows.len(), creates, "one row per planned create");
+    assert!(rows.iter().all(|r| r["tag"] == "CloudForms"));
+
+    let second = plan(&config, &dir.path().join("2")).await;
+    assert_eq!(second.plan.classification_counts(), (0, 0), "converged");
+
+    // A row the VM's tags do not hold, with the job's tag, and one of another source.
+    let ci = rows[0]["configuration_item"].clone();
+    let mut stale = serde_json::Map::new();
+    stale.insert("configuration_item".into(), ci.clone());
+    stale.insert("key".into(), "environment".into());
+    stale.insert("value".into(), "no-such-entry".into());
+    stale.insert("tag".into(), "CloudForms".into());
+    let mut other = stale.clone();
+    other.insert("tag".into(), "Tags".into());
+    sims.servicenow().seed("cmdb_key_value", vec![stale, other]);
+    let third = plan(&config, &dir.path().join("3")).await;
+    assert_eq!(third.plan.classification_counts(), (0, 1));
+    assert_eq!(third.plan.classifications[0].value, "no-such-entry");
+    app::run_apply(&config, std::slice::from_ref(&third))
+        .await
+        .unwrap();
+    let left = sims.servicenow().rows("cmdb_key_value");
+    assert_eq!(left.len(), creates + 1, "another source's row stays");
+    let last = plan(&config, &dir.path().join("4")).await;
+    assert_eq!(last.plan.classification_counts(), (0, 0));
+}

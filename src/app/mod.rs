@@ -26,7 +26,10 @@ use crate::{metrics, progress};
 mod read;
 mod status;
 
-use read::{check_fields, read_references, read_relations, read_schema, read_source, read_target};
+use read::{
+    check_fields, read_classifications, read_references, read_relations, read_schema, read_source,
+    read_target,
+};
 
 use crate::servicenow;
 pub use status::{refused, worst, Status};
@@ -377,6 +380,7 @@ async fn plan_sync(
     let (cis, target_origin) = target?;
     let references = read_references(sync, &mapping, &source, servicenow.as_ref()).await?;
     let relations = read_relations(sync, &mapping, servicenow.as_ref()).await?;
+    let classifications = read_classifications(sync, &mapping, servicenow.as_ref()).await?;
     progress::reads_finished();
     metrics::phase(&mapping.name, "read", reading.elapsed());
     if let Some(reason) = &source.incomplete {
@@ -395,6 +399,7 @@ async fn plan_sync(
         now,
         allow_mass_change,
         relations: relations.as_ref(),
+        classifications: classifications.as_ref(),
     });
     metrics::phase(&mapping.name, "plan", planning.elapsed());
     Ok(plan)

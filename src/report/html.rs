@@ -143,6 +143,7 @@ pub fn render(model: &ReportModel) -> String {
     changes(&mut h, model);
     drift(&mut h, model);
     relationships(&mut h, model);
+    classifications(&mut h, model);
     issues(
         &mut h,
         "quarantined",
@@ -606,6 +607,41 @@ fn relationships(h: &mut String, model: &ReportModel) {
             escape(&r.kind),
             escape(&r.parent),
             escape(&r.child),
+            escape(&r.reason)
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
+}
+
+fn classifications(h: &mut String, model: &ReportModel) {
+    if model.classifications.is_empty() && model.classification_deletes_withheld == 0 {
+        return;
+    }
+    h.push_str("<section id=\"classifications\"><h2>Classifications</h2>");
+    if model.classification_deletes_withheld > 0 {
+        let _ = write!(
+            h,
+            "<p class=\"desc\">{} classification deletes withheld with the retirements.</p>",
+            model.classification_deletes_withheld
+        );
+    }
+    if model.classifications.is_empty() {
+        h.push_str("<p class=\"none\">No classification changes.</p></section>\n");
+        return;
+    }
+    h.push_str(
+        "<table class=\"plain rels\"><thead><tr><th>Action</th><th>CI</th><th>Key</th>\
+         <th>Value</th><th>Reason</th></tr></thead><tbody>",
+    );
+    for r in &model.classifications {
+        let _ = write!(
+            h,
+            "<tr class=\"rel {}\"><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            r.action,
+            r.action,
+            escape(&r.ci),
+            escape(&r.key),
+            escape(&r.value),
             escape(&r.reason)
         );
     }

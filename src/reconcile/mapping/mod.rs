@@ -64,6 +64,26 @@ pub struct Mapping {
     pub context: Vec<(String, Path)>,
     /// `[[relate]]`: the relationships kept between each CI and others.
     pub relate: Vec<Relate>,
+    /// `[classify]`: the CloudForms tags kept as the CI's `cmdb_key_value` rows.
+    pub classify: Option<Classify>,
+}
+
+/// CloudForms tags (`/managed/<category>/<entry>`) kept as `cmdb_key_value` rows of the CI
+/// (`key` = category, `value` = entry), reconciled like relationships. Only rows whose `tag`
+/// column is `tag` and whose key is one of `categories` are the job's to create or delete.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classify {
+    /// The categories kept; `None`: every `/managed` category.
+    pub categories: Option<BTreeSet<String>>,
+    /// The `tag` column of the rows the job writes (and the only rows it deletes).
+    pub tag: String,
+}
+
+impl Classify {
+    /// Whether rows of this key are the job's.
+    pub fn keeps(&self, key: &str) -> bool {
+        self.categories.as_ref().is_none_or(|c| c.contains(key))
+    }
 }
 
 /// A relationship the mapping keeps between its CI and another CI, reconciled like a field:
@@ -444,6 +464,9 @@ impl Mapping {
             }
             paths.extend(relate.to.lookup_and.iter().map(|(_, p)| p));
             paths.extend(relate.when.iter().map(|f| &f.path));
+        }
+        if self.classify.is_some() {
+            attrs.insert("tags".into());
         }
         paths.extend(self.source.filters.iter().map(|f| &f.path));
         paths.extend(self.context.iter().map(|(_, p)| p));

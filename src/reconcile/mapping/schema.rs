@@ -27,6 +27,17 @@ pub(super) struct RawMapping {
     pub(super) report: RawReport,
     #[serde(default)]
     pub(super) relate: Vec<Spanned<RawRelate>>,
+    pub(super) classify: Option<Spanned<RawClassify>>,
+}
+
+/// `[classify]`: CloudForms tags kept as `cmdb_key_value` rows of the CI.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClassify {
+    /// `"*"` (every `/managed` category) or a list of categories.
+    pub(super) from_tag: toml::Value,
+    /// The rows' `tag` column (default `CloudForms`).
+    pub(super) tag: Option<String>,
 }
 
 /// `[[relate]]`: a relationship (`cmdb_rel_ci`) between the mapping's CI and another CI.

@@ -370,3 +370,23 @@ to = { from = "v_owning_datacenter", lookup = { table = "cmdb_ci_vcenter_datacen
     let e = error(&relate.replace("ems_cluster_id=NULL", "ems_cluster_id"));
     assert!(e.message.contains("when") && e.line > 1, "{e}");
 }
+
+#[test]
+fn classify_takes_every_category_or_a_list_and_asks_for_tags() {
+    let all = mapping("[classify]\nfrom_tag = \"*\"\n");
+    let c = all.classify.as_ref().unwrap();
+    assert!(c.keeps("anything") && c.tag == "CloudForms");
+    assert!(all.source_attributes().contains(&"tags".to_owned()));
+    let some = mapping("[classify]\nfrom_tag = [\"environment\"]\ntag = \"CFME\"\n");
+    let c = some.classify.as_ref().unwrap();
+    assert!(c.keeps("environment") && !c.keeps("department") && c.tag == "CFME");
+    for bad in [
+        "from_tag = \"environment\"",
+        "from_tag = []",
+        "from_tag = [\"a/b\"]",
+        "from_tag = \"*\"\ntag = \" \"",
+    ] {
+        let e = error(&format!("[classify]\n{bad}\n"));
+        assert!(e.message.contains("[classify]"), "{bad}: {e}");
+    }
+}
