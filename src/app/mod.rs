@@ -205,9 +205,9 @@ fn write_index(
 }
 
 /// `run`: each sync planned and applied before the next is planned, in config order
-/// (parents first: vCenters, clusters, hosts, VMs), so a later sync's lookups and
-/// relationships find the CIs an earlier one created in the same run. Each sync applies
-/// exactly the plan written to its report folder.
+/// (parents first: vCenters, datacenters, clusters, hosts, datastores, VMs), so a later
+/// sync's lookups and relationships find the CIs an earlier one created in the same run.
+/// Each sync applies exactly the plan written to its report folder.
 pub async fn plan_and_apply(
     config: &Config,
     now: DateTime<Utc>,
