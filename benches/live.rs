@@ -254,6 +254,7 @@ fn run(vms: usize, model: &Model, scenario: &Scenario, runtime: &tokio::runtime:
         .unwrap()
         .unwrap()
         .path()
+        .join("vmware-vm")
         .join("plan.json");
     let plan: Value = serde_json::from_str(&std::fs::read_to_string(plan_file).unwrap()).unwrap();
     let s = &plan["summary"];

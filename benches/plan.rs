@@ -164,6 +164,7 @@ fn main() {
             now,
             allow_mass_change: true,
             relations: None,
+            classifications: None,
         });
         times.push(start.elapsed());
         cpu.push(cpu_time() - cpu_start);

@@ -147,6 +147,7 @@ fn plan_of(n: usize) -> Plan {
             now,
             allow_mass_change: true,
             relations: None,
+            classifications: None,
         }));
         offset += size;
     }

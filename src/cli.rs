@@ -93,8 +93,9 @@ pub enum Command {
     /// Compute the plan and write the drift report; changes nothing.
     ///
     /// Reads the inventory and the CMDB from snapshot files (--source-file, --target-file) or
-    /// from the entries of a config file (--config), and writes plan.json, drift.csv, drift.md
-    /// and drift.html into --out-dir.
+    /// from the entries of a config file (--config), and writes the run's index.md into
+    /// --out-dir, and each sync's plan.json, drift.csv, drift.md and drift.html into a folder
+    /// of its own there, named after its mapping.
     Plan(PlanArgs),
 
     /// Apply a reviewed plan (plan.json) to ServiceNow: exactly that plan, nothing else.
@@ -307,7 +308,8 @@ pub struct DemoArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Reports")]
 pub struct ReportArgs {
-    /// Where reports go; default `<report dir>/<UTC timestamp>-<mapping name>/`.
+    /// The run's report folder (index.md, a folder per sync); default
+    /// `<report dir>/<UTC timestamp>/`.
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
 

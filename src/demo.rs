@@ -18,10 +18,33 @@ use crate::net::Secret;
 use crate::report::Format;
 use crate::servicenow::{ServiceNowConfig, SnAuth};
 
-/// The shipped VMware mapping, built in so the demo runs from any folder.
-const MAPPING: &str = include_str!("../mappings/vmware-vm.toml");
-/// The shipped provisioning-ticket mapping.
-const TICKETS: &str = include_str!("../mappings/provision-incident.toml");
+/// The shipped VMware mappings, built in so the demo runs from any folder, parents first
+/// (the order `run` applies them in): vCenters, datacenters, clusters, ESX hosts,
+/// datastores, then the VMs; then the provisioning tickets.
+const MAPPINGS: &[(&str, &str)] = &[
+    ("vcenter.toml", include_str!("../mappings/vcenter.toml")),
+    (
+        "vmware-datacenter.toml",
+        include_str!("../mappings/vmware-datacenter.toml"),
+    ),
+    (
+        "vmware-cluster.toml",
+        include_str!("../mappings/vmware-cluster.toml"),
+    ),
+    (
+        "vmware-esx-host.toml",
+        include_str!("../mappings/vmware-esx-host.toml"),
+    ),
+    (
+        "vmware-datastore.toml",
+        include_str!("../mappings/vmware-datastore.toml"),
+    ),
+    ("vmware-vm.toml", include_str!("../mappings/vmware-vm.toml")),
+    (
+        "provision-incident.toml",
+        include_str!("../mappings/provision-incident.toml"),
+    ),
+];
 
 #[allow(
     clippy::disallowed_methods,
@@ -57,12 +80,13 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
         PathBuf::from("reports").join(format!("demo-{}", now.format("%Y%m%dT%H%M%SZ")))
     });
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    let mapping_path = dir.join("vmware-vm.toml");
-    std::fs::write(&mapping_path, MAPPING)
-        .with_context(|| format!("cannot write `{}`", mapping_path.display()))?;
-    let tickets_path = dir.join("provision-incident.toml");
-    std::fs::write(&tickets_path, TICKETS)
-        .with_context(|| format!("cannot write `{}`", tickets_path.display()))?;
+    let mut syncs = Vec::new();
+    for (name, text) in MAPPINGS {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+        syncs.push(SyncConfig::live(path));
+    }
     // New provisioning requests, one of each fate, beside the ones the estate has: they wait
     // for approval now, and end as their fate says once CloudForms moves them on.
     for (i, fate) in cmdb_sim::generator::requests::Fate::ALL
@@ -98,16 +122,12 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
             password: Secret::new(opts.snow_password.clone()),
         },
     );
-    // One folder per step, and in it one per sync (`<time>-<mapping>`): `out_dir` names a
-    // single sync's folder.
-    let config = |step: PathBuf| Config {
-        report_dir: step,
-        out_dir: None,
+    // One folder per step (`out_dir`), and in it one per sync (README "Reports").
+    let config = |out: PathBuf| Config {
+        report_dir: dir.clone(),
+        out_dir: Some(out),
         formats: Format::ALL.to_vec(),
-        syncs: vec![
-            SyncConfig::live(mapping_path.clone()),
-            SyncConfig::live(tickets_path.clone()),
-        ],
+        syncs: syncs.clone(),
         cloudforms: Some(cloudforms.clone()),
         servicenow: Some(servicenow.clone()),
         apply: Default::default(),
@@ -139,12 +159,13 @@ async fn run_steps(
     let first_config = config(dir.join("1-plan"));
     let first = app::plan_all(&first_config, now, false).await?;
     print!("{}", app::summary_table(&first));
-    for planned in &first {
-        println!(
-            "   open {} to review the drift",
-            planned.dir.join("drift.html").display()
-        );
-    }
+    let index = dir.join("1-plan").join(crate::report::index::INDEX_FILE);
+    let html = dir.join("1-plan").join("vmware-vm").join("drift.html");
+    println!(
+        "   open {} for every sync, {} to review the VMs' drift",
+        index.display(),
+        html.display()
+    );
 
     println!("\n2. Apply the reviewed plan");
     apply(&first_config, &first).await?;
@@ -171,10 +192,12 @@ async fn run_steps(
     println!("\n4. Plan again: nothing should be left to change");
     let last: Vec<Planned> = app::plan_all(&config(dir.join("4-replan")), now, false).await?;
     print!("{}", app::summary_table(&last));
-    if let Some(left) = last.iter().find(|p| p.plan.has_changes()) {
+    if last.iter().any(|p| p.plan.has_changes()) {
         bail!(
             "drift left after apply; see {}",
-            left.dir.join("drift.md").display()
+            dir.join("4-replan")
+                .join(crate::report::index::INDEX_FILE)
+                .display()
         );
     }
     Ok(())
@@ -202,13 +225,10 @@ fn print_colours(sims: &cmdb_sim::Sims) {
 async fn apply(config: &Config, planned: &[Planned]) -> Result<()> {
     let status = app::run_apply(config, planned).await?;
     if status != Status::Clean {
-        let dirs: Vec<String> = planned
-            .iter()
-            .map(|p| p.dir.join("outcome.json").display().to_string())
-            .collect();
+        let dir = config.out_dir.as_deref().unwrap_or(&config.report_dir);
         bail!(
-            "applying the plan ended with {status:?}; see {}",
-            dirs.join(", ")
+            "applying the plan ended with {status:?}; see the outcome.json of each sync under {}",
+            dir.display()
         );
     }
     Ok(())

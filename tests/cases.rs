@@ -17,6 +17,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use cmdb_reconcile::reconcile::classify::KvInput;
 use cmdb_reconcile::reconcile::mapping::Mapping;
 use cmdb_reconcile::reconcile::plan::Plan;
 use cmdb_reconcile::reconcile::planner::{self, Input};
@@ -63,6 +64,9 @@ struct Case {
     /// Expected relationship rows to create and delete (`[[relate]]` cases).
     #[serde(default)]
     expect_relationships: ExpectRelationships,
+    /// Expected classification rows to create and delete (`[classify]` cases).
+    #[serde(default)]
+    expect_classifications: ExpectRelationships,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -188,6 +192,13 @@ fn run_case(dir: &Path, base: &str) -> Result<(Case, Plan), Failed> {
         }
         _ => None,
     };
+    // Classifications: `cmdb_key_value.csv`.
+    let classifications = match find(dir, "cmdb_key_value") {
+        Some(path) => Some(KvInput {
+            rows: servicenow::snapshot::read(&path).map_err(|e| e.to_string())?,
+        }),
+        None => None,
+    };
     let plan = planner::plan(Input {
         mapping: &mapping,
         records: &source.records,
@@ -199,6 +210,7 @@ fn run_case(dir: &Path, base: &str) -> Result<(Case, Plan), Failed> {
         now: case.now,
         allow_mass_change: case.allow_mass_change,
         relations: relations.as_ref(),
+        classifications: classifications.as_ref(),
     });
     Ok((case, plan))
 }
@@ -223,7 +235,18 @@ fn check_expectations(name: &str, case: &Case, plan: &Plan) -> Vec<String> {
         }
     }
     let (rel_creates, rel_deletes) = plan.relationship_counts();
+    let (kv_creates, kv_deletes) = plan.classification_counts();
     for (key, got, want) in [
+        (
+            "classification_creates",
+            kv_creates,
+            case.expect_classifications.creates,
+        ),
+        (
+            "classification_deletes",
+            kv_deletes,
+            case.expect_classifications.deletes,
+        ),
         (
             "relationship_creates",
             rel_creates,

@@ -67,27 +67,33 @@ fn offline_example_plans_and_writes_every_report() {
         stdout.contains("vmware-vm") && stdout.contains("cmdb_ci_vmware_instance"),
         "{stdout}"
     );
+    // One folder per run (here --out-dir), one folder per sync in it, and the run's index.
+    let index = std::fs::read_to_string(dir.path().join("index.md")).unwrap();
+    assert!(
+        index.contains("[drift.html](vmware-vm/drift.html)"),
+        "{index}"
+    );
+    let sync = dir.path().join("vmware-vm");
     for file in ["plan.json", "drift.csv", "drift.md", "drift.html"] {
-        let path = dir.path().join(file);
+        let path = sync.join(file);
         assert!(
             path.metadata().map(|m| m.len() > 100).unwrap_or(false),
             "{file} missing or empty"
         );
     }
     let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(sync.join("plan.json")).unwrap()).unwrap();
     assert_eq!(plan["format_version"], 1);
     assert_eq!(
         plan["summary"]["creates"], 3,
         "new-svc-01 and the two hostile names"
     );
     // The hostile names stay inert in the HTML and the CSV.
-    let html = std::fs::read_to_string(dir.path().join("drift.html")).unwrap();
+    let html = std::fs::read_to_string(sync.join("drift.html")).unwrap();
     assert!(!html.contains("<script>alert(1)</script>"));
     // The names are change rows: they travel in the page's JSON block, `<` and `>` escaped.
     assert!(html.contains(r"\u003cscript\u003ealert(1)\u003c/script\u003e"));
-    let csv = std::fs::read_to_string(dir.path().join("drift.csv")).unwrap();
+    let csv = std::fs::read_to_string(sync.join("drift.csv")).unwrap();
     assert!(
         !csv.contains(",=HYPERLINK") && !csv.contains(",\"=HYPERLINK"),
         "{csv}"
@@ -99,9 +105,9 @@ fn detailed_exitcode_says_changes_are_planned() {
     let dir = tmp();
     let out = plan_example(&["--detailed-exitcode", "--format", "json"], dir.path());
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(dir.path().join("plan.json").exists());
+    assert!(dir.path().join("vmware-vm/plan.json").exists());
     assert!(
-        !dir.path().join("drift.html").exists(),
+        !dir.path().join("vmware-vm/drift.html").exists(),
         "only the asked formats (and plan.json)"
     );
 }
@@ -150,7 +156,7 @@ fn a_tripped_guard_refuses_with_exit_4_and_still_reports() {
         .unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("guard max_retire"), "{}", text(&out));
-    let md = std::fs::read_to_string(dir.path().join("r/drift.md")).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("r/strict/drift.md")).unwrap();
     assert!(
         md.contains("max\\_retire") || md.contains("max_retire"),
         "{md}"
@@ -324,7 +330,7 @@ fn the_log_line_counts_in_the_tables_words_and_durations_in_seconds() {
     let seconds = written["seconds"].as_f64().unwrap();
     assert_eq!((seconds * 1000.0).round() / 1000.0, seconds, "{written}");
     // The Markdown report's summary says the same in the same words.
-    let md = std::fs::read_to_string(dir.path().join("drift.md")).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("vmware-vm/drift.md")).unwrap();
     for (name, value) in header.iter().zip(&values).skip(2) {
         let label = match *name {
             "issues" => "Issues (the quarantined included)".to_owned(),
@@ -405,8 +411,9 @@ fn version_completions_and_man_come_from_the_cli() {
 fn report_folders_past_keep_are_pruned_and_nothing_else() {
     let dir = tmp();
     let reports = dir.path().join("reports");
-    // Two old runs of this tool, and a folder of someone else's.
-    for name in ["20200101T000000Z-vmware-vm", "20200102T000000Z-vmware-vm"] {
+    // Two old runs of this tool (one as older versions wrote it, a folder per sync; one a
+    // run folder), and a folder of someone else's.
+    for name in ["20200101T000000Z-vmware-vm", "20200102T000000Z/vmware-vm"] {
         std::fs::create_dir_all(reports.join(name)).unwrap();
         std::fs::write(
             reports.join(name).join("plan.json"),
@@ -441,11 +448,13 @@ fn report_folders_past_keep_are_pruned_and_nothing_else() {
     left.sort();
     assert_eq!(left.len(), 3, "{left:?}");
     assert_eq!(left[0], "20200101T000000Z-notes", "not the tool's: kept");
-    assert_eq!(
-        left[1], "20200102T000000Z-vmware-vm",
-        "the run before this one"
+    assert_eq!(left[1], "20200102T000000Z", "the run before this one");
+    assert!(
+        left[2].len() == 16 && !left[2].starts_with("2020"),
+        "{left:?}"
     );
-    assert!(left[2].ends_with("-vmware-vm") && !left[2].starts_with("2020"));
+    assert!(reports.join(&left[2]).join("vmware-vm/plan.json").exists());
+    assert!(reports.join(&left[2]).join("index.md").exists());
 }
 
 /// A one-connection-at-a-time HTTP server that answers 200 and hands each request over as
@@ -553,18 +562,16 @@ fn the_demo_runs_the_whole_job_to_zero_drift() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("Zero drift."), "{}", text(&out));
-    // A folder per sync in each step.
-    let reports: Vec<String> = std::fs::read_dir(dir.path().join("1-plan"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("drift.html").exists())
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
-    assert!(
-        reports.iter().any(|r| r.ends_with("-vmware-vm"))
-            && reports.iter().any(|r| r.ends_with("-provision-incident")),
-        "{reports:?}"
-    );
+    assert!(dir.path().join("1-plan/index.md").exists());
+    assert!(dir.path().join("1-plan/vmware-vm/drift.html").exists());
+    assert!(dir
+        .path()
+        .join("1-plan/vmware-datacenter/drift.html")
+        .exists());
+    assert!(dir
+        .path()
+        .join("1-plan/provision-incident/drift.html")
+        .exists());
     // The provisioning requests: AMBER tickets first, GREEN and RED ones after CloudForms
     // moved them on.
     let colours = text(&out)

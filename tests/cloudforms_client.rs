@@ -652,3 +652,67 @@ async fn a_windowed_read_asks_only_for_records_updated_after_a_time() {
     assert_eq!(recent(&windowed), recent(&all));
     assert_eq!(windowed.records.len(), recent(&all).len(), "only those");
 }
+
+/// An id as text, whether the server sent a string or a number.
+fn text(v: &serde_json::Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
+/// `providers/folders`: every provider's folders subcollection, read provider by provider,
+/// each record carrying its provider as `parent`; complete when every read was.
+#[tokio::test]
+async fn a_subcollection_is_read_under_every_parent_and_is_complete_only_if_all_are() {
+    let sims = sims(SimOptions::default()).await;
+    let cf = client(config(&sims));
+    let attrs: Vec<String> = ["name", "type", "ems_ref", "ext_management_system.uid_ems"]
+        .map(String::from)
+        .to_vec();
+    let read = cf.read("providers/folders", &attrs, &[]).await.unwrap();
+    assert_eq!(read.incomplete, None);
+    let estate = sims.estate();
+    assert_eq!(read.records.len(), estate.folders.len());
+    for record in &read.records {
+        let folder = estate
+            .folders
+            .iter()
+            .find(|f| text(&record["id"]) == f.id.to_string())
+            .expect("a folder of the estate");
+        let provider = &estate.providers[folder.ems];
+        assert_eq!(
+            text(&record["parent"]["id"]),
+            provider.id.to_string(),
+            "{record}"
+        );
+        assert_eq!(record["parent"]["collection"], "providers");
+        assert_eq!(record["ems_ref"], folder.ems_ref.as_str());
+    }
+    let datacenters = read
+        .records
+        .iter()
+        .filter(|r| {
+            r["type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("::Datacenter"))
+        })
+        .count();
+    assert_eq!(datacenters, estate.datacenters.len());
+
+    // One provider's folders lost for good: the others are read, and the read is incomplete.
+    let lost = estate.providers[0].id;
+    sims.set_faults(
+        Api::ManageIq,
+        FaultConfig::default().with(FaultRule {
+            status: Some(503),
+            path: format!("/api/providers/{lost}/folders"),
+            ..rule(FaultKind::Error, "")
+        }),
+    );
+    let read = cf.read("providers/folders", &attrs, &[]).await.unwrap();
+    let reason = read.incomplete.expect("incomplete");
+    assert!(
+        reason.contains(&format!("providers/{lost}/folders")),
+        "{reason}"
+    );
+    let others = estate.folders.iter().filter(|f| f.ems != 0).count();
+    assert_eq!(read.records.len(), others);
+}

@@ -40,6 +40,7 @@ fn plan_of(mapping: &Mapping, read: cmdb_reconcile::reconcile::record::SourceRea
         now: Utc.with_ymd_and_hms(2026, 11, 27, 0, 0, 0).unwrap(),
         allow_mass_change: false,
         relations: None,
+        classifications: None,
     })
 }
 

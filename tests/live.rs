@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use cmdb_reconcile::app::{self, Status};
-use cmdb_reconcile::config::{Config, SyncConfig};
+use cmdb_reconcile::config::SyncConfig;
 use cmdb_sim::{Api, FaultConfig, Sims};
 use serde_json::{json, Value};
 
@@ -65,9 +65,10 @@ async fn plan_apply_plan_converges_and_a_second_apply_writes_nothing() {
         before + s.creates,
         "exactly the planned creates"
     );
-    let outcome: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("1/outcome.json")).unwrap())
-            .unwrap();
+    let outcome: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("1/vmware-vm/outcome.json")).unwrap(),
+    )
+    .unwrap();
     assert!(outcome.to_string().contains("applied"), "{outcome}");
 
     let second = plan(&config, &dir.path().join("2")).await;
@@ -227,7 +228,7 @@ async fn lost_create_responses_never_duplicate_a_ci() {
             .count();
         assert_eq!(n, 1, "{:?} created {n} times", create.identity);
     }
-    let outcome = std::fs::read_to_string(dir.path().join("1/outcome.json")).unwrap();
+    let outcome = std::fs::read_to_string(dir.path().join("1/vmware-vm/outcome.json")).unwrap();
     assert!(outcome.contains("found by identity"), "{outcome}");
 }
 
@@ -268,7 +269,7 @@ async fn a_ci_edited_after_the_plan_is_skipped_as_stale() {
         Some(change.current.as_str()),
         "not overwritten"
     );
-    let outcome = std::fs::read_to_string(dir.path().join("1/outcome.json")).unwrap();
+    let outcome = std::fs::read_to_string(dir.path().join("1/vmware-vm/outcome.json")).unwrap();
     assert!(
         outcome.contains("skipped_stale") && outcome.contains(&victim.sys_id),
         "{outcome}"
@@ -570,19 +571,6 @@ async fn the_run_ticket_closes_green_on_success_and_stays_open_red_on_refusal() 
 
 // --- relationships ---------------------------------------------------------------------
 
-/// The shipped VMware mapping plus the VM's `Registered on::Has registered` row to its ESX
-/// host, found as the simulated CMDB keys hosts (MoRef and vCenter).
-fn with_host_relationship(config: &mut Config, dir: &Path) {
-    let mapping = format!(
-        "{}\n[[relate]]\ntype = \"Registered on::Has registered\"\n\
-         to = {{ from = \"host.ems_ref\", lookup = {{ table = \"cmdb_ci_esx_server\", by = \"morid\", and = {{ vcenter_uuid = \"ext_management_system.uid_ems\" }} }} }}\n",
-        include_str!("../mappings/vmware-vm.toml")
-    );
-    let path = dir.join("vmware-vm-rel.toml");
-    std::fs::write(&path, mapping).unwrap();
-    config.syncs[0].mapping = path;
-}
-
 fn registered_on(sims: &Sims) -> Vec<serde_json::Map<String, Value>> {
     let kind = sims
         .servicenow()
@@ -602,8 +590,9 @@ fn registered_on(sims: &Sims) -> Vec<serde_json::Map<String, Value>> {
 async fn relationships_are_created_converge_and_follow_a_vmotion() {
     let sims = sims(300).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(&sims, dir.path());
-    with_host_relationship(&mut config, dir.path());
+    // The shipped VMware mapping keeps each VM's `Registered on::Has registered` row to its
+    // ESX server, found as the simulated CMDB keys hosts (MoRef and vCenter).
+    let config = config(&sims, dir.path());
 
     let first = plan(&config, &dir.path().join("1")).await;
     let (creates, deletes) = first.plan.relationship_counts();
@@ -810,9 +799,9 @@ async fn a_run_writes_its_metrics_and_a_failed_run_keeps_the_last_success() {
     // The plan's own counts, and what apply did with them.
     let report = std::fs::read_dir(dir.path().join("reports"))
         .unwrap()
-        .map(|e| e.unwrap().path())
+        .map(|e| e.unwrap().path().join("vmware-vm"))
         .find(|p| p.join("plan.json").exists())
-        .expect("the report folder");
+        .expect("the sync's folder in the run's folder");
     let plan: Value =
         serde_json::from_str(&std::fs::read_to_string(report.join("plan.json")).unwrap()).unwrap();
     assert_eq!(
@@ -895,26 +884,32 @@ async fn a_misspelt_table_is_an_error_not_an_empty_cmdb() {
         text.contains("cmdb_ci_vmware_instanse") && text.contains("Invalid table"),
         "{text}"
     );
-    assert!(!dir.path().join("out").join("plan.json").exists());
+    assert!(!dir.path().join("out").join("misspelt/plan.json").exists());
 }
 
-/// The shipped infrastructure mappings against the simulators: vCenters and clusters are
-/// created, a cluster's `vcenter_ref` points at its vCenter's CI once that exists (the next
-/// run: syncs are planned before any is applied), ESX hosts Discovery already owns are
-/// foreign, not taken over, and the third run has nothing left to do.
+/// The shipped infrastructure mappings against the simulators, planned before any is
+/// applied (`plan` then `apply`): vCenters, datacenters (read as provider folders) and
+/// clusters are created; their `vcenter_ref` and the clusters' datacenter rows follow the
+/// next run, once the CIs they point at exist; ESX hosts Discovery already owns are foreign,
+/// not taken over, and the third run has nothing left to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn infrastructure_mappings_create_vcenters_and_clusters_and_converge() {
     let sims = sims(300).await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(&sims, dir.path());
-    config.syncs = ["vcenter", "vmware-cluster", "vmware-esx-host"]
-        .iter()
-        .map(|m| {
-            SyncConfig::live(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("mappings/{m}.toml")),
-            )
-        })
-        .collect();
+    config.syncs = [
+        "vcenter",
+        "vmware-datacenter",
+        "vmware-cluster",
+        "vmware-esx-host",
+    ]
+    .iter()
+    .map(|m| {
+        SyncConfig::live(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("mappings/{m}.toml")),
+        )
+    })
+    .collect();
     let run = |n: usize| {
         let mut c = config.clone();
         c.report_dir = dir.path().join(n.to_string());
@@ -922,13 +917,17 @@ async fn infrastructure_mappings_create_vcenters_and_clusters_and_converge() {
     };
     let first = app::plan_all(&run(1), now(), false).await.unwrap();
     let creates: Vec<usize> = first.iter().map(|p| p.plan.summary.creates).collect();
+    let estate = sims.manageiq().estate();
+    let vmware = |ems: usize| estate.providers[ems].vendor == cmdb_sim::generator::Vendor::Vmware;
+    let vmware_dcs = estate.datacenters.iter().filter(|d| vmware(d.ems)).count();
     assert!(
-        creates[0] >= 2 && creates[1] >= 2,
+        creates[0] >= 2 && creates[2] >= 2,
         "vCenters and clusters: {creates:?}"
     );
-    assert_eq!(creates[2], 0, "Discovery's ESX hosts are not created again");
+    assert_eq!(creates[1], vmware_dcs, "one CI per VMware datacenter");
+    assert_eq!(creates[3], 0, "Discovery's ESX hosts are not created again");
     assert!(
-        first[2]
+        first[3]
             .plan
             .issues
             .iter()
@@ -944,16 +943,46 @@ async fn infrastructure_mappings_create_vcenters_and_clusters_and_converge() {
 
     let second = app::plan_all(&run(2), now(), false).await.unwrap();
     assert_eq!(second[0].plan.summary.updates, 0);
+    for i in [1, 2] {
+        assert_eq!(
+            second[i].plan.summary.updates, creates[i],
+            "vcenter_ref filled in"
+        );
+    }
     assert_eq!(
-        second[1].plan.summary.updates, creates[1],
-        "vcenter_ref filled in"
+        second[2].plan.relationship_counts(),
+        (creates[2], 0),
+        "each cluster contained by its datacenter"
     );
     app::run_apply(&run(2), &second).await.unwrap();
     let clusters = sims.servicenow().rows("cmdb_ci_vcenter_cluster");
-    for c in &clusters {
+    let datacenters = sims.servicenow().rows("cmdb_ci_vcenter_datacenter");
+    for c in clusters.iter().chain(&datacenters) {
         assert!(
             vcenters.iter().any(|v| v["sys_id"] == c["vcenter_ref"]),
             "{c:?}"
+        );
+    }
+    let contains = rel_rows(&sims, "Contains::Contained by");
+    assert_eq!(contains.len(), clusters.len());
+    for r in &contains {
+        let dc = datacenters
+            .iter()
+            .find(|d| d["sys_id"] == r["parent"])
+            .unwrap();
+        let cluster = clusters.iter().find(|c| c["sys_id"] == r["child"]).unwrap();
+        let c = estate
+            .clusters
+            .iter()
+            .find(|c| {
+                c.ems_ref == cluster["morid"].as_str().unwrap()
+                    && estate.providers[c.ems].uid_ems.as_deref()
+                        == cluster["vcenter_uuid"].as_str()
+            })
+            .unwrap();
+        assert_eq!(
+            dc["morid"],
+            estate.datacenters[c.datacenter].ems_ref.as_str()
         );
     }
     let third = app::plan_all(&run(3), now(), false).await.unwrap();
@@ -971,10 +1000,15 @@ async fn run_applies_parents_first_so_references_resolve_in_the_same_run() {
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("[[sync]]\nmapping = \"vmware-vm.toml\"\n", "");
-    let syncs: String = ["vcenter", "vmware-cluster", "vmware-esx-host"]
-        .iter()
-        .map(|m| format!("[[sync]]\nmapping = {:?}\n", root.join(format!("{m}.toml"))))
-        .collect();
+    let syncs: String = [
+        "vcenter",
+        "vmware-datacenter",
+        "vmware-cluster",
+        "vmware-esx-host",
+    ]
+    .iter()
+    .map(|m| format!("[[sync]]\nmapping = {:?}\n", root.join(format!("{m}.toml"))))
+    .collect();
     std::fs::write(&config, format!("{text}{syncs}")).unwrap();
     let run = |extra: &[&str]| {
         bin_for(dir.path(), &sims)
@@ -997,4 +1031,210 @@ async fn run_applies_parents_first_so_references_resolve_in_the_same_run() {
     }
     let again = tokio::task::block_in_place(|| run(&["--dry-run", "--detailed-exitcode"]));
     assert_eq!(again.status.code(), Some(0), "{}", output_text(&again));
+}
+
+/// The rows of one relationship type in the simulated CMDB.
+fn rel_rows(sims: &Sims, name: &str) -> Vec<serde_json::Map<String, Value>> {
+    let kind = sims
+        .servicenow()
+        .rows("cmdb_rel_type")
+        .into_iter()
+        .find(|t| t["name"] == name)
+        .expect("the standard type is installed")["sys_id"]
+        .clone();
+    sims.servicenow()
+        .rows("cmdb_rel_ci")
+        .into_iter()
+        .filter(|r| r["type"] == kind)
+        .collect()
+}
+
+/// The shipped infrastructure mappings in one `run`, applied parents first: ESX hosts this
+/// job owns (none in the CMDB before: Discovery never saw them) are created with their
+/// cluster's `Members::Member of` row, datastores with their `vcenter_ref`, and the VMs'
+/// `Registered on` and `Stored on` rows point at the CIs the same run created; the next plan
+/// has nothing to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infrastructure_cis_and_their_relationships_in_one_run() {
+    let sims = sims(300).await;
+    for h in sims.servicenow().rows("cmdb_ci_esx_server") {
+        assert!(sims
+            .servicenow()
+            .delete_row("cmdb_ci_esx_server", h["sys_id"].as_str().unwrap()));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&sims, dir.path());
+    config.syncs = [
+        "vcenter",
+        "vmware-datacenter",
+        "vmware-cluster",
+        "vmware-esx-host",
+        "vmware-datastore",
+        "vmware-vm",
+    ]
+    .iter()
+    .map(|m| {
+        SyncConfig::live(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("mappings/{m}.toml")),
+        )
+    })
+    .collect();
+    config.report_dir = dir.path().join("1");
+    let (_, status) = app::plan_and_apply(&config, now(), false).await.unwrap();
+    assert_eq!(status, Status::Clean);
+
+    let estate = sims.manageiq().estate();
+    let vmware_hosts = estate
+        .hosts
+        .iter()
+        .filter(|h| estate.providers[h.ems].vendor == cmdb_sim::generator::Vendor::Vmware)
+        .count();
+    let esx = sims.servicenow().rows("cmdb_ci_esx_server");
+    assert_eq!(esx.len(), vmware_hosts, "one ESX server per VMware host");
+    let members = rel_rows(&sims, "Members::Member of");
+    assert_eq!(
+        members.len(),
+        vmware_hosts,
+        "each host a member of its cluster"
+    );
+    let clusters = sims.servicenow().rows("cmdb_ci_vcenter_cluster");
+    for m in &members {
+        let cluster = clusters
+            .iter()
+            .find(|c| c["sys_id"] == m["parent"])
+            .unwrap();
+        let host = esx.iter().find(|h| h["sys_id"] == m["child"]).unwrap();
+        let h = estate
+            .hosts
+            .iter()
+            .find(|h| {
+                h.ems_ref == host["morid"].as_str().unwrap()
+                    && estate.providers[h.ems].uid_ems.as_deref() == host["vcenter_uuid"].as_str()
+            })
+            .unwrap();
+        assert_eq!(
+            cluster["morid"],
+            estate.clusters[h.cluster].ems_ref.as_str()
+        );
+    }
+    // The VMs' rows point at the ESX servers this run created.
+    let registered = rel_rows(&sims, "Registered on::Has registered");
+    assert!(!registered.is_empty());
+    assert!(registered
+        .iter()
+        .all(|r| esx.iter().any(|h| h["sys_id"] == r["child"])));
+
+    // Datastores: one CI per VMware datastore, each VM stored on its own.
+    let vmware = |ems: usize| estate.providers[ems].vendor == cmdb_sim::generator::Vendor::Vmware;
+    let datastores = sims.servicenow().rows("cmdb_ci_vcenter_datastore");
+    let vmware_storages = estate
+        .storages
+        .iter()
+        .filter(|s| vmware(estate.clusters[s.cluster].ems))
+        .count();
+    assert_eq!(datastores.len(), vmware_storages);
+    let vcenters = sims.servicenow().rows("cmdb_ci_vcenter");
+    assert!(datastores
+        .iter()
+        .all(|d| vcenters.iter().any(|v| v["sys_id"] == d["vcenter_ref"])));
+    let stored_on = rel_rows(&sims, "Provides storage for::Stored on");
+    let vms = sims.servicenow().rows("cmdb_ci_vmware_instance");
+    assert!(!stored_on.is_empty());
+    for r in &stored_on {
+        let ds = datastores
+            .iter()
+            .find(|d| d["sys_id"] == r["parent"])
+            .unwrap();
+        let vm = vms.iter().find(|v| v["sys_id"] == r["child"]).unwrap();
+        let v = estate
+            .vms
+            .iter()
+            .find(|v| {
+                Some(v.ems_ref.as_str()) == vm["object_id"].as_str()
+                    && v.ems.and_then(|e| estate.providers[e].uid_ems.as_deref())
+                        == vm["vcenter_uuid"].as_str()
+            })
+            .unwrap();
+        assert_eq!(
+            ds["morid"],
+            estate.storages[v.storage.unwrap()].ems_ref.as_str(),
+            "{vm:?}"
+        );
+    }
+
+    // Datacenters contain their clusters and VMs (each once).
+    let contains = rel_rows(&sims, "Contains::Contained by");
+    let datacenters = sims.servicenow().rows("cmdb_ci_vcenter_datacenter");
+    assert!(contains
+        .iter()
+        .all(|r| datacenters.iter().any(|d| d["sys_id"] == r["parent"])));
+    let clusters = sims.servicenow().rows("cmdb_ci_vcenter_cluster");
+    let contained = |rows: &[serde_json::Map<String, Value>]| {
+        contains
+            .iter()
+            .filter(|r| rows.iter().any(|c| c["sys_id"] == r["child"]))
+            .count()
+    };
+    assert_eq!(contained(&clusters), clusters.len());
+    assert_eq!(contained(&vms), registered.len());
+
+    config.report_dir = dir.path().join("2");
+    let again = app::plan_all(&config, now(), false).await.unwrap();
+    for p in &again {
+        assert!(!p.plan.has_changes(), "{} converged", p.plan.mapping.name);
+    }
+}
+
+/// `[classify]` over HTTP: every VM's CloudForms tags become `cmdb_key_value` rows of its CI,
+/// a second plan finds nothing to change, and a row whose tag the VM does not have (added
+/// by hand with the job's `tag`) is deleted while another source's row is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_become_classification_rows_and_converge() {
+    let sims = sims(300).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&sims, dir.path());
+    let path = dir.path().join("vmware-vm-tags.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{}\n[classify]\nfrom_tag = \"*\"\n",
+            include_str!("../mappings/vmware-vm.toml")
+        ),
+    )
+    .unwrap();
+    config.syncs[0].mapping = path;
+    let first = plan(&config, &dir.path().join("1")).await;
+    let (creates, deletes) = first.plan.classification_counts();
+    assert!(creates > 100, "{creates}");
+    assert_eq!(deletes, 0);
+    app::run_apply(&config, std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    let rows = sims.servicenow().rows("cmdb_key_value");
+    assert_eq!(rows.len(), creates, "one row per planned create");
+    assert!(rows.iter().all(|r| r["tag"] == "CloudForms"));
+
+    let second = plan(&config, &dir.path().join("2")).await;
+    assert_eq!(second.plan.classification_counts(), (0, 0), "converged");
+
+    // A row the VM's tags do not hold, with the job's tag, and one of another source.
+    let ci = rows[0]["configuration_item"].clone();
+    let mut stale = serde_json::Map::new();
+    stale.insert("configuration_item".into(), ci.clone());
+    stale.insert("key".into(), "environment".into());
+    stale.insert("value".into(), "no-such-entry".into());
+    stale.insert("tag".into(), "CloudForms".into());
+    let mut other = stale.clone();
+    other.insert("tag".into(), "Tags".into());
+    sims.servicenow().seed("cmdb_key_value", vec![stale, other]);
+    let third = plan(&config, &dir.path().join("3")).await;
+    assert_eq!(third.plan.classification_counts(), (0, 1));
+    assert_eq!(third.plan.classifications[0].value, "no-such-entry");
+    app::run_apply(&config, std::slice::from_ref(&third))
+        .await
+        .unwrap();
+    let left = sims.servicenow().rows("cmdb_key_value");
+    assert_eq!(left.len(), creates + 1, "another source's row stays");
+    let last = plan(&config, &dir.path().join("4")).await;
+    assert_eq!(last.plan.classification_counts(), (0, 0));
 }

@@ -46,6 +46,7 @@ fn relationship_drift_shows_in_every_format() {
         now: "2026-11-27T06:00:00Z".parse().unwrap(),
         allow_mass_change: false,
         relations: Some(&relations),
+        classifications: None,
     });
     assert_eq!(plan.relationship_counts(), (1, 1));
 
@@ -94,4 +95,76 @@ fn relationship_drift_shows_in_every_format() {
     // Under the CI, the rows planned around it (web has no field drift: it shows in the
     // relationships section only; its heading appears when a CI has an operation too).
     assert!(html.contains("esx-2"), "create row");
+}
+
+/// Classification drift in every report format: the `classifications-from-tags` case
+/// rendered, each format showing the rows to create and delete.
+#[test]
+fn classification_drift_shows_in_every_format() {
+    use cmdb_reconcile::reconcile::classify::KvInput;
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases/classifications-from-tags");
+    let base = std::fs::read_to_string(case.join("../base-mapping.toml")).unwrap();
+    let over = std::fs::read_to_string(case.join("mapping.override.toml")).unwrap();
+    let mapping = Mapping::parse(&format!("{base}\n{over}"), "vm.toml").unwrap();
+    let source = cloudforms::snapshot::read(&case.join("source.json")).unwrap();
+    let cis = servicenow::snapshot::read(&case.join("cmdb.csv")).unwrap();
+    let kv = KvInput {
+        rows: servicenow::snapshot::read(&case.join("cmdb_key_value.csv")).unwrap(),
+    };
+    let plan = planner::plan(Input {
+        mapping: &mapping,
+        records: &source.records,
+        source_origin: "source".into(),
+        source_incomplete: None,
+        cis: &cis,
+        target_origin: "cmdb".into(),
+        references: &References::default(),
+        now: "2026-11-27T06:00:00Z".parse().unwrap(),
+        allow_mass_change: false,
+        relations: None,
+        classifications: Some(&kv),
+    });
+    assert_eq!(plan.classification_counts(), (2, 1));
+    let dir = tempfile::tempdir().unwrap();
+    report::write_reports(&plan, None, dir.path(), &Format::ALL).unwrap();
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&read("plan.json")).unwrap();
+    assert_eq!(json["classifications"].as_array().unwrap().len(), 3);
+    let csv = read("drift.csv");
+    assert!(
+        csv.contains("classification_create,,,,web,environment,,prod,"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(
+            "classification_delete,,,00000000000000000000000000000a01,web,environment,test,,"
+        ),
+        "{csv}"
+    );
+    let md = read("drift.md");
+    assert!(md.contains("## Classifications"), "{md}");
+    assert!(md.contains("| delete | web | environment | test |"), "{md}");
+    assert!(
+        md.contains("| create | new-app (new) | environment | dev |"),
+        "{md}"
+    );
+    let html = read("drift.html");
+    assert!(html.contains("<section id=\"classifications\">"));
+    assert!(html.contains("<td>new-app (new)</td><td><code>environment</code></td><td>dev</td>"));
+    // Withheld on incomplete knowledge: the deletes go, the creates stay.
+    let withheld = planner::plan(Input {
+        mapping: &mapping,
+        records: &source.records,
+        source_origin: "source".into(),
+        source_incomplete: Some("a page was lost".into()),
+        cis: &cis,
+        target_origin: "cmdb".into(),
+        references: &References::default(),
+        now: "2026-11-27T06:00:00Z".parse().unwrap(),
+        allow_mass_change: false,
+        relations: None,
+        classifications: Some(&kv),
+    });
+    assert_eq!(withheld.classification_counts(), (2, 0));
+    assert_eq!(withheld.safety.classification_deletes_withheld, 1);
 }

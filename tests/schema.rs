@@ -183,9 +183,10 @@ fn a_value_outside_the_columns_choices_is_reported_and_not_written() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/plan.json")).unwrap())
-            .unwrap();
+    let plan: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/vmware-vm/plan.json")).unwrap(),
+    )
+    .unwrap();
     let issues = plan["issues"].as_array().unwrap();
     let misfits: Vec<&serde_json::Value> = issues
         .iter()

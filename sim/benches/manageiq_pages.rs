@@ -123,6 +123,7 @@ async fn main() {
     let t = Instant::now();
     let generated = generate(&GenOptions {
         vms,
+        hosts: None,
         drift: 0.05,
         seed: 1,
         now: chrono::Utc::now(),

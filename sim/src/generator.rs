@@ -46,6 +46,9 @@ pub struct GenOptions {
     /// Provisioning requests at `/api/requests` (see [`requests`]); 12 cover every stage
     /// and status.
     pub requests: usize,
+    /// Hypervisor hosts wanted; `None`: about one per 25 VMs. Rounded up to fill the
+    /// clusters evenly (at least two per cluster).
+    pub hosts: Option<usize>,
 }
 
 /// Everything generated: the CloudForms side and the CMDB seed.
@@ -461,6 +464,7 @@ pub(crate) struct Gen {
     now: DateTime<Utc>,
     seed: u64,
     target_vms: usize,
+    hosts_wanted: Option<usize>,
     next_id: u64,
     next_ipv4: u32,
     next_mac: u32,
@@ -501,6 +505,7 @@ impl Gen {
             now: opts.now,
             seed: opts.seed,
             target_vms: opts.vms,
+            hosts_wanted: opts.hosts,
             next_id: 0,
             next_ipv4: 0,
             next_mac: 0,
@@ -628,7 +633,7 @@ impl Gen {
         let vcenters = (2 + n / 40_000).min(6);
         let rhvms = (1 + n / 80_000).min(3);
         // About 25 VMs per hypervisor host, at least two hosts per cluster.
-        let hosts_wanted = (n / 25).max(4);
+        let hosts_wanted = self.hosts_wanted.unwrap_or(n / 25).max(4);
         for p in 0..vcenters + rhvms {
             let vendor = if p < vcenters {
                 Vendor::Vmware
@@ -1451,6 +1456,7 @@ mod tests {
     fn opts(vms: usize, seed: u64) -> GenOptions {
         GenOptions {
             vms,
+            hosts: None,
             drift: 0.05,
             seed,
             now: Utc

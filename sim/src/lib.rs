@@ -49,6 +49,8 @@ pub enum Api {
 pub struct SimOptions {
     /// VMs at `/api/vms` (templates come on top).
     pub vms: usize,
+    /// Hypervisor hosts; `None`: about one per 25 VMs.
+    pub hosts: Option<usize>,
     /// Fraction of CIs with one changed field (see [`generator::Expected`]).
     pub drift: f64,
     pub seed: u64,
@@ -88,6 +90,7 @@ impl Default for SimOptions {
             snow.oauth_clients.first().cloned().unwrap_or_default();
         SimOptions {
             vms: 100,
+            hosts: None,
             drift: 0.05,
             seed: 1,
             now: Utc::now(),
@@ -142,6 +145,7 @@ impl Sims {
             seed: opts.seed,
             now: opts.now,
             requests: opts.requests,
+            hosts: opts.hosts,
         });
         let estate = Arc::new(generated.estate);
 

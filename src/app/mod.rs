@@ -26,7 +26,10 @@ use crate::{metrics, progress};
 mod read;
 mod status;
 
-use read::{check_fields, read_references, read_relations, read_schema, read_source, read_target};
+use read::{
+    check_fields, read_classifications, read_references, read_relations, read_schema, read_source,
+    read_target,
+};
 
 use crate::servicenow;
 pub use status::{refused, worst, Status};
@@ -109,7 +112,7 @@ pub struct Planned {
     pub dir: PathBuf,
 }
 
-/// `plan`: computes each sync's plan and writes its reports.
+/// `plan`: computes each sync's plan and writes its reports into the run's folder.
 pub async fn plan(args: &PlanArgs, now: DateTime<Utc>) -> Result<Status> {
     let config = Config::for_plan(args, &Default::default())?;
     metrics::set_config(config.ops.metrics.clone());
@@ -127,18 +130,84 @@ pub async fn plan_all(
     allow_mass_change: bool,
 ) -> Result<Vec<Planned>> {
     refuse_overlapping_syncs(config)?;
+    let run = run_dir(config, now);
+    let folders = sync_folders(config)?;
     let mut planned = Vec::new();
-    for sync in &config.syncs {
-        planned.push(plan_one(config, sync, now, allow_mass_change).await?);
+    for (sync, folder) in config.syncs.iter().zip(&folders) {
+        let dir = run.join(folder);
+        planned.push(plan_one(config, sync, now, allow_mass_change, dir).await?);
     }
-    prune_reports(config, now, &planned);
+    write_index(&run, now, &planned, &vec![false; planned.len()])?;
+    prune_reports(config, now, &run);
     Ok(planned)
 }
 
+/// The run's folder: `--out-dir`, or `<report dir>/<UTC time>/`. Each sync's reports go in a
+/// folder of its own in it ([`sync_folders`]), next to the run's `index.md`.
+fn run_dir(config: &Config, now: DateTime<Utc>) -> PathBuf {
+    match &config.out_dir {
+        Some(dir) => dir.clone(),
+        None => config
+            .report_dir
+            .join(now.format(report::retention::RUN_STAMP).to_string()),
+    }
+}
+
+/// Each sync's folder in the run folder, in config order: its mapping's name (characters
+/// other than letters, digits, `.`, `_` and `-` as `_`), with `-2`, `-3`... when a name
+/// repeats.
+fn sync_folders(config: &Config) -> Result<Vec<String>> {
+    let mut folders: Vec<String> = Vec::new();
+    for sync in &config.syncs {
+        let name = load_mapping(&sync.mapping)?.name;
+        let mut base: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if base.is_empty() || base.starts_with('.') {
+            base.insert(0, '_');
+        }
+        let mut folder = base.clone();
+        let mut n = 1;
+        while folders.contains(&folder) {
+            n += 1;
+            folder = format!("{base}-{n}");
+        }
+        folders.push(folder);
+    }
+    Ok(folders)
+}
+
+/// The run's `index.md`: every sync of the run, with links to its reports.
+fn write_index(
+    run: &Path,
+    now: DateTime<Utc>,
+    planned: &[Planned],
+    applied: &[bool],
+) -> Result<()> {
+    let syncs: Vec<report::index::RunSync> = planned
+        .iter()
+        .zip(applied)
+        .map(|(p, &applied)| report::index::RunSync {
+            plan: &p.plan,
+            folder: p.dir.file_name().and_then(|f| f.to_str()).unwrap_or(""),
+            applied,
+        })
+        .collect();
+    report::write_index(run, now, &syncs)?;
+    Ok(())
+}
+
 /// `run`: each sync planned and applied before the next is planned, in config order
-/// (parents first: vCenters, clusters, hosts, VMs), so a later sync's lookups and
-/// relationships find the CIs an earlier one created in the same run. Each sync applies
-/// exactly the plan written to its report folder.
+/// (parents first: vCenters, datacenters, clusters, hosts, datastores, VMs), so a later
+/// sync's lookups and relationships find the CIs an earlier one created in the same run.
+/// Each sync applies exactly the plan written to its report folder.
 pub async fn plan_and_apply(
     config: &Config,
     now: DateTime<Utc>,
@@ -146,14 +215,19 @@ pub async fn plan_and_apply(
 ) -> Result<(Vec<Planned>, Status)> {
     refuse_overlapping_syncs(config)?;
     let guard = apply::Guard::new(&config.apply);
+    let run = run_dir(config, now);
+    let folders = sync_folders(config)?;
     let mut planned = Vec::new();
+    let mut applied = Vec::new();
     let mut status = Status::Clean;
-    for sync in &config.syncs {
-        let p = plan_one(config, sync, now, allow_mass_change).await?;
+    for (sync, folder) in config.syncs.iter().zip(&folders) {
+        let p = plan_one(config, sync, now, allow_mass_change, run.join(folder)).await?;
         status = status.max(apply_one(config, &p, &guard).await?);
+        applied.push(!refused(&p.plan) && p.plan.has_changes());
         planned.push(p);
     }
-    prune_reports(config, now, &planned);
+    write_index(&run, now, &planned, &applied)?;
+    prune_reports(config, now, &run);
     Ok((planned, status))
 }
 
@@ -163,18 +237,11 @@ async fn plan_one(
     sync: &SyncConfig,
     now: DateTime<Utc>,
     allow_mass_change: bool,
+    dir: PathBuf,
 ) -> Result<Planned> {
     let started = std::time::Instant::now();
     let plan = plan_sync(config, sync, now, allow_mass_change).await?;
     let elapsed = started.elapsed();
-    let dir = match &config.out_dir {
-        Some(dir) => dir.clone(),
-        None => config.report_dir.join(format!(
-            "{}-{}",
-            now.format("%Y%m%dT%H%M%SZ"),
-            plan.mapping.name
-        )),
-    };
     let mut formats = config.formats.clone();
     if !formats.contains(&Format::Json) {
         formats.push(Format::Json);
@@ -203,13 +270,12 @@ async fn plan_one(
     Ok(Planned { plan, dir })
 }
 
-/// `[report] keep`: old report folders go once this run's are written.
-fn prune_reports(config: &Config, now: DateTime<Utc>, planned: &[Planned]) {
+/// `[report] keep`: old run folders go once this run's is written.
+fn prune_reports(config: &Config, now: DateTime<Utc>, run: &Path) {
     let (None, Some(keep)) = (&config.out_dir, config.ops.report_keep) else {
         return;
     };
-    let written: Vec<PathBuf> = planned.iter().map(|p| p.dir.clone()).collect();
-    match report::retention::prune(&config.report_dir, keep, now, &written) {
+    match report::retention::prune(&config.report_dir, keep, now, &[run.to_path_buf()]) {
         Ok(removed) if !removed.is_empty() => tracing::info!(
             removed = removed.len(),
             dir = %config.report_dir.display(),
@@ -314,6 +380,7 @@ async fn plan_sync(
     let (cis, target_origin) = target?;
     let references = read_references(sync, &mapping, &source, servicenow.as_ref()).await?;
     let relations = read_relations(sync, &mapping, servicenow.as_ref()).await?;
+    let classifications = read_classifications(sync, &mapping, servicenow.as_ref()).await?;
     progress::reads_finished();
     metrics::phase(&mapping.name, "read", reading.elapsed());
     if let Some(reason) = &source.incomplete {
@@ -332,6 +399,7 @@ async fn plan_sync(
         now,
         allow_mass_change,
         relations: relations.as_ref(),
+        classifications: classifications.as_ref(),
     });
     metrics::phase(&mapping.name, "plan", planning.elapsed());
     Ok(plan)

@@ -5,6 +5,7 @@
 
 use crate::cloudforms::CloudForms;
 use crate::config::{Config, Location, SyncConfig};
+use crate::reconcile::classify::KvInput;
 use crate::reconcile::mapping::Mapping;
 use crate::reconcile::record::SourceRead;
 use crate::reconcile::record::{Ci, References};
@@ -75,6 +76,46 @@ pub(super) async fn read_relations(
     input.rows = rows;
     read_other_ends(sync, mapping, sn, &mut input).await?;
     Ok(Some(input))
+}
+
+/// The classification rows a mapping with `[classify]` is planned against: the
+/// `cmdb_key_value` rows whose `tag` is the mapping's (live), or an export of them (offline);
+/// `None` when the mapping keeps none or an offline sync has no export (a warning says so).
+pub(super) async fn read_classifications(
+    sync: &SyncConfig,
+    mapping: &Mapping,
+    sn: Option<&ServiceNow>,
+) -> Result<Option<KvInput>> {
+    let Some(classify) = &mapping.classify else {
+        return Ok(None);
+    };
+    let rows = match (&sync.target, sn, &sync.key_values) {
+        (_, _, Some(path)) => servicenow::snapshot::read(path)?,
+        (Location::Live, Some(sn), None) => {
+            let fields = [
+                "configuration_item",
+                "key",
+                "value",
+                "tag",
+                "sys_mod_count",
+                "sys_updated_on",
+            ]
+            .map(String::from);
+            let mut query = format!("tag={}", classify.tag);
+            if let Some(categories) = &classify.categories {
+                let keys: Vec<&str> = categories.iter().map(String::as_str).collect();
+                query.push_str(&format!("^keyIN{}", keys.join(",")));
+            }
+            sn.read_table("cmdb_key_value", &fields, Some(&query))
+                .await
+                .context("reading the classifications (cmdb_key_value)")?
+        }
+        _ => {
+            tracing::warn!(mapping = %mapping.name, "the mapping keeps classifications but the sync has no cmdb_key_value export: none are planned");
+            return Ok(None);
+        }
+    };
+    Ok(Some(KvInput { rows }))
 }
 
 /// The CIs at the other end of the relationship rows, from each relationship's table (live,

@@ -126,7 +126,8 @@ pub async fn apply(
         .collect();
 
     crate::progress::writes_started(
-        (plan.creates.len() + planned.len() + plan.relationships.len()) as u64,
+        (plan.creates.len() + planned.len() + plan.relationships.len() + plan.classifications.len())
+            as u64,
     );
     // Chunk by chunk, each checked just before it is sent: the fewer writes between a
     // check and its write, the smaller the window for a person's edit to slip in.
@@ -147,6 +148,10 @@ pub async fn apply(
     // Relationships after the CIs: a row to a CI this plan creates needs its sys_id.
     if !plan.relationships.is_empty() {
         let rows = relations::apply(plan, &outcomes, sn, opts, guard).await;
+        outcomes.extend(rows);
+    }
+    if !plan.classifications.is_empty() {
+        let rows = relations::apply_classifications(plan, &outcomes, sn, opts, guard).await;
         outcomes.extend(rows);
     }
     crate::progress::writes_finished();

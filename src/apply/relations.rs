@@ -4,18 +4,38 @@
 //! answer is looked up before any resend; a row to delete carries the version it was
 //! planned against and is skipped when it changed since. An end that is a CI this plan
 //! creates takes the sys_id its create got; when that create did not happen, the row is
-//! not attempted.
+//! not attempted. Classification rows (`cmdb_key_value`) go the same way, after them.
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::check::{check_creates, check_planned, Planned};
 use super::send::execute;
 use super::{ApplyOptions, Guard, OperationOutcome, OutcomeStatus};
-use crate::reconcile::plan::{Create, FieldValue, Plan, RelAction, RelChange, RelEnd};
+use crate::reconcile::plan::{Create, FieldValue, KvChange, Plan, RelAction, RelChange, RelEnd};
 use crate::servicenow::ServiceNow;
 
 /// The relationship table.
 const TABLE: &str = "cmdb_rel_ci";
+
+/// The classification table.
+const KV_TABLE: &str = "cmdb_key_value";
+
+/// The sys_id of each record's CI that `done` (the outcomes of the plan's CIs) created or
+/// found, for rows whose CI is one this plan creates.
+fn created_cis(done: &[OperationOutcome]) -> HashMap<&str, &str> {
+    done.iter()
+        .filter(|o| matches!(o.status, OutcomeStatus::Applied | OutcomeStatus::Skipped))
+        .filter_map(|o| Some((o.source_id.as_deref()?, o.sys_id.as_deref()?)))
+        .collect()
+}
+
+/// A row to delete: its sys_id, the version it was planned against, and its label.
+struct RowDelete<'a> {
+    sys_id: &'a str,
+    sys_mod_count: &'a str,
+    sys_updated_on: &'a str,
+    label: String,
+}
 
 /// Applies the plan's relationship rows; `done` holds the outcomes of its CIs.
 pub(super) async fn apply(
@@ -25,58 +45,149 @@ pub(super) async fn apply(
     opts: &ApplyOptions,
     guard: &Guard,
 ) -> Vec<OperationOutcome> {
-    // The sys_id of each record's CI, for ends that are CIs this plan creates.
-    let created: HashMap<&str, &str> = done
-        .iter()
-        .filter(|o| matches!(o.status, OutcomeStatus::Applied | OutcomeStatus::Skipped))
-        .filter_map(|o| Some((o.source_id.as_deref()?, o.sys_id.as_deref()?)))
-        .collect();
-    let mut outcomes = Vec::new();
+    let created = created_cis(done);
     let mut creates = Vec::new();
     let mut deletes = Vec::new();
     for change in &plan.relationships {
         match change.action {
-            RelAction::Create => match row_create(change, &created) {
-                Ok(create) => creates.push(create),
-                Err(outcome) => outcomes.push(outcome),
-            },
-            RelAction::Delete => deletes.push(change),
+            RelAction::Create => creates.push(row_create(change, &created)),
+            RelAction::Delete => deletes.push(RowDelete {
+                sys_id: change.sys_id.as_deref().unwrap_or_default(),
+                sys_mod_count: &change.sys_mod_count,
+                sys_updated_on: &change.sys_updated_on,
+                label: label(change),
+            }),
+        }
+    }
+    send_rows(TABLE, creates, deletes, sn, opts, guard).await
+}
+
+/// Applies the plan's classification rows (`cmdb_key_value`) like its relationship rows: a
+/// create's identity is the row (CI, key, value, tag); a delete carries its version.
+pub(super) async fn apply_classifications(
+    plan: &Plan,
+    done: &[OperationOutcome],
+    sn: &ServiceNow,
+    opts: &ApplyOptions,
+    guard: &Guard,
+) -> Vec<OperationOutcome> {
+    let created = created_cis(done);
+    let mut creates = Vec::new();
+    let mut deletes = Vec::new();
+    for change in &plan.classifications {
+        match change.action {
+            RelAction::Create => creates.push(kv_create(change, &created)),
+            RelAction::Delete => deletes.push(RowDelete {
+                sys_id: change.sys_id.as_deref().unwrap_or_default(),
+                sys_mod_count: &change.sys_mod_count,
+                sys_updated_on: &change.sys_updated_on,
+                label: kv_label(change),
+            }),
+        }
+    }
+    send_rows(KV_TABLE, creates, deletes, sn, opts, guard).await
+}
+
+/// Creates then deletes rows of `table` through the executor's check and send; the
+/// outcomes name each row by its label.
+async fn send_rows(
+    table: &str,
+    creates: Vec<Result<Create, OperationOutcome>>,
+    deletes: Vec<RowDelete<'_>>,
+    sn: &ServiceNow,
+    opts: &ApplyOptions,
+    guard: &Guard,
+) -> Vec<OperationOutcome> {
+    let mut outcomes = Vec::new();
+    let mut sendable = Vec::new();
+    for create in creates {
+        match create {
+            Ok(create) => sendable.push(create),
+            Err(outcome) => outcomes.push(outcome),
         }
     }
     let size = opts.chunk_len();
-    for chunk in creates.chunks(size) {
-        let (writes, unsent) = check_creates(sn, TABLE, chunk, &opts.retry, guard).await;
+    for chunk in sendable.chunks(size) {
+        let (writes, unsent) = check_creates(sn, table, chunk, &opts.retry, guard).await;
         outcomes.extend(unsent);
-        outcomes.extend(execute(sn, TABLE, writes, opts, guard).await);
+        outcomes.extend(execute(sn, table, writes, opts, guard).await);
     }
     let planned: Vec<Planned> = deletes
         .iter()
         .map(|d| Planned {
-            sys_id: d.sys_id.as_deref().unwrap_or_default(),
+            sys_id: d.sys_id,
             source_id: None,
-            sys_mod_count: &d.sys_mod_count,
-            sys_updated_on: &d.sys_updated_on,
+            sys_mod_count: d.sys_mod_count,
+            sys_updated_on: d.sys_updated_on,
             changes: Vec::new(),
             delete: true,
         })
         .collect();
     for chunk in planned.chunks(size) {
-        let (writes, unsent) = check_planned(sn, TABLE, chunk, &opts.retry, guard).await;
+        let (writes, unsent) = check_planned(sn, table, chunk, &opts.retry, guard).await;
         outcomes.extend(unsent);
-        outcomes.extend(execute(sn, TABLE, writes, opts, guard).await);
+        outcomes.extend(execute(sn, table, writes, opts, guard).await);
     }
-    // Name the rows: an outcome's source id says which relationship it was.
-    let labels: BTreeMap<String, String> = plan
-        .relationships
+    // Name the rows: an outcome's source id says which row it was.
+    let labels: BTreeMap<&str, &str> = deletes
         .iter()
-        .filter_map(|c| Some((c.sys_id.clone()?, label(c))))
+        .map(|d| (d.sys_id, d.label.as_str()))
         .collect();
     for o in &mut outcomes {
         if o.source_id.is_none() {
-            o.source_id = o.sys_id.as_ref().and_then(|id| labels.get(id)).cloned();
+            o.source_id = o
+                .sys_id
+                .as_deref()
+                .and_then(|id| labels.get(id))
+                .map(|l| (*l).to_owned());
         }
     }
     outcomes
+}
+
+/// A classification row to create, its CI resolved; or why it cannot be.
+fn kv_create(change: &KvChange, created: &HashMap<&str, &str>) -> Result<Create, OperationOutcome> {
+    let label = kv_label(change);
+    let ci = match &change.ci.source_id {
+        None => Some(change.ci.sys_id.clone()),
+        Some(source) => created.get(source.as_str()).map(|s| (*s).to_owned()),
+    };
+    let Some(ci) = ci else {
+        return Err(OperationOutcome {
+            sys_id: None,
+            source_id: Some(label),
+            status: OutcomeStatus::NotAttempted,
+            message: "its CI is one this plan was to create, and that create did not happen".into(),
+        });
+    };
+    let value = |field: &str, value: String| FieldValue {
+        field: field.to_owned(),
+        value,
+        from: "classification".into(),
+    };
+    let fields = vec![
+        value("configuration_item", ci),
+        value("key", change.key.clone()),
+        value("value", change.value.clone()),
+        value("tag", change.tag.clone()),
+    ];
+    Ok(Create {
+        source_id: label.clone(),
+        name: label,
+        identity: fields.clone(),
+        fields,
+        context: Default::default(),
+    })
+}
+
+/// `classification <key>=<value>: <CI>`, for outcomes.
+fn kv_label(change: &KvChange) -> String {
+    let ci = if change.ci.name.is_empty() {
+        change.ci.sys_id.as_str()
+    } else {
+        change.ci.name.as_str()
+    };
+    format!("classification {}={}: {ci}", change.key, change.value)
 }
 
 /// A row to create as a create on `cmdb_rel_ci`, its ends resolved; or why it cannot be.

@@ -165,6 +165,9 @@ impl CloudForms {
     /// `Err` only when nothing trustworthy was read: the first page failed after retries,
     /// authentication failed, or the server rejected the query. A page lost for good or
     /// fewer records than the server reported give `Ok` with `incomplete` set.
+    ///
+    /// `parent/sub` (`providers/folders`) reads the subcollection `sub` of every record of
+    /// `parent`, one parent after the other, as [`CloudForms::read_nested`] says.
     pub async fn read(
         &self,
         collection: &str,
@@ -179,6 +182,79 @@ impl CloudForms {
     /// as ManageIQ takes date-times (`>` only: `>=` is refused on date-times). The core
     /// applies the same cut again, so the read stays a superset of what it keeps.
     pub async fn read_since(
+        &self,
+        collection: &str,
+        attributes: &[String],
+        filters: &[Filter],
+        updated_after: Option<(&str, chrono::DateTime<chrono::Utc>)>,
+    ) -> Result<SourceRead, HttpError> {
+        match collection.split_once('/') {
+            Some((parent, sub)) => self.read_nested(parent, sub, attributes).await,
+            None => {
+                self.read_flat(collection, attributes, filters, updated_after)
+                    .await
+            }
+        }
+    }
+
+    /// The subcollection `sub` of every record of `parent` (`providers/folders`: each
+    /// provider's `/api/providers/:id/folders`; ManageIQ serves VMware datacenters only
+    /// there, integrations.md A.4). Each record gains `parent` = `{collection, id}`, its
+    /// parent's. No filter is sent to the server (whether ManageIQ filters a subcollection
+    /// is not verified): the core applies the mapping's filters. Complete only when the
+    /// parents' read and every parent's subcollection read are: a subcollection that
+    /// fails (not refused) makes the read incomplete; a refusal (4xx: a bad attribute, no
+    /// permission) fails it, as for a collection.
+    pub async fn read_nested(
+        &self,
+        parent: &str,
+        sub: &str,
+        attributes: &[String],
+    ) -> Result<SourceRead, HttpError> {
+        let parents = self
+            .read_flat(parent, &["id".to_owned()], &[], None)
+            .await?;
+        let mut incomplete: Vec<String> = parents.incomplete.into_iter().collect();
+        let mut records = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for p in &parents.records {
+            let Some(id) = p.get("id").filter(|id| !id.is_null()) else {
+                continue;
+            };
+            let id_text = id.as_str().map_or_else(|| id.to_string(), str::to_owned);
+            let path = format!("{parent}/{id_text}/{sub}");
+            match self.read_flat(&path, attributes, &[], None).await {
+                Ok(read) => {
+                    incomplete.extend(read.incomplete.map(|why| format!("{path}: {why}")));
+                    for mut record in read.records {
+                        let Value::Object(object) = &mut record else {
+                            continue;
+                        };
+                        let key = object.get("id").map(Value::to_string).unwrap_or_default();
+                        if !seen.insert(key) {
+                            continue;
+                        }
+                        object.entry("parent").or_insert_with(
+                            || serde_json::json!({ "collection": parent, "id": id.clone() }),
+                        );
+                        records.push(record);
+                    }
+                }
+                Err(e) if e.status.is_some_and(|s| (400..500).contains(&s)) => return Err(e),
+                Err(e) => incomplete.push(format!("{path}: {e}")),
+            }
+        }
+        Ok(SourceRead {
+            origin: format!(
+                "{}/:id/{sub}",
+                crate::net::redact(query::endpoint(&self.inner.api, parent).as_str())
+            ),
+            records,
+            incomplete: (!incomplete.is_empty()).then(|| incomplete.join("; ")),
+        })
+    }
+
+    async fn read_flat(
         &self,
         collection: &str,
         attributes: &[String],
@@ -342,7 +418,9 @@ impl Inner {
         let page = with_retry(&self.retry, &what, move |_attempt| async move {
             let response = self.get(url).await?;
             let body = response.bytes().await.map_err(|e| body_error(url, &e))?;
-            page::parse(url.as_str(), collection, &body)
+            // A subcollection's listing is named by its last segment (`folders`).
+            let name = collection.rsplit('/').next().unwrap_or(collection);
+            page::parse(url.as_str(), name, &body)
         })
         .await?;
         crate::progress::page_read(Api::CloudForms, page.records.len() as u64);

@@ -57,11 +57,12 @@ fn redact(url: &str) -> String {
     crate::net::redact(url)
 }
 
-/// `<api>/<name>` (the name is one path segment, percent-encoded as needed).
+/// `<api>/<name>`: each `/`-separated part of the name one path segment, percent-encoded as
+/// needed (`providers/7/folders` for a subcollection).
 pub fn endpoint(api: &Url, name: &str) -> Url {
     let mut url = api.clone();
     if let Ok(mut segments) = url.path_segments_mut() {
-        segments.pop_if_empty().push(name);
+        segments.pop_if_empty().extend(name.split('/'));
     }
     url
 }

@@ -80,6 +80,7 @@ pub(super) struct FileSync {
     pub(super) choices: Option<PathBuf>,
     pub(super) relationships: Option<PathBuf>,
     pub(super) rel_types: Option<PathBuf>,
+    pub(super) key_values: Option<PathBuf>,
 }
 
 /// A secret's possible homes, most preferred first: a file, an environment variable, inline.

@@ -79,6 +79,8 @@ pub struct SyncConfig {
     /// `[[relate]]` (the other CIs come from `references`).
     pub relationships: Option<PathBuf>,
     pub rel_types: Option<PathBuf>,
+    /// Offline: an export of `cmdb_key_value`, for a mapping with `[classify]`.
+    pub key_values: Option<PathBuf>,
 }
 
 impl SyncConfig {
@@ -93,6 +95,7 @@ impl SyncConfig {
             choices: None,
             relationships: None,
             rel_types: None,
+            key_values: None,
         }
     }
 }
@@ -525,6 +528,7 @@ fn syncs(file: &[FileSync], args: &PlanArgs, base: &Path, origin: &str) -> Resul
             choices: s.choices.as_deref().map(rel),
             relationships: s.relationships.as_deref().map(rel),
             rel_types: s.rel_types.as_deref().map(rel),
+            key_values: s.key_values.as_deref().map(rel),
         });
     }
 
@@ -544,6 +548,7 @@ fn syncs(file: &[FileSync], args: &PlanArgs, base: &Path, origin: &str) -> Resul
                     choices: None,
                     relationships: None,
                     rel_types: None,
+                    key_values: None,
                 }),
                 1 => {
                     let sync = &mut syncs[0];

@@ -127,22 +127,30 @@ pub(super) fn evaluate<'a>(
     let related = mapping
         .relate
         .iter()
-        .map(|relate| match relate.to.eval(&record, refs) {
-            Ok(Some(sys_id)) => Related::To(sys_id),
-            Ok(None) => Related::Nothing,
-            Err(e) => {
-                let message = match e {
-                    EvalError::BadValue(m) | EvalError::Unresolved(m) => m,
-                };
-                issues.push(Issue {
-                    kind: IssueKind::UnresolvedReference,
-                    source_ids: vec![record.id.to_string()],
-                    sys_ids: Vec::new(),
-                    name: record_name(&record),
-                    field: Some(relate.to.name.clone()),
-                    message: format!("{message}; its `{}` rows are left as they are", relate.kind),
-                });
-                Related::Unknown
+        .map(|relate| {
+            if !relate.when.iter().all(|f| f.accepts(&record)) {
+                return Related::Nothing;
+            }
+            match relate.to.eval(&record, refs) {
+                Ok(Some(sys_id)) => Related::To(sys_id),
+                Ok(None) => Related::Nothing,
+                Err(e) => {
+                    let message = match e {
+                        EvalError::BadValue(m) | EvalError::Unresolved(m) => m,
+                    };
+                    issues.push(Issue {
+                        kind: IssueKind::UnresolvedReference,
+                        source_ids: vec![record.id.to_string()],
+                        sys_ids: Vec::new(),
+                        name: record_name(&record),
+                        field: Some(relate.to.name.clone()),
+                        message: format!(
+                            "{message}; its `{}` rows are left as they are",
+                            relate.kind
+                        ),
+                    });
+                    Related::Unknown
+                }
             }
         })
         .collect();

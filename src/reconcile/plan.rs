@@ -29,6 +29,32 @@ pub struct Plan {
     /// `plan.json` when the mapping keeps no relationships.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub relationships: Vec<RelChange>,
+    /// `cmdb_key_value` rows to create and delete (`[classify]`: CloudForms tags as
+    /// classifications), creates first; absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classifications: Vec<KvChange>,
+}
+
+/// One `cmdb_key_value` row (a CI's classification: `key` = tag category, `value` = entry)
+/// to create or delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvChange {
+    pub action: RelAction,
+    /// The CI the row classifies (`configuration_item`): an existing CI or this plan's create.
+    pub ci: RelEnd,
+    pub key: String,
+    pub value: String,
+    /// The row's `tag` column: what marks the rows this job keeps.
+    pub tag: String,
+    /// The row, for deletes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sys_id: Option<String>,
+    /// The row's version when planned, for deletes: a row changed since is not deleted.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sys_mod_count: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sys_updated_on: String,
+    pub reason: String,
 }
 
 /// What happens to one relationship row.
@@ -149,6 +175,9 @@ pub struct Safety {
     /// Relationship rows not deleted because retirements were withheld.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub relationship_deletes_withheld: usize,
+    /// Classification rows not deleted because retirements were withheld.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub classification_deletes_withheld: usize,
     pub mass_change_allowed: bool,
 }
 
@@ -463,6 +492,7 @@ impl Plan {
             retirements,
             issues,
             relationships: Vec::new(),
+            classifications: Vec::new(),
         }
     }
 
@@ -483,6 +513,17 @@ impl Plan {
             || self.updates.iter().any(Update::has_writes)
             || !self.retirements.is_empty()
             || !self.relationships.is_empty()
+            || !self.classifications.is_empty()
+    }
+
+    /// Classification rows to create and to delete.
+    pub fn classification_counts(&self) -> (usize, usize) {
+        let creates = self
+            .classifications
+            .iter()
+            .filter(|r| r.action == RelAction::Create)
+            .count();
+        (creates, self.classifications.len() - creates)
     }
 
     /// Relationship rows to create and to delete.

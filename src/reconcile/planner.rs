@@ -12,6 +12,7 @@ use rustc_hash::FxHashMap;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::classify::{self, KvInput};
 use super::desired::{create, diff_ci, evaluate, unreadable_dates, Desired};
 use super::identity::{self, Candidate, Identification};
 use super::mapping::Mapping;
@@ -36,6 +37,8 @@ pub struct Input<'a> {
     pub allow_mass_change: bool,
     /// The relationship rows, for a mapping with `[[relate]]` (`None`: not planned).
     pub relations: Option<&'a RelInput>,
+    /// The classification rows, for a mapping with `[classify]` (`None`: not planned).
+    pub classifications: Option<&'a KvInput>,
 }
 
 /// Computes the plan. Never fails: bad records and values become issues in the plan.
@@ -51,6 +54,7 @@ pub fn plan(input: Input) -> Plan {
         now,
         allow_mass_change,
         relations,
+        classifications,
     } = input;
     let mut issues = Vec::new();
     let now_text = now.format(SN_DATETIME).to_string();
@@ -106,6 +110,16 @@ pub fn plan(input: Input) -> Plan {
         &matched.creates,
         &mut safety,
     );
+    let classifications = classifications_of(
+        mapping,
+        classifications,
+        &triage.desired,
+        &ident,
+        cis,
+        &scope,
+        &matched.creates,
+        &mut safety,
+    );
 
     let mut plan = Plan::new(
         now,
@@ -147,6 +161,7 @@ pub fn plan(input: Input) -> Plan {
         matched.unchanged,
     );
     plan.relationships = relationships;
+    plan.classifications = classifications;
     plan
 }
 
@@ -167,18 +182,47 @@ fn relationships(
     let Some(input) = relations.filter(|_| !mapping.relate.is_empty()) else {
         return Vec::new();
     };
-    // Only the job's own CIs get their relationships written: in scope (or adopted), and
-    // not frozen. A foreign or frozen CI's rows are left alone like its fields.
-    let owned: Vec<bool> = cis
-        .iter()
-        .enumerate()
-        .map(|(i, ci)| (scope.in_scope[i] || mapping.target.adopt) && !scope.frozen(ci))
-        .collect();
+    let owned = owned(mapping, cis, scope);
     let mut changes = relations::plan(mapping, desired, ident, cis, &owned, creates, input).changes;
     if safety.retirements_blocked.is_some() || windowed {
         let before = changes.len();
         changes.retain(|r| r.action == RelAction::Create);
         safety.relationship_deletes_withheld = before - changes.len();
+    }
+    changes
+}
+
+/// The CIs whose relationships and classifications are the job's to write: in scope (or
+/// adopted), and not frozen. A foreign or frozen CI's rows are left alone like its fields.
+fn owned(mapping: &Mapping, cis: &[Ci], scope: &Scope) -> Vec<bool> {
+    cis.iter()
+        .enumerate()
+        .map(|(i, ci)| (scope.in_scope[i] || mapping.target.adopt) && !scope.frozen(ci))
+        .collect()
+}
+
+/// Step 7, classifications: CloudForms tags as `cmdb_key_value` rows, planned like the
+/// relationships, their deletes withheld with the retirements.
+#[allow(clippy::too_many_arguments)]
+fn classifications_of(
+    mapping: &Mapping,
+    input: Option<&KvInput>,
+    desired: &[Desired],
+    ident: &Identification,
+    cis: &[Ci],
+    scope: &Scope,
+    creates: &[Create],
+    safety: &mut Safety,
+) -> Vec<KvChange> {
+    let (Some(classify), Some(input)) = (&mapping.classify, input) else {
+        return Vec::new();
+    };
+    let owned = owned(mapping, cis, scope);
+    let mut changes = classify::plan(classify, desired, ident, cis, &owned, creates, input);
+    if safety.retirements_blocked.is_some() {
+        let before = changes.len();
+        changes.retain(|r| r.action == RelAction::Create);
+        safety.classification_deletes_withheld = before - changes.len();
     }
     changes
 }

@@ -101,6 +101,30 @@ pub fn write<W: io::Write>(model: &ReportModel, out: W) -> Result<(), ::csv::Err
         }
         writer.write_record(cells.iter().map(|cell| neutralise(cell).into_owned()))?;
     }
+    // Classification rows: the category stands in the field column, the entry in the values.
+    for r in &model.classifications {
+        let (current, desired) = match r.action {
+            "delete" => (r.value.clone(), String::new()),
+            _ => (String::new(), r.value.clone()),
+        };
+        let action = format!("classification_{}", r.action);
+        let mut cells = vec![
+            &action,
+            r.new_ci_source_id.as_deref().unwrap_or_default(),
+            "",
+            &r.sys_id,
+            &r.ci,
+            &r.key,
+            &current,
+            &desired,
+            "",
+            &r.reason,
+        ];
+        if applied {
+            cells.extend(["", ""]);
+        }
+        writer.write_record(cells.iter().map(|cell| neutralise(cell).into_owned()))?;
+    }
     for group in model.quarantined.iter().chain(&model.issues) {
         for issue in &group.issues {
             let (source_ids, sys_ids) = (issue.source_ids.join(" "), issue.sys_ids.join(" "));

@@ -187,6 +187,7 @@ pub fn render(model: &ReportModel) -> String {
     drift(&mut h, model);
     changes(&mut h, model);
     relationships(&mut h, model);
+    classifications(&mut h, model);
     issues(
         &mut h,
         "quarantined",
@@ -809,6 +810,41 @@ fn relationships(h: &mut String, model: &ReportModel) {
 
 /// The relationship rows written as HTML; the others are drawn by the script on request.
 pub const STATIC_RELATIONSHIPS: usize = 500;
+
+fn classifications(h: &mut String, model: &ReportModel) {
+    if model.classifications.is_empty() && model.classification_deletes_withheld == 0 {
+        return;
+    }
+    h.push_str("<section id=\"classifications\"><h2>Classifications</h2>");
+    if model.classification_deletes_withheld > 0 {
+        let _ = write!(
+            h,
+            "<p class=\"desc\">{} classification deletes withheld with the retirements.</p>",
+            model.classification_deletes_withheld
+        );
+    }
+    if model.classifications.is_empty() {
+        h.push_str("<p class=\"none\">No classification changes.</p></section>\n");
+        return;
+    }
+    h.push_str(
+        "<table class=\"plain rels\"><thead><tr><th>Action</th><th>CI</th><th>Key</th>\
+         <th>Value</th><th>Reason</th></tr></thead><tbody>",
+    );
+    for r in &model.classifications {
+        let _ = write!(
+            h,
+            "<tr class=\"rel {}\"><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            r.action,
+            r.action,
+            escape(&r.ci),
+            escape(&r.key),
+            escape(&r.value),
+            escape(&r.reason)
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
+}
 
 fn drift(h: &mut String, model: &ReportModel) {
     h.push_str("<section id=\"drift\"><h2>Drift by field</h2>");

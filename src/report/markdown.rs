@@ -71,6 +71,7 @@ pub fn render(model: &ReportModel) -> String {
     outcomes(&mut md, model);
     drift(&mut md, model);
     relationships(&mut md, model);
+    classifications(&mut md, model);
     issue_section(
         &mut md,
         "Quarantined records",
@@ -256,6 +257,37 @@ fn relationships(md: &mut String, model: &ReportModel) {
             escape(&r.kind),
             escape(&r.parent),
             escape(&r.child),
+            escape(&r.reason)
+        );
+    }
+    md.push('\n');
+}
+
+fn classifications(md: &mut String, model: &ReportModel) {
+    if model.classifications.is_empty() && model.classification_deletes_withheld == 0 {
+        return;
+    }
+    md.push_str("## Classifications\n\n");
+    if model.classification_deletes_withheld > 0 {
+        let _ = writeln!(
+            md,
+            "{} classification deletes withheld with the retirements.\n",
+            model.classification_deletes_withheld
+        );
+    }
+    if model.classifications.is_empty() {
+        md.push_str("No classification changes.\n\n");
+        return;
+    }
+    md.push_str("| Action | CI | Key | Value | Reason |\n|---|---|---|---|---|\n");
+    for r in &model.classifications {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} |",
+            r.action,
+            escape(&r.ci),
+            escape(&r.key),
+            escape(&r.value),
             escape(&r.reason)
         );
     }

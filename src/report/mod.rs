@@ -10,6 +10,7 @@
 
 pub mod csv;
 pub mod html;
+pub mod index;
 pub mod json;
 pub mod markdown;
 pub mod model;
@@ -185,6 +186,12 @@ pub fn write_reports(
     reason = "the shell reads and writes files; the core never does"
 )]
 fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
     let error = |source| ReportError::Write {
         path: path.to_owned(),
         source,
@@ -205,6 +212,17 @@ fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
         let _ = fs::remove_file(&tmp);
     }
     result.map_err(error)
+}
+
+/// Writes the run's `index.md` into the run folder `dir` (see [`index`]).
+pub fn write_index(
+    dir: &Path,
+    now: chrono::DateTime<chrono::Utc>,
+    syncs: &[index::RunSync],
+) -> Result<PathBuf, ReportError> {
+    let path = dir.join(index::INDEX_FILE);
+    write_atomically(&path, index::render(now, syncs).as_bytes())?;
+    Ok(path)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 // Renderers see only the model: the outcomes they show come through it.
-pub use super::relations::RelRow;
+pub use super::relations::{KvRow, RelRow};
 pub use super::summary::Counts;
 pub use crate::apply::outcome::{OperationOutcome, OutcomeStatus};
 use crate::reconcile::plan::{
@@ -124,6 +124,10 @@ pub struct ReportModel {
     pub relationships: Vec<RelRow>,
     /// Relationship deletes withheld with the retirements.
     pub relationship_deletes_withheld: usize,
+    /// Classification rows to create and delete (`[classify]`), creates first.
+    pub classifications: Vec<KvRow>,
+    /// Classification deletes withheld with the retirements.
+    pub classification_deletes_withheld: usize,
 }
 
 /// Where the plan came from: the title block of every report.
@@ -421,6 +425,12 @@ impl ReportModel {
             outcomes: None,
             relationships: plan.relationships.iter().map(RelRow::from_change).collect(),
             relationship_deletes_withheld: plan.safety.relationship_deletes_withheld,
+            classifications: plan
+                .classifications
+                .iter()
+                .map(KvRow::from_change)
+                .collect(),
+            classification_deletes_withheld: plan.safety.classification_deletes_withheld,
         }
     }
 

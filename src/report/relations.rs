@@ -1,9 +1,10 @@
-//! The report model of relationship rows (`[[relate]]`): each row to create or delete,
-//! worded for people, with what the renderers need to place it under its CIs.
+//! The report model of relationship rows (`[[relate]]`) and classification rows
+//! (`[classify]`): each row to create or delete, worded for people, with what the renderers
+//! need to place it under its CIs.
 
 use serde::Serialize;
 
-use crate::reconcile::plan::{RelAction, RelChange, RelEnd};
+use crate::reconcile::plan::{KvChange, RelAction, RelChange, RelEnd};
 
 /// One relationship row to create or delete, worded for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,16 +24,52 @@ pub struct RelRow {
     pub reason: String,
 }
 
+/// A CI as a row end, for people: its name, `(new)` for one this plan creates.
+fn end(e: &RelEnd) -> String {
+    match (&e.source_id, e.name.is_empty()) {
+        (Some(source), true) => format!("new CI of record {source}"),
+        (Some(_), false) => format!("{} (new)", e.name),
+        (None, true) => e.sys_id.clone(),
+        (None, false) => e.name.clone(),
+    }
+}
+
+/// One classification row (`cmdb_key_value`) to create or delete, worded for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KvRow {
+    /// `create` or `delete`.
+    pub action: &'static str,
+    pub ci: String,
+    pub ci_sys_id: String,
+    /// The record whose planned create makes the CI.
+    pub new_ci_source_id: Option<String>,
+    pub key: String,
+    pub value: String,
+    /// The row, for deletes.
+    pub sys_id: String,
+    pub reason: String,
+}
+
+impl KvRow {
+    pub(super) fn from_change(change: &KvChange) -> Self {
+        Self {
+            action: match change.action {
+                RelAction::Create => "create",
+                RelAction::Delete => "delete",
+            },
+            ci: end(&change.ci),
+            ci_sys_id: change.ci.sys_id.clone(),
+            new_ci_source_id: change.ci.source_id.clone(),
+            key: change.key.clone(),
+            value: change.value.clone(),
+            sys_id: change.sys_id.clone().unwrap_or_default(),
+            reason: change.reason.clone(),
+        }
+    }
+}
+
 impl RelRow {
     pub(super) fn from_change(change: &RelChange) -> Self {
-        let end = |e: &RelEnd| -> String {
-            match (&e.source_id, e.name.is_empty()) {
-                (Some(source), true) => format!("new CI of record {source}"),
-                (Some(_), false) => format!("{} (new)", e.name),
-                (None, true) => e.sys_id.clone(),
-                (None, false) => e.name.clone(),
-            }
-        };
         Self {
             action: match change.action {
                 RelAction::Create => "create",

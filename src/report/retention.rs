@@ -1,11 +1,14 @@
 //! Reports retention (`[report] keep`): the last N runs, or the runs of the last N days, are
 //! kept in the report folder and older ones removed after each plan.
 //!
-//! Only what this tool wrote is ever removed: a folder whose name is the tool's
-//! `<YYYYMMDDTHHMMSSZ>-<mapping>` and that holds a `plan.json` with a `format_version`. Inside
-//! it only the tool's own files go (plan, outcome, drift reports, their temporary files); the
-//! folder itself is removed only when that leaves it empty. Anything else (a person's notes,
-//! a symlink, the demo's folders, another tool's files) is left alone.
+//! A run writes one folder, `<YYYYMMDDTHHMMSSZ>/`, holding the run's `index.md` and a folder
+//! per sync with its plan and reports (earlier versions wrote `<YYYYMMDDTHHMMSSZ>-<mapping>/`
+//! per sync; those are pruned the same way). Only what this tool wrote is ever removed: a
+//! folder with the tool's name that holds a `plan.json` with a `format_version` (a run
+//! folder: in one of its sync folders). Inside it only the tool's own files go (plan,
+//! outcome, drift reports, the index, their temporary files); a folder is removed only when
+//! that leaves it empty. Anything else (a person's notes, a symlink, the demo's folders,
+//! another tool's files) is left alone.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,8 +20,8 @@ use super::{Format, OUTCOME_FILE, PLAN_FILE};
 /// How many reports to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keep {
-    /// The folders of the last N runs (a run of several syncs writes one folder per sync,
-    /// all with the run's time).
+    /// The folders of the last N runs (one per run; older versions wrote one per sync,
+    /// all with the run's time, which count as one run).
     Runs(usize),
     /// The folders of runs younger than this.
     Age(Duration),
@@ -42,16 +45,36 @@ impl Keep {
     }
 }
 
-/// The time a report folder's name says, when the name is the tool's.
+/// A run folder's name: the run's UTC time (`chrono` format).
+pub const RUN_STAMP: &str = "%Y%m%dT%H%M%SZ";
+
+/// The time a report folder's name says, when the name is the tool's: a run folder
+/// (`<stamp>`) or an older per-sync folder (`<stamp>-<mapping>`).
 pub fn folder_time(name: &str) -> Option<DateTime<Utc>> {
     let (stamp, mapping) = name.split_at_checked(16)?;
-    let mapping = mapping.strip_prefix('-')?;
-    if mapping.is_empty() {
+    if !mapping.is_empty() && mapping.strip_prefix('-').is_none_or(str::is_empty) {
         return None;
     }
-    NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ")
+    NaiveDateTime::parse_from_str(stamp, RUN_STAMP)
         .ok()
         .map(|t| t.and_utc())
+}
+
+/// The report folders of a folder named as the tool's: itself when it holds a plan (a
+/// per-sync folder), else its sub-folders that hold one (a run folder).
+#[allow(clippy::disallowed_methods, reason = "the shell reads its own reports")]
+fn plan_folders(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if holds_a_plan(dir) {
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() && holds_a_plan(&entry.path()) {
+            out.push(entry.path());
+        }
+    }
+    Ok(out)
 }
 
 /// Whether `dir` holds a plan this tool wrote.
@@ -71,6 +94,7 @@ fn is_ours(name: &str) -> bool {
     let reports: Vec<&str> = Format::ALL.iter().map(|f| f.file_name()).collect();
     name == PLAN_FILE
         || name == OUTCOME_FILE
+        || name == super::index::INDEX_FILE
         || reports.contains(&name)
         || (name.starts_with('.') && name.ends_with(".tmp"))
 }
@@ -99,7 +123,7 @@ pub fn prune(
         let Some(time) = entry.file_name().to_str().and_then(folder_time) else {
             continue;
         };
-        if holds_a_plan(&path) {
+        if !plan_folders(&path)?.is_empty() {
             ours.push((time, path));
         }
     }
@@ -129,13 +153,14 @@ pub fn prune(
         if protect.iter().any(|p| p == &dir) {
             continue;
         }
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let is_file = entry.file_type()?.is_file();
-            if is_file && entry.file_name().to_str().is_some_and(is_ours) {
-                std::fs::remove_file(entry.path())?;
+        for folder in plan_folders(&dir)? {
+            remove_ours(&folder)?;
+            if folder != dir {
+                // A sync's folder holding something else stays, and so does the run's.
+                let _ = std::fs::remove_dir(&folder);
             }
         }
+        remove_ours(&dir)?;
         // Fails on a folder that still holds something else: it stays, with that.
         if std::fs::remove_dir(&dir).is_ok() {
             removed.push(dir);
@@ -144,6 +169,22 @@ pub fn prune(
         }
     }
     Ok(removed)
+}
+
+/// Removes the tool's own files (not folders) from `dir`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the shell prunes the report folders it wrote"
+)]
+fn remove_ours(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let is_file = entry.file_type()?.is_file();
+        if is_file && entry.file_name().to_str().is_some_and(is_ours) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -165,7 +206,9 @@ mod tests {
     #[test]
     fn only_the_tools_folder_names_have_a_time() {
         assert!(folder_time("20261201T061500Z-vmware-vm").is_some());
+        assert!(folder_time("20261201T061500Z").is_some(), "a run folder");
         assert!(folder_time("20261201T061500Z-").is_none());
+        assert!(folder_time("20261201T061500Zx").is_none());
         assert!(folder_time("demo-20261201T061500Z").is_none());
         assert!(folder_time("20261301T061500Z-vm").is_none(), "month 13");
         assert!(folder_time("notes").is_none());
@@ -228,5 +271,36 @@ mod tests {
         )
         .unwrap();
         assert!(removed.is_empty() && new.exists());
+    }
+
+    #[test]
+    fn prunes_run_folders_with_their_syncs_and_index() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let run = |name: &str| {
+            let dir = r.join(name);
+            report(&dir, "vcenter", PLAN);
+            report(&dir, "vmware-vm", PLAN);
+            std::fs::write(dir.join("index.md"), "# run").unwrap();
+            dir
+        };
+        let old = run("20261101T000000Z");
+        let kept_notes = run("20261102T000000Z");
+        std::fs::write(kept_notes.join("vmware-vm/notes.txt"), "mine").unwrap();
+        let legacy = report(r, "20261103T000000Z-vmware-vm", PLAN);
+        let new = run("20261201T000000Z");
+        // A stamp-named folder with no plan in it is not ours.
+        let other = r.join("20261001T000000Z");
+        std::fs::create_dir_all(other.join("x")).unwrap();
+
+        let now: DateTime<Utc> = "2026-12-02T00:00:00Z".parse().unwrap();
+        let removed = prune(r, Keep::Runs(1), now, &[]).unwrap();
+        assert_eq!(removed, vec![old.clone(), legacy.clone()]);
+        assert!(!old.exists() && !legacy.exists() && new.exists() && other.exists());
+        // The folder with a person's notes stays with them only.
+        assert!(kept_notes.join("vmware-vm/notes.txt").exists());
+        assert!(!kept_notes.join("vmware-vm/plan.json").exists());
+        assert!(!kept_notes.join("vcenter").exists());
+        assert!(!kept_notes.join("index.md").exists());
     }
 }

@@ -415,6 +415,7 @@ pub fn hostile_plan() -> Plan {
         }],
         mass_change_allowed: false,
         relationship_deletes_withheld: 0,
+        classification_deletes_withheld: 0,
     };
     let mut source = source(12);
     source.complete = false;

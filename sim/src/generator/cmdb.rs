@@ -670,6 +670,7 @@ mod tests {
     fn gen(vms: usize, drift: f64) -> super::Generated {
         generate(&GenOptions {
             vms,
+            hosts: None,
             drift,
             seed: 11,
             now: Utc

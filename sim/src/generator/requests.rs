@@ -860,6 +860,7 @@ mod tests {
                 .single()
                 .expect("valid date"),
             requests,
+            hosts: None,
         })
         .estate
     }

@@ -258,6 +258,7 @@ mod tests {
                 .single()
                 .expect("valid date"),
             requests: 12,
+            hosts: None,
         })
         .estate
     }

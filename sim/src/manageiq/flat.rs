@@ -4,7 +4,8 @@
 //! once from the estate, with the same paging, filtering and sorting as
 //! `/api/vms` over their columns. Keys starting `v_` are virtual attributes
 //! (`v_owning_datacenter`, `v_parent_datacenter`): rendered only when `attributes=` names
-//! them, as ManageIQ renders virtual attributes.
+//! them, as ManageIQ renders virtual attributes. Relations (`ext_management_system`, a
+//! host's `ems_cluster`) are served one hop deep through dotted `attributes=` only.
 
 use super::catalog::TENANT_ID;
 use super::error::MiqError;
@@ -115,8 +116,13 @@ impl FlatCollection {
         base: &'a str,
     ) -> Result<CollectionBody<'a, FlatPage<'a>>, MiqError> {
         let selection = self.selection(q)?;
+        // One association away (`ext_management_system.type='...'`), as ManageIQ filters.
         let filter = Filter::parse(&q.filters, |assoc, attr| {
-            (assoc.is_none() && self.known(attr)).then(|| attr.to_owned())
+            let key = match assoc {
+                Some(head) => format!("{head}.{attr}"),
+                None => attr.to_owned(),
+            };
+            self.known(&key).then_some(key)
         })?;
         let mut sort = Vec::new();
         for (i, name) in q.sort_by.iter().enumerate() {
@@ -136,7 +142,13 @@ impl FlatCollection {
         let mut selected: Vec<usize> = (0..self.items.len())
             .filter(|&i| {
                 let item = &self.items[i];
-                filter.matches(|k| item.get(k).map_or(Field::Null, |v| Field::from_value(k, v)))
+                filter.matches(|k| {
+                    let value = match k.split_once('.') {
+                        Some((head, tail)) => item.get(head).and_then(|o| o.get(tail)),
+                        None => item.get(k),
+                    };
+                    value.map_or(Field::Null, |v| Field::from_value(k, v))
+                })
             })
             .collect();
         if !sort.is_empty() {
@@ -340,7 +352,12 @@ impl Serialize for FlatView<'_> {
 /// Relations a flat record carries as a nested object: served only through dotted
 /// `attributes=` (`ext_management_system.uid_ems`), never in the full record.
 fn is_relation(key: &str) -> bool {
-    key == "ext_management_system"
+    matches!(key, "ext_management_system" | "ems_cluster")
+}
+
+/// A host's cluster as a relation (`ems_cluster.ems_ref`), with the cluster's columns.
+fn cluster_relation(c: &crate::generator::Cluster) -> Value {
+    json!({"id": c.id, "name": c.name, "uid_ems": c.uid_ems, "ems_ref": c.ems_ref, "created_on": c.created_on})
 }
 
 /// The provider as a relation of a record it manages.
@@ -373,6 +390,8 @@ pub fn collections(e: &Estate) -> Vec<FlatCollection> {
                 "type": p.vendor.host_type(), "hyperthreading": true,
                 "v_owning_cluster": c.name, "v_owning_datacenter": e.datacenters[c.datacenter].name,
                 "ext_management_system": ems_relation(p),
+                // Host `belongs_to :ems_cluster` (integrations.md A.4: `ems_cluster_id`).
+                "ems_cluster": cluster_relation(c),
             }))
         })
         .collect();

@@ -1306,6 +1306,7 @@ mod tests {
     fn every_generated_column_is_in_the_schema() {
         let generated = crate::generator::generate(&crate::generator::GenOptions {
             vms: 300,
+            hosts: None,
             drift: 0.1,
             seed: 3,
             now: chrono::DateTime::UNIX_EPOCH,

@@ -1,7 +1,7 @@
 //! Compilation: the TOML text, read through the schema, becomes a [`Mapping`], or the first
 //! [`MappingError`] with the file, line, column and a hint when we have one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use toml::Spanned;
@@ -9,13 +9,14 @@ use toml::Spanned;
 use super::eval::format_number;
 use super::filter::is_field_name;
 use super::schema::{
-    RawFieldSpec, RawGuards, RawIdentify, RawLifecycle, RawMapping, RawRelate, RawReport,
-    RawRetire, RawSource, RawTarget,
+    RawClassify, RawFieldSpec, RawGuards, RawIdentify, RawLifecycle, RawMapping, RawRelate,
+    RawReport, RawRetire, RawSource, RawTarget,
 };
 use super::template::parse_template;
 use super::{
-    is_vm_collection, Compare, Conditions, Extract, FieldRule, Filter, Guards, IdentityRule,
-    Lifecycle, Limit, Mapping, MappingError, Path, Relate, RetirePolicy, SourceSpec, TargetSpec,
+    is_vm_collection, Classify, Compare, Conditions, Extract, FieldRule, Filter, Guards,
+    IdentityRule, Lifecycle, Limit, Mapping, MappingError, Path, Relate, RetirePolicy, SourceSpec,
+    TargetSpec,
 };
 use crate::reconcile::plan::FieldMode;
 use crate::text::{line_column, parse_duration};
@@ -48,6 +49,7 @@ impl Mapping {
         let guards = compile_guards(&raw.guards, &loc)?;
         let context = compile_report(raw.report, &source.collection, &loc)?;
         let relate = compile_relate(&raw.relate, &loc)?;
+        let classify = compile_classify(raw.classify.as_ref(), &loc)?;
         Ok(Self {
             name,
             origin: origin.to_owned(),
@@ -63,6 +65,7 @@ impl Mapping {
             context,
             relate,
             name_field,
+            classify,
         })
     }
 }
@@ -767,6 +770,19 @@ fn compile_relate(raw: &[Spanned<RawRelate>], loc: &Locator) -> Result<Vec<Relat
                 })?),
                 None => None,
             };
+        let when = relate
+            .when
+            .iter()
+            .map(|f| {
+                Filter::parse(f.get_ref()).map_err(|e| {
+                    loc.error(
+                        Some(f.span()),
+                        format!("[[relate]] `{kind}` when: {e}"),
+                        None,
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if out.iter().any(|o| o.kind == kind && o.parent == parent) {
             return Err(loc.error(
                 span(),
@@ -779,9 +795,66 @@ fn compile_relate(raw: &[Spanned<RawRelate>], loc: &Locator) -> Result<Vec<Relat
             parent,
             to,
             scope,
+            when,
         });
     }
     Ok(out)
+}
+
+/// `[classify]`: `from_tag = "*"` or a list of categories; the rows' `tag` column.
+fn compile_classify(
+    raw: Option<&Spanned<RawClassify>>,
+    loc: &Locator,
+) -> Result<Option<Classify>, MappingError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let span = Some(raw.span());
+    let c = raw.get_ref();
+    let hint = || {
+        Some(
+            "`from_tag = \"*\"` (every category) or `from_tag = [\"environment\", \"department\"]`"
+                .to_owned(),
+        )
+    };
+    let categories = match &c.from_tag {
+        toml::Value::String(s) if s.trim() == "*" => None,
+        toml::Value::Array(items) => {
+            let mut set = BTreeSet::new();
+            for item in items {
+                match item.as_str().map(str::trim) {
+                    Some(cat) if !cat.is_empty() && !cat.contains('/') && cat != "*" => {
+                        set.insert(cat.to_owned());
+                    }
+                    _ => {
+                        return Err(loc.error(
+                            span,
+                            format!("[classify] from_tag: `{item}` is not a tag category"),
+                            hint(),
+                        ))
+                    }
+                }
+            }
+            if set.is_empty() {
+                return Err(loc.error(span, "[classify] from_tag names no category", hint()));
+            }
+            Some(set)
+        }
+        other => {
+            return Err(loc.error(
+                span,
+                format!("[classify] from_tag: `{other}` is neither \"*\" nor a list of categories"),
+                hint(),
+            ))
+        }
+    };
+    let tag = c.tag.as_deref().map_or("CloudForms", str::trim).to_owned();
+    if tag.is_empty() {
+        return Err(loc.error(
+            span,
+            "[classify] tag is empty: the rows the job keeps must be told from others'",
+            None,
+        ));
+    }
+    Ok(Some(Classify { categories, tag }))
 }
 
 /// A lookup's `and` conditions: each a row field and the source path it must equal.

@@ -68,6 +68,8 @@ pub struct Mapping {
     /// The mapped field that names a record and a row in reports (`[report] name`, default
     /// `name`; a ticket table has none, and names a ticket by its `short_description`).
     pub name_field: String,
+    /// `[classify]`: the CloudForms tags kept as the CI's `cmdb_key_value` rows.
+    pub classify: Option<Classify>,
 }
 
 /// `[source] updated_within`: only records updated within this long before the run are
@@ -102,6 +104,24 @@ impl Window {
     }
 }
 
+/// CloudForms tags (`/managed/<category>/<entry>`) kept as `cmdb_key_value` rows of the CI
+/// (`key` = category, `value` = entry), reconciled like relationships. Only rows whose `tag`
+/// column is `tag` and whose key is one of `categories` are the job's to create or delete.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classify {
+    /// The categories kept; `None`: every `/managed` category.
+    pub categories: Option<BTreeSet<String>>,
+    /// The `tag` column of the rows the job writes (and the only rows it deletes).
+    pub tag: String,
+}
+
+impl Classify {
+    /// Whether rows of this key are the job's.
+    pub fn keeps(&self, key: &str) -> bool {
+        self.categories.as_ref().is_none_or(|c| c.contains(key))
+    }
+}
+
 /// A relationship the mapping keeps between its CI and another CI, reconciled like a field:
 /// a missing row is created, a row of the type that no longer holds (a vMotion to another
 /// host) is deleted, and rows the job cannot judge are left alone.
@@ -116,6 +136,10 @@ pub struct Relate {
     /// Only rows whose other CI matches this are ever deleted (`None`: any CI of the lookup's
     /// table).
     pub scope: Option<Conditions>,
+    /// Source filters the record must pass to have this relationship at all (a host is
+    /// contained by its datacenter only when it is in no cluster); a record failing one has
+    /// no row of this type, like a record without the other CI.
+    pub when: Vec<Filter>,
 }
 
 impl Relate {
@@ -503,6 +527,10 @@ impl Mapping {
                 paths.push(p);
             }
             paths.extend(relate.to.lookup_and.iter().map(|(_, p)| p));
+            paths.extend(relate.when.iter().map(|f| &f.path));
+        }
+        if self.classify.is_some() {
+            attrs.insert("tags".into());
         }
         paths.extend(self.source.filters.iter().map(|f| &f.path));
         paths.extend(

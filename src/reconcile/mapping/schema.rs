@@ -27,6 +27,17 @@ pub(super) struct RawMapping {
     pub(super) report: RawReport,
     #[serde(default)]
     pub(super) relate: Vec<Spanned<RawRelate>>,
+    pub(super) classify: Option<Spanned<RawClassify>>,
+}
+
+/// `[classify]`: CloudForms tags kept as `cmdb_key_value` rows of the CI.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClassify {
+    /// `"*"` (every `/managed` category) or a list of categories.
+    pub(super) from_tag: toml::Value,
+    /// The rows' `tag` column (default `CloudForms`).
+    pub(super) tag: Option<String>,
 }
 
 /// `[[relate]]`: a relationship (`cmdb_rel_ci`) between the mapping's CI and another CI.
@@ -38,6 +49,10 @@ pub(super) struct RawRelate {
     pub(super) role: Option<String>,
     pub(super) to: Spanned<toml::Value>,
     pub(super) scope: Option<String>,
+    /// Source filters (`ems_cluster_id=NULL`): the record has this relationship only when
+    /// every one passes.
+    #[serde(default)]
+    pub(super) when: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -343,3 +343,48 @@ fn filters_are_disjoint_only_when_no_record_can_pass_both() {
     assert!(!disjoint(&f(&["vendor!=vmware"]), &f(&["vendor!=redhat"])));
     assert!(!disjoint(&f(&["vendor=vmware"]), &f(&["cloud=false"])));
 }
+
+#[test]
+fn a_relationship_when_filters_records_and_is_requested_from_the_source() {
+    let relate = r#"
+[[relate]]
+type = "Contains::Contained by"
+role = "child"
+when = ["ems_cluster_id=NULL"]
+to = { from = "v_owning_datacenter", lookup = { table = "cmdb_ci_vcenter_datacenter", by = "name" } }
+"#;
+    let m = mapping(relate);
+    assert_eq!(m.relate[0].when.len(), 1);
+    let attrs = m.source_attributes();
+    assert!(
+        attrs.contains(&"ems_cluster_id".to_owned())
+            && attrs.contains(&"v_owning_datacenter".to_owned()),
+        "{attrs:?}"
+    );
+    let clustered = record(json!({"id": "1", "ems_cluster_id": 7}));
+    let alone = record(json!({"id": "2", "ems_cluster_id": null}));
+    assert!(!m.relate[0].when[0].accepts(&clustered));
+    assert!(m.relate[0].when[0].accepts(&alone));
+    let e = error(&relate.replace("ems_cluster_id=NULL", "ems_cluster_id"));
+    assert!(e.message.contains("when") && e.line > 1, "{e}");
+}
+
+#[test]
+fn classify_takes_every_category_or_a_list_and_asks_for_tags() {
+    let all = mapping("[classify]\nfrom_tag = \"*\"\n");
+    let c = all.classify.as_ref().unwrap();
+    assert!(c.keeps("anything") && c.tag == "CloudForms");
+    assert!(all.source_attributes().contains(&"tags".to_owned()));
+    let some = mapping("[classify]\nfrom_tag = [\"environment\"]\ntag = \"CFME\"\n");
+    let c = some.classify.as_ref().unwrap();
+    assert!(c.keeps("environment") && !c.keeps("department") && c.tag == "CFME");
+    for bad in [
+        "from_tag = \"environment\"",
+        "from_tag = []",
+        "from_tag = [\"a/b\"]",
+        "from_tag = \"*\"\ntag = \" \"",
+    ] {
+        let e = error(&format!("[classify]\n{bad}\n"));
+        assert!(e.message.contains("[classify]"), "{bad}: {e}");
+    }
+}
