@@ -176,13 +176,24 @@ async fn run_steps(
     for _ in 0..3 {
         moved += sims.manageiq().advance_requests().requests.len();
     }
+    // Meanwhile someone orders another VM: the next run opens its ticket (AMBER) in the same
+    // report that turns the finished requests' tickets GREEN and RED.
+    sims.manageiq()
+        .add_request(cmdb_sim::generator::requests::NewRequest {
+            vm_name: "demo-latecomer".to_owned(),
+            fate: cmdb_sim::generator::requests::Fate::Ok,
+            userid: None,
+            kind: cmdb_sim::generator::requests::RequestKind::Provision,
+            template_id: None,
+        })
+        .map_err(|e| anyhow::anyhow!("adding a demo request: {e}"))?;
     println!(
-        "\n   CloudForms works on: {moved} request steps (approved or denied, cloning, finished Ok, Warn, Error or Timeout)"
+        "\n   CloudForms works on: {moved} request steps (approved or denied, cloning, finished Ok, Warn, Error or Timeout), and a new request arrives"
     );
 
     // A CI whose VM is gone is first marked Absent; only a later run retires it, once its
     // grace has passed (README "Lifecycle and safety"). The next scheduled run does that.
-    println!("\n3. The next run: CIs marked Absent in step 2 whose grace has passed are retired, the VMs the requests made get CIs, and their tickets turn GREEN or RED");
+    println!("\n3. The next run: CIs marked Absent in step 2 whose grace has passed are retired, the VMs the requests made get CIs, their tickets turn GREEN or RED, and the new request's opens AMBER");
     let next_config = config(dir.join("3-next-run"));
     let next = app::plan_all(&next_config, now, false).await?;
     print!("{}", app::summary_table(&next));
