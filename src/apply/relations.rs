@@ -37,6 +37,45 @@ struct RowDelete<'a> {
     label: String,
 }
 
+/// A planned row of a plain table the CIs' rows hang on (`cmdb_rel_ci`, `cmdb_key_value`):
+/// what the executor needs to create or delete it.
+trait RowChange {
+    const TABLE: &'static str;
+    fn action(&self) -> RelAction;
+    /// The row (for deletes) and its version when planned.
+    fn version(&self) -> (&str, &str, &str);
+    /// How outcomes name the row.
+    fn label(&self) -> String;
+    /// The create, with ends created by this plan resolved to their new sys_ids.
+    fn create(&self, created: &HashMap<&str, &str>) -> Result<Create, OperationOutcome>;
+}
+
+/// Both kinds of row carry their action and version in fields of the same names.
+macro_rules! row_change {
+    ($ty:ty, $table:expr, $label:ident, $create:ident) => {
+        impl RowChange for $ty {
+            const TABLE: &'static str = $table;
+            fn action(&self) -> RelAction {
+                self.action
+            }
+            fn version(&self) -> (&str, &str, &str) {
+                let id = self.sys_id.as_deref().unwrap_or_default();
+                (id, &self.sys_mod_count, &self.sys_updated_on)
+            }
+            fn label(&self) -> String {
+                $label(self)
+            }
+            fn create(&self, created: &HashMap<&str, &str>) -> Result<Create, OperationOutcome> {
+                $create(self, created)
+            }
+        }
+    };
+}
+
+row_change!(RelChange, TABLE, label, row_create);
+// Classification rows: a create's identity is the row (CI, key, value, tag).
+row_change!(KvChange, KV_TABLE, kv_label, kv_create);
+
 /// Applies the plan's relationship rows; `done` holds the outcomes of its CIs.
 pub(super) async fn apply(
     plan: &Plan,
@@ -45,27 +84,22 @@ pub(super) async fn apply(
     opts: &ApplyOptions,
     guard: &Guard,
 ) -> Vec<OperationOutcome> {
-    let created = created_cis(done);
-    let mut creates = Vec::new();
-    let mut deletes = Vec::new();
-    for change in &plan.relationships {
-        match change.action {
-            RelAction::Create => creates.push(row_create(change, &created)),
-            RelAction::Delete => deletes.push(RowDelete {
-                sys_id: change.sys_id.as_deref().unwrap_or_default(),
-                sys_mod_count: &change.sys_mod_count,
-                sys_updated_on: &change.sys_updated_on,
-                label: label(change),
-            }),
-        }
-    }
-    send_rows(TABLE, creates, deletes, sn, opts, guard).await
+    apply_rows(&plan.relationships, done, sn, opts, guard).await
 }
 
-/// Applies the plan's classification rows (`cmdb_key_value`) like its relationship rows: a
-/// create's identity is the row (CI, key, value, tag); a delete carries its version.
+/// Applies the plan's classification rows (`cmdb_key_value`) like its relationship rows.
 pub(super) async fn apply_classifications(
     plan: &Plan,
+    done: &[OperationOutcome],
+    sn: &ServiceNow,
+    opts: &ApplyOptions,
+    guard: &Guard,
+) -> Vec<OperationOutcome> {
+    apply_rows(&plan.classifications, done, sn, opts, guard).await
+}
+
+async fn apply_rows<T: RowChange>(
+    changes: &[T],
     done: &[OperationOutcome],
     sn: &ServiceNow,
     opts: &ApplyOptions,
@@ -74,18 +108,21 @@ pub(super) async fn apply_classifications(
     let created = created_cis(done);
     let mut creates = Vec::new();
     let mut deletes = Vec::new();
-    for change in &plan.classifications {
-        match change.action {
-            RelAction::Create => creates.push(kv_create(change, &created)),
-            RelAction::Delete => deletes.push(RowDelete {
-                sys_id: change.sys_id.as_deref().unwrap_or_default(),
-                sys_mod_count: &change.sys_mod_count,
-                sys_updated_on: &change.sys_updated_on,
-                label: kv_label(change),
-            }),
+    for change in changes {
+        match change.action() {
+            RelAction::Create => creates.push(change.create(&created)),
+            RelAction::Delete => {
+                let (sys_id, sys_mod_count, sys_updated_on) = change.version();
+                deletes.push(RowDelete {
+                    sys_id,
+                    sys_mod_count,
+                    sys_updated_on,
+                    label: change.label(),
+                });
+            }
         }
     }
-    send_rows(KV_TABLE, creates, deletes, sn, opts, guard).await
+    send_rows(T::TABLE, creates, deletes, sn, opts, guard).await
 }
 
 /// Creates then deletes rows of `table` through the executor's check and send; the

@@ -233,63 +233,73 @@ fn outcomes(md: &mut String, model: &ReportModel) {
 }
 
 fn relationships(md: &mut String, model: &ReportModel) {
-    if model.relationships.is_empty() && model.relationship_deletes_withheld == 0 {
-        return;
-    }
-    md.push_str("## Relationships\n\n");
-    if model.relationship_deletes_withheld > 0 {
-        let _ = writeln!(
-            md,
-            "{} relationship deletes withheld with the retirements.\n",
-            model.relationship_deletes_withheld
-        );
-    }
-    if model.relationships.is_empty() {
-        md.push_str("No relationship changes.\n\n");
-        return;
-    }
-    md.push_str("| Action | Type | Parent | Child | Reason |\n|---|---|---|---|---|\n");
-    for r in &model.relationships {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} |",
-            r.action,
+    let rows = model.relationships.iter().map(|r| {
+        [
+            r.action.to_string(),
             escape(&r.kind),
             escape(&r.parent),
             escape(&r.child),
-            escape(&r.reason)
-        );
-    }
-    md.push('\n');
+            escape(&r.reason),
+        ]
+    });
+    row_section(
+        md,
+        ("Relationships", "relationship"),
+        model.relationship_deletes_withheld,
+        ["Type", "Parent", "Child"],
+        rows,
+    );
 }
 
 fn classifications(md: &mut String, model: &ReportModel) {
-    if model.classifications.is_empty() && model.classification_deletes_withheld == 0 {
-        return;
-    }
-    md.push_str("## Classifications\n\n");
-    if model.classification_deletes_withheld > 0 {
-        let _ = writeln!(
-            md,
-            "{} classification deletes withheld with the retirements.\n",
-            model.classification_deletes_withheld
-        );
-    }
-    if model.classifications.is_empty() {
-        md.push_str("No classification changes.\n\n");
-        return;
-    }
-    md.push_str("| Action | CI | Key | Value | Reason |\n|---|---|---|---|---|\n");
-    for r in &model.classifications {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} |",
-            r.action,
+    let rows = model.classifications.iter().map(|r| {
+        [
+            r.action.to_string(),
             escape(&r.ci),
             escape(&r.key),
             escape(&r.value),
-            escape(&r.reason)
+            escape(&r.reason),
+        ]
+    });
+    row_section(
+        md,
+        ("Classifications", "classification"),
+        model.classification_deletes_withheld,
+        ["CI", "Key", "Value"],
+        rows,
+    );
+}
+
+/// A section of rows the CIs keep (relationships, classifications): the deletes withheld,
+/// then one table row per change (action, three columns, reason); nothing when neither.
+fn row_section(
+    md: &mut String,
+    (title, noun): (&str, &str),
+    withheld: usize,
+    columns: [&str; 3],
+    rows: impl ExactSizeIterator<Item = [String; 5]>,
+) {
+    if rows.len() == 0 && withheld == 0 {
+        return;
+    }
+    let _ = writeln!(md, "## {title}\n");
+    if withheld > 0 {
+        let _ = writeln!(
+            md,
+            "{withheld} {noun} deletes withheld with the retirements.\n"
         );
+    }
+    if rows.len() == 0 {
+        let _ = writeln!(md, "No {noun} changes.\n");
+        return;
+    }
+    let [c1, c2, c3] = columns;
+    let _ = writeln!(
+        md,
+        "| Action | {c1} | {c2} | {c3} | Reason |\n|---|---|---|---|---|"
+    );
+    for [action, a, b, c, reason] in rows {
+        let _ = writeln!(md, "| {action} | {a} | {b} | {c} | {reason} |");
     }
     md.push('\n');
 }
