@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use cmdb_reconcile::reconcile::mapping::Mapping;
-use cmdb_reconcile::reconcile::planner::{self, Input};
+use cmdb_reconcile::reconcile::planner;
 use cmdb_reconcile::reconcile::record::{Ci, References};
 use serde_json::Value;
 
@@ -68,19 +68,7 @@ fn main() {
     for _ in 0..5 {
         let start = Instant::now();
         let cpu_start = cpu_time();
-        let plan = planner::plan(Input {
-            mapping: &mapping,
-            records: &vms,
-            source_origin: "bench".into(),
-            source_incomplete: None,
-            cis: &cis,
-            target_origin: "bench".into(),
-            references: &refs,
-            now,
-            allow_mass_change: true,
-            relations: None,
-            classifications: None,
-        });
+        let plan = planner::plan(estate::input(&mapping, (&vms, &cis, &refs), now));
         times.push(start.elapsed());
         cpu.push(cpu_time() - cpu_start);
         last = Some(plan);

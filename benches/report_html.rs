@@ -29,7 +29,7 @@ use std::time::Instant;
 use chrono::{TimeZone, Utc};
 use cmdb_reconcile::reconcile::mapping::Mapping;
 use cmdb_reconcile::reconcile::plan::{Plan, RelAction, RelChange, RelEnd};
-use cmdb_reconcile::reconcile::planner::{self, Input};
+use cmdb_reconcile::reconcile::planner;
 use cmdb_reconcile::report::html;
 use cmdb_reconcile::report::model::ReportModel;
 
@@ -43,19 +43,11 @@ fn plan_of(n: usize) -> Plan {
     while offset < n {
         let size = (n - offset).min(100_000);
         let (vms, cis, refs) = estate(offset, size);
-        parts.push(planner::plan(Input {
-            mapping: &mapping,
-            records: &vms,
-            source_origin: "bench".into(),
-            source_incomplete: None,
-            cis: &cis,
-            target_origin: "bench".into(),
-            references: &refs,
+        parts.push(planner::plan(estate::input(
+            &mapping,
+            (&vms, &cis, &refs),
             now,
-            allow_mass_change: true,
-            relations: None,
-            classifications: None,
-        }));
+        )));
         offset += size;
     }
     let first = parts[0].clone();

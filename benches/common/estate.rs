@@ -2,6 +2,9 @@
 //! (5% drifted), 1% new VMs and 1% CIs of deleted VMs, and 200 users for owner lookups.
 //! Shared by `benches/plan.rs` and `benches/report_html.rs` (`#[path]` module, not a target).
 
+use chrono::{DateTime, Utc};
+use cmdb_reconcile::reconcile::mapping::Mapping;
+use cmdb_reconcile::reconcile::planner::Input;
 use cmdb_reconcile::reconcile::record::{Ci, FieldNames, References};
 use serde_json::{json, Value};
 
@@ -97,4 +100,26 @@ pub fn estate(offset: usize, n: usize) -> (Vec<Value>, Vec<Ci>, References) {
     let mut refs = References::default();
     refs.add_table("sys_user", users);
     (vms, cis, refs)
+}
+
+/// The planner's input for a slice of the estate: complete, no relationships, mass changes
+/// allowed (a benchmark measures the plan, not the guards).
+pub fn input<'a>(
+    mapping: &'a Mapping,
+    (vms, cis, refs): (&'a [Value], &'a [Ci], &'a References),
+    now: DateTime<Utc>,
+) -> Input<'a> {
+    Input {
+        mapping,
+        records: vms,
+        source_origin: "bench".into(),
+        source_incomplete: None,
+        cis,
+        target_origin: "bench".into(),
+        references: refs,
+        now,
+        allow_mass_change: true,
+        relations: None,
+        classifications: None,
+    }
 }
