@@ -13,4 +13,5 @@ pub mod planner;
 mod policy;
 pub mod record;
 pub mod relations;
+pub mod review;
 pub mod schema;
