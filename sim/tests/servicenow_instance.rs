@@ -775,3 +775,84 @@ async fn every_column_the_job_writes_exists() {
         (Some("incident"), Some("w"))
     );
 }
+
+#[tokio::test]
+async fn a_change_request_follows_the_state_model_and_its_approvals() {
+    let (snow, base) = instance().await;
+    let table = format!("{base}/api/now/table/change_request");
+    let (status, created) = send(
+        Client::new()
+            .post(&table)
+            .json(&json!({"short_description": "reconcile", "type": "normal"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let change = &created["result"];
+    assert_eq!(change["state"], "-5", "{change}");
+    assert_eq!(change["approval"], "not requested");
+    assert!(change["number"]
+        .as_str()
+        .expect("number")
+        .starts_with("CHG"));
+    let sys_id = change["sys_id"].as_str().expect("sys_id").to_owned();
+    let one = format!("{table}/{sys_id}");
+    let patch = |state: &str| send(Client::new().patch(&one).json(&json!({ "state": state })));
+
+    // A change starts New; no skipping to Scheduled; approvals gate Assess -> Authorize.
+    let (status, _) = send(Client::new().post(&table).json(&json!({"state": "-2"}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, refused) = patch("-2").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(refused["error"]["message"], "Operation Failed");
+    let (status, assessed) = patch("-4").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(assessed["result"]["approval"], "requested");
+    let (status, _) = patch("-3").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "not approved yet");
+
+    // The approvers decide (the simulator's stand-in for them), then the change is worked.
+    assert!(snow.decide_change(&sys_id, true));
+    assert!(!snow.decide_change(&sys_id, true), "no longer waiting");
+    let row = snow.get("change_request", &sys_id).expect("row");
+    assert_eq!(row["state"], "-2");
+    assert_eq!(row["approval"], "approved");
+    for state in ["-1", "0", "3"] {
+        let (status, body) = patch(state).await;
+        assert_eq!(status, StatusCode::OK, "{state}: {body}");
+    }
+    let row = snow.get("change_request", &sys_id).expect("row");
+    assert_eq!(row["active"], "false", "Closed ends the change");
+    let (status, _) = patch("4").await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a closed change stays closed"
+    );
+
+    // A rejection sends the change back to New; cancelling is always open.
+    let (_, second) = send(Client::new().post(&table).json(&json!({}))).await;
+    let second = second["result"]["sys_id"]
+        .as_str()
+        .expect("sys_id")
+        .to_owned();
+    let (status, _) = send(
+        Client::new()
+            .patch(format!("{table}/{second}"))
+            .json(&json!({"state": "-4"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(snow.decide_change(&second, false));
+    let row = snow.get("change_request", &second).expect("row");
+    assert_eq!(
+        (row["state"].as_str(), row["approval"].as_str()),
+        (Some("-5"), Some("rejected"))
+    );
+    let (status, _) = send(
+        Client::new()
+            .patch(format!("{table}/{second}"))
+            .json(&json!({"state": "4"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -6,7 +6,7 @@
 //! Layout: [`schema`] is the dictionary (`schema.toml`: tables, parents, columns, defaults,
 //! choices), [`store`] holds the rows and runs the write rules, [`query`] parses and
 //! evaluates encoded queries, [`render`] turns rows into JSON per the display options,
-//! [`table`], [`batch`], [`attachment`], [`cmdb`] and [`tinyurl`] serve those APIs, [`auth`]
+//! [`table`], [`batch`], [`attachment`], [`change`] (the change request state model), [`cmdb`] and [`tinyurl`] serve those APIs, [`auth`]
 //! checks credentials and issues OAuth tokens, and [`api`] ties requests to handlers
 //! independently of axum so that batch items and direct calls share one code path.
 //!
@@ -19,6 +19,7 @@ mod attachment;
 mod auth;
 mod batch;
 mod catalog;
+mod change;
 mod cmdb;
 mod query;
 mod render;
@@ -332,6 +333,39 @@ impl ServiceNow {
                 string_fields(&fields),
                 &Stamp::now(HAND_EDIT_USER),
             )
+            .is_some()
+    }
+
+    /// The approvers' decision on a change request (or a table extending it), as the
+    /// instance's approval flow records it ([`change`]): `approved` moves a change waiting
+    /// in Assess or Authorize to Scheduled, anything else (`rejected`) sends it back to New.
+    /// Either way `approval` holds the decision. False when there is no such change or it
+    /// is not waiting for approval (not in Assess or Authorize).
+    pub fn decide_change(&self, sys_id: &str, approved: bool) -> bool {
+        let mut store = self.inner.write_store();
+        let Some(table) = store.table("change_request") else {
+            return false;
+        };
+        let waiting = store.find(table, sys_id).is_some_and(|(class, row)| {
+            matches!(
+                store.value(class, row, "state"),
+                change::ASSESS | change::AUTHORIZE
+            )
+        });
+        if !waiting {
+            return false;
+        }
+        let (approval, state) = if approved {
+            ("approved", change::SCHEDULED)
+        } else {
+            ("rejected", change::NEW)
+        };
+        let fields = vec![
+            ("approval".to_owned(), approval.to_owned()),
+            ("state".to_owned(), state.to_owned()),
+        ];
+        store
+            .update(table, sys_id, fields, &Stamp::now(HAND_EDIT_USER))
             .is_some()
     }
 

@@ -10,6 +10,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::Value;
 
 use super::api::{json_object_or_empty, ApiRequest, ApiResponse};
+use super::change;
 use super::query::{self, EncodedQuery};
 use super::render::{DisplayMode, FieldSpec, RenderOptions, RowJson};
 use super::schema::TableId;
@@ -287,7 +288,11 @@ fn create(inner: &Inner, req: &ApiRequest<'_>, table: TableId) -> ApiResponse {
     let stamp = Stamp::now(req.user);
     let mut store = inner.write_store();
     let table_name = store.def(table).name.clone();
-    match store.insert(table, string_fields(&object), &stamp) {
+    let fields = string_fields(&object);
+    if let Err(refused) = change::check_insert(&store, table, &fields) {
+        return refused;
+    }
+    match store.insert(table, fields, &stamp) {
         Ok(sys_id) => {
             let location = format!("{}/api/now/table/{table_name}/{sys_id}", req.base_url);
             respond_one(inner, &store, req, table, &sys_id, StatusCode::CREATED)
@@ -309,10 +314,11 @@ fn update(inner: &Inner, req: &ApiRequest<'_>, table: TableId, sys_id: &str) -> 
     };
     let stamp = Stamp::now(req.user);
     let mut store = inner.write_store();
-    if store
-        .update(table, sys_id, string_fields(&object), &stamp)
-        .is_none()
-    {
+    let mut fields = string_fields(&object);
+    if let Err(refused) = change::check_update(&store, table, sys_id, &mut fields) {
+        return refused;
+    }
+    if store.update(table, sys_id, fields, &stamp).is_none() {
         return ApiResponse::not_found();
     }
     respond_one(inner, &store, req, table, sys_id, StatusCode::OK)
