@@ -134,6 +134,7 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
         lease: Default::default(),
         max_plan_age: None,
         ticket: None,
+        review: Default::default(),
         ops: Default::default(),
     };
 

@@ -17,6 +17,7 @@ pub mod output;
 pub mod progress;
 pub mod reconcile;
 pub mod report;
+pub mod review;
 pub mod servicenow;
 pub mod text;
 pub mod ticket;

@@ -75,6 +75,10 @@ struct SyncRecord {
     phases: BTreeMap<&'static str, f64>,
     /// (action, outcome) -> operations, once applied.
     operations: BTreeMap<(&'static str, &'static str), usize>,
+    /// Review in ServiceNow: changes per event (`opened`, `waiting`, `applied`, ...).
+    review: BTreeMap<&'static str, usize>,
+    /// Review in ServiceNow: operations waiting for approval.
+    awaiting: Option<usize>,
 }
 
 /// What the run recorded so far.
@@ -134,6 +138,8 @@ pub fn planned(plan: &Plan) {
         }),
         phases: BTreeMap::new(),
         operations: BTreeMap::new(),
+        review: BTreeMap::new(),
+        awaiting: None,
     };
     with_run(|run| {
         let sync = run.syncs.entry(plan.mapping.name.clone()).or_default();
@@ -141,9 +147,13 @@ pub fn planned(plan: &Plan) {
         // earlier apply in this run did (the demo plans again after applying).
         let phases = std::mem::take(&mut sync.phases);
         let operations = std::mem::take(&mut sync.operations);
+        let review = std::mem::take(&mut sync.review);
+        let awaiting = sync.awaiting.take();
         *sync = SyncRecord {
             phases,
             operations,
+            review,
+            awaiting,
             ..record
         };
     });
@@ -193,11 +203,29 @@ pub fn applied(plan: &Plan, outcomes: &[OperationOutcome]) {
             .unwrap_or("unknown");
         *operations.entry((action, o.status.as_str())).or_insert(0) += 1;
     }
+    // Added up: a reviewed sync applies an approved plan and then this run's own part.
     with_run(|run| {
-        run.syncs
-            .entry(plan.mapping.name.clone())
-            .or_default()
-            .operations = operations;
+        let sync = run.syncs.entry(plan.mapping.name.clone()).or_default();
+        for (key, n) in operations {
+            *sync.operations.entry(key).or_insert(0) += n;
+        }
+    });
+}
+
+/// Review in ServiceNow: one of a sync's changes was `opened`, is `waiting`, was `applied`,
+/// `rejected`, `superseded` (by a newer plan) or `skipped` (too old, or not the approved
+/// plan).
+pub fn review(mapping: &str, event: &'static str) {
+    with_run(|run| {
+        let sync = run.syncs.entry(mapping.to_owned()).or_default();
+        *sync.review.entry(event).or_insert(0) += 1;
+    });
+}
+
+/// Review in ServiceNow: how many of a sync's operations wait for approval.
+pub fn awaiting(mapping: &str, operations: usize) {
+    with_run(|run| {
+        run.syncs.entry(mapping.to_owned()).or_default().awaiting = Some(operations);
     });
 }
 
@@ -212,9 +240,10 @@ pub struct Finish {
 
 impl Finish {
     /// Whether the run counts as a success: it did its work (exit 0, 2 changes planned, 6
-    /// done with a warning). Errors, partial runs, refusals and a busy lease do not.
+    /// done with a warning, 7 waiting for approval). Errors, partial runs, refusals and a
+    /// busy lease do not.
     pub fn success(&self) -> bool {
-        matches!(self.exit_code, 0 | 2 | 6)
+        matches!(self.exit_code, 0 | 2 | 6 | 7)
     }
 }
 
@@ -273,7 +302,7 @@ pub fn render(finish: &Finish, last_success: Option<f64>) -> String {
     );
     one(
         "last_run_success",
-        "1 when the last run succeeded (exit 0, 2 or 6), else 0.",
+        "1 when the last run succeeded (exit 0, 2, 6 or 7), else 0.",
         if finish.success() { 1.0 } else { 0.0 },
     );
     if let Some(at) = last_success {
@@ -293,6 +322,33 @@ pub fn render(finish: &Finish, last_success: Option<f64>) -> String {
     // Writing text into a Vec cannot fail.
     let _ = TextEncoder::new().encode(&registry.gather(), &mut out);
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// Review in ServiceNow: changes per event and operations waiting, for reviewed syncs.
+fn review_metrics(registry: &Registry, run: &BTreeMap<String, SyncRecord>) {
+    if run.values().all(|s| s.awaiting.is_none() && s.review.is_empty()) {
+        return;
+    }
+    let changes = gauge(
+        registry,
+        "review_changes",
+        "Change requests the last run opened, waited on, applied, discarded (rejected), cancelled (superseded) or closed unapplied (skipped), per sync.",
+        &["mapping", "event"],
+    );
+    let awaiting = gauge(
+        registry,
+        "awaiting_approval_operations",
+        "Operations waiting for an approved change request, per sync.",
+        &["mapping"],
+    );
+    for (mapping, sync) in run {
+        for (event, n) in &sync.review {
+            changes.with_label_values(&[mapping.as_str(), event]).set(*n as f64);
+        }
+        if let Some(n) = sync.awaiting {
+            awaiting.with_label_values(&[mapping]).set(n as f64);
+        }
+    }
 }
 
 /// Requests, retries and 429s per API.
@@ -332,6 +388,7 @@ fn http_metrics(registry: &Registry) {
 /// The per-sync gauges: what each sync planned, met and applied.
 fn sync_metrics(registry: &Registry, run: &BTreeMap<String, SyncRecord>) {
     operation_metrics(registry, run);
+    review_metrics(registry, run);
     let planned = gauge(
         registry,
         "planned_operations",

@@ -18,12 +18,14 @@ use crate::reconcile::plan::{Plan, FORMAT_VERSION};
 use crate::reconcile::planner::{self, Input};
 use crate::report::summary::Counts;
 use crate::report::{self, Format};
+use crate::review::ReviewMode;
 use crate::servicenow::ServiceNow;
 use crate::servicenow::ServiceNowConfig;
 use crate::ticket::Ticket;
 use crate::{metrics, progress};
 
 mod read;
+mod review;
 mod status;
 
 use read::{
@@ -129,17 +131,37 @@ pub async fn plan_all(
     now: DateTime<Utc>,
     allow_mass_change: bool,
 ) -> Result<Vec<Planned>> {
+    plan_all_noted(config, now, allow_mass_change)
+        .await
+        .map(|(planned, _)| planned)
+}
+
+/// [`plan_all`], with what the reviewed syncs would ask approval for (README "Review in
+/// ServiceNow"), for the summary.
+async fn plan_all_noted(
+    config: &Config,
+    now: DateTime<Utc>,
+    allow_mass_change: bool,
+) -> Result<(Vec<Planned>, Vec<String>)> {
     refuse_overlapping_syncs(config)?;
     let run = run_dir(config, now);
     let folders = sync_folders(config)?;
     let mut planned = Vec::new();
+    let mut notes = Vec::new();
     for (sync, folder) in config.syncs.iter().zip(&folders) {
         let dir = run.join(folder);
-        planned.push(plan_one(config, sync, now, allow_mass_change, dir).await?);
+        let p = plan_one(config, sync, now, allow_mass_change, dir).await?;
+        if sync.review == ReviewMode::Approve {
+            if let Some(note) = review::dry_run(config, &p)? {
+                tracing::info!("{}", report::summary::printable(&note));
+                notes.push(note);
+            }
+        }
+        planned.push(p);
     }
     write_index(&run, now, &planned, &vec![false; planned.len()])?;
     prune_reports(config, now, &run);
-    Ok(planned)
+    Ok((planned, notes))
 }
 
 /// The run's folder: `--out-dir`, or `<report dir>/<UTC time>/`. Each sync's reports go in a
@@ -213,6 +235,18 @@ pub async fn plan_and_apply(
     now: DateTime<Utc>,
     allow_mass_change: bool,
 ) -> Result<(Vec<Planned>, Status)> {
+    plan_and_apply_noted(config, now, allow_mass_change)
+        .await
+        .map(|(planned, status, _)| (planned, status))
+}
+
+/// [`plan_and_apply`], with what the reviewed syncs' change requests did (README "Review
+/// in ServiceNow"), for the summary.
+async fn plan_and_apply_noted(
+    config: &Config,
+    now: DateTime<Utc>,
+    allow_mass_change: bool,
+) -> Result<(Vec<Planned>, Status, Vec<String>)> {
     refuse_overlapping_syncs(config)?;
     let guard = apply::Guard::new(&config.apply);
     let run = run_dir(config, now);
@@ -220,7 +254,18 @@ pub async fn plan_and_apply(
     let mut planned = Vec::new();
     let mut applied = Vec::new();
     let mut status = Status::Clean;
+    let mut notes = Vec::new();
     for (sync, folder) in config.syncs.iter().zip(&folders) {
+        if sync.review == ReviewMode::Approve {
+            let r =
+                review::run_sync(config, sync, now, allow_mass_change, run.join(folder), &guard)
+                    .await?;
+            status = status.max(r.status);
+            applied.push(!refused(&r.planned.plan) && r.planned.plan.has_changes());
+            notes.extend(r.notes);
+            planned.push(r.planned);
+            continue;
+        }
         let p = plan_one(config, sync, now, allow_mass_change, run.join(folder)).await?;
         status = status.max(apply_one(config, &p, &guard).await?);
         applied.push(!refused(&p.plan) && p.plan.has_changes());
@@ -228,7 +273,7 @@ pub async fn plan_and_apply(
     }
     write_index(&run, now, &planned, &applied)?;
     prune_reports(config, now, &run);
-    Ok((planned, status))
+    Ok((planned, status, notes))
 }
 
 /// Plans one sync and writes its reports.
@@ -496,19 +541,23 @@ async fn release(lease: Lease, status: Status) -> Status {
 pub fn read_plan(path: &Path) -> Result<Plan> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read plan `{}`", path.display()))?;
-    let version: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("plan `{}` is not JSON", path.display()))?;
+    parse_plan(&text, &path.display().to_string())
+}
+
+/// Checks and parses a plan's JSON; `origin` names it in errors (a file, an attachment).
+pub fn parse_plan(text: &str, origin: &str) -> Result<Plan> {
+    let version: serde_json::Value =
+        serde_json::from_str(text).with_context(|| format!("plan `{origin}` is not JSON"))?;
     let found = version
         .get("format_version")
         .and_then(serde_json::Value::as_u64);
     if found != Some(u64::from(FORMAT_VERSION)) {
         bail!(
-            "plan `{}` has format_version {found:?}; this cmdb-reconcile reads {FORMAT_VERSION}: plan again with this version",
-            path.display()
+            "plan `{origin}` has format_version {found:?}; this cmdb-reconcile reads {FORMAT_VERSION}: plan again with this version"
         );
     }
     serde_json::from_value(version)
-        .with_context(|| format!("plan `{}` is not a cmdb-reconcile plan", path.display()))
+        .with_context(|| format!("plan `{origin}` is not a cmdb-reconcile plan"))
 }
 
 /// Applies one plan (unless a guard refuses it), writes outcome.json and refreshes the reports.
@@ -518,6 +567,18 @@ async fn apply_planned(
     options: &ApplyOptions,
     guard: &apply::Guard,
 ) -> Result<Status> {
+    apply_outcomes(planned, sn, options, guard)
+        .await
+        .map(|(status, _)| status)
+}
+
+/// [`apply_planned`], with the outcomes (none when a guard refused the plan).
+async fn apply_outcomes(
+    planned: &Planned,
+    sn: &ServiceNow,
+    options: &ApplyOptions,
+    guard: &apply::Guard,
+) -> Result<(Status, Vec<apply::OperationOutcome>)> {
     let plan = &planned.plan;
     if refused(plan) {
         for trip in &plan.safety.guards_tripped {
@@ -530,7 +591,7 @@ async fn apply_planned(
                 ),
             );
         }
-        return Ok(Status::Refused);
+        return Ok((Status::Refused, Vec::new()));
     }
     let started = std::time::Instant::now();
     let outcomes = apply::apply(plan, sn, options, guard).await;
@@ -575,7 +636,7 @@ async fn apply_planned(
         );
     }
     tracing::debug!(files = written.len(), "reports refreshed");
-    Ok(Status::of(plan, Some(&counts), false))
+    Ok((Status::of(plan, Some(&counts), false), outcomes))
 }
 
 /// `<mapping>: applied 3, failed 1, ... (outcome: <file>)`, naming every status that
@@ -642,6 +703,13 @@ pub async fn run(args: &RunArgs, now: DateTime<Utc>) -> Result<Status> {
     if let Some(ticket) = ticket {
         match &result {
             Ok((Status::Clean, summary)) => ticket.succeed(&format!("Completed.\n{summary}")).await,
+            Ok((Status::AwaitingApproval, summary)) => {
+                ticket
+                    .succeed(&format!(
+                        "Completed; part of the plan waits for approval in a change request (exit code 7).\n{summary}"
+                    ))
+                    .await
+            }
             Ok((Status::Warning, summary)) => {
                 ticket
                     .warn(&format!(
@@ -677,17 +745,31 @@ async fn run_steps(
 ) -> Result<(Status, String)> {
     let allow = args.plan.plan_opts.allow_mass_change;
     if args.dry_run {
-        let planned = plan_all(config, now, allow).await?;
-        let summary = summary_table(&planned);
+        let (planned, notes) = plan_all_noted(config, now, allow).await?;
+        let summary = with_notes(summary_table(&planned), &notes);
         output::summary(&summary);
         let detailed = args.plan.plan_opts.detailed_exitcode;
         let status = worst(planned.iter().map(|p| Status::of(&p.plan, None, detailed)));
         return Ok((status, summary));
     }
-    let (planned, status) = plan_and_apply(config, now, allow).await?;
-    let summary = summary_table(&planned);
+    let (planned, status, notes) = plan_and_apply_noted(config, now, allow).await?;
+    let summary = with_notes(summary_table(&planned), &notes);
     output::summary(&summary);
     Ok((status, summary))
+}
+
+/// The summary table, then a line per review note (README "Review in ServiceNow").
+fn with_notes(mut summary: String, notes: &[String]) -> String {
+    if !notes.is_empty() {
+        if !summary.ends_with('\n') {
+            summary.push('\n');
+        }
+        summary.push_str("Review in ServiceNow:\n");
+        for note in notes {
+            summary.push_str(&format!("  {}\n", report::summary::printable(note)));
+        }
+    }
+    summary
 }
 
 /// Applies each plan that has changes; the worst status wins. The deadline and the breaker

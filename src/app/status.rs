@@ -14,6 +14,9 @@ pub enum Status {
     Clean,
     /// Changes are planned and `--detailed-exitcode` was given.
     ChangesPlanned,
+    /// Done; part of a plan waits for its change request to be approved (README "Review in
+    /// ServiceNow"). Not an error: the next run goes on from there.
+    AwaitingApproval,
     /// Done, but the CMDB needs a person: it holds duplicate CIs (one machine recorded
     /// twice), which the job neither writes nor retires until one is left.
     Warning,
@@ -32,6 +35,7 @@ impl Status {
         match self {
             Self::Clean => 0,
             Self::ChangesPlanned => 2,
+            Self::AwaitingApproval => 7,
             Self::Warning => 6,
             Self::Partial => 3,
             Self::Refused => 4,
@@ -211,5 +215,15 @@ mod tests {
             Status::Refused
         );
         assert_eq!(Status::Refused.exit_code(), 4);
+        // Waiting for an approval is worse than clean, better than anything needing a fix.
+        assert_eq!(
+            worst([Status::AwaitingApproval, Status::Clean]),
+            Status::AwaitingApproval
+        );
+        assert_eq!(
+            worst([Status::AwaitingApproval, Status::Warning]),
+            Status::Warning
+        );
+        assert_eq!(Status::AwaitingApproval.exit_code(), 7);
     }
 }

@@ -22,6 +22,33 @@ pub(super) struct FileConfig {
     pub(super) lease: FileLease,
     #[serde(default)]
     pub(super) metrics: FileMetrics,
+    pub(super) review: Option<FileReview>,
+}
+
+/// `[review]`: what needs approval and the change request that asks for it (README
+/// "Review in ServiceNow").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileReview {
+    pub(super) retire: Option<bool>,
+    pub(super) delete: Option<bool>,
+    pub(super) absent: Option<bool>,
+    pub(super) creates_above: Option<FileLimit>,
+    pub(super) updates_above: Option<FileLimit>,
+    pub(super) table: Option<String>,
+    #[serde(rename = "type")]
+    pub(super) change_type: Option<String>,
+    pub(super) assignment_group: Option<String>,
+    #[serde(default)]
+    pub(super) fields: BTreeMap<String, String>,
+}
+
+/// A count (`20`) or `"never"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum FileLimit {
+    Count(u64),
+    Text(String),
 }
 
 /// `[metrics]`: where the run's metrics go (README "Monitoring").
@@ -81,6 +108,8 @@ pub(super) struct FileSync {
     pub(super) relationships: Option<PathBuf>,
     pub(super) rel_types: Option<PathBuf>,
     pub(super) key_values: Option<PathBuf>,
+    /// `auto` (default) or `approve` (README "Review in ServiceNow").
+    pub(super) review: Option<String>,
 }
 
 /// A secret's possible homes, most preferred first: a file, an environment variable, inline.

@@ -24,6 +24,10 @@ use crate::report::Format;
 use crate::servicenow::{ServiceNowConfig, SnAuth};
 use crate::text::{line_column, parse_duration};
 use crate::ticket::TicketConfig;
+// Review in ServiceNow (README "Review in ServiceNow").
+use crate::reconcile::review::ReviewPolicy;
+use crate::review::{ReviewConfig, ReviewMode};
+use file::{FileLimit, FileReview};
 
 /// Why a configuration cannot be used. Every message names the setting, file or variable.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +85,8 @@ pub struct SyncConfig {
     pub rel_types: Option<PathBuf>,
     /// Offline: an export of `cmdb_key_value`, for a mapping with `[classify]`.
     pub key_values: Option<PathBuf>,
+    /// `review`: apply at once, or hold what `[review]` says for an approved change.
+    pub review: ReviewMode,
 }
 
 impl SyncConfig {
@@ -96,6 +102,7 @@ impl SyncConfig {
             relationships: None,
             rel_types: None,
             key_values: None,
+            review: ReviewMode::Auto,
         }
     }
 }
@@ -115,6 +122,8 @@ pub struct Config {
     pub max_plan_age: Option<Duration>,
     /// `[ticket]`: track each `run` in a ServiceNow ticket.
     pub ticket: Option<TicketConfig>,
+    /// `[review]`: what the syncs with `review = "approve"` hold for a change request.
+    pub review: ReviewConfig,
     /// `[lease]`: how runs that write keep each other out.
     pub lease: LeaseConfig,
     /// Operations: metrics destinations and report retention.
@@ -502,6 +511,51 @@ fn lease(file: &FileLease, base: &Path) -> Result<LeaseConfig> {
     })
 }
 
+/// `[[sync]] review`: `auto` or `approve`.
+fn review_mode(text: Option<&str>, origin: &str) -> Result<ReviewMode> {
+    match text.map(str::trim) {
+        None | Some("auto") => Ok(ReviewMode::Auto),
+        Some("approve") => Ok(ReviewMode::Approve),
+        Some(other) => Err(invalid!(
+            "`{origin}`: [[sync]] review = \"{other}\" is neither \"auto\" nor \"approve\""
+        )),
+    }
+}
+
+/// `[review]`, defaults for what it leaves out.
+fn review(file: Option<FileReview>, origin: &str) -> Result<ReviewConfig> {
+    let defaults = ReviewConfig::default();
+    let Some(file) = file else {
+        return Ok(defaults);
+    };
+    let limit = |given: Option<FileLimit>, default: Option<usize>, key: &str| match given {
+        None => Ok(default),
+        Some(FileLimit::Count(n)) => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+        Some(FileLimit::Text(t)) if t.trim() == "never" => Ok(None),
+        Some(FileLimit::Text(t)) => Err(invalid!(
+            "`{origin}`: [review] {key} = \"{t}\" is neither a count nor \"never\""
+        )),
+    };
+    let p = &defaults.policy;
+    let table = file.table.unwrap_or(defaults.table);
+    if table.trim().is_empty() {
+        return Err(invalid!("`{origin}`: [review] table is empty"));
+    }
+    Ok(ReviewConfig {
+        policy: ReviewPolicy {
+            retire: file.retire.unwrap_or(p.retire),
+            delete: file.delete.unwrap_or(p.delete),
+            absent: file.absent.unwrap_or(p.absent),
+            creates_above: limit(file.creates_above, p.creates_above, "creates_above")?,
+            updates_above: limit(file.updates_above, p.updates_above, "updates_above")?,
+        },
+        table,
+        change_type: file.change_type.unwrap_or(defaults.change_type),
+        assignment_group: file.assignment_group.filter(|g| !g.trim().is_empty()),
+        fields: file.fields.into_iter().collect(),
+    })
+}
+
 /// The syncs to plan: the config file's `[[sync]]` entries, or one from the flags, with the
 /// flags overriding a single entry and `--reference` added to each.
 fn syncs(file: &[FileSync], args: &PlanArgs, base: &Path, origin: &str) -> Result<Vec<SyncConfig>> {
@@ -529,6 +583,7 @@ fn syncs(file: &[FileSync], args: &PlanArgs, base: &Path, origin: &str) -> Resul
             relationships: s.relationships.as_deref().map(rel),
             rel_types: s.rel_types.as_deref().map(rel),
             key_values: s.key_values.as_deref().map(rel),
+            review: review_mode(s.review.as_deref(), origin)?,
         });
     }
 
@@ -549,6 +604,7 @@ fn syncs(file: &[FileSync], args: &PlanArgs, base: &Path, origin: &str) -> Resul
                     relationships: None,
                     rel_types: None,
                     key_values: None,
+                    review: ReviewMode::Auto,
                 }),
                 1 => {
                     let sync = &mut syncs[0];
@@ -609,6 +665,11 @@ impl Config {
             .map_or_else(|| PathBuf::from("reports"), |p| rel(&base, p));
         let ReportArgs { out_dir, .. } = &args.report;
         let ops = ops(&file, &base)?;
+        for sync in &syncs {
+            if sync.review == ReviewMode::Approve && sync.target != Location::Live {
+                return Err(invalid!("`{}` has review = \"approve\", which asks for approval in a ServiceNow change request: it needs a live ServiceNow target, not a target_file", sync.mapping.display()));
+            }
+        }
         Ok(Self {
             report_dir,
             out_dir: out_dir.clone(),
@@ -627,6 +688,7 @@ impl Config {
                     close: t.close.unwrap_or(defaults.close),
                 }
             }),
+            review: review(file.review, &origin)?,
             ops,
         })
     }

@@ -12,6 +12,7 @@
 //! because whether a failed create may be re-sent is the executor's call: it must first look
 //! the CI up, in case the create happened and only the answer was lost.
 
+pub mod attachment;
 mod auth;
 mod batch;
 pub mod dictionary;
@@ -255,6 +256,24 @@ impl ServiceNow {
         url: &Url,
         body: Option<&[u8]>,
     ) -> Result<reqwest::Response, HttpError> {
+        self.execute_typed(
+            method,
+            url,
+            body.map(|b| (b, "application/json")),
+            "application/json",
+        )
+        .await
+    }
+
+    /// [`ServiceNow::execute`] with a body of the given content type and an `Accept` of
+    /// the caller's (the Attachment API takes and gives files as they are).
+    async fn execute_typed(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<(&[u8], &str)>,
+        accept: &str,
+    ) -> Result<reqwest::Response, HttpError> {
         let inner = &*self.inner;
         let mut credential = inner.auth.current(&inner.http, &inner.traffic).await?;
         let mut renewed = false;
@@ -262,11 +281,11 @@ impl ServiceNow {
             let mut request = inner
                 .http
                 .request(method.clone(), url.clone())
-                .header(ACCEPT, "application/json")
+                .header(ACCEPT, accept)
                 .header(AUTHORIZATION, credential.header.clone());
-            if let Some(body) = body {
+            if let Some((body, content_type)) = body {
                 request = request
-                    .header(CONTENT_TYPE, "application/json")
+                    .header(CONTENT_TYPE, content_type)
                     .body(body.to_vec());
             }
             let turn = inner.traffic.pacer.turn().await;

@@ -82,6 +82,7 @@ pub fn config(sims: &Sims, dir: &Path) -> Config {
         max_plan_age: None,
         lease: Default::default(),
         ticket: None,
+        review: Default::default(),
         ops: Default::default(),
     }
 }
