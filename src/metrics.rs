@@ -326,7 +326,10 @@ pub fn render(finish: &Finish, last_success: Option<f64>) -> String {
 
 /// Review in ServiceNow: changes per event and operations waiting, for reviewed syncs.
 fn review_metrics(registry: &Registry, run: &BTreeMap<String, SyncRecord>) {
-    if run.values().all(|s| s.awaiting.is_none() && s.review.is_empty()) {
+    if run
+        .values()
+        .all(|s| s.awaiting.is_none() && s.review.is_empty())
+    {
         return;
     }
     let changes = gauge(
@@ -343,7 +346,9 @@ fn review_metrics(registry: &Registry, run: &BTreeMap<String, SyncRecord>) {
     );
     for (mapping, sync) in run {
         for (event, n) in &sync.review {
-            changes.with_label_values(&[mapping.as_str(), event]).set(*n as f64);
+            changes
+                .with_label_values(&[mapping.as_str(), event])
+                .set(*n as f64);
         }
         if let Some(n) = sync.awaiting {
             awaiting.with_label_values(&[mapping]).set(n as f64);

@@ -295,7 +295,11 @@ pub fn describe(held: &Plan, now: &Plan, reasons: &[String], digest: &str) -> St
     let applied = line(&Counts::of(now));
     text.push_str(&format!(
         "\nApplied at once (no approval needed): {}",
-        if applied.is_empty() { "nothing" } else { &applied }
+        if applied.is_empty() {
+            "nothing"
+        } else {
+            &applied
+        }
     ));
     if let Some(reason) = &held.safety.retirements_blocked {
         text.push_str(&format!(
@@ -330,8 +334,14 @@ pub async fn open(
     description: &str,
 ) -> Result<OpenChange> {
     let mut fields: Vec<(String, String)> = vec![
-        ("short_description".into(), short.chars().take(160).collect()),
-        ("description".into(), description.chars().take(4000).collect()),
+        (
+            "short_description".into(),
+            short.chars().take(160).collect(),
+        ),
+        (
+            "description".into(),
+            description.chars().take(4000).collect(),
+        ),
         ("type".into(), cfg.change_type.clone()),
     ];
     if let Some(group) = &cfg.assignment_group {
@@ -359,21 +369,20 @@ pub async fn open(
     })
 }
 
-/// Writes `fields` to a change.
+/// Writes `fields` to a change; returns it as the instance stored it.
 pub async fn write(
     sn: &ServiceNow,
     table: &str,
     change: &OpenChange,
     fields: &[(&str, &str)],
-) -> Result<()> {
+) -> Result<Ci> {
     let fields: Vec<(String, String)> = fields
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     sn.update(table, &change.sys_id, &fields)
         .await
-        .with_context(|| format!("updating change {}", change.number))?;
-    Ok(())
+        .with_context(|| format!("updating change {}", change.number))
 }
 
 /// Moves a change along the model to `to`, a state at a time (the model refuses skips).
@@ -385,8 +394,10 @@ pub async fn advance(
     to: &str,
 ) -> Result<()> {
     for state in choices.steps(&change.state, to) {
-        write(sn, table, change, &[("state", &state)]).await?;
+        let row = write(sn, table, change, &[("state", &state)]).await?;
         change.state = state;
+        // The instance's approval flow may have moved (Assess asks the approvers).
+        change.approval = row.get("approval").trim().to_owned();
     }
     Ok(())
 }
@@ -406,6 +417,7 @@ pub async fn cancel(
         &[("work_notes", note), ("state", &choices.canceled)],
     )
     .await
+    .map(drop)
 }
 
 /// Attaches the files of `ATTACHED` from `dir` that the change does not carry yet (a run
@@ -536,7 +548,10 @@ mod tests {
         let c = ChangeChoices::resolve("change_request", &base()).unwrap();
         assert_eq!(c.path, ["-5", "-4", "-3", "-2", "-1", "0", "3"]);
         assert_eq!(c.canceled, "4");
-        assert_eq!((c.approved.as_str(), c.rejected.as_str()), ("approved", "rejected"));
+        assert_eq!(
+            (c.approved.as_str(), c.rejected.as_str()),
+            ("approved", "rejected")
+        );
         assert_eq!(c.successful_issues, "successful_issues");
         assert_eq!(c.steps("-2", "-1"), ["-1"]);
         assert_eq!(c.steps("-3", "-1"), ["-2", "-1"]);
@@ -556,7 +571,10 @@ mod tests {
         assert_eq!(c.path[3], "12");
         rows.retain(|r| r.get("label") != "Unsuccessful");
         let e = ChangeChoices::resolve("change_request", &rows).unwrap_err();
-        assert!(e.contains("unsuccessful") && e.contains("close_code"), "{e}");
+        assert!(
+            e.contains("unsuccessful") && e.contains("close_code"),
+            "{e}"
+        );
     }
 
     #[test]

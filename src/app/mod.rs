@@ -257,9 +257,15 @@ async fn plan_and_apply_noted(
     let mut notes = Vec::new();
     for (sync, folder) in config.syncs.iter().zip(&folders) {
         if sync.review == ReviewMode::Approve {
-            let r =
-                review::run_sync(config, sync, now, allow_mass_change, run.join(folder), &guard)
-                    .await?;
+            let r = review::run_sync(
+                config,
+                sync,
+                now,
+                allow_mass_change,
+                run.join(folder),
+                &guard,
+            )
+            .await?;
             status = status.max(r.status);
             applied.push(!refused(&r.planned.plan) && r.planned.plan.has_changes());
             notes.extend(r.notes);

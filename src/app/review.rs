@@ -428,6 +428,7 @@ async fn close(
         ],
     )
     .await
+    .map(drop)
 }
 
 /// A change number fit for a folder name.

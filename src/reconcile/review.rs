@@ -7,7 +7,8 @@
 //! were planned against), not when it was made: two runs that find the same drift make
 //! plans with one digest, so waiting for an approval never opens a second change. A value
 //! that is the plan's own clock reading (`last_discovered` of a create or a heartbeat
-//! riding along a drift update) is hashed as `{now}`, and report-only context is left out.
+//! riding along a drift update) is hashed as `{now}`, and report-only context (and the
+//! names shown at relationship ends) is left out.
 
 use std::collections::BTreeSet;
 
@@ -202,6 +203,22 @@ pub fn digest(plan: &Plan) -> String {
         "relationships": plan.relationships,
         "classifications": plan.classifications,
     });
+    // The name shown at a relationship's or classification's end is for people (read
+    // from whatever copy of the other CI the run had); the sys_id or source_id names it.
+    for (list, ends) in [
+        ("relationships", &["parent", "child"][..]),
+        ("classifications", &["ci"][..]),
+    ] {
+        if let Some(rows) = writes.get_mut(list).and_then(Value::as_array_mut) {
+            for row in rows {
+                for end in ends {
+                    if let Some(end) = row.get_mut(*end).and_then(Value::as_object_mut) {
+                        end.remove("name");
+                    }
+                }
+            }
+        }
+    }
     normalise(&mut writes, &now);
     let bytes = serde_json::to_vec(&writes).unwrap_or_default();
     Sha256::digest(&bytes)
@@ -210,14 +227,29 @@ pub fn digest(plan: &Plan) -> String {
         .collect()
 }
 
-/// Drops report-only `context` and writes the clock reading as `{now}`, everywhere.
+/// Drops report-only `context` and writes the clock reading as `{now}` where the lifecycle
+/// put it: a field value or change whose `from` is a lifecycle rule (`lifecycle: discovered
+/// now`, `lifecycle: heartbeat`) and whose value is the plan's `now`. A value read from the
+/// CMDB that happens to equal `now` (a CI updated that second) is kept: it names a version.
 fn normalise(value: &mut Value, now: &str) {
     match value {
-        Value::String(s) if s == now => *s = "{now}".to_owned(),
         Value::Array(items) => items.iter_mut().for_each(|v| normalise(v, now)),
         Value::Object(map) => {
             map.remove("context");
-            map.values_mut().for_each(|v| normalise(v, now));
+            let from_clock = map
+                .get("from")
+                .and_then(Value::as_str)
+                .is_some_and(|f| f.starts_with("lifecycle:"));
+            for (key, v) in map.iter_mut() {
+                match v {
+                    Value::String(s)
+                        if from_clock && (key == "value" || key == "desired") && s == now =>
+                    {
+                        *s = "{now}".to_owned();
+                    }
+                    _ => normalise(v, now),
+                }
+            }
         }
         _ => {}
     }
@@ -241,7 +273,8 @@ mod tests {
         let now_text = now.format(SN_DATETIME).to_string();
         let create = |i: usize| {
             json!({"source_id": i.to_string(), "name": format!("vm{i}"), "identity": [],
-                "fields": [{"field": "last_discovered", "value": now_text, "from": "now"}],
+                "fields": [{"field": "last_discovered", "value": now_text,
+                            "from": "lifecycle: discovered now"}],
                 "context": {"seen": now_text}})
         };
         let update = |(i, (kind, field, desired)): (usize, &(&str, &str, &str))| {
@@ -254,7 +287,8 @@ mod tests {
                 "kind": kind, "matched_by": "uuid", "sys_updated_on": "2026-11-01 00:00:00",
                 "sys_mod_count": "1", "context": {},
                 "changes": [{"field": field, "current": "x", "desired": desired,
-                             "mode": "authoritative", "from": "f"}]})
+                             "mode": "authoritative",
+                             "from": if *kind == "heartbeat" { "lifecycle: heartbeat" } else { "f" }}]})
         };
         let retirement = |(i, action): (usize, &&str)| {
             json!({"sys_id": format!("r{i}"), "name": format!("r{i}"), "action": action,
@@ -424,6 +458,23 @@ mod tests {
         let json = serde_json::to_string(&a).unwrap();
         let back: Plan = serde_json::from_str(&json).unwrap();
         assert_eq!(digest(&back), digest(&a));
+    }
+
+    #[test]
+    fn a_version_that_happens_to_equal_now_is_a_version() {
+        // A CI updated in the very second the plan was made: its version is data.
+        let a = plan(1, 0, &[("drift", "cpus", "4")], &[]);
+        let mut b = plan(2, 0, &[("drift", "cpus", "4")], &[]);
+        let second = |p: &Plan| p.generated_at.format(SN_DATETIME).to_string();
+        let mut a2 = a.clone();
+        a2.updates[0].sys_updated_on = second(&a);
+        b.updates[0].sys_updated_on = second(&a);
+        assert_eq!(digest(&a2), digest(&b), "the same version, other hours");
+        assert_ne!(digest(&a2), digest(&a));
+        // A heartbeat riding along is the clock's, whatever the hour.
+        let h1 = plan(1, 0, &[("heartbeat", "last_discovered", "now")], &[]);
+        let h2 = plan(3, 0, &[("heartbeat", "last_discovered", "now")], &[]);
+        assert_eq!(digest(&h1), digest(&h2));
     }
 
     #[test]
