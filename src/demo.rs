@@ -4,6 +4,8 @@
 //! retired), then plan again to show that no drift is left. Beside the VMs, the provisioning
 //! requests become tickets: AMBER while they run; CloudForms then moves them on (the
 //! simulator's state machine) and the next run turns them GREEN and closed or RED and open.
+//! Then the review step: with `review = "approve"` the VM sync's drift goes to a change
+//! request, the simulator approves it, and the next run applies it and closes the change.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +18,7 @@ use crate::cloudforms::CloudFormsConfig;
 use crate::config::{Config, SyncConfig};
 use crate::net::Secret;
 use crate::report::Format;
+use crate::review::ReviewMode;
 use crate::servicenow::{ServiceNowConfig, SnAuth};
 
 /// The shipped VMware mappings, built in so the demo runs from any folder, parents first
@@ -201,15 +204,124 @@ async fn run_steps(
     apply(&next_config, &next).await?;
     print_colours(sims);
 
-    println!("\n4. Plan again: nothing should be left to change");
-    let last: Vec<Planned> = app::plan_all(&config(dir.join("4-replan")), now, false).await?;
+    review_step(config, dir, now, sims).await?;
+
+    println!("\n6. Plan again: nothing should be left to change");
+    let last: Vec<Planned> = app::plan_all(&config(dir.join("6-replan")), now, false).await?;
     print!("{}", app::summary_table(&last));
     if last.iter().any(|p| p.plan.has_changes()) {
         bail!(
             "drift left after apply; see {}",
-            dir.join("4-replan")
+            dir.join("6-replan")
                 .join(crate::report::index::INDEX_FILE)
                 .display()
+        );
+    }
+    Ok(())
+}
+
+/// Review in ServiceNow (README "Review in ServiceNow"): the VM sync asks the CMDB owners
+/// before it writes. Someone edits CIs by hand; the run applies nothing of the drift but
+/// opens a change request with the reports attached; the simulator approves it (as the
+/// owners would); the next run applies exactly the approved plan and closes the change.
+async fn review_step(
+    config: &impl Fn(PathBuf) -> Config,
+    dir: &Path,
+    now: DateTime<Utc>,
+    sims: &cmdb_sim::Sims,
+) -> Result<()> {
+    const VMS: &str = "cmdb_ci_vmware_instance";
+    let snow = sims.servicenow();
+    let edited: Vec<String> = snow
+        .rows(VMS)
+        .iter()
+        .filter_map(|r| r.get("sys_id").and_then(serde_json::Value::as_str))
+        .take(3)
+        .map(str::to_owned)
+        .collect();
+    for sys_id in &edited {
+        let mut edit = serde_json::Map::new();
+        edit.insert("cpus".into(), serde_json::Value::String("64".into()));
+        snow.update_row(VMS, sys_id, edit);
+    }
+    let reviewed = |out: PathBuf| {
+        let mut c = config(out);
+        for sync in &mut c.syncs {
+            if sync.mapping.ends_with("vmware-vm.toml") {
+                sync.review = ReviewMode::Approve;
+            }
+        }
+        c.review.policy.updates_above = Some(0);
+        c
+    };
+    println!(
+        "\n4. Review in ServiceNow: someone sets {} VM CIs to 64 CPUs by hand; the VM sync now has review = \"approve\", so the run asks before it puts them back",
+        edited.len()
+    );
+    let (planned, status) =
+        app::plan_and_apply(&reviewed(dir.join("4-review")), now, false).await?;
+    print!("{}", app::summary_table(&planned));
+    let change = snow
+        .rows("change_request")
+        .into_iter()
+        .find(|r| {
+            r.get("correlation_display")
+                .and_then(serde_json::Value::as_str)
+                == Some("cmdb-reconcile:vmware-vm")
+        })
+        .context("the run opened no change request")?;
+    let get = |f: &str| {
+        change
+            .get(f)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let attached = snow
+        .rows("sys_attachment")
+        .iter()
+        .filter(|a| {
+            a.get("table_sys_id").and_then(serde_json::Value::as_str) == Some(&get("sys_id"))
+        })
+        .count();
+    println!(
+        "   {status:?} (exit code {}): change {} opened, approval {}, {attached} files attached (drift.html, drift.csv, plan.json); the CIs still hold 64 CPUs",
+        status.exit_code(),
+        get("number"),
+        get("approval"),
+    );
+    if status != Status::AwaitingApproval {
+        bail!("the review run ended {status:?}, not waiting for approval");
+    }
+    snow.decide_change(&get("sys_id"), true);
+    println!(
+        "   the CMDB owners approve {} in ServiceNow (the simulator approves it)",
+        get("number")
+    );
+
+    println!("\n5. The next run applies exactly the approved plan and closes the change");
+    let (planned, status) =
+        app::plan_and_apply(&reviewed(dir.join("5-approved")), now, false).await?;
+    print!("{}", app::summary_table(&planned));
+    let closed = snow
+        .get("change_request", &get("sys_id"))
+        .context("the change is gone")?;
+    let field = |f: &str| {
+        closed
+            .get(f)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+    };
+    println!(
+        "   {status:?}: change {} state {} (Closed), close code {}, outcome.json attached",
+        get("number"),
+        field("state"),
+        field("close_code")
+    );
+    if status != Status::Clean || field("state") != "3" {
+        bail!(
+            "the approved plan was not applied and closed ({status:?}, state {})",
+            field("state")
         );
     }
     Ok(())

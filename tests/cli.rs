@@ -585,4 +585,20 @@ fn the_demo_runs_the_whole_job_to_zero_drift() {
         !colours[1].contains(" 0 GREEN") && !colours[1].contains(" 0 RED"),
         "{colours:?}"
     );
+    // Review in ServiceNow: a change opened with the held plan, approved, applied, closed.
+    assert!(
+        text(&out).contains("AwaitingApproval (exit code 7): change CHG"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("3 files attached"), "{}", text(&out));
+    assert!(
+        text(&out).contains("(Closed), close code successful"),
+        "{}",
+        text(&out)
+    );
+    assert!(dir
+        .path()
+        .join("4-review/vmware-vm/review/plan.json")
+        .exists());
 }
