@@ -288,3 +288,59 @@ fn max_rps_per_api_from_the_file_or_a_flag() {
     .unwrap();
     assert_eq!(c.servicenow.unwrap().max_rps, None);
 }
+
+/// `[review]` and `[[sync]] review` (README "Review in ServiceNow").
+#[test]
+fn the_review_section_and_a_syncs_review_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = "[cloudforms]\nurl = \"https://cf\"\nuser = \"u\"\npassword = \"p\"\n\
+                [servicenow]\nurl = \"https://sn\"\nuser = \"u\"\npassword = \"p\"\n";
+    let load = |extra: &str| {
+        let config = write(dir.path(), "c.toml", &format!("{live}{extra}"));
+        Config::for_plan(
+            &plan_args(&["--config", config.to_str().unwrap()]),
+            &ApplyOpts::default(),
+        )
+    };
+    let c = load("[[sync]]\nmapping = \"a.toml\"\n").unwrap();
+    assert_eq!(c.syncs[0].review, ReviewMode::Auto, "auto unless asked");
+    assert_eq!(c.review, ReviewConfig::default());
+
+    let c = load(
+        "[review]\nretire = true\nabsent = true\ncreates_above = 5\nupdates_above = \"never\"\n\
+         type = \"normal\"\nassignment_group = \"0a52d3dcd7011200f2d224837e6103f2\"\n\
+         fields = { category = \"CMDB\", risk = \"3\" }\n\
+         [[sync]]\nmapping = \"a.toml\"\nreview = \"approve\"\n[[sync]]\nmapping = \"b.toml\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.syncs[0].review, ReviewMode::Approve);
+    assert_eq!(c.syncs[1].review, ReviewMode::Auto);
+    let p = &c.review.policy;
+    assert!(p.retire && p.delete && p.absent);
+    assert_eq!((p.creates_above, p.updates_above), (Some(5), None));
+    assert_eq!(c.review.table, "change_request");
+    assert_eq!(
+        c.review.assignment_group.as_deref(),
+        Some("0a52d3dcd7011200f2d224837e6103f2")
+    );
+    assert_eq!(
+        c.review.fields,
+        [
+            ("category".to_owned(), "CMDB".to_owned()),
+            ("risk".to_owned(), "3".to_owned())
+        ]
+    );
+
+    let e = load("[[sync]]\nmapping = \"a.toml\"\nreview = \"maybe\"\n").unwrap_err();
+    assert!(e.to_string().contains("\"maybe\""), "{e}");
+    let e = load("[review]\ncreates_above = \"lots\"\n[[sync]]\nmapping = \"a.toml\"\n")
+        .unwrap_err();
+    assert!(e.to_string().contains("creates_above"), "{e}");
+    let e = load("[review]\nreviewers = 3\n[[sync]]\nmapping = \"a.toml\"\n").unwrap_err();
+    assert!(format!("{e:#}").contains("reviewers"), "{e:#}");
+    let e = load(
+        "[[sync]]\nmapping = \"a.toml\"\ntarget_file = \"t.json\"\nreview = \"approve\"\n",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("live ServiceNow target"), "{e}");
+}
