@@ -17,7 +17,7 @@
 //! Rejected; the base close codes Successful, Successful with issues, Unsuccessful), never
 //! assumed: an instance whose lists lack one fails the run with the labels it has.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 
 use crate::reconcile::plan::Plan;
 use crate::reconcile::record::Ci;
@@ -447,33 +447,49 @@ pub async fn attach_missing(
 }
 
 /// The plan an approved change carries: its one `plan.json`, whose writes must have the
-/// digest the change records.
-pub async fn attached_plan(sn: &ServiceNow, table: &str, change: &OpenChange) -> Result<Plan> {
+/// digest the change records. The outer error is ServiceNow's (try again next run); the
+/// inner one says why this change's plan may never be applied.
+pub async fn attached_plan(
+    sn: &ServiceNow,
+    table: &str,
+    change: &OpenChange,
+) -> Result<Result<Plan, String>> {
     let files = sn
         .attachments(table, &change.sys_id)
         .await
         .with_context(|| format!("listing the attachments of change {}", change.number))?;
     let plans: Vec<_> = files.iter().filter(|a| a.file_name == PLAN_FILE).collect();
     let [file] = plans.as_slice() else {
-        bail!(
+        return Ok(Err(format!(
             "change {} carries {} {PLAN_FILE} attachments; exactly one is applied",
             change.number,
             plans.len()
-        );
+        )));
     };
-    let bytes = sn
+    let Some(bytes) = sn
         .download(&file.sys_id)
         .await
         .with_context(|| format!("downloading {PLAN_FILE} of change {}", change.number))?
-        .ok_or_else(|| anyhow!("{PLAN_FILE} of change {} is gone", change.number))?;
+    else {
+        return Ok(Err(format!(
+            "{PLAN_FILE} of change {} is gone",
+            change.number
+        )));
+    };
+    Ok(verified(&bytes, change))
+}
+
+/// A downloaded `plan.json` parsed and checked against the change's digest (pure).
+pub fn verified(bytes: &[u8], change: &OpenChange) -> Result<Plan, String> {
     let origin = format!("{PLAN_FILE} of change {}", change.number);
-    let plan = crate::app::parse_plan(&String::from_utf8_lossy(&bytes), &origin)?;
+    let plan = crate::app::parse_plan(&String::from_utf8_lossy(bytes), &origin)
+        .map_err(|e| format!("{e:#}"))?;
     let found = crate::reconcile::review::digest(&plan);
     if found != change.digest {
-        bail!(
+        return Err(format!(
             "{origin} does not match the change's correlation_id (its writes hash to {found}, the change records {}); it was changed after the change was opened and is not applied",
             change.digest
-        );
+        ));
     }
     Ok(plan)
 }
@@ -575,6 +591,50 @@ mod tests {
             e.contains("unsuccessful") && e.contains("close_code"),
             "{e}"
         );
+    }
+
+    fn plan_json(cpus: &str) -> String {
+        serde_json::json!({
+            "format_version": 1, "generated_at": "2026-12-01T00:00:00Z",
+            "mapping": {"name": "m", "origin": "m.toml", "digest": "d", "table": "t",
+                        "scope": "", "collection": "vms"},
+            "source": {"origin": "s", "complete": true, "incomplete_reason": null,
+                       "records": 1, "filtered_out": 0, "inactive": 0},
+            "target": {"origin": "t", "table": "t", "cis": 1, "in_scope": 1},
+            "summary": {"creates": 0, "updates": 1, "restores": 0, "heartbeats": 0,
+                        "retirements": 0, "deletes": 0, "marked_absent": 0, "unchanged": 0,
+                        "quarantined": 0, "issues": 0, "drift_by_field": {}},
+            "safety": {"retirements_blocked": null, "retirements_withheld": 0,
+                       "guards_tripped": [], "mass_change_allowed": false},
+            "creates": [],
+            "updates": [{"sys_id": "ci1", "source_id": "1", "name": "vm1", "kind": "drift",
+                "matched_by": "uuid", "sys_updated_on": "2026-11-01 00:00:00",
+                "sys_mod_count": "1", "context": {},
+                "changes": [{"field": "cpus", "current": "2", "desired": cpus,
+                             "mode": "authoritative", "from": "cpus"}]}],
+            "retirements": [], "issues": []
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn only_the_plan_with_the_changes_digest_is_applied() {
+        let approved = plan_json("4");
+        let plan = crate::app::parse_plan(&approved, "p").unwrap();
+        let change = OpenChange {
+            sys_id: "s".into(),
+            number: "CHG7".into(),
+            state: "-2".into(),
+            approval: "approved".into(),
+            digest: crate::reconcile::review::digest(&plan),
+            opened: String::new(),
+        };
+        assert_eq!(verified(approved.as_bytes(), &change), Ok(plan));
+        // Someone replaced the attachment with a plan that writes something else.
+        let e = verified(plan_json("64").as_bytes(), &change).unwrap_err();
+        assert!(e.contains("CHG7") && e.contains("correlation_id"), "{e}");
+        let e = verified(b"<html>", &change).unwrap_err();
+        assert!(e.contains("not JSON"), "{e}");
     }
 
     #[test]

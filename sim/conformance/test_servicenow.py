@@ -511,3 +511,59 @@ def test_a_tiny_url_replaces_a_long_query(snow, https):
     tiny = r.json()["result"].split("sysparm_tiny=")[1]
     listed = https.get(f"{snow['https_url']}/api/now/table/{table}", params={"sysparm_tiny": tiny, "sysparm_fields": "name"})
     assert int(listed.headers["X-Total-Count"]) == server_count(snow, https, table, query)
+
+
+# ---- Change requests for the review workflow (issue 15)
+
+
+def test_pysnc_moves_a_change_along_its_state_model_with_an_attached_plan(snow, https, pysnc_client):
+    """A change request as cmdb-reconcile's review workflow writes it, through PySNC: it starts
+    New, takes an attached plan, asks for approval (Assess: approval requested), and may not
+    skip ahead to Scheduled before the approvers decide (403, as a business rule's abort)."""
+    marker = tag()
+    gr = pysnc_client.GlideRecord("change_request")
+    gr.initialize()
+    gr.short_description = marker
+    gr.type = "normal"
+    gr.correlation_id = "ab" * 32
+    gr.correlation_display = "cmdb-reconcile:conformance"
+    gr.insert()
+    assert gr.get(gr.sys_id)
+    assert gr.get_value("state") == "-5"
+    assert gr.get_value("approval") == "not requested"
+    assert gr.get_value("number").startswith("CHG")
+    plan = b'{"format_version": 1}\n'
+    gr.add_attachment("plan.json", plan, "application/json")
+    [attachment] = list(gr.get_attachments())
+    assert attachment.file_name == "plan.json"
+    assert attachment.read() == plan
+
+    skip = https.patch(
+        f"{snow['https_url']}/api/now/table/change_request/{gr.sys_id}",
+        json={"state": "-2"},
+    )
+    assert skip.status_code == 403, skip.text
+    assert skip.json()["error"]["message"] == "Operation Failed"
+
+    gr.state = -4
+    gr.update()
+    again = pysnc_client.GlideRecord("change_request")
+    assert again.get(gr.sys_id)
+    assert again.get_value("state") == "-4"
+    assert again.get_value("approval") == "requested"
+
+    # The choices a client reads instead of assuming them.
+    choices = pysnc_client.GlideRecord("sys_choice")
+    choices.add_query("name", "change_request")
+    choices.add_query("element", "close_code")
+    choices.query()
+    values = set()
+    while choices.next():
+        values.add(choices.get_value("value"))
+    assert values == {"successful", "successful_issues", "unsuccessful"}
+
+    gr.state = 4
+    gr.update()
+    for a in gr.get_attachments():
+        a.delete()
+    assert gr.delete() is True

@@ -103,8 +103,10 @@ pub(super) async fn run_sync(
     for open in change::open_changes(&sn, &cfg.table, &tag).await? {
         match Decision::of(&open, &choices) {
             Decision::Apply => {
-                let s = apply_approved(config, &sn, &choices, open, now, &dir, guard, &mut notes)
-                    .await?;
+                let s = apply_approved(
+                    config, &sn, &choices, &name, open, now, &dir, guard, &mut notes,
+                )
+                .await?;
                 status = status.max(s);
             }
             Decision::Discard => {
@@ -290,6 +292,7 @@ async fn apply_approved(
     config: &Config,
     sn: &ServiceNow,
     choices: &ChangeChoices,
+    name: &str,
     mut open: OpenChange,
     now: DateTime<Utc>,
     dir: &Path,
@@ -297,17 +300,19 @@ async fn apply_approved(
     notes: &mut Vec<String>,
 ) -> Result<Status> {
     let table = &config.review.table;
-    let plan = match change::attached_plan(sn, table, &open).await {
+    // A ServiceNow error stops the run with the change left approved for the next one; a
+    // plan that is not the approved one is never applied, and the change says so.
+    let plan = match change::attached_plan(sn, table, &open).await? {
         Ok(plan) => plan,
         Err(e) => {
-            let why = format!("Not applied: {e:#}");
+            let why = format!("Not applied: {e}");
             close(sn, table, choices, &mut open, &choices.unsuccessful, &why).await?;
             output::notice(output::Level::Warn, "refused", &why);
-            notes.push(format!("{}: not applied: {e:#}", open.number));
+            metrics::review(name, "skipped");
+            notes.push(format!("{}: not applied: {e}", open.number));
             return Ok(Status::Refused);
         }
     };
-    let name = plan.mapping.name.clone();
     if let Some(max) = config.max_plan_age {
         let age = now - plan.generated_at;
         let limit = chrono::TimeDelta::from_std(max).unwrap_or(chrono::TimeDelta::MAX);
@@ -318,7 +323,7 @@ async fn apply_approved(
                 humanize(limit)
             );
             close(sn, table, choices, &mut open, &choices.unsuccessful, &why).await?;
-            metrics::review(&name, "skipped");
+            metrics::review(name, "skipped");
             notes.push(format!(
                 "{name}: {} skipped: its plan is older than max_plan_age",
                 open.number
@@ -398,7 +403,7 @@ async fn apply_approved(
         .map_err(|e| anyhow!("attaching outcome.json to change {}: {e}", open.number))?;
     }
     close(sn, table, choices, &mut open, code, &summary).await?;
-    metrics::review(&name, "applied");
+    metrics::review(name, "applied");
     notes.push(format!(
         "{name}: {} applied and closed ({code}): applied {applied}, stale {stale}, needing attention {attention}",
         open.number

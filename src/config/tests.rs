@@ -333,14 +333,13 @@ fn the_review_section_and_a_syncs_review_setting() {
 
     let e = load("[[sync]]\nmapping = \"a.toml\"\nreview = \"maybe\"\n").unwrap_err();
     assert!(e.to_string().contains("\"maybe\""), "{e}");
-    let e = load("[review]\ncreates_above = \"lots\"\n[[sync]]\nmapping = \"a.toml\"\n")
-        .unwrap_err();
+    let e =
+        load("[review]\ncreates_above = \"lots\"\n[[sync]]\nmapping = \"a.toml\"\n").unwrap_err();
     assert!(e.to_string().contains("creates_above"), "{e}");
     let e = load("[review]\nreviewers = 3\n[[sync]]\nmapping = \"a.toml\"\n").unwrap_err();
     assert!(format!("{e:#}").contains("reviewers"), "{e:#}");
-    let e = load(
-        "[[sync]]\nmapping = \"a.toml\"\ntarget_file = \"t.json\"\nreview = \"approve\"\n",
-    )
-    .unwrap_err();
+    let e =
+        load("[[sync]]\nmapping = \"a.toml\"\ntarget_file = \"t.json\"\nreview = \"approve\"\n")
+            .unwrap_err();
     assert!(e.to_string().contains("live ServiceNow target"), "{e}");
 }

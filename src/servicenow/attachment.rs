@@ -8,7 +8,7 @@
 use reqwest::{Method, StatusCode};
 
 use super::ServiceNow;
-use crate::net::HttpError;
+use crate::net::{with_retry, HttpError};
 
 /// One attachment's metadata (a `sys_attachment` row).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,8 +67,20 @@ impl ServiceNow {
         Ok(attachment(&parse("POST", url.as_str(), &body)?))
     }
 
-    /// The files attached to a record, oldest first.
+    /// The files attached to a record, oldest first (a read: retried per the policy).
     pub async fn attachments(
+        &self,
+        table: &str,
+        sys_id: &str,
+    ) -> Result<Vec<Attachment>, HttpError> {
+        let what = format!("listing the attachments of {table}/{sys_id}");
+        with_retry(&self.inner.retry, &what, |_| {
+            self.attachments_once(table, sys_id)
+        })
+        .await
+    }
+
+    async fn attachments_once(
         &self,
         table: &str,
         sys_id: &str,
@@ -91,8 +103,14 @@ impl ServiceNow {
             .unwrap_or_default())
     }
 
-    /// The bytes of an attachment; `None` when it does not exist (any more).
+    /// The bytes of an attachment; `None` when it does not exist (any more). Retried per
+    /// the policy.
     pub async fn download(&self, sys_id: &str) -> Result<Option<Vec<u8>>, HttpError> {
+        let what = format!("downloading attachment {sys_id}");
+        with_retry(&self.inner.retry, &what, |_| self.download_once(sys_id)).await
+    }
+
+    async fn download_once(&self, sys_id: &str) -> Result<Option<Vec<u8>>, HttpError> {
         let url = self.url(&["api", "now", "attachment", sys_id, "file"]);
         // The file comes in its own type ("Accept: */*" in the API's examples).
         let response = self.execute_typed(Method::GET, &url, None, "*/*").await?;
