@@ -31,6 +31,11 @@ async fn sims(seed: u64) -> Sims {
 
 /// A config in `dir`: the VM sync under review; every create and update needs approval.
 fn config(dir: &Path, sims: &Sims) -> PathBuf {
+    config_with(dir, sims, "creates_above = 0\nupdates_above = 0\n")
+}
+
+/// A config in `dir`: the VM sync under review with this `[review]` policy.
+fn config_with(dir: &Path, sims: &Sims, policy: &str) -> PathBuf {
     std::fs::write(dir.join(VM.0), VM.1).unwrap();
     let path = dir.join("cmdb-reconcile.toml");
     std::fs::write(
@@ -39,12 +44,12 @@ fn config(dir: &Path, sims: &Sims) -> PathBuf {
             "[cloudforms]\nurl = \"{}\"\nuser = \"admin\"\npassword_env = \"TEST_CF_PASSWORD\"\ntimeout = \"30s\"\nretries = 1\n\n\
              [servicenow]\nurl = \"{}\"\nuser = \"admin\"\npassword_env = \"TEST_SN_PASSWORD\"\ntimeout = \"30s\"\nretries = 1\n\n\
              [report]\ndir = \"reports\"\n\n\
-             [review]\ncreates_above = 0\nupdates_above = 0\nassignment_group = \"cmdb-owners\"\n\
+             [review]\n{policy}assignment_group = \"cmdb-owners\"\n\
              fields = {{ category = \"CMDB\" }}\n\n\
              [[sync]]\nmapping = \"{}\"\nreview = \"approve\"\n",
             sims.manageiq_url(),
             sims.servicenow_url(),
-            VM.0
+            VM.0,
         ),
     )
     .unwrap();
@@ -391,6 +396,49 @@ async fn runs_while_waiting_open_no_second_change_and_a_new_plan_supersedes_the_
             .any(|n| n.starts_with(&format!("Superseded by {number}"))),
         "{:?}",
         notes(&sims, &sys_id)
+    );
+    sims.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_needs_no_approval_is_applied_at_once_and_a_dry_run_writes_nothing() {
+    let sims = sims(19).await;
+    let tmp = tempfile::tempdir().unwrap();
+    // Creates need approval; updates never do.
+    let config = config_with(
+        tmp.path(),
+        &sims,
+        "creates_above = 0\nupdates_above = \"never\"\n",
+    );
+    let before = versions(&sims);
+
+    let dry = run(tmp.path(), &sims, &config, &["--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert!(
+        text(&dry).contains("would wait for approval"),
+        "{}",
+        text(&dry)
+    );
+    assert!(changes(&sims).is_empty(), "a dry run opens no change");
+    assert_eq!(versions(&sims), before, "a dry run writes nothing");
+
+    let out = run(tmp.path(), &sims, &config, &[]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let all = changes(&sims);
+    assert_eq!(all.len(), 1);
+    let plan = download(&sims, field(&all[0], "sys_id"), "plan.json").await;
+    assert!(!plan["creates"].as_array().unwrap().is_empty(), "{plan}");
+    assert!(plan["updates"].as_array().unwrap().is_empty(), "{plan}");
+    // The updates went through at once; the creates wait.
+    let after = versions(&sims);
+    assert!(
+        before.iter().any(|(id, v)| after.get(id) != Some(v)),
+        "no update was applied"
+    );
+    assert_eq!(
+        after.len(),
+        before.len(),
+        "no CI was created before approval"
     );
     sims.stop().await;
 }
