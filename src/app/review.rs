@@ -203,7 +203,7 @@ pub(super) async fn run_sync(
             c
         }
         None => {
-            if let Some(number) = rejected_before(&sn, &cfg.table, &tag, &digest).await? {
+            if let Some(number) = rejected_before(&sn, &cfg.table, &choices, &tag, &digest).await? {
                 tracing::warn!(mapping = %name, change = %number, "the plan was rejected in {number}; it is not applied and not asked for again until it changes");
                 notes.push(format!(
                     "{name}: {count} operations held back: the same plan was rejected in {number}"
@@ -267,6 +267,7 @@ pub(super) async fn run_sync(
 async fn rejected_before(
     sn: &ServiceNow,
     table: &str,
+    choices: &ChangeChoices,
     tag: &str,
     digest: &str,
 ) -> Result<Option<String>> {
@@ -276,7 +277,7 @@ async fn rejected_before(
             &[
                 ("correlation_display".to_owned(), tag.to_owned()),
                 ("correlation_id".to_owned(), digest.to_owned()),
-                ("approval".to_owned(), "rejected".to_owned()),
+                ("approval".to_owned(), choices.rejected.clone()),
             ],
             &["number".to_owned()],
         )
