@@ -674,13 +674,20 @@ mod tests {
     }
 
     #[test]
-    fn success_is_exit_0_2_or_6() {
+    fn success_is_exit_0_2_6_or_7() {
         let finish = |exit_code| Finish {
             started: "2026-12-01T00:00:00Z".parse().unwrap(),
             duration: Duration::from_secs(1),
             exit_code,
         };
-        for (code, success) in [(0, true), (2, true), (6, true), (1, false), (3, false)] {
+        for (code, success) in [
+            (0, true),
+            (2, true),
+            (6, true),
+            (7, true),
+            (1, false),
+            (3, false),
+        ] {
             assert_eq!(finish(code).success(), success, "exit {code}");
         }
         assert!(!finish(4).success() && !finish(5).success());

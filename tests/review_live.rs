@@ -355,8 +355,40 @@ async fn runs_while_waiting_open_no_second_change_and_a_new_plan_supersedes_the_
     let (change, plan) = first_run(tmp.path(), &sims, &config).await;
     let sys_id = field(&change, "sys_id").to_owned();
 
-    let out = run(tmp.path(), &sims, &config, &[]);
+    let metrics = tmp.path().join("run.prom");
+    let out = run(
+        tmp.path(),
+        &sims,
+        &config,
+        &["--metrics-file", metrics.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    let sample = |name: &str| {
+        prom.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert_eq!(sample("cmdb_reconcile_last_run_exit_code"), Some(7.0));
+    assert_eq!(
+        sample("cmdb_reconcile_last_run_success"),
+        Some(1.0),
+        "{prom}"
+    );
+    assert_eq!(
+        sample(r#"cmdb_reconcile_review_changes{event="waiting",mapping="vmware-vm"}"#),
+        Some(1.0),
+        "{prom}"
+    );
+    let held = plan["creates"].as_array().unwrap().len()
+        + plan["updates"].as_array().unwrap().len()
+        + plan["retirements"].as_array().unwrap().len()
+        + plan["relationships"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        sample(r#"cmdb_reconcile_awaiting_approval_operations{mapping="vmware-vm"}"#),
+        Some(held as f64),
+        "{prom}"
+    );
     assert!(
         text(&out).contains(&format!(
             "wait for approval in {}",
