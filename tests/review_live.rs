@@ -474,3 +474,71 @@ async fn what_needs_no_approval_is_applied_at_once_and_a_dry_run_writes_nothing(
     );
     sims.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approved_change_whose_plan_was_swapped_is_not_applied() {
+    let sims = sims(20).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path(), &sims);
+    let (change, plan) = first_run(tmp.path(), &sims, &config).await;
+    let sys_id = field(&change, "sys_id").to_owned();
+    let before = versions(&sims);
+
+    // Someone with write access swaps the attached plan for one that writes other values.
+    let o = sims.options();
+    let client = reqwest::Client::new();
+    let original = sims
+        .servicenow()
+        .rows("sys_attachment")
+        .into_iter()
+        .find(|r| field(r, "table_sys_id") == sys_id && field(r, "file_name") == "plan.json")
+        .expect("plan.json");
+    let deleted = client
+        .delete(format!(
+            "{}/api/now/attachment/{}",
+            sims.servicenow_url(),
+            field(&original, "sys_id")
+        ))
+        .basic_auth(&o.snow_user, Some(&o.snow_password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let mut swapped = plan.clone();
+    swapped["updates"][0]["changes"][0]["desired"] = json!("swapped");
+    let uploaded = client
+        .post(format!(
+            "{}/api/now/attachment/file?table_name=change_request&table_sys_id={sys_id}&file_name=plan.json",
+            sims.servicenow_url()
+        ))
+        .basic_auth(&o.snow_user, Some(&o.snow_password))
+        .header("Content-Type", "application/json")
+        .body(swapped.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201);
+
+    assert!(sims.servicenow().decide_change(&sys_id, true));
+    let out = run(tmp.path(), &sims, &config, &[]);
+    assert_eq!(out.status.code(), Some(4), "refused:\n{}", text(&out));
+    let closed = sims
+        .servicenow()
+        .get("change_request", &sys_id)
+        .expect("change");
+    assert_eq!(field(&closed, "state"), "3");
+    assert_eq!(field(&closed, "close_code"), "unsuccessful");
+    assert!(
+        field(&closed, "close_notes").starts_with("Not applied")
+            && field(&closed, "close_notes").contains("correlation_id"),
+        "{}",
+        field(&closed, "close_notes")
+    );
+    // Nothing of either plan was written.
+    let after = versions(&sims);
+    for u in plan["updates"].as_array().unwrap() {
+        let id = u["sys_id"].as_str().unwrap();
+        assert_eq!(after[id], before[id], "{id} written from a swapped plan");
+    }
+    sims.stop().await;
+}
