@@ -135,6 +135,7 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
         max_plan_age: None,
         ticket: None,
         ops: Default::default(),
+        catalog: None,
     };
 
     let steps = run_steps(&config, &dir, now, &sims).await;

@@ -23,8 +23,11 @@ use crate::servicenow::ServiceNowConfig;
 use crate::ticket::Ticket;
 use crate::{metrics, progress};
 
+mod catalog;
 mod read;
 mod status;
+
+pub use catalog::catalog;
 
 use read::{
     check_fields, read_classifications, read_references, read_relations, read_schema, read_source,
@@ -258,6 +261,7 @@ async fn plan_one(
         absent = c.absent,
         retire = c.retire,
         delete = c.delete,
+        order = c.order,
         unchanged = c.unchanged,
         quarantined = c.quarantined,
         issues = c.issues,
@@ -431,6 +435,9 @@ pub async fn apply(args: &ApplyArgs, now: DateTime<Utc>) -> Result<Status> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    if !plan.orders.is_empty() {
+        return catalog::apply_file(cfg, Planned { plan, dir }, args, now).await;
+    }
     let Some(lease) = take_lease(
         &cfg.lease,
         Some(&cfg.servicenow),
@@ -676,15 +683,30 @@ async fn run_steps(
     now: DateTime<Utc>,
 ) -> Result<(Status, String)> {
     let allow = args.plan.plan_opts.allow_mass_change;
-    if args.dry_run {
+    let detailed = args.plan.plan_opts.detailed_exitcode;
+    let (mut planned, mut status) = if args.dry_run {
         let planned = plan_all(config, now, allow).await?;
-        let summary = summary_table(&planned);
-        output::summary(&summary);
-        let detailed = args.plan.plan_opts.detailed_exitcode;
         let status = worst(planned.iter().map(|p| Status::of(&p.plan, None, detailed)));
-        return Ok((status, summary));
+        (planned, status)
+    } else {
+        plan_and_apply(config, now, allow).await?
+    };
+    // The catalog pass after the syncs (README "Service catalog").
+    let force = args.apply_opts.force_unlock;
+    if let Some(passed) = catalog::in_run(config, now, allow, args.dry_run, force).await? {
+        if !passed.is_empty() {
+            let mut applied: Vec<bool> = planned
+                .iter()
+                .map(|p| !args.dry_run && !refused(&p.plan) && p.plan.has_changes())
+                .collect();
+            for (p, s) in passed {
+                status = status.max(s.unwrap_or_else(|| Status::of(&p.plan, None, detailed)));
+                applied.push(s.is_some() && !refused(&p.plan) && p.plan.has_changes());
+                planned.push(p);
+            }
+            write_index(&run_dir(config, now), now, &planned, &applied)?;
+        }
     }
-    let (planned, status) = plan_and_apply(config, now, allow).await?;
     let summary = summary_table(&planned);
     output::summary(&summary);
     Ok((status, summary))

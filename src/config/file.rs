@@ -22,6 +22,22 @@ pub(super) struct FileConfig {
     pub(super) lease: FileLease,
     #[serde(default)]
     pub(super) metrics: FileMetrics,
+    pub(super) catalog: Option<FileCatalog>,
+}
+
+/// `[catalog]`: ServiceNow catalog items ordered from CloudForms (README "Service catalog").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileCatalog {
+    #[serde(default)]
+    pub(super) links: Vec<PathBuf>,
+    pub(super) status: Option<PathBuf>,
+    pub(super) approve: Option<String>,
+    pub(super) max_orders: Option<usize>,
+    pub(super) settle: Option<String>,
+    pub(super) search_within: Option<String>,
+    pub(super) lease_name: Option<String>,
+    pub(super) lock_file: Option<PathBuf>,
 }
 
 /// `[metrics]`: where the run's metrics go (README "Monitoring").

@@ -83,6 +83,7 @@ pub fn config(sims: &Sims, dir: &Path) -> Config {
         lease: Default::default(),
         ticket: None,
         ops: Default::default(),
+        catalog: None,
     }
 }
 

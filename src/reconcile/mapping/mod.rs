@@ -23,6 +23,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use compile::{compile_rules, digest, error_at, toml_error};
 pub use eval::{format_number, scalar_text, tag_values, EvalError};
 pub use filter::{disjoint, Condition, Conditions, Filter};
 pub use path::Path;
@@ -197,6 +198,10 @@ pub struct TargetSpec {
     pub classes: Vec<String>,
     /// What becomes of a VM whose match contradicts another identity field.
     pub on_contradiction: OnContradiction,
+    /// `[target] create = false`: records without a row are left out (no create), for a
+    /// sync that only writes rows another process made (the catalog's RITM status
+    /// write-back never creates a requested item).
+    pub create: bool,
 }
 
 impl TargetSpec {

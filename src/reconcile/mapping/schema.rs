@@ -87,6 +87,7 @@ pub(super) struct RawTarget {
     pub(super) read: Option<Spanned<String>>,
     pub(super) classes: Option<Vec<String>>,
     pub(super) on_contradiction: Option<OnContradiction>,
+    pub(super) create: Option<bool>,
 }
 
 #[derive(Deserialize)]
