@@ -97,7 +97,7 @@ pub async fn catalog(args: &RunArgs, now: DateTime<Utc>) -> Result<Status> {
 
 /// The catalog pass inside `run`, after the syncs, under the catalog lease: `None` when
 /// another catalog pass holds it (the frequent CronJob is doing the work; not an error).
-pub(super) async fn in_run(
+pub(crate) async fn in_run(
     config: &Config,
     now: DateTime<Utc>,
     allow_mass_change: bool,

@@ -28,6 +28,7 @@ mod read;
 mod status;
 
 pub use catalog::catalog;
+pub(crate) use catalog::in_run as catalog_pass;
 
 use read::{
     check_fields, read_classifications, read_references, read_relations, read_schema, read_source,
