@@ -573,3 +573,102 @@ async fn a_dry_run_reports_the_orders_and_apply_orders_exactly_them() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(requests_for(&sims, &number).await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_cloudforms_refuses_marks_the_ritm_and_is_not_retried() {
+    let sims = sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &sims, "");
+    // A link that sends no VM name (it reads a variable the user left empty): CloudForms'
+    // dialog validation refuses the order (400).
+    let link = include_str!("../mappings/catalog/linux-vm.toml").replace(
+        "vm_name = { from = \"variables.vm_name\"",
+        "vm_name = { from = \"variables.justification\"",
+    );
+    std::fs::write(dir.path().join("catalog/linux-vm.toml"), link).unwrap();
+    let id = order_now(&sims, "Linux VM", "refused-01").await;
+    let out = catalog(dir.path(), &sims, &config, &[]);
+    assert_eq!(out.status.code(), Some(3), "partial: {}", text(&out));
+    assert!(text(&out).contains("VM Name is required"), "{}", text(&out));
+    let row = ritm(&sims, &id);
+    assert_eq!(field(&row, "correlation_id"), "cloudforms:refused");
+    assert!(
+        notes(&sims, &id).iter().any(
+            |n| n.contains("CloudForms refused the order") && n.contains("VM Name is required")
+        ),
+        "{:?}",
+        notes(&sims, &id)
+    );
+    // Not picked up again until a person clears correlation_id.
+    let before = written(&sims);
+    let out = catalog(dir.path(), &sims, &config, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        written(&sims) == before,
+        "the refused RITM is left to a person"
+    );
+    assert!(requests_for(&sims, field(&row, "number")).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_ends_with_the_catalog_pass_and_skips_it_while_a_catalog_cronjob_holds_it() {
+    let sims = sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &sims, "");
+    std::fs::write(
+        dir.path().join("vmware-vm.toml"),
+        include_str!("../mappings/vmware-vm.toml"),
+    )
+    .unwrap();
+    let text_of = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text_of}\n[[sync]]\nmapping = \"vmware-vm.toml\"\n"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        tokio::task::block_in_place(|| {
+            bin(dir.path(), &sims)
+                .args(["run", "--config"])
+                .arg(&config)
+                .args(args)
+                .output()
+                .unwrap()
+        })
+    };
+
+    // A catalog pass (the CronJob's) hangs on its order, holding the catalog lease.
+    let first = order_now(&sims, "Linux VM", "held-01").await;
+    sims.set_faults(Api::ManageIq, slow("/api/service_templates"));
+    sims.reset_stats(Api::ManageIq);
+    let mut held = spawn(dir.path(), &sims, &config, &[]);
+    wait_for("the catalog pass claims", || {
+        field(&ritm(&sims, &first), "correlation_id").starts_with("cloudforms:claim:")
+    })
+    .await;
+    let out = run(&["--summary"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("catalog pass is skipped"),
+        "{}",
+        text(&out)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("ritm-status"));
+    held.kill().unwrap();
+    held.wait().unwrap();
+    sims.set_faults(Api::ManageIq, FaultConfig::default());
+
+    // With the lease free, `run` does the syncs and then the catalog pass: the claim the
+    // killed pass left is resumed and ordered once.
+    let out = run(&["--summary", "--force-unlock"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("vmware-vm")
+            && stdout.contains("catalog")
+            && stdout.contains("ritm-status"),
+        "{stdout}"
+    );
+    let number = field(&ritm(&sims, &first), "number").to_owned();
+    assert_eq!(requests_for(&sims, &number).await.len(), 1);
+}
