@@ -377,9 +377,17 @@ async fn plan_sync(
     );
     // The mapping is checked against the table before anything else is trusted.
     let mut mapping = mapping;
-    if let Some(schema) = schema? {
-        check_fields(&mapping, &schema, &sync.mapping)?;
-        mapping.apply_schema(&schema);
+    match schema? {
+        Some(schema) => {
+            check_fields(&mapping, &schema, &sync.mapping)?;
+            mapping.apply_schema(&schema);
+        }
+        None if !mapping.label_fields().is_empty() => bail!(
+            "`{}`: {} written by choice label (`choice = \"label\"`) need the table's choices: plan against the live instance, or give the sync `dictionary` and `choices` exports",
+            sync.mapping.display(),
+            mapping.label_fields().join(", ")
+        ),
+        None => {}
     }
     let source = source?;
     let (cis, target_origin) = target?;

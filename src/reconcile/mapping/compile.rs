@@ -14,7 +14,7 @@ use super::schema::{
 };
 use super::template::parse_template;
 use super::{
-    is_vm_collection, Classify, Compare, Conditions, Extract, FieldRule, Filter, Guards,
+    is_vm_collection, ChoiceBy, Classify, Compare, Conditions, Extract, FieldRule, Filter, Guards,
     IdentityRule, Lifecycle, Limit, Mapping, MappingError, Path, Relate, RetirePolicy, SourceSpec,
     TargetSpec,
 };
@@ -657,8 +657,20 @@ fn compile_field(
             None,
         ));
     }
+    let choice = raw.choice.unwrap_or_default();
+    if choice == ChoiceBy::Label
+        && map.is_none()
+        && default.is_none()
+        && !matches!(extract, Extract::Const(_))
+    {
+        return Err(err(
+            "`choice = \"label\"` needs the labels in `map`, `const` or `default`".into(),
+            Some("e.g. `state = { from = \"status\", map = { Ok = \"Closed Complete\" }, choice = \"label\" }`"),
+        ));
+    }
     let describe = describe_steps(describe, &raw);
     Ok(FieldRule {
+        choice,
         name,
         extract,
         pick: raw.pick,
