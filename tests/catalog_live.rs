@@ -672,3 +672,38 @@ async fn run_ends_with_the_catalog_pass_and_skips_it_while_a_catalog_cronjob_hol
     let number = field(&ritm(&sims, &first), "number").to_owned();
     assert_eq!(requests_for(&sims, &number).await.len(), 1);
 }
+
+#[test]
+fn check_validates_catalog_links_beside_mappings() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad-link.toml");
+    std::fs::write(
+        &bad,
+        "[item]\nname = \"Linux VM\"\n[template]\nname = \"Linux VM\"\n[dialog]\nritm_number = \"number\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cmdb-reconcile"))
+        .args(["--log-format", "text", "check", "--mapping"])
+        .arg(root.join("mappings/catalog/linux-vm.toml"))
+        .arg("--mapping")
+        .arg(root.join("mappings/ritm-status.toml"))
+        .arg("--mapping")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains("catalog link `linux-vm`: item named `Linux VM` -> service template named `Linux VM` in catalog `Virtual Machines`"),
+        "{all}"
+    );
+    assert!(
+        all.contains("ok: ") && all.contains("ritm-status.toml (service_requests -> sc_req_item"),
+        "{all}"
+    );
+    assert!(
+        all.contains("bad-link.toml:") && all.contains("the job fills it"),
+        "{all}"
+    );
+}

@@ -443,6 +443,44 @@ fn load_links(paths: &[PathBuf]) -> Result<Vec<CatalogLink>> {
     Ok(links)
 }
 
+/// `check` of a catalog link file: `None` when the file is not one (no `[item]` table), else
+/// what it links or why it cannot be used.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the shell reads and writes files; the core never does"
+)]
+pub(super) fn check_link(path: &Path) -> Option<Result<String>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let table: toml::Table = toml::from_str(&text).ok()?;
+    if !table.contains_key("item") {
+        return None;
+    }
+    Some(
+        CatalogLink::parse(&text, &path.display().to_string())
+            .map(|link| {
+                let mut dialog: Vec<String> = link
+                    .dialog
+                    .iter()
+                    .map(|r| format!("{} <- {}", r.name, r.describe))
+                    .collect();
+                dialog.push(format!("{} <- the RITM number", link.ritm_field));
+                format!(
+                    "ok: {} (catalog link `{}`: item {} -> service template {}{})\n  dialog: {}",
+                    path.display(),
+                    link.name,
+                    link.item.describe(),
+                    link.template.describe(),
+                    link.catalog
+                        .as_ref()
+                        .map(|c| format!(" in catalog `{c}`"))
+                        .unwrap_or_default(),
+                    dialog.join(", ")
+                )
+            })
+            .map_err(Into::into),
+    )
+}
+
 /// The RITM state of a claimed item, Work in Progress, as the instance's `sys_choice` has it
 /// (integrations.md B.1: read the choices, the numbers differ between sources).
 async fn claim_state(sn: &ServiceNow) -> Result<String> {

@@ -61,6 +61,17 @@ pub async fn check(args: &CheckArgs) -> Result<Status> {
     };
     let mut failed = 0;
     for path in &args.mapping {
+        // A catalog link (README "Service catalog") is checked as one.
+        if let Some(result) = catalog::check_link(path) {
+            match result {
+                Ok(line) => println!("{}", report::summary::printable(&line)),
+                Err(e) => {
+                    failed += 1;
+                    output::error(&format!("{e:#}"));
+                }
+            }
+            continue;
+        }
         let checked = match load_mapping(path) {
             Ok(m) => match &sn {
                 Some(sn) => check_live(&m, path, sn).await.map(|()| m),

@@ -741,7 +741,12 @@ impl Config {
             .map(|c| catalog(c, &base, &lease_cfg))
             .transpose()?;
         Ok(ApplyConfig {
-            cloudforms: cloudforms(file.cloudforms.as_ref(), connections, &base)?,
+            // Only a config that orders needs CloudForms to apply: without [catalog], an
+            // apply with ServiceNow's credentials alone works as it always did.
+            cloudforms: match &catalog_cfg {
+                Some(_) => cloudforms(file.cloudforms.as_ref(), connections, &base)?,
+                None => None,
+            },
             catalog: catalog_cfg,
             servicenow,
             options,
