@@ -296,6 +296,7 @@ fn catalog_config(dir: &Path) -> Result<crate::config::CatalogConfig> {
         max_orders: Some(20),
         settle: std::time::Duration::from_secs(1),
         search_within: std::time::Duration::from_secs(30 * 86_400),
+        claim_timeout: std::time::Duration::from_secs(300),
         lease: crate::lease::LeaseConfig {
             name: "cmdb-reconcile-catalog".into(),
             ..Default::default()

@@ -366,7 +366,9 @@ fn answered(sims: &Sims, api: Api, part: &str) -> u64 {
 async fn a_pass_killed_between_claim_and_order_then_run_again_orders_once() {
     let sims = sims().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &sims, "");
+    // The next pass resumes the dead pass's claim at once (by default only once the claim is
+    // as old as the lease's ttl, when the dead pass's lease claim would have expired too).
+    let config = config(dir.path(), &sims, "claim_timeout = \"0s\"\n");
     let id = order_now(&sims, "Linux VM", "kill-before-order").await;
     let number = field(&ritm(&sims, &id), "number").to_owned();
     // The order hangs in CloudForms: the pass is killed after its claim and its search,
@@ -614,7 +616,7 @@ async fn an_order_cloudforms_refuses_marks_the_ritm_and_is_not_retried() {
 async fn run_ends_with_the_catalog_pass_and_skips_it_while_a_catalog_cronjob_holds_it() {
     let sims = sims().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &sims, "");
+    let config = config(dir.path(), &sims, "claim_timeout = \"0s\"\n");
     std::fs::write(
         dir.path().join("vmware-vm.toml"),
         include_str!("../mappings/vmware-vm.toml"),

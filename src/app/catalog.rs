@@ -407,6 +407,8 @@ async fn plan_catalog(
         claim_state,
         approve: catalog.approve,
         max_orders: catalog.max_orders,
+        claim_timeout: chrono::TimeDelta::from_std(catalog.claim_timeout)
+            .unwrap_or(chrono::TimeDelta::MAX),
         allow_mass_change,
         now,
     });

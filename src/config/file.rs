@@ -36,6 +36,7 @@ pub(super) struct FileCatalog {
     pub(super) max_orders: Option<usize>,
     pub(super) settle: Option<String>,
     pub(super) search_within: Option<String>,
+    pub(super) claim_timeout: Option<String>,
     pub(super) lease_name: Option<String>,
     pub(super) lock_file: Option<PathBuf>,
 }

@@ -141,6 +141,10 @@ pub struct CatalogConfig {
     pub settle: Duration,
     /// CloudForms' requests updated this far back are searched for RITM numbers.
     pub search_within: Duration,
+    /// A RITM claimed less than this long ago is left to the pass that claimed it (it may
+    /// still be running); older claims are resumed. Default: the lease's `ttl`, as long as a
+    /// dead pass's lease claim keeps the next pass out anyway.
+    pub claim_timeout: Duration,
     /// The catalog pass's own lease (its own name and lock file), so that a long CMDB run
     /// does not hold the frequent catalog pass up while two catalog passes exclude each other.
     pub lease: LeaseConfig,
@@ -548,6 +552,7 @@ fn catalog(file: &FileCatalog, base: &Path, lease: &LeaseConfig) -> Result<Catal
             Duration::from_secs(30 * 86_400),
             "[catalog] search_within",
         )?,
+        claim_timeout: duration(&file.claim_timeout, lease.ttl, "[catalog] claim_timeout")?,
         lease: LeaseConfig {
             name,
             lock_file: file.lock_file.as_ref().map(|p| rel(base, p)).or_else(|| {

@@ -311,6 +311,11 @@ fn the_catalog_section() {
     assert_eq!(catalog.settle, Duration::from_secs(2));
     assert_eq!(catalog.search_within, Duration::from_secs(30 * 86_400));
     assert_eq!(
+        catalog.claim_timeout,
+        Duration::from_secs(300),
+        "the lease's ttl"
+    );
+    assert_eq!(
         catalog.lease.name, "cmdb-reconcile-catalog",
         "a lease of its own"
     );

@@ -246,6 +246,9 @@ pub struct OrderInput<'a> {
     pub approve: bool,
     /// At most this many orders per pass (`None`: no limit); more refuses the plan.
     pub max_orders: Option<usize>,
+    /// A claim marker younger than this (by the time it carries) may belong to a pass that
+    /// is still running: that RITM is left alone this pass. Older ones are resumed.
+    pub claim_timeout: chrono::TimeDelta,
     pub allow_mass_change: bool,
     pub now: DateTime<Utc>,
 }
@@ -270,6 +273,19 @@ fn ritm_record(ritm: &Ci) -> Map<String, Value> {
     record
 }
 
+/// When a claim marker (`cloudforms:claim:<UTC time>:...`) was written, by the time it
+/// carries; `None` for any other `correlation_id` (a marker without a readable time counts
+/// as old: resumable).
+pub fn claimed_at(correlation_id: &str) -> Option<DateTime<Utc>> {
+    let rest = correlation_id.trim().strip_prefix(CLAIM_PREFIX)?;
+    let stamp = rest.split(':').next().unwrap_or_default();
+    Some(
+        chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ")
+            .map(|t| t.and_utc())
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
+    )
+}
+
 /// Plans the catalog pass's orders. Never fails: a RITM whose dialog values cannot be made
 /// is an issue and is not ordered; a search that was cut short or too many orders refuse the
 /// plan (a guard), as the CMDB's guards do.
@@ -280,7 +296,10 @@ pub fn plan_orders(input: &OrderInput) -> Plan {
     let mut ritms: Vec<&Ci> = input.ritms.iter().collect();
     ritms.sort_by(|a, b| (a.get("number"), &a.sys_id).cmp(&(b.get("number"), &b.sys_id)));
     ritms.dedup_by(|a, b| a.sys_id == b.sys_id);
+    let mut in_flight = 0;
     for ritm in ritms {
+        let fresh_claim = claimed_at(ritm.get("correlation_id"))
+            .is_some_and(|at| input.now - at < input.claim_timeout);
         let number = ritm.get("number").trim().to_owned();
         let Some(link) = input
             .links
@@ -359,6 +378,12 @@ pub fn plan_orders(input: &OrderInput) -> Plan {
             continue;
         }
         let request_id = found.into_iter().next();
+        if request_id.is_none() && fresh_claim {
+            // Claimed lately and not ordered yet: the pass that claimed it may be ordering
+            // now. (One that already ordered is resumed: writing its request back is safe.)
+            in_flight += 1;
+            continue;
+        }
         let (action, reason) = match (&request_id, ritm.get("correlation_id").trim()) {
             (Some(id), _) => (
                 OrderAction::Resume,
@@ -443,7 +468,8 @@ pub fn plan_orders(input: &OrderInput) -> Plan {
             complete: incomplete.is_none(),
             incomplete_reason: incomplete,
             records: input.ritms.len(),
-            filtered_out: 0,
+            // Claimed by a pass that may still be running (younger than `claim_timeout`).
+            filtered_out: in_flight,
             inactive: 0,
             window: None,
         },
@@ -511,8 +537,9 @@ owner = "requested_for"
             claim_state: "2".into(),
             approve: true,
             max_orders: Some(2),
+            claim_timeout: chrono::TimeDelta::minutes(5),
             allow_mass_change: false,
-            now: DateTime::UNIX_EPOCH,
+            now: "2026-12-02T10:00:00Z".parse().unwrap(),
         }
     }
 
@@ -562,7 +589,14 @@ owner = "requested_for"
                 "a",
                 "RITM0001",
                 &[("vm_name", "web-01"), ("memory_gb", "4")],
-                "cloudforms:claim:x",
+                "cloudforms:claim:20261202T094500Z:host:1:ab",
+            ),
+            // Claimed two minutes ago: that pass may still be running.
+            ritm(
+                "d",
+                "RITM0004",
+                &[("vm_name", "x")],
+                "cloudforms:claim:20261202T095800Z:h:2:cd",
             ),
             ritm(
                 "c",
@@ -606,11 +640,26 @@ owner = "requested_for"
             .as_deref()
             .unwrap_or("")
             .contains("RITM0001"));
+        assert_eq!(plan.source.filtered_out, 1, "the fresh claim is left alone");
         assert_eq!(plan.issues.len(), 1);
         assert_eq!(plan.issues[0].kind, IssueKind::BadValue);
         assert_eq!(plan.issues[0].name, "RITM0003");
         assert!(plan.safety.guards_tripped.is_empty());
         assert!(plan.has_changes());
+    }
+
+    #[test]
+    fn claim_markers_carry_their_time() {
+        assert_eq!(
+            claimed_at("cloudforms:claim:20261202T094500Z:host:1:ab"),
+            Some("2026-12-02T09:45:00Z".parse().unwrap())
+        );
+        assert_eq!(
+            claimed_at("cloudforms:claim:garbled"),
+            Some(DateTime::<Utc>::MIN_UTC)
+        );
+        assert_eq!(claimed_at("cloudforms:request:42"), None);
+        assert_eq!(claimed_at(""), None);
     }
 
     #[test]
