@@ -28,6 +28,7 @@ mod read;
 mod status;
 
 pub use catalog::catalog;
+#[cfg(feature = "demo")]
 pub(crate) use catalog::in_run as catalog_pass;
 
 use read::{
