@@ -709,3 +709,26 @@ fn check_validates_catalog_links_beside_mappings() {
         "{all}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_cloudforms_approval_the_job_leaves_the_request_awaiting_it() {
+    let sims = sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &sims, "approve = \"cloudforms\"\n");
+    let id = order_now(&sims, "Linux VM", "await-approval").await;
+    let number = field(&ritm(&sims, &id), "number").to_owned();
+    let out = catalog(dir.path(), &sims, &config, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let requests = requests_for(&sims, &number).await;
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0]["approval_state"], "pending_approval",
+        "CloudForms decides"
+    );
+    assert!(
+        notes(&sims, &id).iter().all(|n| !n.contains("approved it")),
+        "{:?}",
+        notes(&sims, &id)
+    );
+    assert_eq!(colour(&ritm(&sims, &id)), "amber");
+}
