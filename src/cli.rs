@@ -107,6 +107,14 @@ pub enum Command {
     /// Plan, then apply, in one go (for cron and CronJobs); --dry-run stops after the report.
     Run(RunArgs),
 
+    /// The catalog pass alone (for a frequent CronJob): approved ServiceNow requested items
+    /// of linked catalog items become CloudForms orders, and CloudForms' progress is written
+    /// back to them ([catalog] in the config; README "Service catalog").
+    ///
+    /// Holds the catalog lease (not the CMDB's); --dry-run plans and reports the orders and
+    /// status updates without making them.
+    Catalog(RunArgs),
+
     /// Validate mapping files and print what each one reads and writes.
     Check(CheckArgs),
 

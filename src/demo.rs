@@ -4,6 +4,10 @@
 //! retired), then plan again to show that no drift is left. Beside the VMs, the provisioning
 //! requests become tickets: AMBER while they run; CloudForms then moves them on (the
 //! simulator's state machine) and the next run turns them GREEN and closed or RED and open.
+//! And the service catalog: a user orders a Linux VM in ServiceNow's catalog (`order_now`),
+//! the catalog pass orders it from CloudForms (its RITM AMBER), CloudForms provisions it, and
+//! the next run puts the new VM in the CMDB with its relationships and closes the RITM GREEN
+//! with the VM's name.
 //! Then the review step: with `review = "approve"` the VM sync's drift goes to a change
 //! request, the simulator approves it, and the next run applies it and closes the change.
 
@@ -49,6 +53,22 @@ const MAPPINGS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The catalog links and the RITM status write-back (`[catalog]`), built in likewise.
+const CATALOG: &[(&str, &str)] = &[
+    (
+        "catalog-linux-vm.toml",
+        include_str!("../mappings/catalog/linux-vm.toml"),
+    ),
+    (
+        "catalog-failing-vm.toml",
+        include_str!("../mappings/catalog/failing-vm.toml"),
+    ),
+    (
+        "ritm-status.toml",
+        include_str!("../mappings/ritm-status.toml"),
+    ),
+];
+
 #[allow(
     clippy::disallowed_methods,
     reason = "the shell reads and writes files; the core never does"
@@ -90,6 +110,7 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
             .with_context(|| format!("cannot write `{}`", path.display()))?;
         syncs.push(SyncConfig::live(path));
     }
+    let catalog = catalog_config(&dir)?;
     // New provisioning requests, one of each fate, beside the ones the estate has: they wait
     // for approval now, and end as their fate says once CloudForms moves them on.
     for (i, fate) in cmdb_sim::generator::requests::Fate::ALL
@@ -139,6 +160,7 @@ pub async fn demo(args: &DemoArgs, now: DateTime<Utc>) -> Result<Status> {
         ticket: None,
         review: Default::default(),
         ops: Default::default(),
+        catalog: Some(catalog.clone()),
     };
 
     let steps = run_steps(&config, &dir, now, &sims).await;
@@ -175,6 +197,8 @@ async fn run_steps(
     apply(&first_config, &first).await?;
     print_colours(sims);
 
+    let ritm = order_in_catalog(config, dir, now, sims).await?;
+
     // CloudForms moves on between two scheduled runs: approvals, clones, failures.
     let mut moved = 0;
     for _ in 0..3 {
@@ -197,17 +221,23 @@ async fn run_steps(
 
     // A CI whose VM is gone is first marked Absent; only a later run retires it, once its
     // grace has passed (README "Lifecycle and safety"). The next scheduled run does that.
-    println!("\n3. The next run: CIs marked Absent in step 2 whose grace has passed are retired, the VMs the requests made get CIs, their tickets turn GREEN or RED, and the new request's opens AMBER");
+    println!("\n3. The next run: CIs marked Absent in step 2 whose grace has passed are retired, the VMs the requests made get CIs, their tickets turn GREEN or RED, and the new request's opens AMBER; then the catalog pass: the VM ordered in the catalog is in the CMDB, and its RITM closes GREEN");
     let next_config = config(dir.join("3-next-run"));
     let next = app::plan_all(&next_config, now, false).await?;
     print!("{}", app::summary_table(&next));
     apply(&next_config, &next).await?;
     print_colours(sims);
+    catalog_follows(&next_config, now, sims, &ritm).await?;
 
     review_step(config, dir, now, sims).await?;
 
     println!("\n6. Plan again: nothing should be left to change");
-    let last: Vec<Planned> = app::plan_all(&config(dir.join("6-replan")), now, false).await?;
+    let replan = config(dir.join("6-replan"));
+    let mut last: Vec<Planned> = app::plan_all(&replan, now, false).await?;
+    let passed = app::catalog_pass(&replan, now, false, true, false)
+        .await?
+        .unwrap_or_default();
+    last.extend(passed.into_iter().map(|(p, _)| p));
     print!("{}", app::summary_table(&last));
     if last.iter().any(|p| p.plan.has_changes()) {
         bail!(
@@ -356,4 +386,157 @@ async fn apply(config: &Config, planned: &[Planned]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `[catalog]` of the demo: the shipped links and status mapping, written into `dir`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the shell reads and writes files; the core never does"
+)]
+fn catalog_config(dir: &Path) -> Result<crate::config::CatalogConfig> {
+    let mut paths = Vec::new();
+    for (name, text) in CATALOG {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+        paths.push(path);
+    }
+    let status = paths.pop();
+    Ok(crate::config::CatalogConfig {
+        links: paths,
+        status,
+        approve: true,
+        max_orders: Some(20),
+        settle: std::time::Duration::from_secs(1),
+        search_within: std::time::Duration::from_secs(30 * 86_400),
+        claim_timeout: std::time::Duration::from_secs(300),
+        lease: crate::lease::LeaseConfig {
+            name: "cmdb-reconcile-catalog".into(),
+            ..Default::default()
+        },
+    })
+}
+
+/// A user orders a Linux VM in ServiceNow's catalog (`order_now`, as the portal does), and
+/// the catalog pass (the frequent CronJob) orders it from CloudForms: its RITM goes AMBER.
+/// Returns the RITM's sys_id.
+async fn order_in_catalog(
+    config: &impl Fn(PathBuf) -> Config,
+    dir: &Path,
+    now: DateTime<Utc>,
+    sims: &cmdb_sim::Sims,
+) -> Result<String> {
+    let opts = sims.options();
+    let item = sims
+        .servicenow()
+        .rows("sc_cat_item")
+        .into_iter()
+        .find(|r| r.get("name").and_then(serde_json::Value::as_str) == Some("Linux VM"))
+        .and_then(|r| {
+            r.get("sys_id")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        })
+        .context("the simulated catalog has no `Linux VM` item")?;
+    let placed: serde_json::Value = reqwest::Client::new()
+        .post(format!(
+            "{}/api/sn_sc/servicecatalog/items/{item}/order_now",
+            sims.servicenow_url()
+        ))
+        .basic_auth(&opts.snow_user, Some(&opts.snow_password))
+        .json(&serde_json::json!({"sysparm_quantity": 1, "variables": {"vm_name": "demo-web-01"}}))
+        .send()
+        .await
+        .context("ordering in the ServiceNow catalog")?
+        .json()
+        .await
+        .context("the answer of order_now")?;
+    let request = placed["result"]["sys_id"].as_str().unwrap_or_default();
+    let ritm = sims
+        .servicenow()
+        .rows("sc_req_item")
+        .into_iter()
+        .find(|r| r.get("request").and_then(serde_json::Value::as_str) == Some(request))
+        .context("order_now made no requested item")?;
+    let get = |f: &str| {
+        ritm.get(f)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    println!(
+        "\n   A user orders \"Linux VM\" (vm_name demo-web-01) in the ServiceNow catalog: {} {}, approved",
+        placed["result"]["number"].as_str().unwrap_or("REQ?"),
+        get("number")
+    );
+    println!("   The catalog pass (its own frequent CronJob) orders it from CloudForms:");
+    let passed = app::catalog_pass(&config(dir.join("2-catalog")), now, false, false, false)
+        .await?
+        .unwrap_or_default();
+    let plans: Vec<Planned> = passed.into_iter().map(|(p, _)| p).collect();
+    print!("{}", app::summary_table(&plans));
+    print_ritm(sims, &get("sys_id"));
+    Ok(get("sys_id"))
+}
+
+/// After the next run: the RITM closed GREEN with the VM's name, and the VM in the CMDB
+/// with its relationships.
+async fn catalog_follows(
+    config: &Config,
+    now: DateTime<Utc>,
+    sims: &cmdb_sim::Sims,
+    ritm: &str,
+) -> Result<()> {
+    let passed = app::catalog_pass(config, now, false, false, false)
+        .await?
+        .unwrap_or_default();
+    let plans: Vec<Planned> = passed.into_iter().map(|(p, _)| p).collect();
+    print!("{}", app::summary_table(&plans));
+    print_ritm(sims, ritm);
+    let text = |row: &serde_json::Map<String, serde_json::Value>, f: &str| {
+        row.get(f)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let Some(ci) = sims
+        .servicenow()
+        .rows("cmdb_ci_vmware_instance")
+        .into_iter()
+        .find(|r| text(r, "name") == "demo-web-01")
+    else {
+        bail!("the ordered VM demo-web-01 has no CI after the run");
+    };
+    let sys_id = text(&ci, "sys_id");
+    let rels = sims
+        .servicenow()
+        .rows("cmdb_rel_ci")
+        .into_iter()
+        .filter(|r| text(r, "parent") == sys_id || text(r, "child") == sys_id)
+        .count();
+    println!("   CMDB: demo-web-01 is CI {sys_id} with {rels} relationships (host, datastore, cluster...)");
+    Ok(())
+}
+
+/// The RITM as the service desk sees it: its colour, state and the latest work note.
+fn print_ritm(sims: &cmdb_sim::Sims, sys_id: &str) {
+    let Some(row) = sims.servicenow().get("sc_req_item", sys_id) else {
+        return;
+    };
+    let get = |f: &str| row.get(f).and_then(serde_json::Value::as_str).unwrap_or("");
+    let colour = match get("state") {
+        "3" => "GREEN (Closed Complete)",
+        "4" => "RED (Closed Incomplete)",
+        _ => "AMBER (Work in Progress)",
+    };
+    println!(
+        "   {}: {colour}, correlation_id {}{}",
+        get("number"),
+        get("correlation_id"),
+        if get("close_notes").is_empty() {
+            String::new()
+        } else {
+            format!("\n     close notes: {}", get("close_notes"))
+        }
+    );
 }

@@ -179,7 +179,7 @@ impl Lease {
         let path = cfg
             .lock_file
             .clone()
-            .unwrap_or_else(|| default_lock_file(instance));
+            .unwrap_or_else(|| default_lock_file(instance, &cfg.name));
         let file = lock_file(&path, holder, clock)?;
         let lost = Arc::new(AtomicBool::new(false));
         let (claim, renewer) = match sn {
@@ -238,13 +238,29 @@ pub async fn force_unlock(cfg: &LeaseConfig, sn: &ServiceNow) -> Result<usize, L
 }
 
 /// One lock file per ServiceNow instance, so runs against different instances do not wait
-/// on each other, wherever they were started from.
-fn default_lock_file(instance: &str) -> PathBuf {
+/// on each other, wherever they were started from; and one per lease name besides the
+/// default, so that leases of other names (the catalog pass's) do not wait on it either.
+fn default_lock_file(instance: &str, name: &str) -> PathBuf {
     // FNV-1a: a short stable name, not a secret (the URL has no credentials).
     let hash = instance.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
-    std::env::temp_dir().join(format!("cmdb-reconcile-{hash:016x}.lock"))
+    let suffix: String = if name == LeaseConfig::default().name {
+        String::new()
+    } else {
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("-{safe}")
+    };
+    std::env::temp_dir().join(format!("cmdb-reconcile-{hash:016x}{suffix}.lock"))
 }
 
 #[allow(

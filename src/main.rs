@@ -109,7 +109,11 @@ fn main() -> ExitCode {
     // Bars only for a person watching: a terminal, text logs, not -q.
     let runs = matches!(
         cli.command,
-        Command::Plan(_) | Command::Apply(_) | Command::Run(_) | Command::Demo(_)
+        Command::Plan(_)
+            | Command::Apply(_)
+            | Command::Run(_)
+            | Command::Catalog(_)
+            | Command::Demo(_)
     );
     if runs && !json_logs && !cli.log.quiet && std::io::stderr().is_terminal() {
         progress::enable();
@@ -137,6 +141,9 @@ fn main() -> ExitCode {
             Command::Apply(args) => app::apply(args, now).await,
             Command::Run(args) => app::run(args, args.plan.plan_opts.now.unwrap_or(now)).await,
             Command::Check(args) => app::check(args).await,
+            Command::Catalog(args) => {
+                app::catalog(args, args.plan.plan_opts.now.unwrap_or(now)).await
+            }
             #[cfg(feature = "demo")]
             Command::Demo(args) => cmdb_reconcile::demo::demo(args, now).await,
             // Production builds leave the simulators out (README "Install").

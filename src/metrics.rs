@@ -180,6 +180,10 @@ pub fn applied(plan: &Plan, outcomes: &[OperationOutcome]) {
         };
         by_source.insert(&u.source_id, action);
     }
+    // The catalog's orders are named by their RITM number.
+    for o in &plan.orders {
+        by_source.insert(&o.ritm_number, "order");
+    }
     let by_sys_id: BTreeMap<&str, &'static str> = plan
         .retirements
         .iter()

@@ -149,8 +149,36 @@ fn run_case(dir: &Path, base: &str) -> Result<(Case, Plan), Failed> {
         }
         None => base,
     };
-    let mapping = Mapping::parse(&mapping_text(dir, base)?, MAPPING_ORIGIN)
+    let mut mapping = Mapping::parse(&mapping_text(dir, base)?, MAPPING_ORIGIN)
         .map_err(|e| format!("{}: {e}", dir.display()))?;
+    // The table's schema, as a live plan reads it from the instance: `sys_dictionary` (and
+    // `sys_choice`) exports in the case give it, and the mapping is checked and fitted to it.
+    if let Some(dictionary) = find(dir, "sys_dictionary") {
+        let dictionary = servicenow::snapshot::read(&dictionary).map_err(|e| e.to_string())?;
+        let choices = match find(dir, "sys_choice") {
+            Some(p) => servicenow::snapshot::read(&p).map_err(|e| e.to_string())?,
+            None => Vec::new(),
+        };
+        let table = mapping.target.table.clone();
+        let mut lineage = vec![table.clone()];
+        for row in &dictionary {
+            let name = row.get("name").trim().to_owned();
+            if !name.is_empty() && !lineage.contains(&name) {
+                lineage.push(name);
+            }
+        }
+        let schema = cmdb_reconcile::reconcile::schema::TableSchema::from_dictionary(
+            &table,
+            &lineage,
+            &dictionary,
+            &choices,
+        );
+        let labels = mapping.unknown_labels(&schema);
+        if !labels.is_empty() {
+            return Err(format!("labels the choices lack: {labels:?}").into());
+        }
+        mapping.apply_schema(&schema);
+    }
     let source = cloudforms::snapshot::read(&find(dir, "source").ok_or("no source.json")?)
         .map_err(|e| e.to_string())?;
     let cis = servicenow::snapshot::read(&find(dir, "cmdb").ok_or("no cmdb.csv or cmdb.json")?)

@@ -24,9 +24,14 @@ use crate::servicenow::ServiceNowConfig;
 use crate::ticket::Ticket;
 use crate::{metrics, progress};
 
+mod catalog;
 mod read;
 mod review;
 mod status;
+
+pub use catalog::catalog;
+#[cfg(feature = "demo")]
+pub(crate) use catalog::in_run as catalog_pass;
 
 use read::{
     check_fields, read_classifications, read_references, read_relations, read_schema, read_source,
@@ -59,6 +64,17 @@ pub async fn check(args: &CheckArgs) -> Result<Status> {
     };
     let mut failed = 0;
     for path in &args.mapping {
+        // A catalog link (README "Service catalog") is checked as one.
+        if let Some(result) = catalog::check_link(path) {
+            match result {
+                Ok(line) => println!("{}", report::summary::printable(&line)),
+                Err(e) => {
+                    failed += 1;
+                    output::error(&format!("{e:#}"));
+                }
+            }
+            continue;
+        }
         let checked = match load_mapping(path) {
             Ok(m) => match &sn {
                 Some(sn) => check_live(&m, path, sn).await.map(|()| m),
@@ -309,6 +325,7 @@ async fn plan_one(
         absent = c.absent,
         retire = c.retire,
         delete = c.delete,
+        order = c.order,
         unchanged = c.unchanged,
         quarantined = c.quarantined,
         issues = c.issues,
@@ -423,9 +440,17 @@ async fn plan_sync(
     );
     // The mapping is checked against the table before anything else is trusted.
     let mut mapping = mapping;
-    if let Some(schema) = schema? {
-        check_fields(&mapping, &schema, &sync.mapping)?;
-        mapping.apply_schema(&schema);
+    match schema? {
+        Some(schema) => {
+            check_fields(&mapping, &schema, &sync.mapping)?;
+            mapping.apply_schema(&schema);
+        }
+        None if !mapping.label_fields().is_empty() => bail!(
+            "`{}`: {} written by choice label (`choice = \"label\"`) need the table's choices: plan against the live instance, or give the sync `dictionary` and `choices` exports",
+            sync.mapping.display(),
+            mapping.label_fields().join(", ")
+        ),
+        None => {}
     }
     let source = source?;
     let (cis, target_origin) = target?;
@@ -482,6 +507,9 @@ pub async fn apply(args: &ApplyArgs, now: DateTime<Utc>) -> Result<Status> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    if !plan.orders.is_empty() {
+        return catalog::apply_file(cfg, Planned { plan, dir }, args, now).await;
+    }
     let Some(lease) = take_lease(
         &cfg.lease,
         Some(&cfg.servicenow),
@@ -750,15 +778,30 @@ async fn run_steps(
     now: DateTime<Utc>,
 ) -> Result<(Status, String)> {
     let allow = args.plan.plan_opts.allow_mass_change;
-    if args.dry_run {
+    let detailed = args.plan.plan_opts.detailed_exitcode;
+    let (mut planned, mut status, notes) = if args.dry_run {
         let (planned, notes) = plan_all_noted(config, now, allow).await?;
-        let summary = with_notes(summary_table(&planned), &notes);
-        output::summary(&summary);
-        let detailed = args.plan.plan_opts.detailed_exitcode;
         let status = worst(planned.iter().map(|p| Status::of(&p.plan, None, detailed)));
-        return Ok((status, summary));
+        (planned, status, notes)
+    } else {
+        plan_and_apply_noted(config, now, allow).await?
+    };
+    // The catalog pass after the syncs (README "Service catalog").
+    let force = args.apply_opts.force_unlock;
+    if let Some(passed) = catalog::in_run(config, now, allow, args.dry_run, force).await? {
+        if !passed.is_empty() {
+            let mut applied: Vec<bool> = planned
+                .iter()
+                .map(|p| !args.dry_run && !refused(&p.plan) && p.plan.has_changes())
+                .collect();
+            for (p, s) in passed {
+                status = status.max(s.unwrap_or_else(|| Status::of(&p.plan, None, detailed)));
+                applied.push(s.is_some() && !refused(&p.plan) && p.plan.has_changes());
+                planned.push(p);
+            }
+            write_index(&run_dir(config, now), now, &planned, &applied)?;
+        }
     }
-    let (planned, status, notes) = plan_and_apply_noted(config, now, allow).await?;
     let summary = with_notes(summary_table(&planned), &notes);
     output::summary(&summary);
     Ok((status, summary))

@@ -292,7 +292,7 @@ pub(super) async fn read_schema(
 pub(super) fn check_fields(mapping: &Mapping, schema: &TableSchema, path: &Path) -> Result<()> {
     let unknown = schema.unknown_fields(mapping);
     if unknown.is_empty() {
-        return Ok(());
+        return check_labels(mapping, schema, path);
     }
     #[allow(
         clippy::disallowed_methods,
@@ -323,6 +323,41 @@ pub(super) fn check_fields(mapping: &Mapping, schema: &TableSchema, path: &Path)
         .collect();
     bail!(
         "the mapping names {} of the table's columns that do not exist; nothing was planned:\n{}",
+        unknown.len(),
+        lines.join("\n")
+    )
+}
+
+/// `choice = "label"` fields: every label must be one of the column's choices on the
+/// instance (`sys_choice`), or nothing is planned.
+fn check_labels(mapping: &Mapping, schema: &TableSchema, path: &Path) -> Result<()> {
+    let unknown = mapping.unknown_labels(schema);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the shell re-reads the mapping to point at the line"
+    )]
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<String> = unknown
+        .iter()
+        .map(|(field, label, labels)| {
+            let (line, column) = crate::text::key_position(&text, field).unwrap_or((1, 1));
+            format!(
+                "{}:{line}:{column}: field `{field}`: `{label}` is not a label of `{}.{field}`'s choices on the instance ({})",
+                path.display(),
+                schema.table,
+                if labels.is_empty() {
+                    "it has none".to_owned()
+                } else {
+                    labels.join(", ")
+                }
+            )
+        })
+        .collect();
+    bail!(
+        "the mapping writes {} choice labels the table does not have; nothing was planned:\n{}",
         unknown.len(),
         lines.join("\n")
     )

@@ -33,6 +33,7 @@ use crate::servicenow::ServiceNow;
 
 mod check;
 mod guard;
+pub mod orders;
 pub mod outcome;
 mod relations;
 mod send;

@@ -14,6 +14,7 @@
 //! `GET /api/auth` reused as `X-Auth-Token` and renewed once on a 401, so a read of 100
 //! pages logs in once. The password and the token never appear in a message.
 
+mod order;
 mod page;
 mod query;
 pub mod snapshot;
@@ -455,10 +456,25 @@ impl Inner {
     }
 
     async fn send(&self, url: &Url, auth: &Auth) -> Result<reqwest::Response, HttpError> {
+        self.send_with(reqwest::Method::GET, url, auth, None).await
+    }
+
+    /// One request of any method (a POST carries a JSON `body`), authenticated and paced.
+    async fn send_with(
+        &self,
+        method: reqwest::Method,
+        url: &Url,
+        auth: &Auth,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, HttpError> {
+        let verb = method.as_str().to_owned();
         let mut request = self
             .client
-            .get(url.clone())
+            .request(method, url.clone())
             .header(ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request.json(body);
+        }
         if let Some(group) = &self.group {
             request = request.header("X-MIQ-Group", group.clone());
         }
@@ -477,7 +493,7 @@ impl Inner {
         let response = request
             .send()
             .await
-            .map_err(|e| HttpError::from_reqwest("GET", url.as_str(), &e))?;
+            .map_err(|e| HttpError::from_reqwest(&verb, url.as_str(), &e))?;
         self.pacer
             .answered(turn, response.status().as_u16(), response.headers());
         if response.status() == StatusCode::TOO_MANY_REQUESTS {

@@ -23,6 +23,7 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub(super) metrics: FileMetrics,
     pub(super) review: Option<FileReview>,
+    pub(super) catalog: Option<FileCatalog>,
 }
 
 /// `[review]`: what needs approval and the change request that asks for it (README
@@ -49,6 +50,22 @@ pub(super) struct FileReview {
 pub(super) enum FileLimit {
     Count(u64),
     Text(String),
+}
+
+/// `[catalog]`: ServiceNow catalog items ordered from CloudForms (README "Service catalog").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileCatalog {
+    #[serde(default)]
+    pub(super) links: Vec<PathBuf>,
+    pub(super) status: Option<PathBuf>,
+    pub(super) approve: Option<String>,
+    pub(super) max_orders: Option<usize>,
+    pub(super) settle: Option<String>,
+    pub(super) search_within: Option<String>,
+    pub(super) claim_timeout: Option<String>,
+    pub(super) lease_name: Option<String>,
+    pub(super) lock_file: Option<PathBuf>,
 }
 
 /// `[metrics]`: where the run's metrics go (README "Monitoring").

@@ -9,7 +9,7 @@ use std::time::Duration;
 mod file;
 
 use file::{
-    FileApply, FileCloudForms, FileConfig, FileHttp, FileKeep, FileLease, FileMetrics,
+    FileApply, FileCatalog, FileCloudForms, FileConfig, FileHttp, FileKeep, FileLease, FileMetrics,
     FileServiceNow, FileSync,
 };
 
@@ -128,6 +128,35 @@ pub struct Config {
     pub lease: LeaseConfig,
     /// Operations: metrics destinations and report retention.
     pub ops: OpsConfig,
+    /// `[catalog]`: the catalog pass (orders and the RITM status write-back).
+    pub catalog: Option<CatalogConfig>,
+}
+
+/// `[catalog]`: which ServiceNow catalog items are ordered from CloudForms and how
+/// (README "Service catalog").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogConfig {
+    /// The catalog link files (an item <-> a template, variables -> dialog fields).
+    pub links: Vec<PathBuf>,
+    /// The status write-back mapping (CloudForms service requests -> the RITMs), planned
+    /// and applied after the orders; `None`: no write-back.
+    pub status: Option<PathBuf>,
+    /// Whether the job approves the requests it orders (`approve = "job"`, the default:
+    /// ServiceNow already approved the RITM) or leaves them to CloudForms (`"cloudforms"`).
+    pub approve: bool,
+    /// At most this many new orders per pass; more refuses the pass's plan.
+    pub max_orders: Option<usize>,
+    /// Between claiming RITMs and reading the claims back.
+    pub settle: Duration,
+    /// CloudForms' requests updated this far back are searched for RITM numbers.
+    pub search_within: Duration,
+    /// A RITM claimed less than this long ago is left to the pass that claimed it (it may
+    /// still be running); older claims are resumed. Default: the lease's `ttl`, as long as a
+    /// dead pass's lease claim keeps the next pass out anyway.
+    pub claim_timeout: Duration,
+    /// The catalog pass's own lease (its own name and lock file), so that a long CMDB run
+    /// does not hold the frequent catalog pass up while two catalog passes exclude each other.
+    pub lease: LeaseConfig,
 }
 
 /// Operations settings: `[metrics]` and `[report] keep`.
@@ -148,6 +177,11 @@ pub struct ApplyConfig {
     pub max_plan_age: Option<Duration>,
     pub lease: LeaseConfig,
     pub ops: OpsConfig,
+    /// The CloudForms connection, for a plan that orders (the catalog pass); `None`
+    /// when the config has no [cloudforms] section.
+    pub cloudforms: Option<CloudFormsConfig>,
+    /// `[catalog]`, for a plan that orders.
+    pub catalog: Option<CatalogConfig>,
 }
 
 fn parse_formats(names: &[String], origin: &str) -> Result<Vec<Format>> {
@@ -492,6 +526,55 @@ fn ops(file: &FileConfig, base: &Path) -> Result<OpsConfig> {
     })
 }
 
+fn catalog(file: &FileCatalog, base: &Path, lease: &LeaseConfig) -> Result<CatalogConfig> {
+    if file.links.is_empty() {
+        return Err(invalid!(
+            "[catalog] needs `links`: the catalog link files (README \"Service catalog\")"
+        ));
+    }
+    let approve = match file.approve.as_deref().map(str::trim) {
+        None | Some("job") => true,
+        Some("cloudforms") => false,
+        Some(other) => {
+            return Err(invalid!(
+                "[catalog] approve `{other}`: \"job\" (the job approves what ServiceNow approved) or \"cloudforms\" (CloudForms' own approval)"
+            ))
+        }
+    };
+    let name = file
+        .lease_name
+        .clone()
+        .unwrap_or_else(|| format!("{}-catalog", lease.name));
+    if name == lease.name {
+        return Err(invalid!(
+            "[catalog] lease_name `{name}` is the [lease] name: the catalog pass needs a lease of its own"
+        ));
+    }
+    Ok(CatalogConfig {
+        links: file.links.iter().map(|p| rel(base, p)).collect(),
+        status: file.status.as_ref().map(|p| rel(base, p)),
+        approve,
+        max_orders: Some(file.max_orders.unwrap_or(20)).filter(|n| *n > 0),
+        settle: duration(&file.settle, Duration::from_secs(2), "[catalog] settle")?,
+        search_within: duration(
+            &file.search_within,
+            Duration::from_secs(30 * 86_400),
+            "[catalog] search_within",
+        )?,
+        claim_timeout: duration(&file.claim_timeout, lease.ttl, "[catalog] claim_timeout")?,
+        lease: LeaseConfig {
+            name,
+            lock_file: file.lock_file.as_ref().map(|p| rel(base, p)).or_else(|| {
+                lease
+                    .lock_file
+                    .as_ref()
+                    .map(|p| p.with_extension("catalog.lock"))
+            }),
+            ..lease.clone()
+        },
+    })
+}
+
 fn lease(file: &FileLease, base: &Path) -> Result<LeaseConfig> {
     let defaults = LeaseConfig::default();
     let ttl = duration(&file.ttl, defaults.ttl, "[lease] ttl")?;
@@ -558,7 +641,13 @@ fn review(file: Option<FileReview>, origin: &str) -> Result<ReviewConfig> {
 
 /// The syncs to plan: the config file's `[[sync]]` entries, or one from the flags, with the
 /// flags overriding a single entry and `--reference` added to each.
-fn syncs(file: &[FileSync], args: &PlanArgs, base: &Path, origin: &str) -> Result<Vec<SyncConfig>> {
+fn syncs(
+    file: &[FileSync],
+    args: &PlanArgs,
+    base: &Path,
+    origin: &str,
+    catalog: bool,
+) -> Result<Vec<SyncConfig>> {
     let rel = |p: &Path| rel(base, p);
 
     let mut syncs = Vec::new();
@@ -621,7 +710,7 @@ fn syncs(file: &[FileSync], args: &PlanArgs, base: &Path, origin: &str) -> Resul
                 n => return Err(invalid!("`{origin}` has {n} [[sync]] entries; --mapping, --source-file and --target-file can override only one")),
             }
     }
-    if syncs.is_empty() {
+    if syncs.is_empty() && !catalog {
         return Err(invalid!("nothing to plan: give --config with a [[sync]] entry, or --mapping (with --source-file and --target-file, or a [cloudforms] and [servicenow] connection)"));
     }
     for sync in &mut syncs {
@@ -635,7 +724,7 @@ impl Config {
     /// Builds the configuration of `plan` (and `run`) from its flags and the config file.
     pub fn for_plan(args: &PlanArgs, apply: &ApplyOpts) -> Result<Self> {
         let Loaded { file, base, origin } = load(&args.config)?;
-        let syncs = syncs(&file.sync, args, &base, &origin)?;
+        let syncs = syncs(&file.sync, args, &base, &origin, file.catalog.is_some())?;
         let cloudforms = cloudforms(file.cloudforms.as_ref(), &args.connections, &base)?;
         let servicenow = servicenow(file.servicenow.as_ref(), &args.connections, &base)?;
         for sync in &syncs {
@@ -670,7 +759,14 @@ impl Config {
                 return Err(invalid!("`{}` has review = \"approve\", which asks for approval in a ServiceNow change request: it needs a live ServiceNow target, not a target_file", sync.mapping.display()));
             }
         }
+        let lease_cfg = lease(&file.lease, &base)?;
+        let catalog = file
+            .catalog
+            .as_ref()
+            .map(|c| catalog(c, &base, &lease_cfg))
+            .transpose()?;
         Ok(Self {
+            catalog,
             report_dir,
             out_dir: out_dir.clone(),
             formats,
@@ -705,7 +801,20 @@ impl Config {
                 invalid!("apply needs a [servicenow] url (config file or SERVICENOW_URL)")
             })?;
         let (options, max_plan_age) = apply_options(&file.apply, apply)?;
+        let lease_cfg = lease(&file.lease, &base)?;
+        let catalog_cfg = file
+            .catalog
+            .as_ref()
+            .map(|c| catalog(c, &base, &lease_cfg))
+            .transpose()?;
         Ok(ApplyConfig {
+            // Only a config that orders needs CloudForms to apply: without [catalog], an
+            // apply with ServiceNow's credentials alone works as it always did.
+            cloudforms: match &catalog_cfg {
+                Some(_) => cloudforms(file.cloudforms.as_ref(), connections, &base)?,
+                None => None,
+            },
+            catalog: catalog_cfg,
             servicenow,
             options,
             max_plan_age,

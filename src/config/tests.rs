@@ -343,3 +343,73 @@ fn the_review_section_and_a_syncs_review_setting() {
             .unwrap_err();
     assert!(e.to_string().contains("live ServiceNow target"), "{e}");
 }
+
+#[test]
+fn the_catalog_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "[cloudforms]\nurl = \"https://cf\"\nuser = \"svc\"\npassword = \"p\"\n\
+                [servicenow]\nurl = \"https://sn\"\nuser = \"svc\"\npassword = \"p\"\n";
+    let load = |text: &str| {
+        let config = write(dir.path(), "c.toml", &format!("{base}{text}"));
+        Config::for_plan(
+            &plan_args(&["--config", config.to_str().unwrap()]),
+            &ApplyOpts::default(),
+        )
+    };
+    // A config with a catalog and no sync is complete: the catalog CronJob's.
+    let c = load("[catalog]\nlinks = [\"l.toml\"]\nstatus = \"s.toml\"\n").unwrap();
+    let catalog = c.catalog.unwrap();
+    assert_eq!(catalog.links, [dir.path().join("l.toml")]);
+    assert_eq!(catalog.status, Some(dir.path().join("s.toml")));
+    assert!(catalog.approve);
+    assert_eq!(catalog.max_orders, Some(20));
+    assert_eq!(catalog.settle, Duration::from_secs(2));
+    assert_eq!(catalog.search_within, Duration::from_secs(30 * 86_400));
+    assert_eq!(
+        catalog.claim_timeout,
+        Duration::from_secs(300),
+        "the lease's ttl"
+    );
+    assert_eq!(
+        catalog.lease.name, "cmdb-reconcile-catalog",
+        "a lease of its own"
+    );
+    assert!(c.syncs.is_empty());
+    let c = load(
+        "[lease]\nname = \"cmdb-prod\"\nlock_file = \"run.lock\"\n\
+         [catalog]\nlinks = [\"l.toml\"]\napprove = \"cloudforms\"\nmax_orders = 0\nsettle = \"5s\"\n",
+    )
+    .unwrap();
+    let catalog = c.catalog.unwrap();
+    assert!(!catalog.approve);
+    assert_eq!(catalog.max_orders, None, "0: no limit");
+    assert_eq!(catalog.lease.name, "cmdb-prod-catalog");
+    assert_eq!(
+        catalog.lease.lock_file,
+        Some(dir.path().join("run.catalog.lock")),
+        "its own lock file beside the configured one"
+    );
+    for (text, expected) in [
+        ("[catalog]\n", "[catalog] needs `links`"),
+        (
+            "[catalog]\nlinks = [\"l.toml\"]\napprove = \"maybe\"\n",
+            "[catalog] approve `maybe`",
+        ),
+        (
+            "[catalog]\nlinks = [\"l.toml\"]\nlease_name = \"cmdb-reconcile\"\n",
+            "needs a lease of its own",
+        ),
+        (
+            "[catalog]\nlinks = [\"l.toml\"]\nretries = 3\n",
+            "unknown field `retries`",
+        ),
+    ] {
+        let e = load(text).unwrap_err().to_string();
+        assert!(e.contains(expected), "{text}: {e}");
+    }
+    // Without a catalog, a config still needs a sync.
+    assert!(load("")
+        .unwrap_err()
+        .to_string()
+        .contains("nothing to plan"));
+}

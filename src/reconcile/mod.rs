@@ -3,6 +3,7 @@
 //! Invariant: nothing here can fail on bad data. A bad record or value becomes an
 //! [`plan::Issue`] in the plan; the run goes on.
 
+pub mod catalog;
 pub mod classify;
 mod desired;
 pub mod diff;

@@ -33,6 +33,72 @@ pub struct Plan {
     /// classifications), creates first; absent when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classifications: Vec<KvChange>,
+    /// CloudForms orders for approved ServiceNow requested items (the catalog pass,
+    /// README "Service catalog"); absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orders: Vec<Order>,
+}
+
+/// What the catalog pass does for one requested item (RITM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderAction {
+    /// Claim the RITM, order the template, write the request id back.
+    Order,
+    /// CloudForms already holds a request carrying the RITM's number (a run stopped between
+    /// its order and the write-back): claim the RITM and write that request's id back, never
+    /// ordering again.
+    Resume,
+}
+
+impl OrderAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Order => "order",
+            Self::Resume => "resume",
+        }
+    }
+}
+
+/// One CloudForms order for one approved ServiceNow requested item (RITM): `apply` claims
+/// the RITM (state, claim marker, work note, read back), looks for a request already
+/// carrying its number, orders the template with the dialog values (unless found), approves
+/// the request when the catalog says so, and writes the request id to the RITM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub action: OrderAction,
+    /// The RITM.
+    pub ritm_sys_id: String,
+    pub ritm_number: String,
+    /// The catalog link (its name) that took the RITM's item to the template.
+    pub link: String,
+    /// The ServiceNow catalog item (`sc_cat_item` sys_id and name).
+    pub item_sys_id: String,
+    pub item: String,
+    /// The CloudForms service template ordered (id and name; its catalog when known).
+    pub template_id: String,
+    pub template: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub catalog: String,
+    /// The dialog fields sent with the order (the RITM number's field among them), each with
+    /// the mapping expression that produced it.
+    pub dialog: Vec<FieldValue>,
+    /// The dialog field carrying the RITM number (searched for before ordering).
+    pub ritm_field: String,
+    /// The RITM's version when planned: an item changed since is skipped as stale.
+    pub sys_mod_count: String,
+    pub sys_updated_on: String,
+    /// The RITM's `state` value for a claimed item (`Work in Progress`, from `sys_choice`).
+    pub claim_state: String,
+    /// For `resume`: the CloudForms request that already carries the RITM's number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The reason sent with CloudForms' `approve` action (the job approves because ServiceNow
+    /// did); `None` leaves the request to CloudForms' own approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approve: Option<String>,
+    /// Why, in words.
+    pub reason: String,
 }
 
 /// One `cmdb_key_value` row (a CI's classification: `key` = tag category, `value` = entry)
@@ -493,6 +559,7 @@ impl Plan {
             issues,
             relationships: Vec::new(),
             classifications: Vec::new(),
+            orders: Vec::new(),
         }
     }
 
@@ -514,6 +581,7 @@ impl Plan {
             || !self.retirements.is_empty()
             || !self.relationships.is_empty()
             || !self.classifications.is_empty()
+            || !self.orders.is_empty()
     }
 
     /// Classification rows to create and to delete.

@@ -474,6 +474,9 @@ fn creates_and_updates(
                 return Outcome::Skip;
             }
             let Some((ci_index, rule)) = ident.matched[vm] else {
+                if !mapping.target.create {
+                    return Outcome::Skip;
+                }
                 return match create(mapping, d, now_text) {
                     Ok(mut c) => {
                         if ident.new[vm] {

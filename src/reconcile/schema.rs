@@ -21,6 +21,9 @@ pub struct Column {
     pub reference: Option<String>,
     /// The active choices, when the column has any (`sys_choice`).
     pub choices: BTreeSet<String>,
+    /// The choices' labels: the label lower-cased -> (the label, its value), for fields
+    /// written by label (`choice = "label"`).
+    pub labels: BTreeMap<String, (String, String)>,
 }
 
 /// The columns of a table and its parents, by name.
@@ -73,6 +76,7 @@ impl TableSchema {
                     .filter(|r| !r.is_empty())
                     .map(str::to_owned),
                 choices: BTreeSet::new(),
+                labels: BTreeMap::new(),
             };
             match columns.get(element) {
                 Some((existing, _)) if *existing <= level => {}
@@ -81,13 +85,30 @@ impl TableSchema {
                 }
             }
         }
+        // A label's value from the table nearest the table itself (a subclass's own choice
+        // list overrides its parent's).
+        let mut label_depth: BTreeMap<(String, String), usize> = BTreeMap::new();
         for row in choices {
             let inactive = row.get("inactive").trim().eq_ignore_ascii_case("true");
-            if inactive || depth(row.get("name")).is_none() {
+            let Some(level) = depth(row.get("name")).filter(|_| !inactive) else {
                 continue;
-            }
-            if let Some((_, column)) = columns.get_mut(row.get("element").trim()) {
-                column.choices.insert(row.get("value").trim().to_owned());
+            };
+            let element = row.get("element").trim();
+            if let Some((_, column)) = columns.get_mut(element) {
+                let value = row.get("value").trim();
+                column.choices.insert(value.to_owned());
+                let label = row.get("label").trim();
+                if label.is_empty() {
+                    continue;
+                }
+                let key = (element.to_owned(), label.to_lowercase());
+                if label_depth.get(&key).is_some_and(|d| *d <= level) {
+                    continue;
+                }
+                label_depth.insert(key, level);
+                column
+                    .labels
+                    .insert(label.to_lowercase(), (label.to_owned(), value.to_owned()));
             }
         }
         Self {
@@ -133,6 +154,13 @@ impl TableSchema {
 }
 
 impl Column {
+    /// The value of the choice labelled `label` (case aside), if the column has one.
+    pub fn value_of_label(&self, label: &str) -> Option<&str> {
+        self.labels
+            .get(&label.trim().to_lowercase())
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Why `value` does not fit this column, if it does not: a reference that is not a
     /// sys_id, or a value outside the column's choices. (Length is not checked here: a value
     /// that is too long is cut, not refused; see `max_length`.)
@@ -294,6 +322,89 @@ mod tests {
                 field: "owend_by".into(),
                 closest: Some("owned_by".into())
             }]
+        );
+    }
+
+    #[test]
+    fn fields_written_by_choice_label_take_the_instances_values() {
+        let lineage = ["sc_req_item", "task"].map(String::from);
+        let dictionary = vec![
+            row(&[
+                ("name", "task"),
+                ("element", "state"),
+                ("internal_type", "integer"),
+            ]),
+            row(&[
+                ("name", "task"),
+                ("element", "priority"),
+                ("internal_type", "integer"),
+            ]),
+        ];
+        let choice = |table: &str, value: &str, label: &str| {
+            row(&[
+                ("name", table),
+                ("element", "state"),
+                ("value", value),
+                ("label", label),
+            ])
+        };
+        // The table's own list overrides its parent's, whatever order the rows come in.
+        let choices = vec![
+            choice("task", "5", "Closed Skipped"),
+            choice("sc_req_item", "7", "Closed Skipped"),
+            choice("task", "3", "Closed Complete"),
+            choice("sc_req_item", "2", "Work in Progress"),
+        ];
+        let schema = TableSchema::from_dictionary("sc_req_item", &lineage, &dictionary, &choices);
+        let state = schema.column("state").unwrap();
+        assert_eq!(state.value_of_label("closed skipped"), Some("7"));
+        assert_eq!(state.value_of_label(" Closed Complete "), Some("3"));
+        assert_eq!(state.value_of_label("Closed"), None);
+
+        let text = r#"
+[source]
+collection = "service_requests"
+[target]
+table = "sc_req_item"
+scope = "correlation_display=CloudForms"
+[[identify]]
+fields = ["name"]
+[fields]
+name = "id"
+state = { from = "status", map = { Ok = "Closed Complete", Error = "Closed Skipped", "*" = "Work in Progress" }, choice = "label" }
+priority = { const = "Urgent", choice = "label" }
+"#;
+        let mut mapping = Mapping::parse(text, "m.toml").unwrap();
+        assert_eq!(mapping.label_fields(), ["priority", "state"]);
+        let unknown = mapping.unknown_labels(&schema);
+        assert_eq!(
+            unknown,
+            [(
+                "priority".to_owned(),
+                "Urgent".to_owned(),
+                Vec::<String>::new()
+            )]
+        );
+        mapping.apply_schema(&schema);
+        let rule = mapping.fields.iter().find(|f| f.name == "state").unwrap();
+        let values: Vec<(&str, &str)> = rule
+            .map
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(values, [("*", "2"), ("Error", "7"), ("Ok", "3")]);
+        assert_eq!(rule.map_patterns, [("*".to_owned(), "2".to_owned())]);
+
+        // Labels need somewhere to be: a bare path gives the source's own values.
+        let bare = text.replace(
+            r#"priority = { const = "Urgent", choice = "label" }"#,
+            r#"priority = { from = "priority", choice = "label" }"#,
+        );
+        let e = Mapping::parse(&bare, "m.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("needs the labels in `map`, `const` or `default`"),
+            "{e}"
         );
     }
 }

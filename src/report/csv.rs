@@ -2,7 +2,10 @@
 //! one row per relationship row and per issue (quarantined records first), whose `action` is
 //! `relationship_create`/`relationship_delete` or the issue kind (`ambiguous`,
 //! `duplicate_ci`...), with the VMs and CIs involved (space-separated) and the message in
-//! `from`: a reviewer filtering the sheet sees what was held back, and why. The copy `apply`
+//! `from`: a reviewer filtering the sheet sees what was held back, and why. The catalog
+//! pass's orders are rows whose `action` is `order` or `resume`: the RITM number in
+//! `source_id`, its sys_id, the catalog item in `name`, the template in `desired`, the request
+//! already found in `current`, who approves in `mode` and the dialog values in `from`. The copy `apply`
 //! refreshes adds what happened to each row's operation ([`OUTCOME_HEADER`]).
 //!
 //! Every cell holds inventory data, which is untrusted: a VM named `=HYPERLINK(...)` would be a
@@ -122,6 +125,31 @@ pub fn write<W: io::Write>(model: &ReportModel, out: W) -> Result<(), ::csv::Err
         ];
         if applied {
             cells.extend(["", ""]);
+        }
+        writer.write_record(cells.iter().map(|cell| neutralise(cell).into_owned()))?;
+    }
+    // Orders (the catalog pass): the RITM as the record, the template in the values, the
+    // dialog fields sent in `from`.
+    for o in &model.orders {
+        let from = format!("dialog: {}; {}", o.dialog, o.reason);
+        let mut cells = vec![
+            o.action,
+            &o.ritm,
+            "",
+            &o.ritm_sys_id,
+            &o.item,
+            "template",
+            &o.request,
+            &o.template,
+            o.approval,
+            &from,
+        ];
+        if applied {
+            let (status, message) = match &o.outcome {
+                Some(out) => (out.status.as_str(), out.message.as_str()),
+                None => (OutcomeStatus::NotAttempted.as_str(), ""),
+            };
+            cells.extend([status, message]);
         }
         writer.write_record(cells.iter().map(|cell| neutralise(cell).into_owned()))?;
     }

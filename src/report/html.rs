@@ -186,6 +186,7 @@ pub fn render(model: &ReportModel) -> String {
     // looks first for a mapping or a process gone wrong.
     drift(&mut h, model);
     changes(&mut h, model);
+    orders(&mut h, model);
     relationships(&mut h, model);
     classifications(&mut h, model);
     issues(
@@ -593,13 +594,14 @@ fn cards(h: &mut String, model: &ReportModel) {
         String::new()
     };
     // The summary table's words and numbers (`Counts`).
-    let cards: [(&str, &str, usize, String); 9] = [
+    let cards: [(&str, &str, usize, String); 10] = [
         ("create", "Create", c.create, String::new()),
         ("update", "Update", c.update, update_note.join(" · ")),
         ("heartbeat", "Heartbeat", c.heartbeat, String::new()),
         ("absent", "Absent", c.absent, String::new()),
         ("retire", "Retire", c.retire, withheld),
         ("delete", "Delete", c.delete, String::new()),
+        ("order", "Order", c.order, String::new()),
         ("unchanged", "Unchanged", c.unchanged, String::new()),
         ("quarantined", "Quarantined", c.quarantined, String::new()),
         ("issues", "Issues", c.issues, issues_note),
@@ -670,6 +672,13 @@ fn nav(h: &mut String, model: &ReportModel) {
         model.drift_by_field.len(),
         model.changes.len(),
     );
+    if !model.orders.is_empty() {
+        let _ = write!(
+            h,
+            "<a href=\"#orders\">Orders <b>{}</b></a>",
+            model.orders.len()
+        );
+    }
     if !model.relationships.is_empty() {
         let _ = write!(
             h,
@@ -810,6 +819,48 @@ fn relationships(h: &mut String, model: &ReportModel) {
 
 /// The relationship rows written as HTML; the others are drawn by the script on request.
 pub const STATIC_RELATIONSHIPS: usize = 500;
+
+/// The catalog pass's orders: few per run, so all written as HTML.
+fn orders(h: &mut String, model: &ReportModel) {
+    if model.orders.is_empty() {
+        return;
+    }
+    let applied = model.outcomes.is_some();
+    h.push_str(
+        "<section id=\"orders\"><h2>Orders</h2><p class=\"desc\">Approved ServiceNow requested items ordered \
+         from CloudForms (<code>resume</code>: CloudForms already holds a request carrying the RITM number; it is \
+         written back, never ordered again).</p><table class=\"plain rels\"><thead><tr><th>Action</th><th>RITM</th>\
+         <th>Item</th><th>Template</th><th>Dialog</th><th>Request</th><th>Approval</th><th>Reason</th>",
+    );
+    if applied {
+        h.push_str("<th>Outcome</th>");
+    }
+    h.push_str("</tr></thead><tbody>");
+    for o in &model.orders {
+        let _ = write!(
+            h,
+            "<tr class=\"rel {}\"><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td>",
+            o.action,
+            o.action,
+            escape(&o.ritm),
+            escape(&o.item),
+            escape(&o.template),
+            escape(&o.dialog),
+            escape(&o.request),
+            o.approval,
+            escape(&o.reason)
+        );
+        if applied {
+            let outcome = o.outcome.as_ref().map_or_else(
+                || "not attempted".to_owned(),
+                |out| format!("{} {}", out.status.label(), out.message),
+            );
+            let _ = write!(h, "<td>{}</td>", escape(&outcome));
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</tbody></table></section>\n");
+}
 
 fn classifications(h: &mut String, model: &ReportModel) {
     if model.classifications.is_empty() && model.classification_deletes_withheld == 0 {

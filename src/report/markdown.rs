@@ -70,6 +70,7 @@ pub fn render(model: &ReportModel) -> String {
     safety(&mut md, model);
     outcomes(&mut md, model);
     drift(&mut md, model);
+    orders(&mut md, model);
     relationships(&mut md, model);
     classifications(&mut md, model);
     issue_section(
@@ -132,7 +133,7 @@ fn summary(md: &mut String, model: &ReportModel) {
     // The summary table's words and numbers (`Counts`), so the terminal, the log and this
     // report never disagree.
     let c = &s.counts;
-    let rows: [(&str, usize); 11] = [
+    let rows: [(&str, usize); 12] = [
         ("Create", c.create),
         ("Update", c.update),
         ("… of which restore", s.restores),
@@ -141,6 +142,7 @@ fn summary(md: &mut String, model: &ReportModel) {
         ("Absent", c.absent),
         ("Retire", c.retire),
         ("Delete", c.delete),
+        ("Order", c.order),
         ("Unchanged", c.unchanged),
         ("Quarantined", c.quarantined),
         ("Issues (the quarantined included)", c.issues),
@@ -230,6 +232,51 @@ fn outcomes(md: &mut String, model: &ReportModel) {
         }
         md.push('\n');
     }
+}
+
+/// The catalog pass's orders: one table row per RITM, with its outcome once applied.
+fn orders(md: &mut String, model: &ReportModel) {
+    if model.orders.is_empty() {
+        return;
+    }
+    let applied = model.outcomes.is_some();
+    let _ = writeln!(
+        md,
+        "## Orders\n\nApproved ServiceNow requested items ordered from CloudForms (`resume`: CloudForms already holds a request carrying the RITM number; it is written back, never ordered again).\n"
+    );
+    md.push_str("| Action | RITM | Item | Template | Dialog | Request | Approval | Reason |");
+    md.push_str(if applied { " Outcome |\n" } else { "\n" });
+    md.push_str("|---|---|---|---|---|---|---|---|");
+    md.push_str(if applied { "---|\n" } else { "\n" });
+    for o in &model.orders {
+        let _ = write!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            o.action,
+            escape(&o.ritm),
+            escape(&o.item),
+            escape(&o.template),
+            escape(&o.dialog),
+            escape(&o.request),
+            o.approval,
+            escape(&o.reason)
+        );
+        if applied {
+            let outcome = o.outcome.as_ref().map_or_else(
+                || "not attempted".to_owned(),
+                |out| {
+                    if out.message.is_empty() {
+                        out.status.label().to_owned()
+                    } else {
+                        format!("{}: {}", out.status.label(), escape(&out.message))
+                    }
+                },
+            );
+            let _ = write!(md, " {outcome} |");
+        }
+        md.push('\n');
+    }
+    md.push('\n');
 }
 
 fn relationships(md: &mut String, model: &ReportModel) {

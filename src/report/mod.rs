@@ -14,6 +14,7 @@ pub mod index;
 pub mod json;
 pub mod markdown;
 pub mod model;
+pub mod orders;
 pub mod relations;
 pub mod retention;
 pub mod summary;

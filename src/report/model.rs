@@ -11,6 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 // Renderers see only the model: the outcomes they show come through it.
+pub use super::orders::OrderRow;
 pub use super::relations::{KvRow, RelRow};
 pub use super::summary::Counts;
 pub use crate::apply::outcome::{OperationOutcome, OutcomeStatus};
@@ -128,6 +129,8 @@ pub struct ReportModel {
     pub classifications: Vec<KvRow>,
     /// Classification deletes withheld with the retirements.
     pub classification_deletes_withheld: usize,
+    /// The catalog pass's orders (RITMs ordered from CloudForms or resumed), in plan order.
+    pub orders: Vec<OrderRow>,
 }
 
 /// Where the plan came from: the title block of every report.
@@ -431,6 +434,7 @@ impl ReportModel {
                 .map(KvRow::from_change)
                 .collect(),
             classification_deletes_withheld: plan.safety.classification_deletes_withheld,
+            orders: plan.orders.iter().map(OrderRow::from_order).collect(),
         }
     }
 
@@ -468,6 +472,9 @@ impl ReportModel {
                     sys_id: outcome.sys_id.clone(),
                 });
             }
+        }
+        for row in &mut self.orders {
+            row.attach(outcomes);
         }
         let count = |status| outcomes.iter().filter(|o| o.status == status).count();
         self.outcomes = Some(OutcomeReport {

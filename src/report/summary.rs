@@ -30,6 +30,9 @@ pub struct Counts {
     pub retire: usize,
     /// CIs deleted (`[retire] action = "delete"`).
     pub delete: usize,
+    /// CloudForms orders for ServiceNow requested items (the catalog pass), resumed ones
+    /// included.
+    pub order: usize,
     /// Matched CIs with nothing to write.
     pub unchanged: usize,
     /// Issues holding records or CIs back from any write.
@@ -40,26 +43,28 @@ pub struct Counts {
 
 impl Counts {
     /// The names, in table order.
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "create",
         "update",
         "heartbeat",
         "absent",
         "retire",
         "delete",
+        "order",
         "unchanged",
         "quarantined",
         "issues",
     ];
 
     /// The names that are operations (the rest count CIs left alone and issues).
-    pub const OPERATIONS: [&'static str; 6] = [
+    pub const OPERATIONS: [&'static str; 7] = [
         "create",
         "update",
         "heartbeat",
         "absent",
         "retire",
         "delete",
+        "order",
     ];
 
     pub fn of(plan: &Plan) -> Self {
@@ -71,6 +76,7 @@ impl Counts {
             absent: s.marked_absent,
             retire: s.retirements,
             delete: s.deletes,
+            order: plan.orders.len(),
             unchanged: s.unchanged,
             quarantined: s.quarantined,
             issues: s.issues,
@@ -78,7 +84,7 @@ impl Counts {
     }
 
     /// The values, in [`Counts::NAMES`] order.
-    pub fn values(&self) -> [usize; 9] {
+    pub fn values(&self) -> [usize; 10] {
         [
             self.create,
             self.update,
@@ -86,6 +92,7 @@ impl Counts {
             self.absent,
             self.retire,
             self.delete,
+            self.order,
             self.unchanged,
             self.quarantined,
             self.issues,

@@ -24,7 +24,7 @@ pub async fn read_schema(sn: &ServiceNow, table: &str) -> Result<TableSchema, Ht
         "max_length",
         "reference",
     ]);
-    let choice_fields = strings(&["name", "element", "value", "inactive"]);
+    let choice_fields = strings(&["name", "element", "value", "label", "inactive"]);
     let (dictionary, choices) = tokio::join!(
         sn.read_where_in("sys_dictionary", "name", &lineage, &dictionary_fields),
         sn.read_where_in("sys_choice", "name", &lineage, &choice_fields),

@@ -84,6 +84,7 @@ pub fn config(sims: &Sims, dir: &Path) -> Config {
         ticket: None,
         review: Default::default(),
         ops: Default::default(),
+        catalog: None,
     }
 }
 

@@ -14,7 +14,7 @@ use super::schema::{
 };
 use super::template::parse_template;
 use super::{
-    is_vm_collection, Classify, Compare, Conditions, Extract, FieldRule, Filter, Guards,
+    is_vm_collection, ChoiceBy, Classify, Compare, Conditions, Extract, FieldRule, Filter, Guards,
     IdentityRule, Lifecycle, Limit, Mapping, MappingError, Path, Relate, RetirePolicy, SourceSpec,
     TargetSpec,
 };
@@ -68,6 +68,55 @@ impl Mapping {
             classify,
         })
     }
+}
+
+/// Compiles a table of field rules written in the mapping language outside a mapping file
+/// (a catalog link's `[dialog]`): each entry as `[fields]` takes it, positioned in `text`.
+/// Journal modes (`append`) and lookups need a target table and are refused.
+pub fn compile_rules(
+    raw: &BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    text: &str,
+    origin: &str,
+) -> Result<Vec<FieldRule>, MappingError> {
+    let loc = Locator { text, origin };
+    let mut rules = Vec::new();
+    for (field, spec) in raw {
+        let rule = compile_field(field, spec, &loc)?;
+        if rule.mode == FieldMode::Append || rule.lookup.is_some() {
+            return Err(loc.error(
+                Some(spec.span()),
+                format!(
+                    "`{}`: `mode = \"append\"` and `lookup` need a ServiceNow table",
+                    rule.name
+                ),
+                None,
+            ));
+        }
+        rules.push(rule);
+    }
+    Ok(rules)
+}
+
+/// A TOML error from a file that is not a mapping, positioned like a mapping's.
+pub fn toml_error(text: &str, origin: &str, error: &toml::de::Error) -> MappingError {
+    let message = error.message().trim().to_owned();
+    let hint = hint_for(&message);
+    Locator { text, origin }.error(error.span(), message, hint)
+}
+
+/// A positioned error in a file that is not a mapping (a catalog link).
+pub fn error_at(
+    text: &str,
+    origin: &str,
+    span: Option<Range<usize>>,
+    message: impl Into<String>,
+) -> MappingError {
+    Locator { text, origin }.error(span, message, None)
+}
+
+/// A short stable digest of a file's text (FNV-1a), as a mapping's `digest`.
+pub fn digest(text: &str) -> String {
+    fnv1a(text)
 }
 
 /// The mapping's name when the file gives none: the file name without `.toml`.
@@ -196,6 +245,7 @@ fn compile_target(raw: &RawTarget, loc: &Locator) -> Result<TargetSpec, MappingE
         read,
         classes,
         on_contradiction: raw.on_contradiction.unwrap_or_default(),
+        create: raw.create.unwrap_or(true),
     })
 }
 
@@ -607,8 +657,20 @@ fn compile_field(
             None,
         ));
     }
+    let choice = raw.choice.unwrap_or_default();
+    if choice == ChoiceBy::Label
+        && map.is_none()
+        && default.is_none()
+        && !matches!(extract, Extract::Const(_))
+    {
+        return Err(err(
+            "`choice = \"label\"` needs the labels in `map`, `const` or `default`".into(),
+            Some("e.g. `state = { from = \"status\", map = { Ok = \"Closed Complete\" }, choice = \"label\" }`"),
+        ));
+    }
     let describe = describe_steps(describe, &raw);
     Ok(FieldRule {
+        choice,
         name,
         extract,
         pick: raw.pick,

@@ -23,6 +23,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use compile::{compile_rules, digest, error_at, toml_error};
 pub use eval::{format_number, scalar_text, tag_values, EvalError};
 pub use filter::{disjoint, Condition, Conditions, Filter};
 pub use path::Path;
@@ -197,6 +198,10 @@ pub struct TargetSpec {
     pub classes: Vec<String>,
     /// What becomes of a VM whose match contradicts another identity field.
     pub on_contradiction: OnContradiction,
+    /// `[target] create = false`: records without a row are left out (no create), for a
+    /// sync that only writes rows another process made (the catalog's RITM status
+    /// write-back never creates a requested item).
+    pub create: bool,
 }
 
 impl TargetSpec {
@@ -396,6 +401,16 @@ pub enum Case {
     Upper,
 }
 
+/// What a field's fixed values name for a choice column: the stored value (default) or the
+/// choice's label, looked up in the instance's `sys_choice`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChoiceBy {
+    #[default]
+    Value,
+    Label,
+}
+
 /// How a desired value is compared with the CI's (ServiceNow returns every value as a string).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -439,6 +454,11 @@ pub struct Lookup {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldRule {
     pub name: String,
+    /// `choice = "label"`: the values `map`, `const` and `default` give are the labels of
+    /// the column's choices (`Closed Complete`), written as the values the instance's
+    /// `sys_choice` gives them ([`Mapping::apply_schema`]); a plan without the table's
+    /// choices is refused rather than write labels.
+    pub choice: ChoiceBy,
     pub extract: Extract,
     pub pick: Option<Pick>,
     pub separator: String,
@@ -495,11 +515,72 @@ impl Mapping {
             let Some(column) = schema.column(&rule.name) else {
                 continue;
             };
+            if rule.choice == ChoiceBy::Label {
+                let value = |label: &mut String| {
+                    if let Some(v) = column.value_of_label(label) {
+                        *label = v.to_owned();
+                    }
+                };
+                rule.map
+                    .iter_mut()
+                    .flat_map(|m| m.values_mut())
+                    .for_each(value);
+                rule.map_patterns.iter_mut().for_each(|(_, v)| value(v));
+                rule.default.iter_mut().for_each(value);
+                if let Extract::Const(c) = &mut rule.extract {
+                    value(c);
+                }
+                rule.choice = ChoiceBy::Value;
+            }
             if rule.max_length.is_none() && column.kind == "string" {
                 rule.max_length = column.max_length.filter(|n| *n <= CUT_UP_TO);
             }
             rule.column = Some(column.clone());
         }
+    }
+
+    /// The labels of `choice = "label"` fields that the table's choices do not have, as
+    /// `(field, label, the column's labels)`; a field the table lacks is left to
+    /// [`TableSchema::unknown_fields`](crate::reconcile::schema::TableSchema::unknown_fields).
+    pub fn unknown_labels(
+        &self,
+        schema: &crate::reconcile::schema::TableSchema,
+    ) -> Vec<(String, String, Vec<String>)> {
+        let mut out = Vec::new();
+        for rule in self.fields.iter().filter(|r| r.choice == ChoiceBy::Label) {
+            let Some(column) = schema.column(&rule.name) else {
+                continue;
+            };
+            let mut labels: Vec<&String> = rule.map.iter().flat_map(|m| m.values()).collect();
+            labels.extend(&rule.default);
+            if let Extract::Const(c) = &rule.extract {
+                labels.push(c);
+            }
+            let mut seen = BTreeSet::new();
+            for label in labels {
+                if !label.trim().is_empty()
+                    && column.value_of_label(label).is_none()
+                    && seen.insert(label.clone())
+                {
+                    out.push((
+                        rule.name.clone(),
+                        label.clone(),
+                        column.labels.values().map(|(l, _)| l.clone()).collect(),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// The fields whose values are choice labels (`choice = "label"`), which need the
+    /// table's choices to be planned.
+    pub fn label_fields(&self) -> Vec<&str> {
+        self.fields
+            .iter()
+            .filter(|r| r.choice == ChoiceBy::Label)
+            .map(|r| r.name.as_str())
+            .collect()
     }
 
     /// The CloudForms attributes the mapping reads (for `attributes=`), sorted.

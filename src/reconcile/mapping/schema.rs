@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Case, Compare, Convert, Lookup, OnContradiction, OnEmpty, Pick};
+use super::{Case, ChoiceBy, Compare, Convert, Lookup, OnContradiction, OnEmpty, Pick};
 use crate::reconcile::plan::FieldMode;
 
 #[derive(Deserialize)]
@@ -87,6 +87,7 @@ pub(super) struct RawTarget {
     pub(super) read: Option<Spanned<String>>,
     pub(super) classes: Option<Vec<String>>,
     pub(super) on_contradiction: Option<OnContradiction>,
+    pub(super) create: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +121,7 @@ pub(super) struct RawFieldSpec {
     pub(super) compare: Option<Compare>,
     pub(super) on_empty: Option<OnEmpty>,
     pub(super) max_length: Option<i64>,
+    pub(super) choice: Option<ChoiceBy>,
 }
 
 #[derive(Deserialize)]

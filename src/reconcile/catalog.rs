@@ -1,0 +1,710 @@
+//! The catalog pass's pure part (README "Service catalog"): catalog links as written
+//! (a ServiceNow catalog item <-> a CloudForms service template, RITM variables -> dialog
+//! fields in the mapping language), and the plan of orders: which approved, active requested
+//! items (RITMs) of linked items become CloudForms orders, with which dialog values, and which
+//! are resumed because CloudForms already holds a request carrying their number.
+//!
+//! Pure: the RITMs, the resolved links and the requests found come from the adapters.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use toml::Spanned;
+
+use super::mapping::{
+    compile_rules, digest, error_at, toml_error, Extract, FieldRule, MappingError, TemplatePart,
+};
+use super::plan::{
+    FieldValue, GuardTrip, Issue, IssueKind, MappingInfo, Order, OrderAction, Plan, Safety,
+    SourceSummary, TargetSummary,
+};
+use super::record::{Ci, References, SourceRecord};
+
+/// The prefix of `correlation_id` on a RITM claimed by a catalog pass that has not yet
+/// written its request id: `cloudforms:claim:<run>`.
+pub const CLAIM_PREFIX: &str = "cloudforms:claim:";
+/// The prefix of `correlation_id` on a RITM whose order is placed: `cloudforms:request:<id>`,
+/// the identity the status write-back mapping finds it by (as the provisioning tickets').
+pub const REQUEST_PREFIX: &str = "cloudforms:request:";
+/// `correlation_display` of every RITM the job claims or ordered.
+pub const DISPLAY: &str = "CloudForms";
+
+/// A catalog link file as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLink {
+    name: Option<String>,
+    item: Spanned<RawItem>,
+    template: Spanned<RawTemplate>,
+    #[serde(default)]
+    dialog: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawItem {
+    sys_id: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplate {
+    id: Option<toml::Value>,
+    name: Option<String>,
+    catalog: Option<String>,
+    ritm_field: Option<String>,
+}
+
+/// How a link names one side: by its key or by its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Named {
+    Key(String),
+    Name(String),
+}
+
+impl Named {
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Key(k) => format!("`{k}`"),
+            Self::Name(n) => format!("named `{n}`"),
+        }
+    }
+}
+
+/// A compiled catalog link: a ServiceNow catalog item to a CloudForms service template.
+#[derive(Debug, Clone)]
+pub struct CatalogLink {
+    pub name: String,
+    pub origin: String,
+    pub digest: String,
+    /// The `sc_cat_item`: by sys_id or by name.
+    pub item: Named,
+    /// The service template: by id or by name.
+    pub template: Named,
+    /// The template's catalog (`service_template_catalog`) by name, when the link names it:
+    /// a template of that name in another catalog is not this link's.
+    pub catalog: Option<String>,
+    /// The dialog field the RITM number is always sent in (`ritm_number`), so CloudForms'
+    /// requests can be searched for it.
+    pub ritm_field: String,
+    /// The other dialog fields, from the RITM (`variables.<name>`, or a RITM column).
+    pub dialog: Vec<FieldRule>,
+}
+
+impl CatalogLink {
+    /// Compiles a link file; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, MappingError> {
+        let raw: RawLink = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
+        let name = raw.name.unwrap_or_else(|| {
+            let file = origin.rsplit(['/', '\\']).next().unwrap_or(origin);
+            file.strip_suffix(".toml").unwrap_or(file).to_owned()
+        });
+        let one = |key: Option<String>, name: Option<String>, span, what: &str, keyword: &str| {
+            let key = key.map(|k| k.trim().to_owned()).filter(|k| !k.is_empty());
+            let name = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+            match (key, name) {
+                (Some(k), None) => Ok(Named::Key(k)),
+                (None, Some(n)) => Ok(Named::Name(n)),
+                _ => Err(error_at(
+                    text,
+                    origin,
+                    Some(span),
+                    format!("[{what}] needs exactly one of `{keyword}` and `name`"),
+                )),
+            }
+        };
+        let item_span = raw.item.span();
+        let item = raw.item.into_inner();
+        let item = one(item.sys_id, item.name, item_span, "item", "sys_id")?;
+        let template_span = raw.template.span();
+        let template = raw.template.into_inner();
+        let id = match &template.id {
+            None => None,
+            Some(toml::Value::Integer(n)) => Some(n.to_string()),
+            Some(toml::Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                return Err(error_at(
+                    text,
+                    origin,
+                    Some(template_span),
+                    "[template] `id` must be a number or a string",
+                ))
+            }
+        };
+        let template_named = one(id, template.name, template_span.clone(), "template", "id")?;
+        let ritm_field = template
+            .ritm_field
+            .map(|f| f.trim().to_owned())
+            .unwrap_or_else(|| "ritm_number".to_owned());
+        let bare = |f: &str| f.strip_prefix("dialog_").unwrap_or(f).to_owned();
+        if ritm_field.is_empty() {
+            return Err(error_at(
+                text,
+                origin,
+                Some(template_span),
+                "[template] `ritm_field` must name the dialog field the RITM number goes in",
+            ));
+        }
+        let dialog = compile_rules(&raw.dialog, text, origin)?;
+        if let Some((k, _)) = raw
+            .dialog
+            .iter()
+            .find(|(k, _)| bare(k.get_ref()) == bare(&ritm_field))
+        {
+            return Err(error_at(
+                text,
+                origin,
+                Some(k.span()),
+                format!(
+                    "[dialog] `{}` is the RITM number's field (`ritm_field`): the job fills it",
+                    k.get_ref()
+                ),
+            ));
+        }
+        Ok(Self {
+            name,
+            origin: origin.to_owned(),
+            digest: digest(text),
+            item,
+            template: template_named,
+            catalog: template
+                .catalog
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty()),
+            ritm_field,
+            dialog,
+        })
+    }
+
+    /// The RITM variables the dialog reads (`variables.<name>`), sorted.
+    pub fn variables(&self) -> BTreeSet<String> {
+        self.paths()
+            .into_iter()
+            .filter_map(|p| p.strip_prefix("variables.").map(str::to_owned))
+            .filter_map(|p| p.split(['.', '[']).next().map(str::to_owned))
+            .collect()
+    }
+
+    /// The RITM columns the dialog reads besides variables, sorted.
+    pub fn columns(&self) -> BTreeSet<String> {
+        self.paths()
+            .into_iter()
+            .filter(|p| !p.starts_with("variables.") && p != "variables")
+            .filter_map(|p| p.split(['.', '[']).next().map(str::to_owned))
+            .filter(|p| !p.is_empty())
+            .collect()
+    }
+
+    fn paths(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for rule in &self.dialog {
+            match &rule.extract {
+                Extract::Path(p) => out.push(p.attribute()),
+                Extract::Template(parts) => out.extend(parts.iter().filter_map(|p| match p {
+                    TemplatePart::Field(p) | TemplatePart::Optional(p) => Some(p.attribute()),
+                    TemplatePart::Text(_) => None,
+                })),
+                Extract::Const(_) | Extract::Tag(_) => {}
+            }
+            out.extend(rule.when.iter().map(|w| w.path.attribute()));
+        }
+        out
+    }
+}
+
+/// A link with both ends found: the item's sys_id and the template's id.
+#[derive(Debug, Clone)]
+pub struct ResolvedLink<'a> {
+    pub link: &'a CatalogLink,
+    pub item_sys_id: String,
+    pub item: String,
+    pub template_id: String,
+    pub template: String,
+    pub catalog: String,
+}
+
+/// What the plan of orders is computed from.
+pub struct OrderInput<'a> {
+    pub links: &'a [ResolvedLink<'a>],
+    /// The candidate RITMs: approved, active, of a linked item, not ordered yet (empty
+    /// `correlation_id`, or a claim marker left by a pass that stopped), with the columns and
+    /// `variables.<name>` fields the links read.
+    pub ritms: &'a [Ci],
+    pub ritms_origin: String,
+    /// RITM number -> the CloudForms requests whose dialog carries it.
+    pub ordered: &'a BTreeMap<String, Vec<String>>,
+    pub ordered_origin: String,
+    /// Why CloudForms' requests could not all be searched: then nothing is ordered, since an
+    /// earlier order of a RITM cannot be ruled out.
+    pub search_incomplete: Option<String>,
+    /// The RITM `state` value of Work in Progress (from `sys_choice`).
+    pub claim_state: String,
+    /// Whether the job approves the requests it orders (else CloudForms' own approval).
+    pub approve: bool,
+    /// At most this many orders per pass (`None`: no limit); more refuses the plan.
+    pub max_orders: Option<usize>,
+    /// A claim marker younger than this (by the time it carries) may belong to a pass that
+    /// is still running: that RITM is left alone this pass. Older ones are resumed.
+    pub claim_timeout: chrono::TimeDelta,
+    pub allow_mass_change: bool,
+    pub now: DateTime<Utc>,
+}
+
+/// The RITM as a record for the dialog's rules: its columns, and `variables` as an object.
+fn ritm_record(ritm: &Ci) -> Map<String, Value> {
+    let mut record = Map::new();
+    let mut variables = Map::new();
+    for (field, value) in &ritm.fields {
+        match field.strip_prefix("variables.") {
+            Some(name) => {
+                variables.insert(name.to_owned(), Value::String(value.clone()));
+            }
+            None => {
+                record.insert(field.to_string(), Value::String(value.clone()));
+            }
+        }
+    }
+    record.insert("id".into(), Value::String(ritm.sys_id.clone()));
+    record.insert("sys_id".into(), Value::String(ritm.sys_id.clone()));
+    record.insert("variables".into(), Value::Object(variables));
+    record
+}
+
+/// When a claim marker (`cloudforms:claim:<UTC time>:...`) was written, by the time it
+/// carries; `None` for any other `correlation_id` (a marker without a readable time counts
+/// as old: resumable).
+pub fn claimed_at(correlation_id: &str) -> Option<DateTime<Utc>> {
+    let rest = correlation_id.trim().strip_prefix(CLAIM_PREFIX)?;
+    let stamp = rest.split(':').next().unwrap_or_default();
+    Some(
+        chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ")
+            .map(|t| t.and_utc())
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
+    )
+}
+
+/// Plans the catalog pass's orders. Never fails: a RITM whose dialog values cannot be made
+/// is an issue and is not ordered; a search that was cut short or too many orders refuse the
+/// plan (a guard), as the CMDB's guards do.
+pub fn plan_orders(input: &OrderInput) -> Plan {
+    let refs = References::default();
+    let mut orders = Vec::new();
+    let mut issues = Vec::new();
+    let mut ritms: Vec<&Ci> = input.ritms.iter().collect();
+    ritms.sort_by(|a, b| (a.get("number"), &a.sys_id).cmp(&(b.get("number"), &b.sys_id)));
+    ritms.dedup_by(|a, b| a.sys_id == b.sys_id);
+    let mut in_flight = 0;
+    for ritm in ritms {
+        let fresh_claim = claimed_at(ritm.get("correlation_id"))
+            .is_some_and(|at| input.now - at < input.claim_timeout);
+        let number = ritm.get("number").trim().to_owned();
+        let Some(link) = input
+            .links
+            .iter()
+            .find(|l| l.item_sys_id == ritm.get("cat_item").trim())
+        else {
+            // Read by item, so never the case; a RITM of no linked item is never touched.
+            continue;
+        };
+        let issue = |kind, field: Option<String>, message: String| Issue {
+            kind,
+            source_ids: vec![number.clone()],
+            sys_ids: vec![ritm.sys_id.clone()],
+            name: number.clone(),
+            field,
+            message,
+        };
+        if number.is_empty() {
+            issues.push(issue(
+                IssueKind::BadRecord,
+                None,
+                "the requested item has no number: it cannot be searched for in CloudForms, so it is not ordered".into(),
+            ));
+            continue;
+        }
+        let record = ritm_record(ritm);
+        let Some(source) = SourceRecord::from_object(&record) else {
+            continue;
+        };
+        let mut dialog = Vec::new();
+        let mut bad = false;
+        for rule in &link.link.dialog {
+            match rule.eval(&source, &refs) {
+                Ok(Some(value)) => dialog.push(FieldValue {
+                    field: rule.name.clone(),
+                    value,
+                    from: rule.describe.clone(),
+                }),
+                Ok(None) => {}
+                Err(e) => {
+                    bad = true;
+                    let message = match e {
+                        super::mapping::EvalError::BadValue(m)
+                        | super::mapping::EvalError::Unresolved(m) => m,
+                    };
+                    issues.push(issue(
+                        IssueKind::BadValue,
+                        Some(rule.name.clone()),
+                        format!(
+                            "dialog field `{}`: {message}; the item is not ordered",
+                            rule.name
+                        ),
+                    ));
+                }
+            }
+        }
+        if bad {
+            continue;
+        }
+        dialog.push(FieldValue {
+            field: link.link.ritm_field.clone(),
+            value: number.clone(),
+            from: "the RITM number (ritm_field)".into(),
+        });
+        let found = input.ordered.get(&number).cloned().unwrap_or_default();
+        if found.len() > 1 {
+            issues.push(issue(
+                IssueKind::DuplicateSource,
+                None,
+                format!(
+                    "CloudForms holds {} requests carrying {number} ({}): the item is left alone until someone cancels the extra ones",
+                    found.len(),
+                    found.join(", ")
+                ),
+            ));
+            continue;
+        }
+        let request_id = found.into_iter().next();
+        if request_id.is_none() && fresh_claim {
+            // Claimed lately and not ordered yet: the pass that claimed it may be ordering
+            // now. (One that already ordered is resumed: writing its request back is safe.)
+            in_flight += 1;
+            continue;
+        }
+        let (action, reason) = match (&request_id, ritm.get("correlation_id").trim()) {
+            (Some(id), _) => (
+                OrderAction::Resume,
+                format!("CloudForms request {id} already carries {number}: written back, not ordered again"),
+            ),
+            (None, c) if c.starts_with(CLAIM_PREFIX) => (
+                OrderAction::Order,
+                format!("claimed by an earlier pass ({c}) that did not order: ordered now"),
+            ),
+            (None, _) => (
+                OrderAction::Order,
+                format!("approved and active, of catalog item `{}`", link.item),
+            ),
+        };
+        orders.push(Order {
+            action,
+            ritm_sys_id: ritm.sys_id.clone(),
+            ritm_number: number.clone(),
+            link: link.link.name.clone(),
+            item_sys_id: link.item_sys_id.clone(),
+            item: link.item.clone(),
+            template_id: link.template_id.clone(),
+            template: link.template.clone(),
+            catalog: link.catalog.clone(),
+            dialog,
+            ritm_field: link.link.ritm_field.clone(),
+            sys_mod_count: ritm.get("sys_mod_count").to_owned(),
+            sys_updated_on: ritm.get("sys_updated_on").to_owned(),
+            claim_state: input.claim_state.clone(),
+            request_id,
+            approve: input.approve.then(|| {
+                format!("Approved in ServiceNow: requested item {number} (approval = approved); ordered by cmdb-reconcile")
+            }),
+            reason,
+        });
+    }
+    let mut safety = Safety {
+        mass_change_allowed: input.allow_mass_change,
+        ..Default::default()
+    };
+    // A search cut short cannot rule out an earlier order: nothing is ordered (no flag lifts
+    // this), and the pass ends partial.
+    let incomplete = input.search_incomplete.as_ref().map(|why| {
+        format!(
+            "CloudForms' requests could not all be searched for the RITM numbers ({why}): an earlier order cannot be ruled out, so {} planned orders are withheld",
+            orders.len()
+        )
+    });
+    if incomplete.is_some() {
+        orders.clear();
+    }
+    let new_orders = orders
+        .iter()
+        .filter(|o| o.action == OrderAction::Order)
+        .count();
+    if let Some(max) = input.max_orders {
+        if new_orders > max && !input.allow_mass_change {
+            safety.guards_tripped.push(GuardTrip {
+                guard: "max_orders".into(),
+                limit: max.to_string(),
+                planned: new_orders,
+                message: format!(
+                    "{new_orders} orders planned, more than max_orders = {max}; check the catalog links, then run with --allow-mass-change to order them all"
+                ),
+            });
+        }
+    }
+    let digests: Vec<&str> = input.links.iter().map(|l| l.link.digest.as_str()).collect();
+    let origins: Vec<&str> = input.links.iter().map(|l| l.link.origin.as_str()).collect();
+    let mut plan = Plan::new(
+        input.now,
+        MappingInfo {
+            name: "catalog".into(),
+            origin: origins.join(", "),
+            digest: digest(&digests.join(",")),
+            table: "sc_req_item".into(),
+            scope: "approved, active requested items of linked catalog items".into(),
+            collection: "service_templates".into(),
+        },
+        SourceSummary {
+            origin: input.ritms_origin.clone(),
+            complete: incomplete.is_none(),
+            incomplete_reason: incomplete,
+            records: input.ritms.len(),
+            // Claimed by a pass that may still be running (younger than `claim_timeout`).
+            filtered_out: in_flight,
+            inactive: 0,
+            window: None,
+        },
+        TargetSummary {
+            origin: input.ordered_origin.clone(),
+            table: "service_requests".into(),
+            cis: input.ordered.values().map(Vec::len).sum(),
+            in_scope: input.ordered.len(),
+        },
+        safety,
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        issues,
+        0,
+    );
+    plan.orders = orders;
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINK: &str = r#"
+name = "linux"
+[item]
+name = "Linux VM"
+[template]
+name = "Linux VM"
+catalog = "Virtual Machines"
+[dialog]
+vm_name = { from = "variables.vm_name", case = "lower", trim = true }
+memory_mb = { from = "variables.memory_gb", convert = "gb_to_mb", default = "2048" }
+owner = "requested_for"
+"#;
+
+    fn ritm(sys_id: &str, number: &str, vars: &[(&str, &str)], correlation: &str) -> Ci {
+        let mut fields: Vec<(String, String)> = vec![
+            ("number".into(), number.into()),
+            ("cat_item".into(), "item1".into()),
+            ("requested_for".into(), "u1".into()),
+            ("sys_mod_count".into(), "3".into()),
+            ("correlation_id".into(), correlation.into()),
+        ];
+        fields.extend(
+            vars.iter()
+                .map(|(k, v)| (format!("variables.{k}"), (*v).to_owned())),
+        );
+        Ci::new(sys_id, fields)
+    }
+
+    fn input<'a>(
+        links: &'a [ResolvedLink<'a>],
+        ritms: &'a [Ci],
+        ordered: &'a BTreeMap<String, Vec<String>>,
+    ) -> OrderInput<'a> {
+        OrderInput {
+            links,
+            ritms,
+            ritms_origin: "sn".into(),
+            ordered,
+            ordered_origin: "cf".into(),
+            search_incomplete: None,
+            claim_state: "2".into(),
+            approve: true,
+            max_orders: Some(2),
+            claim_timeout: chrono::TimeDelta::minutes(5),
+            allow_mass_change: false,
+            now: "2026-12-02T10:00:00Z".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_link_compiles_with_its_variables_and_refuses_what_it_cannot_send() {
+        let link = CatalogLink::parse(LINK, "links/linux.toml").unwrap();
+        assert_eq!(link.item, Named::Name("Linux VM".into()));
+        assert_eq!(link.ritm_field, "ritm_number");
+        assert_eq!(
+            link.variables().into_iter().collect::<Vec<_>>(),
+            ["memory_gb", "vm_name"]
+        );
+        assert_eq!(
+            link.columns().into_iter().collect::<Vec<_>>(),
+            ["requested_for"]
+        );
+        let both = LINK.replace(
+            "name = \"Linux VM\"\n[template]",
+            "name = \"x\"\nsys_id = \"y\"\n[template]",
+        );
+        let e = CatalogLink::parse(&both, "l.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("l.toml:") && e.contains("[item] needs exactly one"),
+            "{e}"
+        );
+        let ritm = format!("{LINK}ritm_number = \"number\"\n");
+        let e = CatalogLink::parse(&ritm, "l.toml").unwrap_err().to_string();
+        assert!(e.contains("the job fills it"), "{e}");
+        let unknown = LINK.replace("[dialog]", "colour = 1\n[dialog]");
+        assert!(CatalogLink::parse(&unknown, "l.toml").is_err());
+    }
+
+    #[test]
+    fn approved_items_become_orders_and_found_requests_resume() {
+        let link = CatalogLink::parse(LINK, "linux.toml").unwrap();
+        let links = [ResolvedLink {
+            link: &link,
+            item_sys_id: "item1".into(),
+            item: "Linux VM".into(),
+            template_id: "7".into(),
+            template: "Linux VM".into(),
+            catalog: "Virtual Machines".into(),
+        }];
+        let ritms = [
+            ritm("b", "RITM0002", &[("vm_name", " Web-02 ")], ""),
+            ritm(
+                "a",
+                "RITM0001",
+                &[("vm_name", "web-01"), ("memory_gb", "4")],
+                "cloudforms:claim:20261202T094500Z:host:1:ab",
+            ),
+            // Claimed two minutes ago: that pass may still be running.
+            ritm(
+                "d",
+                "RITM0004",
+                &[("vm_name", "x")],
+                "cloudforms:claim:20261202T095800Z:h:2:cd",
+            ),
+            ritm(
+                "c",
+                "RITM0003",
+                &[("vm_name", "x"), ("memory_gb", "many")],
+                "",
+            ),
+        ];
+        let ordered = BTreeMap::from([("RITM0002".to_owned(), vec!["42".to_owned()])]);
+        let plan = plan_orders(&input(&links, &ritms, &ordered));
+        let got: Vec<(&str, OrderAction, Option<&str>)> = plan
+            .orders
+            .iter()
+            .map(|o| (o.ritm_number.as_str(), o.action, o.request_id.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("RITM0001", OrderAction::Order, None),
+                ("RITM0002", OrderAction::Resume, Some("42")),
+            ]
+        );
+        let dialog: Vec<(&str, &str)> = plan.orders[0]
+            .dialog
+            .iter()
+            .map(|f| (f.field.as_str(), f.value.as_str()))
+            .collect();
+        assert_eq!(
+            dialog,
+            [
+                ("memory_mb", "4096"),
+                ("owner", "u1"),
+                ("vm_name", "web-01"),
+                ("ritm_number", "RITM0001")
+            ]
+        );
+        assert_eq!(plan.orders[1].dialog[2].value, "web-02");
+        assert!(plan.orders[0].reason.contains("claimed by an earlier pass"));
+        assert!(plan.orders[0]
+            .approve
+            .as_deref()
+            .unwrap_or("")
+            .contains("RITM0001"));
+        assert_eq!(plan.source.filtered_out, 1, "the fresh claim is left alone");
+        assert_eq!(plan.issues.len(), 1);
+        assert_eq!(plan.issues[0].kind, IssueKind::BadValue);
+        assert_eq!(plan.issues[0].name, "RITM0003");
+        assert!(plan.safety.guards_tripped.is_empty());
+        assert!(plan.has_changes());
+    }
+
+    #[test]
+    fn claim_markers_carry_their_time() {
+        assert_eq!(
+            claimed_at("cloudforms:claim:20261202T094500Z:host:1:ab"),
+            Some("2026-12-02T09:45:00Z".parse().unwrap())
+        );
+        assert_eq!(
+            claimed_at("cloudforms:claim:garbled"),
+            Some(DateTime::<Utc>::MIN_UTC)
+        );
+        assert_eq!(claimed_at("cloudforms:request:42"), None);
+        assert_eq!(claimed_at(""), None);
+    }
+
+    #[test]
+    fn too_many_orders_refuse_the_plan_and_an_incomplete_search_orders_nothing() {
+        let link = CatalogLink::parse(LINK, "linux.toml").unwrap();
+        let links = [ResolvedLink {
+            link: &link,
+            item_sys_id: "item1".into(),
+            item: "Linux VM".into(),
+            template_id: "7".into(),
+            template: "Linux VM".into(),
+            catalog: String::new(),
+        }];
+        let ritms: Vec<Ci> = (1..=3)
+            .map(|n| {
+                ritm(
+                    &format!("s{n}"),
+                    &format!("RITM000{n}"),
+                    &[("vm_name", "a")],
+                    "",
+                )
+            })
+            .collect();
+        let none = BTreeMap::new();
+        let plan = plan_orders(&input(&links, &ritms, &none));
+        assert_eq!(plan.orders.len(), 3);
+        assert_eq!(plan.safety.guards_tripped[0].guard, "max_orders");
+        let mut allowed = input(&links, &ritms, &none);
+        allowed.allow_mass_change = true;
+        assert!(plan_orders(&allowed).safety.guards_tripped.is_empty());
+        let mut cut = input(&links, &ritms[..1], &none);
+        cut.search_incomplete = Some("a page was lost".into());
+        cut.allow_mass_change = true;
+        let plan = plan_orders(&cut);
+        assert!(plan.orders.is_empty());
+        assert!(!plan.source.complete);
+        assert!(plan
+            .source
+            .incomplete_reason
+            .unwrap_or_default()
+            .contains("a page was lost"));
+        // Two requests already carry one number: nothing is ordered for it.
+        let twice = BTreeMap::from([("RITM0001".to_owned(), vec!["1".to_owned(), "2".to_owned()])]);
+        let plan = plan_orders(&input(&links, &ritms[..1], &twice));
+        assert!(plan.orders.is_empty());
+        assert_eq!(plan.issues[0].kind, IssueKind::DuplicateSource);
+    }
+}
