@@ -89,6 +89,10 @@ pub struct Estate {
     /// The last id of the estate's id sequence: objects added later (requests, tasks, the
     /// VMs they create) take ids above it.
     pub next_id: u64,
+    /// The last `vm-N` MoRef each provider (by index) handed out, counting machines since
+    /// removed: vCenter never reuses a MoRef, and the CIs of removed VMs keep theirs, so a VM
+    /// provisioned later must number above them all.
+    pub last_moref: Vec<u64>,
     pub expected: Expected,
 }
 
@@ -1404,6 +1408,7 @@ impl Gen {
             service_catalogs: Vec::new(),
             service_templates: Vec::new(),
             next_id: ID_BASE + self.next_id,
+            last_moref: self.next_moref,
             expected,
         }
     }

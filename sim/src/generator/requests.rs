@@ -555,15 +555,20 @@ fn provision_vm(e: &mut Estate, template: usize, name: &str, owner: usize, stamp
     let (uid_ems, ems_ref, location) = match vendor {
         Vendor::Vmware => {
             let uid = uuid(&mut rng, true);
-            // Above every MoRef of the provider, as vCenter numbers new objects.
+            // Above every MoRef the provider ever handed out, as vCenter numbers new objects:
+            // also above VMs since removed, whose CIs still hold theirs.
             let top = e
                 .vms
                 .iter()
                 .chain(&e.templates)
                 .filter(|v| v.ems == tpl.ems)
                 .filter_map(|v| v.ems_ref.strip_prefix("vm-")?.parse::<u64>().ok())
+                .chain(tpl.ems.and_then(|p| e.last_moref.get(p)).copied())
                 .max()
                 .unwrap_or(1000);
+            if let Some(last) = tpl.ems.and_then(|p| e.last_moref.get_mut(p)) {
+                *last = top + 1;
+            }
             (uid, format!("vm-{}", top + 1), format!("{name}/{name}.vmx"))
         }
         Vendor::Redhat => {
@@ -940,6 +945,57 @@ mod tests {
         assert!(e.vms.windows(2).all(|w| w[0].id < w[1].id));
         let last = e.vms.last().expect("a VM");
         assert!(e.requests.iter().any(|r| r.vm_name == last.name));
+    }
+
+    /// vCenter never reuses a MoRef: a VM provisioned later numbers above every VM the
+    /// provider ever had, also those since removed whose CIs (installed or retired) keep
+    /// theirs. Otherwise the new VM matches a stranger's CI by `object_id`.
+    #[test]
+    fn a_provisioned_vm_takes_a_moref_no_ci_holds() {
+        let mut generated = generate(&GenOptions {
+            vms: 5_000,
+            drift: 0.05,
+            seed: 7,
+            now: Utc
+                .with_ymd_and_hms(2026, 12, 1, 8, 0, 0)
+                .single()
+                .expect("valid date"),
+            requests: 30,
+            hosts: None,
+        });
+        let held: HashSet<(String, String)> = generated
+            .cmdb
+            .tables
+            .iter()
+            .flat_map(|t| &t.rows)
+            .filter_map(|r| {
+                let text = |f: &str| r.get(f)?.as_str().map(str::to_owned);
+                Some((text("object_id")?, text("vcenter_uuid")?))
+            })
+            .collect();
+        assert!(!held.is_empty());
+        let e = &mut generated.estate;
+        let mut created = Vec::new();
+        for step in 0..5 {
+            created.extend(
+                e.advance_requests(&format!("2026-12-02T10:00:0{step}Z"))
+                    .vms,
+            );
+        }
+        assert!(!created.is_empty());
+        for id in created {
+            let vm = e.vms.iter().find(|v| v.id == id).expect("created VM");
+            let (Vendor::Vmware, Some(p)) = (vm.vendor, vm.ems) else {
+                continue;
+            };
+            let uuid = e.providers[p].uid_ems.clone().unwrap_or_default();
+            assert!(
+                !held.contains(&(vm.ems_ref.clone(), uuid)),
+                "{} took {}, which a CI already holds",
+                vm.name,
+                vm.ems_ref
+            );
+        }
     }
 
     #[test]
