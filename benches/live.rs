@@ -54,9 +54,9 @@
 //! created and deleted), and the fewest writes: one per write, or one per 50 of a kind with
 //! batches. The job's CPU time (planning) is not in the bound.
 //!
-//! Run time on 2 shared cores: at 100,000 VMs, `-- 100000 lan vms` took 10 minutes and
-//! `-- 100000 tickets` 8 (both with `BENCH_SCENARIOS=singles,batch`); the default (10,000
-//! VMs, everything) should take about 13, by the rows' bounds. `vms` at 100,000 VMs under
+//! Run time on 2 shared cores: the default (10,000 VMs, everything) took 15 minutes; at
+//! 100,000 VMs, `-- 100000 lan vms` took 10 and `-- 100000 tickets` 8 (both with
+//! `BENCH_SCENARIOS=singles,batch`). `vms` at 100,000 VMs under
 //! `cloud` or `sequential` is bound by the first run's 80,000 writes (about 33 and 27
 //! minutes): run them on purpose.
 //!
