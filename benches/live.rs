@@ -10,12 +10,33 @@
 //!
 //! CloudForms sits in the datacenter next to the job: 20 ms per request in both.
 //!
-//! `cargo bench --bench live [-- 10000 100000] [lan] [cloud]` (default: 10000, both models).
-//! For each estate size and model it runs the scenarios, each on a fresh simulated estate (5%
-//! drift, seed 7): `default` (apply concurrency 8, one request per write), `batch`
-//! (concurrency 8, Batch API, 100 writes per request) and, under `lan` only, `sequential`
-//! (concurrency 1, one request per write; under `cloud` it would take over half an hour at
-//! 100,000 VMs). `BENCH_SCENARIOS=default,batch` picks some.
+//! `cargo bench --bench live [-- 10000 100000] [lan] [cloud] [vms] [tickets]` (default: 10000,
+//! both models, both workloads). A workload is what the job syncs and what happens between
+//! its runs; each runs the job more than once on one estate, a row per run:
+//!
+//! - `vms`: `mappings/vmware-vm.toml` on an estate with 5% drift. `apply`: the CIs' drift and
+//!   every VM's relationship rows (`cmdb_rel_ci`: the simulated CMDB starts with none, and
+//!   holds the ESX servers the `Registered on` rows point at, not the datastores or
+//!   datacenters of the other two types, which the infrastructure syncs write: see
+//!   `benches/infra.rs`); `re-run`: the same job again, which must write nothing.
+//! - `tickets`: `mappings/provision-incident.toml` with 6 provisioning requests per 100 VMs
+//!   in the estate (6,000 at 100,000 VMs; about 45% of them updated within the mapping's
+//!   30-day window, so about 2,700 tickets: a few months' VM churn of such an estate, and the
+//!   failures and approvals around it). `first`: a ticket per request in the window;
+//!   `advance`: CloudForms moves every unfinished request one step (about 1,800: approved,
+//!   started, finished), so their tickets are updated (a day of changes, not an hour's);
+//!   `re-run`: nothing to write.
+//!
+//! A new sync gets its rows as a new [`Workload`]: its mappings, the estate it needs, and
+//! what moves between its runs ([`Between`]); the counting and the bound below are per sync
+//! and need nothing new unless the sync writes somewhere other than the Table API.
+//!
+//! For each estate size, model and workload it runs the scenarios, each on a fresh simulated
+//! estate (seed 7): `singles` (apply concurrency 8, one request per write: the default before
+//! `batch_size` defaulted to 50), `batch` (concurrency 8, Batch API, 50 writes per request:
+//! the default) and, under `lan` only, `sequential` (concurrency 1, one request per write;
+//! under `cloud` it would take hours at 100,000 VMs). `BENCH_SCENARIOS=singles,batch` picks
+//! some.
 //!
 //! Every row prints wall time (plan, apply), requests by kind next to the fewest that dataset
 //! needs, the 429s answered, the job's peak memory, and the round-trip lower bound with the
@@ -25,10 +46,19 @@
 //! each the larger of (requests / allowed rate) and (sum of the requests' service times /
 //! requests in flight), where the service time is the injected latency (plus the write time
 //! under `cloud`) and the requests in flight are the job's concurrency for that phase, capped
-//! by the server's slots; and never less than all ServiceNow requests / the rate. The
-//! requests counted are the reads the job made (not counting those answered 429), the pre-write
-//! checks its design needs (one `IN` read per 100 CIs to write), and the fewest writes: one
-//! per write, or one per 100 with batches. The job's CPU time (planning) is not in the bound.
+//! by the server's slots; and never less than all ServiceNow requests / the rate. With several
+//! syncs in a run (each reads, then writes) the sums over all of them are still a lower bound.
+//! The requests counted are the reads the job made (not counting those answered 429), the
+//! pre-write checks its design needs (one `IN` read per 100 rows to write, for each kind of
+//! write of each sync: CI creates, other CI writes, relationship and classification rows
+//! created and deleted), and the fewest writes: one per write, or one per 50 of a kind with
+//! batches. The job's CPU time (planning) is not in the bound.
+//!
+//! Run time on 2 shared cores: the default (10,000 VMs, everything) took 15 minutes; at
+//! 100,000 VMs, `-- 100000 lan vms` took 10 and `-- 100000 tickets` 8 (both with
+//! `BENCH_SCENARIOS=singles,batch`). `vms` at 100,000 VMs under
+//! `cloud` or `sequential` is bound by the first run's 80,000 writes (about 33 and 27
+//! minutes): run them on purpose.
 //!
 //! The job runs as its own process (the simulators run in this one): `CMDB_BENCH_BIN` names
 //! another build of it (e.g. the base commit's, for before/after figures back to back), and
@@ -107,19 +137,94 @@ struct Scenario {
 
 const SCENARIOS: [Scenario; 3] = [
     Scenario {
-        name: "default",
+        name: "singles",
         concurrency: 8,
         batch_size: 0,
     },
     Scenario {
         name: "batch",
         concurrency: 8,
-        batch_size: 100,
+        batch_size: 50,
     },
     Scenario {
         name: "sequential",
         concurrency: 1,
         batch_size: 0,
+    },
+];
+
+/// What happens in the estate before a run.
+#[derive(Clone, Copy)]
+enum Between {
+    Nothing,
+    /// CloudForms moves every unfinished provisioning request one step.
+    AdvanceRequests,
+}
+
+/// One run of the job in a workload.
+struct Pass {
+    name: &'static str,
+    before: Between,
+    /// The run must plan no write (a re-run converges).
+    writes_nothing: bool,
+}
+
+/// What the job syncs, on what estate, and what moves between its runs.
+struct Workload {
+    name: &'static str,
+    /// Shipped mappings, as `[[sync]]`s in this order: (file name, text).
+    mappings: &'static [(&'static str, &'static str)],
+    /// Fraction of VMs in CloudForms whose CI drifted (`SimOptions::drift`).
+    drift: f64,
+    /// Provisioning requests per 100 VMs in the estate (`SimOptions::requests`).
+    requests_per_100_vms: usize,
+    passes: &'static [Pass],
+}
+
+const WORKLOADS: [Workload; 2] = [
+    Workload {
+        name: "vms",
+        mappings: &[("vmware-vm.toml", include_str!("../mappings/vmware-vm.toml"))],
+        drift: 0.05,
+        requests_per_100_vms: 0,
+        passes: &[
+            Pass {
+                name: "apply",
+                before: Between::Nothing,
+                writes_nothing: false,
+            },
+            Pass {
+                name: "re-run",
+                before: Between::Nothing,
+                writes_nothing: true,
+            },
+        ],
+    },
+    Workload {
+        name: "tickets",
+        mappings: &[(
+            "provision-incident.toml",
+            include_str!("../mappings/provision-incident.toml"),
+        )],
+        drift: 0.05,
+        requests_per_100_vms: 6,
+        passes: &[
+            Pass {
+                name: "first",
+                before: Between::Nothing,
+                writes_nothing: false,
+            },
+            Pass {
+                name: "advance",
+                before: Between::AdvanceRequests,
+                writes_nothing: false,
+            },
+            Pass {
+                name: "re-run",
+                before: Between::Nothing,
+                writes_nothing: true,
+            },
+        ],
     },
 ];
 
@@ -181,40 +286,103 @@ fn phase_bound(
     by_client.max(by_slots).max(by_rate)
 }
 
-fn run(vms: usize, model: &Model, scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
-    let now = Utc::now();
-    let sims = runtime
-        .block_on(Sims::start(SimOptions {
-            vms,
-            drift: 0.05,
-            seed: 7,
-            now,
-            miq_faults: miq_faults(),
-            snow_faults: snow_faults(model),
-            ..Default::default()
-        }))
-        .expect("simulators");
-    let o = sims.options().clone();
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("vmware-vm.toml"),
-        include_str!("../mappings/vmware-vm.toml"),
-    )
-    .unwrap();
+/// What the plans of one run say it must write, counted for the bound.
+#[derive(Default)]
+struct Planned {
+    /// CI writes: creates, and updates, retirements, deletes and Absent marks.
+    ci_creates: u64,
+    ci_others: u64,
+    /// Relationship (`cmdb_rel_ci`) and classification (`cmdb_key_value`) rows.
+    rel_creates: u64,
+    rel_deletes: u64,
+    kv_creates: u64,
+    kv_deletes: u64,
+    /// Every write, each one item of the server's write time.
+    writes: u64,
+    /// The fewest write requests: per sync and kind, one per write or per `batch` writes.
+    min_writes: u64,
+    /// The pre-write checks: per sync and kind, one `IN` read per 100 writes.
+    checks: u64,
+    /// Source records read (after the mappings' filters), and the CloudForms pages they need.
+    records: u64,
+    min_miq: u64,
+    /// Target rows read, and the fewest pages for them.
+    cis: u64,
+    min_snow_reads: u64,
+}
+
+impl Planned {
+    fn of(plans: &[Value], batch: u64) -> Planned {
+        let n = |v: &Value| v.as_u64().unwrap_or(0);
+        let count = |list: &Value, action: &str| {
+            list.as_array().map_or(0, |l| {
+                l.iter().filter(|c| c["action"] == action).count() as u64
+            })
+        };
+        let mut p = Planned {
+            // One /api/auth for the token.
+            min_miq: 1,
+            ..Planned::default()
+        };
+        for plan in plans {
+            let s = &plan["summary"];
+            let kinds = [
+                n(&s["creates"]),
+                n(&s["updates"]) + n(&s["retirements"]) + n(&s["deletes"]) + n(&s["marked_absent"]),
+                count(&plan["relationships"], "create"),
+                count(&plan["relationships"], "delete"),
+                count(&plan["classifications"], "create"),
+                count(&plan["classifications"], "delete"),
+            ];
+            p.ci_creates += kinds[0];
+            p.ci_others += kinds[1];
+            p.rel_creates += kinds[2];
+            p.rel_deletes += kinds[3];
+            p.kv_creates += kinds[4];
+            p.kv_deletes += kinds[5];
+            for k in kinds {
+                p.writes += k;
+                p.min_writes += k.div_ceil(batch);
+                p.checks += k.div_ceil(PER_READ);
+            }
+            let records = n(&plan["source"]["records"]);
+            p.records += records;
+            // CloudForms filters server-side: pages of the records the mapping selects.
+            p.min_miq += records.div_ceil(1000).max(1);
+            let cis = n(&plan["target"]["cis"]);
+            p.cis += cis;
+            p.min_snow_reads += cis.div_ceil(1000).max(1);
+        }
+        p
+    }
+}
+
+/// The config of one scenario in `dir`, the workload's mappings beside it.
+fn write_config(
+    dir: &std::path::Path,
+    sims: &Sims,
+    workload: &Workload,
+    scenario: &Scenario,
+) -> std::path::PathBuf {
+    let o = sims.options();
+    let mut syncs = String::new();
+    for (file, text) in workload.mappings {
+        std::fs::write(dir.join(file), text).unwrap();
+        syncs.push_str(&format!("[[sync]]\nmapping = \"{file}\"\n"));
+    }
     let max_rps = std::env::var("BENCH_MAX_RPS").unwrap_or_else(|_| "240".into());
     let max_rps = if max_rps == "none" {
         String::new()
     } else {
         format!("max_rps = {max_rps}\n")
     };
-    let config = dir.path().join("bench.toml");
+    let config = dir.join("bench.toml");
     std::fs::write(
         &config,
         format!(
             "[cloudforms]\nurl = \"{}\"\nuser = \"{}\"\npassword_env = \"BENCH_CF\"\n\n\
              [servicenow]\nurl = \"{}\"\nuser = \"{}\"\npassword_env = \"BENCH_SN\"\n{max_rps}\n\
-             [apply]\nconcurrency = {}\nbatch_size = {}\n\n[report]\ndir = \"reports\"\nformats = [\"json\"]\n\n\
-             [[sync]]\nmapping = \"vmware-vm.toml\"\n",
+             [apply]\nconcurrency = {}\nbatch_size = {}\n\n[report]\ndir = \"reports\"\nformats = [\"json\"]\n\n{syncs}",
             sims.manageiq_url(),
             o.miq_user,
             sims.servicenow_url(),
@@ -224,14 +392,87 @@ fn run(vms: usize, model: &Model, scenario: &Scenario, runtime: &tokio::runtime:
         ),
     )
     .unwrap();
+    config
+}
 
+/// Runs one scenario of one workload: a fresh estate, then the workload's passes, a row each.
+fn run(
+    vms: usize,
+    model: &Model,
+    workload: &Workload,
+    scenario: &Scenario,
+    runtime: &tokio::runtime::Runtime,
+) {
+    let sims = runtime
+        .block_on(Sims::start(SimOptions {
+            vms,
+            drift: workload.drift,
+            seed: 7,
+            // The job reads the wall clock (the ticket sync's 30-day window is from it).
+            now: Utc::now(),
+            requests: vms * workload.requests_per_100_vms / 100,
+            miq_faults: miq_faults(),
+            snow_faults: snow_faults(model),
+            ..Default::default()
+        }))
+        .expect("simulators");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &sims, workload, scenario);
+    for pass in workload.passes {
+        let moved = match pass.before {
+            Between::Nothing => String::new(),
+            Between::AdvanceRequests => {
+                let advanced = sims.manageiq().advance_requests();
+                format!(
+                    " after CloudForms moved {} requests on ({} VMs made)",
+                    advanced.requests.len(),
+                    advanced.vms.len()
+                )
+            }
+        };
+        sims.reset_stats(Api::ManageIq);
+        sims.reset_stats(Api::ServiceNow);
+        run_pass(
+            vms,
+            model,
+            workload,
+            scenario,
+            pass,
+            &moved,
+            &sims,
+            dir.path(),
+            &config,
+        );
+    }
+    runtime.block_on(sims.stop());
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a benchmark row names everything it ran"
+)]
+fn run_pass(
+    vms: usize,
+    model: &Model,
+    workload: &Workload,
+    scenario: &Scenario,
+    pass: &Pass,
+    moved: &str,
+    sims: &Sims,
+    dir: &std::path::Path,
+    config: &std::path::Path,
+) {
+    let o = sims.options();
     let bin = std::env::var("CMDB_BENCH_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_cmdb-reconcile").to_owned());
-    let cis_before = sims.servicenow().count("cmdb_ci_vmware_instance");
+    let reports = dir.join("reports");
+    let before: Vec<_> = std::fs::read_dir(&reports)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
     let started = Instant::now();
     let out = Command::new(&bin)
         .args(["run", "--log-format", "json", "--config"])
-        .arg(&config)
+        .arg(config)
         .env("BENCH_CF", &o.miq_password)
         .env("BENCH_SN", &o.snow_password)
         .env_remove("RUST_LOG")
@@ -248,35 +489,34 @@ fn run(vms: usize, model: &Model, scenario: &Scenario, runtime: &tokio::runtime:
         String::from_utf8_lossy(&out.stdout)
     );
 
-    let plan_file = std::fs::read_dir(dir.path().join("reports"))
+    // This run's folder (one per run), a plan per sync in it.
+    let run_dir = std::fs::read_dir(&reports)
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
-        .join("vmware-vm")
-        .join("plan.json");
-    let plan: Value = serde_json::from_str(&std::fs::read_to_string(plan_file).unwrap()).unwrap();
-    let s = &plan["summary"];
-    let n = |v: &Value| v.as_u64().unwrap_or(0);
-    let (creates, updates) = (n(&s["creates"]), n(&s["updates"]));
-    let retirements = n(&s["retirements"]) + n(&s["deletes"]) + n(&s["marked_absent"]);
-    let writes = creates + updates + retirements;
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir() && !before.contains(p))
+        .expect("the run's report folder");
+    let plans: Vec<Value> = workload
+        .mappings
+        .iter()
+        .map(|(file, _)| {
+            let name = file.trim_end_matches(".toml");
+            let text = std::fs::read_to_string(run_dir.join(name).join("plan.json")).unwrap();
+            serde_json::from_str(&text).unwrap()
+        })
+        .collect();
+    let batch = scenario.batch_size.max(1) as u64;
+    let p = Planned::of(&plans, batch);
+    if pass.writes_nothing {
+        assert_eq!(p.writes, 0, "the {} run planned writes", pass.name);
+    }
 
     let miq = route_totals(&sims.stats(Api::ManageIq));
     let snow_stats = sims.stats(Api::ServiceNow);
     let snow = route_totals(&snow_stats);
     let got = |m: &BTreeMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(0);
     let refused = snow_stats["by_status"]["429"].as_u64().unwrap_or(0);
-    // Pages of the VMs the mapping's filter selects (CloudForms filters server-side), plus
-    // one /api/auth.
-    let min_miq = n(&plan["source"]["records"]).div_ceil(1000) + 1;
-    let min_snow_reads = (cis_before as u64).div_ceil(1000);
-    let batch = scenario.batch_size.max(1) as u64;
-    let others = updates + retirements;
-    let min_writes = creates.div_ceil(batch) + others.div_ceil(batch);
     // The reads the job made, less those refused (each 429 is a request sent again), split
-    // into the pre-write checks (one IN read per 100 CIs to write) and the plan's reads.
+    // into the pre-write checks and the plan's reads.
     let gets: u64 = snow
         .iter()
         .filter(|(route, _)| route.starts_with("GET "))
@@ -291,8 +531,7 @@ fn run(vms: usize, model: &Model, scenario: &Scenario, runtime: &tokio::runtime:
                 .sum()
         })
         .unwrap_or(0);
-    let checks = creates.div_ceil(PER_READ) + others.div_ceil(PER_READ);
-    let plan_reads = (gets - refused_gets).saturating_sub(checks);
+    let plan_reads = (gets - refused_gets).saturating_sub(p.checks);
     let rate = Some(RATE_LIMIT_PER_SEC as f64);
     let cloudforms = Model {
         name: "cloudforms",
@@ -301,50 +540,60 @@ fn run(vms: usize, model: &Model, scenario: &Scenario, runtime: &tokio::runtime:
         write_jitter_ms: 0,
         slots: None,
     };
-    let cf_bound = phase_bound(&cloudforms, min_miq as f64, 0.0, READ_CONCURRENCY, None);
+    let cf_bound = phase_bound(&cloudforms, p.min_miq as f64, 0.0, READ_CONCURRENCY, None);
     let sn_reads = phase_bound(model, plan_reads as f64, 0.0, READ_CONCURRENCY, rate);
     let read_bound = cf_bound.max(sn_reads);
     let write_bound = phase_bound(
         model,
-        (checks + min_writes) as f64,
-        writes as f64,
+        (p.checks + p.min_writes) as f64,
+        p.writes as f64,
         scenario.concurrency as f64,
         rate,
     );
-    let needed = plan_reads + checks + min_writes;
+    let needed = plan_reads + p.checks + p.min_writes;
     let rate_bound = needed as f64 / RATE_LIMIT_PER_SEC as f64;
     let bound = (read_bound + write_bound + LEASE_SETTLE_SECS).max(rate_bound);
 
     let plan_secs = log_field(&stderr, "plan written", "seconds").unwrap_or(f64::NAN);
-    let apply_secs = log_field(&stderr, "plan applied", "seconds").unwrap_or(f64::NAN);
+    // A run with nothing to write applies nothing (and logs no apply).
+    let apply_secs = log_field(&stderr, "plan applied", "seconds").unwrap_or(0.0);
     let rss = log_field(&stderr, "done", "peak_rss_mib").unwrap_or(f64::NAN);
     println!(
-        "{vms:>6} VMs  {:<5} {:<10}  wall {wall:6.1} s (plan {plan_secs:5.1} s, apply {apply_secs:6.1} s)  bound {bound:6.1} s (reads {read_bound:.1} + writes {write_bound:.1} + lease settle {LEASE_SETTLE_SECS:.0}; rate {rate_bound:.1})  wall/bound {:.2}  429s {refused}  peak RSS {rss:4.0} MiB",
+        "{vms:>6} VMs  {:<5} {:<10} {:<16} wall {wall:6.1} s (plan {plan_secs:5.1} s, apply {apply_secs:6.1} s)  bound {bound:6.1} s (reads {read_bound:.1} + writes {write_bound:.1} + lease settle {LEASE_SETTLE_SECS:.0}; rate {rate_bound:.1})  wall/bound {:.2}  429s {refused}  peak RSS {rss:4.0} MiB",
         model.name,
         scenario.name,
+        format!("{}/{}", workload.name, pass.name),
         wall / bound,
     );
     println!(
-        "        planned: {creates} creates, {updates} updates, {retirements} retirements ({writes} writes)"
+        "        planned{moved}: {} source records, {} target rows; CIs: {} creates, {} other writes; relationship rows: {} creates, {} deletes; classification rows: {} creates, {} deletes ({} writes)",
+        p.records, p.cis, p.ci_creates, p.ci_others, p.rel_creates, p.rel_deletes, p.kv_creates, p.kv_deletes, p.writes
     );
+    let miq_routes: Vec<String> = miq
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(route, n)| format!("{route} {n}"))
+        .collect();
     println!(
-        "        CloudForms: {} requests (GET /api/vms {}, /api/auth {}), minimum {min_miq}",
+        "        CloudForms: {} requests ({}), minimum {}",
         miq.values().sum::<u64>(),
-        got(&miq, "GET /api/vms"),
-        got(&miq, "GET /api/auth"),
+        miq_routes.join(", "),
+        p.min_miq,
     );
     let table_gets = got(&snow, "GET /api/now/table/{table}");
     println!(
-        "        ServiceNow: {} requests ({needed} needed): table GETs {table_gets} (minimum {min_snow_reads} for the CMDB read; {checks} pre-write checks), \
-         POST {}, PATCH {}, DELETE {}, batch {}; writes minimum {min_writes}; 429 answered {refused}; most in flight {}",
+        "        ServiceNow: {} requests ({needed} needed): table GETs {table_gets} (minimum {} for the target read; {} pre-write checks), \
+         POST {}, PATCH {}, DELETE {}, batch {}; writes minimum {}; 429 answered {refused}; most in flight {}",
         snow.values().sum::<u64>(),
+        p.min_snow_reads,
+        p.checks,
         got(&snow, "POST /api/now/table/{table}"),
         got(&snow, "PATCH /api/now/table/{table}/{sys_id}"),
         got(&snow, "DELETE /api/now/table/{table}/{sys_id}"),
         got(&snow, "POST /api/now/v1/batch"),
+        p.min_writes,
         snow_stats["max_in_flight"].as_u64().unwrap_or(0),
     );
-    runtime.block_on(sims.stop());
 }
 
 fn main() {
@@ -355,15 +604,20 @@ fn main() {
     } else {
         sizes
     };
-    let named: Vec<&str> = args
-        .iter()
-        .map(String::as_str)
-        .filter(|a| MODELS.iter().any(|m| m.name == *a))
-        .collect();
-    let models: Vec<&Model> = MODELS
-        .iter()
-        .filter(|m| named.is_empty() || named.contains(&m.name))
-        .collect();
+    let named = |names: Vec<&'static str>| -> Vec<&'static str> {
+        let picked: Vec<&'static str> = names
+            .iter()
+            .copied()
+            .filter(|n| args.iter().any(|a| a == n))
+            .collect();
+        if picked.is_empty() {
+            names
+        } else {
+            picked
+        }
+    };
+    let models = named(MODELS.iter().map(|m| m.name).collect());
+    let workloads = named(WORKLOADS.iter().map(|w| w.name).collect());
     let picked = std::env::var("BENCH_SCENARIOS").ok();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -371,23 +625,25 @@ fn main() {
         .build()
         .unwrap();
     println!(
-        "cmdb-reconcile run against the simulators: 5% drift, seed 7; ServiceNow rate limit {RATE_LIMIT_PER_SEC}/s; CloudForms {CF_LATENCY_MS} ms; {} cores; job {}",
+        "cmdb-reconcile run against the simulators: seed 7; ServiceNow rate limit {RATE_LIMIT_PER_SEC}/s; CloudForms {CF_LATENCY_MS} ms; {} cores; job {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         std::env::var("CMDB_BENCH_BIN").unwrap_or_else(|_| "this build".into()),
     );
     for vms in sizes {
-        for model in &models {
-            for scenario in &SCENARIOS {
-                if scenario.name == "sequential" && model.slots.is_some() {
-                    continue;
+        for model in MODELS.iter().filter(|m| models.contains(&m.name)) {
+            for workload in WORKLOADS.iter().filter(|w| workloads.contains(&w.name)) {
+                for scenario in &SCENARIOS {
+                    if scenario.name == "sequential" && model.slots.is_some() {
+                        continue;
+                    }
+                    if picked
+                        .as_deref()
+                        .is_some_and(|p| !p.split(',').any(|s| s == scenario.name))
+                    {
+                        continue;
+                    }
+                    run(vms, model, workload, scenario, &runtime);
                 }
-                if picked
-                    .as_deref()
-                    .is_some_and(|p| !p.split(',').any(|s| s == scenario.name))
-                {
-                    continue;
-                }
-                run(vms, model, scenario, &runtime);
             }
         }
     }

@@ -266,7 +266,8 @@ pub struct ApplyOpts {
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
 
-    /// Send updates and retirements through the Batch API, N per request (0 = off).
+    /// Send writes (creates too) through the Batch API, N per request (default 50, or [apply]
+    /// batch_size; 0 or 1 = one request per write).
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
 

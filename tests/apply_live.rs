@@ -21,6 +21,15 @@ mod common;
 
 use common::{config, plan, sims, TABLE};
 
+/// The shared config with one request per write (`batch_size = 0`; the default batches): the
+/// tests using it inject their faults into, count, or edit between the Table API's single
+/// writes. The batch paths have tests of their own at the end of this file.
+fn singles(sims: &Sims, dir: &std::path::Path) -> Config {
+    let mut config = config(sims, dir);
+    config.apply.batch_size = 0;
+    config
+}
+
 /// Longer than any of these runs takes once bounded; before, some ran for many minutes.
 const BOUND: Duration = Duration::from_secs(90);
 
@@ -141,7 +150,7 @@ fn on_writes(rule: Value) -> FaultConfig {
 async fn writes_stop_after_the_breaker_opens(fault: Value, what: &str) {
     let sims = sims(800).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config(&sims, dir.path());
+    let config = singles(&sims, dir.path());
     let planned = plan(&config, &dir.path().join("1")).await;
     let planned_writes = planned_writes(&planned);
     let (threshold, in_flight) = (config.apply.breaker, config.apply.concurrency);
@@ -200,7 +209,7 @@ async fn a_rate_limit_longer_than_allowed_opens_the_breaker_without_waiting() {
 async fn the_deadline_ends_the_writes_and_says_so() {
     let sims = sims(800).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(&sims, dir.path());
+    let mut config = singles(&sims, dir.path());
     let planned = plan(&config, &dir.path().join("1")).await;
     let planned_writes = planned_writes(&planned);
     // One write at a time, each a quarter second: all of them would take ten seconds and
@@ -277,7 +286,7 @@ fn update_fields(planned: &Planned) -> BTreeMap<String, Vec<(String, String)>> {
 async fn an_update_whose_answer_was_lost_is_read_back_and_reported_applied() {
     let sims = sims(400).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config(&sims, dir.path());
+    let config = singles(&sims, dir.path());
     let planned = plan(&config, &dir.path().join("1")).await;
     let updates = update_fields(&planned);
     assert!(updates.len() >= 5, "{}", updates.len());
@@ -312,7 +321,7 @@ async fn an_update_whose_answer_was_lost_is_read_back_and_reported_applied() {
 async fn a_lost_answer_that_cannot_be_read_back_is_unknown_not_failed() {
     let sims = sims(400).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config(&sims, dir.path());
+    let config = singles(&sims, dir.path());
     let planned = plan(&config, &dir.path().join("1")).await;
     let updates = update_fields(&planned);
     let (victim, fields) = updates.iter().next().unwrap();
@@ -352,7 +361,7 @@ async fn a_lost_answer_that_cannot_be_read_back_is_unknown_not_failed() {
 async fn a_write_that_read_back_shows_undone_is_sent_again_and_failed_when_it_stays_so() {
     let sims = sims(400).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config(&sims, dir.path());
+    let config = singles(&sims, dir.path());
     let planned = plan(&config, &dir.path().join("1")).await;
     let updates = update_fields(&planned);
     let mut ids = updates.keys();
@@ -461,7 +470,7 @@ fn outcome_of(planned: &Planned, sys_id: &str) -> Value {
 async fn a_ci_edited_during_the_apply_before_its_chunk_is_skipped_as_stale() {
     let sims = sims(400).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(&sims, dir.path());
+    let mut config = singles(&sims, dir.path());
     let planned = plan(&config, &dir.path().join("1")).await;
     let updates = update_fields(&planned);
     let order: Vec<&String> = planned
@@ -508,7 +517,7 @@ async fn a_ci_edited_during_the_apply_before_its_chunk_is_skipped_as_stale() {
 async fn an_edit_between_the_check_and_the_write_is_reported_as_overwritten() {
     let sims = sims(400).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config(&sims, dir.path());
+    let config = singles(&sims, dir.path());
     let planned = plan(&config, &dir.path().join("1")).await;
     let updates = update_fields(&planned);
     let (victim, fields) = updates.iter().next().unwrap();

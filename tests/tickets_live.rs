@@ -317,8 +317,14 @@ async fn a_run_killed_mid_apply_leaves_no_duplicate_ticket() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &sims, &[TICKETS], "[apply]\nconcurrency = 1\n");
-    // Every ticket create is slow: the run is killed with some made and the rest not.
+    // One create per request (`batch_size = 0`), each slow: the run is killed with some made
+    // and the rest not.
+    let config = config(
+        dir.path(),
+        &sims,
+        &[TICKETS],
+        "[apply]\nconcurrency = 1\nbatch_size = 0\n",
+    );
     let slow = FaultRule {
         method: Some("POST".into()),
         path: "/api/now/table/incident".into(),

@@ -35,7 +35,7 @@ fn a_live_config_reads_secrets_from_files_and_resolves_relative_paths() {
         "c.toml",
         "[cloudforms]\nurl = \"https://cf\"\nuser = \"svc\"\npassword_file = \"cf.secret\"\ngroup = \"ops\"\ntimeout = \"30s\"\n\
          [servicenow]\nurl = \"https://sn\"\nuser = \"svc\"\npassword_file = \"sn.secret\"\nconcurrency = 2\n\
-         [apply]\nbatch_size = 50\nmax_plan_age = \"0\"\n[[sync]]\nmapping = \"m.toml\"\n",
+         [apply]\nbatch_size = 25\nmax_plan_age = \"0\"\n[[sync]]\nmapping = \"m.toml\"\n",
     );
     let c = Config::for_plan(
         &plan_args(&["--config", config.to_str().unwrap()]),
@@ -59,7 +59,7 @@ fn a_live_config_reads_secrets_from_files_and_resolves_relative_paths() {
     let sn = c.servicenow.unwrap();
     assert!(matches!(&sn.auth, SnAuth::Basic { password, .. } if password.expose() == "other"));
     assert_eq!(sn.concurrency, 2);
-    assert_eq!(c.apply.batch_size, 50);
+    assert_eq!(c.apply.batch_size, 25);
     assert_eq!(c.max_plan_age, None, "0 = no limit");
 }
 
