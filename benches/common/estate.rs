@@ -5,12 +5,16 @@
 use chrono::{DateTime, Utc};
 use cmdb_reconcile::reconcile::mapping::Mapping;
 use cmdb_reconcile::reconcile::planner::Input;
-use cmdb_reconcile::reconcile::record::{Ci, FieldNames, References};
-use serde_json::{json, Value};
+use cmdb_reconcile::reconcile::record::{Ci, FieldNames, References, Val};
+use serde_json::json;
 
 /// VMs `offset..offset + n` and their CIs; slices with different offsets never share an id.
-pub fn estate(offset: usize, n: usize) -> (Vec<Value>, Vec<Ci>, References) {
+/// Each VM is written as the JSON CloudForms sends and made compact at once, as the live
+/// client does page by page; rows are built as the ServiceNow reader builds them (names and
+/// layouts shared).
+pub fn estate(offset: usize, n: usize) -> (Vec<Val>, Vec<Ci>, References) {
     let mut names = FieldNames::default();
+    let mut keys = FieldNames::default();
     let mut vms = Vec::with_capacity(n);
     let mut cis = Vec::with_capacity(n);
     let users: Vec<Ci> = (0..200)
@@ -77,24 +81,28 @@ pub fn estate(offset: usize, n: usize) -> (Vec<Value>, Vec<Ci>, References) {
                 ("sys_updated_on", "2026-11-26 12:00:00".into()),
                 ("sys_mod_count", "4".into()),
             ];
-            cis.push(Ci::new(
-                format!("{i:032x}"),
-                fields.into_iter().map(|(k, v)| (names.intern(k), v)),
-            ));
+            cis.push(Ci {
+                sys_id: format!("{i:032x}"),
+                fields: names.row(fields),
+            });
         }
-        vms.push(vm);
+        vms.push(Val::from_json(vm, &mut keys));
     }
     for j in 0..n / 100 {
         let mut ci = cis[j].clone();
         ci.sys_id = format!("dead{:028x}", offset + j);
-        ci.fields
-            .insert(names.intern("object_id"), format!("vm-gone-{}", offset + j));
-        ci.fields.insert(
-            names.intern("correlation_id"),
-            format!("gone-{}", offset + j),
+        let gone = |field: &str, value: &str| match field {
+            "object_id" => format!("vm-gone-{}", offset + j),
+            "correlation_id" => format!("gone-{}", offset + j),
+            "name" => format!("gone-{}", offset + j),
+            _ => value.to_owned(),
+        };
+        ci.fields = names.row(
+            ci.fields
+                .iter()
+                .map(|(k, v)| (k.clone(), gone(k, v)))
+                .collect::<Vec<_>>(),
         );
-        ci.fields
-            .insert(names.intern("name"), format!("gone-{}", offset + j));
         cis.push(ci);
     }
     let mut refs = References::default();
@@ -106,7 +114,7 @@ pub fn estate(offset: usize, n: usize) -> (Vec<Value>, Vec<Ci>, References) {
 /// allowed (a benchmark measures the plan, not the guards).
 pub fn input<'a>(
     mapping: &'a Mapping,
-    (vms, cis, refs): (&'a [Value], &'a [Ci], &'a References),
+    (vms, cis, refs): (&'a [Val], &'a [Ci], &'a References),
     now: DateTime<Utc>,
 ) -> Input<'a> {
     Input {

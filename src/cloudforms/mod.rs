@@ -33,7 +33,7 @@ use crate::net::{
 };
 use crate::net::{Issued, PageFlow, PageWindow, RetryPolicy, Secret, Token, TokenCache};
 use crate::reconcile::mapping::Filter;
-use crate::reconcile::record::SourceRead;
+use crate::reconcile::record::{Obj, SourceRead, Val};
 use page::{Assembly, Page};
 use query::CollectionQuery;
 
@@ -227,15 +227,19 @@ impl CloudForms {
                 Ok(read) => {
                     incomplete.extend(read.incomplete.map(|why| format!("{path}: {why}")));
                     for mut record in read.records {
-                        let Value::Object(object) = &mut record else {
+                        let Val::Object(object) = &mut record else {
                             continue;
                         };
-                        let key = object.get("id").map(Value::to_string).unwrap_or_default();
+                        let key = object.get("id").map(Val::to_string).unwrap_or_default();
                         if !seen.insert(key) {
                             continue;
                         }
-                        object.entry("parent").or_insert_with(
-                            || serde_json::json!({ "collection": parent, "id": id.clone() }),
+                        object.insert_missing(
+                            "parent",
+                            Val::Object(Obj::from_iter([
+                                ("collection".into(), Val::from(parent)),
+                                ("id".into(), id.clone()),
+                            ])),
                         );
                         records.push(record);
                     }

@@ -7,11 +7,9 @@
 use core::net::{Ipv4Addr, Ipv6Addr};
 use std::borrow::Cow;
 
-use serde_json::Value;
-
 use super::template::render_template;
 use super::{Case, Extract, FieldRule, Lookup, Pick};
-use crate::reconcile::record::{References, SourceRecord};
+use crate::reconcile::record::{References, SourceRecord, Val};
 
 /// Why a field has no value for a record: data for the report, never a stopped run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,20 +59,20 @@ impl FieldRule {
         // Paths borrow from the record; only what is built here is owned.
         let built;
         let found;
-        let raw: &Value = match &self.extract {
+        let raw: &Val = match &self.extract {
             Extract::Path(path) => {
                 found = path.get(record.data);
-                found.as_deref().unwrap_or(&Value::Null)
+                found.as_deref().unwrap_or(&Val::Null)
             }
             Extract::Const(value) => {
-                built = Value::String(value.clone());
+                built = Val::String(value.as_str().into());
                 &built
             }
             Extract::Tag(category) => {
-                built = Value::Array(
+                built = Val::Array(
                     tag_values(record, category)
                         .into_iter()
-                        .map(Value::String)
+                        .map(Val::from)
                         .collect(),
                 );
                 &built
@@ -94,9 +92,9 @@ impl FieldRule {
     }
 
     /// Lists to one value (pick), objects rejected, numbers converted.
-    fn reduce<'a>(&self, raw: &'a Value) -> Result<Option<Scalar<'a>>, EvalError> {
+    fn reduce<'a>(&self, raw: &'a Val) -> Result<Option<Scalar<'a>>, EvalError> {
         let scalar = match raw {
-            Value::Array(items) => {
+            Val::Array(items) => {
                 let texts = || items.iter().filter_map(Scalar::of).map(Scalar::into_text);
                 match self.pick.unwrap_or(Pick::Join) {
                     Pick::First => items.iter().find_map(Scalar::of),
@@ -114,13 +112,13 @@ impl FieldRule {
                     Pick::Count => Some(Scalar::Number(texts().count() as f64)),
                 }
             }
-            Value::Object(_) => {
+            Val::Object(_) => {
                 return Err(EvalError::BadValue(format!(
                     "field `{}`: the source value is an object, not a value (name a nested key)",
                     self.name
                 )))
             }
-            Value::Null => None,
+            Val::Null => None,
             other => match (self.pick, Scalar::of(other)) {
                 // A single value where a list was expected counts as a list of one.
                 (
@@ -338,17 +336,17 @@ enum Scalar<'a> {
 }
 
 impl<'a> Scalar<'a> {
-    fn of(value: &'a Value) -> Option<Self> {
+    fn of(value: &'a Val) -> Option<Self> {
         match value {
-            Value::String(s) => Some(Self::Text(Cow::Borrowed(s))),
-            Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            Val::String(s) => Some(Self::Text(Cow::Borrowed(s))),
+            Val::Number(n) => match (n.as_i64(), n.as_u64()) {
                 // Keep integers exact: they are rendered as written.
                 (Some(i), _) => Some(Self::Text(Cow::Owned(i.to_string()))),
                 (_, Some(u)) => Some(Self::Text(Cow::Owned(u.to_string()))),
                 _ => n.as_f64().map(Self::Number),
             },
-            Value::Bool(b) => Some(Self::Bool(*b)),
-            Value::Null | Value::Array(_) | Value::Object(_) => None,
+            Val::Bool(b) => Some(Self::Bool(*b)),
+            Val::Null | Val::Array(_) | Val::Object(_) => None,
         }
     }
 
@@ -371,21 +369,21 @@ pub fn format_number(n: f64) -> String {
 }
 
 /// The text of a scalar JSON value (`None` for null, arrays and objects).
-pub fn scalar_text(value: &Value) -> Option<String> {
+pub fn scalar_text(value: &Val) -> Option<String> {
     Scalar::of(value).map(|s| s.into_text().into_owned())
 }
 
 /// The values of one tag category on a record. Tags come as `expand=tags` objects
 /// (`{"name": "/managed/environment/prod"}`) or plain strings.
 pub fn tag_values(record: &SourceRecord, category: &str) -> Vec<String> {
-    let Some(Value::Array(tags)) = record.data.get("tags") else {
+    let Some(Val::Array(tags)) = record.data.get("tags") else {
         return Vec::new();
     };
     let mut values: Vec<String> = tags
         .iter()
         .filter_map(|tag| match tag {
-            Value::String(s) => Some(s.as_str()),
-            Value::Object(o) => o.get("name").and_then(Value::as_str),
+            Val::String(s) => Some(&**s),
+            Val::Object(o) => o.get("name").and_then(Val::as_str),
             _ => None,
         })
         .filter_map(|name| {

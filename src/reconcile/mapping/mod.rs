@@ -21,7 +21,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::Deserialize;
-use serde_json::Value;
 
 pub use eval::{format_number, scalar_text, tag_values, EvalError};
 pub use filter::{disjoint, Condition, Conditions, Filter};
@@ -29,7 +28,7 @@ pub use path::Path;
 pub use template::TemplatePart;
 
 use super::plan::FieldMode;
-use super::record::SourceRecord;
+use super::record::{SourceRecord, Val};
 
 /// A mapping file that could not be compiled: where, what, and a hint when we have one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -603,7 +602,7 @@ impl Mapping {
 
     /// For each reference lookup (table, field), the distinct values the records need
     /// resolved, sorted: a live target reads only those rows.
-    pub fn lookup_keys(&self, records: &[Value]) -> Vec<(Lookup, Vec<String>)> {
+    pub fn lookup_keys(&self, records: &[Val]) -> Vec<(Lookup, Vec<String>)> {
         // Only `by` narrows the read: the `and` fields are read with the rows and matched
         // in the core.
         let mut out: Vec<(Lookup, BTreeSet<String>)> = Vec::new();
@@ -617,7 +616,7 @@ impl Mapping {
                 }
             };
             for value in records {
-                let Value::Object(object) = value else {
+                let Val::Object(object) = value else {
                     continue;
                 };
                 let Some(record) = SourceRecord::from_object(object) else {

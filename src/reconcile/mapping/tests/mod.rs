@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::*;
 use crate::reconcile::plan::FieldMode;
-use crate::reconcile::record::{Ci, References, SourceRecord};
+use crate::reconcile::record::{Ci, FieldNames, References, SourceRecord, Val};
 
 const HEAD: &str = r#"
 [source]
@@ -32,7 +32,7 @@ fn error(fields: &str) -> MappingError {
 }
 
 fn record(data: serde_json::Value) -> SourceRecord<'static> {
-    let serde_json::Value::Object(map) = data else {
+    let Val::Object(map) = Val::from_json(data, &mut FieldNames::default()) else {
         panic!("not an object")
     };
     // Records borrow their data; a test's few may live as long as the test binary.
