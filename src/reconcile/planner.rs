@@ -376,11 +376,7 @@ fn identify(mapping: &Mapping, desired: &[Desired], cis: &[Ci], scope: &Scope) -
         .map(|d| Candidate {
             source_id: &d.record.id,
             name: &d.name,
-            keys: mapping
-                .identify
-                .iter()
-                .map(|rule| identity::key(rule, |f| d.value(mapping, f)))
-                .collect(),
+            keys: identity::Keys::of_rules(&mapping.identify, |f| d.value(mapping, f)),
             strong: strong
                 .iter()
                 .map(|f| d.value(mapping, f).map(str::trim).filter(|v| !v.is_empty()))

@@ -377,7 +377,7 @@ impl Layouts {
             }
         }
         let mut text = String::with_capacity(values.iter().map(|v| v.as_ref().len()).sum());
-        let ends = values
+        let ends: Vec<u32> = values
             .iter()
             .map(|v| {
                 text.push_str(v.as_ref());
@@ -386,7 +386,7 @@ impl Layouts {
             .collect();
         Fields {
             layout: self.get(names),
-            ends,
+            ends: Ends::new(&ends),
             text: text.into_boxed_str(),
         }
     }
@@ -398,8 +398,54 @@ impl Layouts {
 #[derive(Clone)]
 pub struct Fields {
     layout: Arc<Layout>,
-    ends: Box<[u32]>,
+    ends: Ends,
     text: Box<str>,
+}
+
+/// Where each value of a row ends in its text: inline for the rows of a CMDB read (a few
+/// dozen fields, short values), so that reading a field costs one memory access less per
+/// row; on the heap for wider or longer rows.
+#[derive(Clone)]
+enum Ends {
+    Inline(u8, [u16; INLINE_ENDS]),
+    Heap(Box<[u32]>),
+}
+
+const INLINE_ENDS: usize = 30;
+
+impl Ends {
+    fn new(ends: &[u32]) -> Self {
+        let fits = ends.len() <= INLINE_ENDS && ends.last().is_none_or(|&e| e <= u16::MAX as u32);
+        if !fits {
+            return Self::Heap(ends.into());
+        }
+        let mut inline = [0u16; INLINE_ENDS];
+        for (slot, &end) in inline.iter_mut().zip(ends) {
+            *slot = end as u16;
+        }
+        Self::Inline(ends.len() as u8, inline)
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Inline(n, _) => *n as usize,
+            Self::Heap(ends) => ends.len(),
+        }
+    }
+
+    /// Where value `i` starts and ends.
+    fn span(&self, i: usize) -> (usize, usize) {
+        match self {
+            Self::Inline(_, ends) => (
+                if i == 0 { 0 } else { ends[i - 1] as usize },
+                ends[i] as usize,
+            ),
+            Self::Heap(ends) => (
+                if i == 0 { 0 } else { ends[i - 1] as usize },
+                ends[i] as usize,
+            ),
+        }
+    }
 }
 
 impl Default for Fields {
@@ -410,8 +456,8 @@ impl Default for Fields {
 
 impl Fields {
     fn value(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.text[start..self.ends[i] as usize]
+        let (start, end) = self.ends.span(i);
+        &self.text[start..end]
     }
 
     /// The value of `name`, if the row has the field.
@@ -429,7 +475,7 @@ impl Fields {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.ends.len() == 0
     }
 
     /// Names and values, in the order the row was built.

@@ -22,7 +22,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-pub use eval::{format_number, scalar_text, tag_values, EvalError};
+pub use eval::{format_number, scalar_str, scalar_text, tag_values, EvalError};
 pub use filter::{disjoint, Condition, Conditions, Filter};
 pub use path::Path;
 pub use template::TemplatePart;
@@ -93,7 +93,8 @@ impl Window {
     /// Whether a record was updated after `since`. A record whose update time is missing or
     /// unreadable is kept: seeing a record never harms, and it is not read past.
     pub fn admits(&self, record: &SourceRecord, since: chrono::DateTime<chrono::Utc>) -> bool {
-        let Some(text) = self.field.get(record.data).and_then(|v| scalar_text(&v)) else {
+        let found = self.field.get(record.data);
+        let Some(text) = found.as_deref().and_then(scalar_str) else {
             return true;
         };
         match chrono::DateTime::parse_from_rfc3339(text.trim()) {
