@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::query::as_count;
 use crate::net::{ErrorKind, HttpError};
-use crate::reconcile::record::{FieldNames, SourceRecord, Val};
+use crate::reconcile::record::{FieldNames, Keep, SourceRecord, Val};
 
 /// What a page says: the totals and its records.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +44,18 @@ struct Envelope {
 }
 
 /// Parses a collection response of `collection` fetched from `url`.
+#[cfg(test)]
 pub fn parse(url: &str, collection: &str, body: &[u8]) -> Result<Page, HttpError> {
+    parse_kept(url, collection, body, None)
+}
+
+/// [`parse`], each record reduced to what `keep` keeps (all of it with `None`).
+pub fn parse_kept(
+    url: &str,
+    collection: &str,
+    body: &[u8],
+    keep: Option<&Keep>,
+) -> Result<Page, HttpError> {
     let envelope: Envelope = serde_json::from_slice(body)
         .map_err(|e| HttpError::from_body("GET", url, &String::from_utf8_lossy(body), &e))?;
     let shape = |message: String| HttpError::new("GET", url, ErrorKind::Decode, message);
@@ -68,7 +79,10 @@ pub fn parse(url: &str, collection: &str, body: &[u8]) -> Result<Page, HttpError
         subquery_count: envelope.subquery_count.as_ref().and_then(as_count),
         records: records
             .into_iter()
-            .map(|r| Val::from_json(r, &mut keys))
+            .map(|r| match keep {
+                Some(keep) => keep.compact(r, &mut keys),
+                None => Val::from_json(r, &mut keys),
+            })
             .collect(),
     })
 }

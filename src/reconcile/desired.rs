@@ -162,6 +162,8 @@ pub(super) fn evaluate<'a>(
         };
         values.push(value.as_deref());
     }
+    // Held until the plan is made: no more room than the values take.
+    values.text.shrink_to_fit();
     let related = mapping
         .relate
         .iter()

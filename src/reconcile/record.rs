@@ -289,6 +289,55 @@ impl serde::Serialize for Val {
     }
 }
 
+/// What of a source record a mapping reads ([`Mapping::source_keep`]): the keys on its
+/// paths, each kept whole where a path ends. Arrays are transparent (what is kept of an
+/// array is kept of each element). A live read keeps only this of each record as its page
+/// arrives: a link (`href`) or a key the server sends besides those asked for costs nothing
+/// afterwards.
+///
+/// [`Mapping::source_keep`]: super::mapping::Mapping::source_keep
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keep {
+    all: bool,
+    keys: std::collections::BTreeMap<String, Keep>,
+}
+
+impl Keep {
+    /// Keeps everything under the path `keys` (empty: the whole value).
+    pub fn add<'k>(&mut self, keys: impl IntoIterator<Item = &'k str>) {
+        let mut at = self;
+        for key in keys {
+            if at.all {
+                return;
+            }
+            at = at.keys.entry(key.to_owned()).or_default();
+        }
+        at.all = true;
+        at.keys.clear();
+    }
+
+    /// The compact form of `value` with only what this keeps (a scalar where an object was
+    /// expected is kept as it is: the core reports it).
+    pub fn compact(&self, value: Value, keys: &mut FieldNames) -> Val {
+        if self.all {
+            return Val::from_json(value, keys);
+        }
+        match value {
+            Value::Object(map) => Val::Object(Obj(map
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let keep = self.keys.get(&k)?;
+                    Some((keys.intern(&k), keep.compact(v, keys)))
+                })
+                .collect())),
+            Value::Array(items) => {
+                Val::Array(items.into_iter().map(|v| self.compact(v, keys)).collect())
+            }
+            scalar => Val::from_json(scalar, keys),
+        }
+    }
+}
+
 /// One VM as the source returned it, borrowed from the read. `id` is normalised to a string
 /// (CloudForms sends integers on old servers and strings on CFME 5.9+).
 #[derive(Debug, Clone, PartialEq)]
@@ -656,5 +705,106 @@ impl References {
             .and_then(|values| values.get(lower.as_ref()))
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn compact_values_read_back_as_the_json_they_came_from() {
+        let json = json!({"id": 7, "name": "vm", "tags": [{"name": "/managed/a/b"}, "x"],
+                          "hardware": {"memory_mb": 4096.5}, "on": true, "none": null});
+        let val = Val::from_json(json.clone(), &mut FieldNames::default());
+        assert_eq!(val, json);
+        assert_eq!(val.to_json(), json);
+        assert_eq!(val.to_string(), json.to_string());
+        assert_eq!(val["hardware"]["memory_mb"], json!(4096.5));
+        assert!(val["missing"]["deeper"].is_null());
+        assert_eq!(std::mem::size_of::<Val>(), 24);
+    }
+
+    #[test]
+    fn records_of_a_read_share_their_key_names() {
+        let mut keys = FieldNames::default();
+        let a = Val::from_json(json!({"name": "a"}), &mut keys);
+        let b = Val::from_json(json!({"name": "b"}), &mut keys);
+        let key = |v: &Val| Arc::clone(v.as_object().unwrap().keys().next().unwrap());
+        assert!(Arc::ptr_eq(&key(&a), &key(&b)));
+    }
+
+    #[test]
+    fn keep_drops_what_no_path_reads_and_keeps_whole_values_where_paths_end() {
+        let mut keep = Keep::default();
+        keep.add(["id"]);
+        keep.add(["hardware", "memory_mb"]);
+        keep.add(["tags", "name"]);
+        keep.add(["ipaddresses"]);
+        let record = json!({
+            "href": "http://cf/api/vms/7", "id": "7", "vendor": "vmware",
+            "hardware": {"memory_mb": 4096, "cpu_sockets": 2},
+            "tags": [{"href": "h", "id": "1", "name": "/managed/env/prod"}, "/managed/x/y"],
+            "ipaddresses": ["10.0.0.1", {"odd": true}],
+        });
+        let kept = keep.compact(record, &mut FieldNames::default());
+        assert_eq!(
+            kept,
+            json!({
+                "id": "7",
+                "hardware": {"memory_mb": 4096},
+                "tags": [{"name": "/managed/env/prod"}, "/managed/x/y"],
+                "ipaddresses": ["10.0.0.1", {"odd": true}],
+            })
+        );
+        // A path ending above another keeps everything below it, in either order.
+        let mut whole = Keep::default();
+        whole.add(["hardware", "memory_mb"]);
+        whole.add(["hardware"]);
+        let mut again = Keep::default();
+        again.add(["hardware"]);
+        again.add(["hardware", "memory_mb"]);
+        assert_eq!(whole, again);
+    }
+
+    #[test]
+    fn fields_behave_as_a_map_of_names_to_values() {
+        let mut names = FieldNames::default();
+        let mut a = names.row([("name", "vm-1"), ("cpus", "2"), ("name", "vm-2")]);
+        assert_eq!(
+            a.get("name"),
+            Some("vm-2"),
+            "a repeated name keeps its last value"
+        );
+        assert_eq!(a.len(), 2);
+        assert_eq!(a.get("memory"), None);
+        let b = names.row([("cpus", "2"), ("name", "vm-2")]);
+        assert_eq!(a, b, "the order of the names does not matter");
+        a.insert(names.intern("cpus"), "4");
+        a.insert("memory", "8192");
+        assert_eq!(a.get("cpus"), Some("4"));
+        assert_eq!(a.get("memory"), Some("8192"));
+        assert_ne!(a, b);
+        let pairs: Vec<(String, String)> = a
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_owned()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [("name", "vm-2"), ("cpus", "4"), ("memory", "8192")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        // Rows too wide or too long for the inline ends read the same.
+        let wide: Vec<(String, String)> = (0..40)
+            .map(|i| (format!("f{i}"), "x".repeat(3000)))
+            .collect();
+        let row = names.row(wide.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        assert!(wide.iter().all(|(k, v)| row.get(k) == Some(v.as_str())));
+        let ci = Ci::new("abc", [(Arc::<str>::from("name"), "x".to_owned())]);
+        assert_eq!(
+            (ci.get("sys_id"), ci.name(), ci.get("none")),
+            ("abc", "x", "")
+        );
     }
 }

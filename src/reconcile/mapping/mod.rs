@@ -563,6 +563,67 @@ impl Mapping {
         attrs.into_iter().collect()
     }
 
+    /// What of each source record the plan reads: every path of [`source_attributes`]
+    /// (fields, templates, lookups, relationships, filters, windows, context), the boolean
+    /// attributes and extra attributes whole, of tags only their names, and the record's
+    /// `id` and `name` (its name in reports).
+    ///
+    /// [`source_attributes`]: Self::source_attributes
+    pub fn source_keep(&self) -> super::record::Keep {
+        let mut keep = super::record::Keep::default();
+        let mut tags = false;
+        for field in self.fields.iter().chain(self.relate.iter().map(|r| &r.to)) {
+            match &field.extract {
+                Extract::Path(p) => keep.add(p.keys()),
+                Extract::Template(parts) => {
+                    for part in parts {
+                        if let TemplatePart::Field(p) | TemplatePart::Optional(p) = part {
+                            keep.add(p.keys());
+                        }
+                    }
+                }
+                Extract::Tag(_) => tags = true,
+                Extract::Const(_) => {}
+            }
+            for (_, p) in &field.lookup_and {
+                keep.add(p.keys());
+            }
+            for filter in &field.when {
+                keep.add(filter.path.keys());
+            }
+        }
+        for relate in &self.relate {
+            for filter in &relate.when {
+                keep.add(filter.path.keys());
+            }
+        }
+        for filter in &self.source.filters {
+            keep.add(filter.path.keys());
+        }
+        if let Some(window) = &self.source.window {
+            keep.add(window.field.keys());
+        }
+        for (_, p) in &self.context {
+            keep.add(p.keys());
+        }
+        if tags || self.classify.is_some() {
+            // Tags are read by name (`/managed/<category>/<value>`), or as plain strings.
+            keep.add(["tags", "name"]);
+        }
+        for attr in self
+            .lifecycle
+            .missing_when
+            .iter()
+            .chain(&self.source.extra_attributes)
+            .chain(&self.source.skip_when)
+        {
+            keep.add(attr.split('.'));
+        }
+        keep.add(["id"]);
+        keep.add(["name"]);
+        keep
+    }
+
     /// The CI fields the plan reads (for `sysparm_fields`), sorted: mapped fields, identity,
     /// scope, freeze, lifecycle and retire fields, plus the version fields.
     pub fn target_fields(&self) -> Vec<String> {

@@ -78,6 +78,14 @@ impl Path {
         walk(data.get(k)?, rest)
     }
 
+    /// The keys along the path, array steps left out (what a record must keep for it).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().filter_map(|s| match s {
+            Segment::Key(k) => Some(k.as_str()),
+            Segment::Index(_) | Segment::Each => None,
+        })
+    }
+
     /// Whether the path has a `[*]` step (it then gives a list).
     pub fn projects(&self) -> bool {
         self.0.contains(&Segment::Each)
