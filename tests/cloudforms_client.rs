@@ -9,7 +9,7 @@ use cmdb_reconcile::cloudforms::{CloudForms, CloudFormsConfig};
 use cmdb_reconcile::net::{ErrorKind, RetryPolicy, Secret};
 use cmdb_reconcile::reconcile::mapping::{Filter, Path};
 use cmdb_reconcile::reconcile::record::SourceRead;
-use cmdb_reconcile::reconcile::record::SourceRecord;
+use cmdb_reconcile::reconcile::record::{SourceRecord, Val};
 use cmdb_sim::generator::Vendor;
 use cmdb_sim::{Api, FaultConfig, FaultKind, FaultRule, SimOptions, Sims};
 
@@ -143,9 +143,10 @@ async fn a_full_read_returns_every_vm_once_with_only_the_requested_attributes() 
     let mut managed_tags = 0;
     for (record, vm) in read.records.iter().zip(&estate.vms) {
         let object = record.as_object().unwrap();
-        let extra: Vec<&String> = object
+        let extra: Vec<&str> = object
             .keys()
-            .filter(|k| !allowed.contains(k.as_str()))
+            .map(|k| &**k)
+            .filter(|k| !allowed.contains(k))
             .collect();
         assert!(extra.is_empty(), "unrequested keys {extra:?} on {}", vm.id);
         assert_eq!(record["name"], vm.name.as_str());
@@ -654,7 +655,7 @@ async fn a_windowed_read_asks_only_for_records_updated_after_a_time() {
 }
 
 /// An id as text, whether the server sent a string or a number.
-fn text(v: &serde_json::Value) -> String {
+fn text(v: &Val) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_owned)
 }
 

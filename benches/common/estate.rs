@@ -5,13 +5,15 @@
 use chrono::{DateTime, Utc};
 use cmdb_reconcile::reconcile::mapping::Mapping;
 use cmdb_reconcile::reconcile::planner::Input;
-use cmdb_reconcile::reconcile::record::{Ci, FieldNames, References};
-use serde_json::{json, Value};
+use cmdb_reconcile::reconcile::record::{Ci, FieldNames, References, Val};
+use serde_json::json;
 
 /// VMs `offset..offset + n` and their CIs; slices with different offsets never share an id.
-pub fn estate(offset: usize, n: usize) -> (Vec<Value>, Vec<Ci>, References) {
+/// Each VM is written as the JSON CloudForms sends and made compact at once, as the live
+/// client does page by page; rows are built as the ServiceNow reader builds them (names and
+/// layouts shared).
+pub fn estate(offset: usize, n: usize) -> (Vec<Val>, Vec<Ci>, References) {
     let mut names = FieldNames::default();
-    let mut vms = Vec::with_capacity(n);
     let mut cis = Vec::with_capacity(n);
     let users: Vec<Ci> = (0..200)
         .map(|u| Ci {
@@ -21,80 +23,96 @@ pub fn estate(offset: usize, n: usize) -> (Vec<Value>, Vec<Ci>, References) {
                 .collect(),
         })
         .collect();
-    for i in offset..offset + n {
-        let env = ["prod", "test", "dev"][i % 3];
-        let vm = json!({
-            "id": (1_000_000 + i).to_string(),
-            "name": format!("vm-{i:06}"),
-            "vendor": "vmware",
-            "ems_ref": format!("vm-{i}"),
-            "uid_ems": format!("4210{i:04x}-0000-4000-8000-{i:012x}"),
-            "power_state": if i % 7 == 0 { "off" } else { "on" },
-            "template": false,
-            "archived": false,
-            "cpu_total_cores": 2 + (i % 4) * 2,
-            "ram_size": 4096 * (1 + i % 4),
-            "num_disks": 1 + i % 3,
-            "allocated_disk_storage": (40 + (i % 10) * 10) as u64 * 1024 * 1024 * 1024,
-            "ipaddresses": [format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256), "fe80::1"],
-            "hardware": {"guest_os_full_name": "Red Hat Enterprise Linux 8 (64-bit)"},
-            "ext_management_system": {"name": "vc1", "guid": "vc-guid-1"},
-            "ems_cluster_name": format!("Cluster-{}", i % 20),
-            "evm_owner_email": format!("user{}@example.com", i % 200),
-            "tags": [{"name": format!("/managed/environment/{env}")}],
+    // The two sides are read by different tasks in a run, so their records are built on
+    // different threads here too (each thread allocates from its own heap arena).
+    let vms = std::thread::scope(|scope| {
+        let vms = scope.spawn(|| {
+            let mut keys = FieldNames::default();
+            let mut vms = Vec::with_capacity(n);
+            for i in offset..offset + n {
+                let env = ["prod", "test", "dev"][i % 3];
+                let vm = json!({
+                    "id": (1_000_000 + i).to_string(),
+                    "name": format!("vm-{i:06}"),
+                    "vendor": "vmware",
+                    "ems_ref": format!("vm-{i}"),
+                    "uid_ems": format!("4210{i:04x}-0000-4000-8000-{i:012x}"),
+                    "power_state": if i % 7 == 0 { "off" } else { "on" },
+                    "template": false,
+                    "archived": false,
+                    "cpu_total_cores": 2 + (i % 4) * 2,
+                    "ram_size": 4096 * (1 + i % 4),
+                    "num_disks": 1 + i % 3,
+                    "allocated_disk_storage": (40 + (i % 10) * 10) as u64 * 1024 * 1024 * 1024,
+                    "ipaddresses": [format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256), "fe80::1"],
+                    "hardware": {"guest_os_full_name": "Red Hat Enterprise Linux 8 (64-bit)"},
+                    "ext_management_system": {"name": "vc1", "guid": "vc-guid-1"},
+                    "ems_cluster_name": format!("Cluster-{}", i % 20),
+                    "evm_owner_email": format!("user{}@example.com", i % 200),
+                    "tags": [{"name": format!("/managed/environment/{env}")}],
+                });
+                vms.push(Val::from_json(vm, &mut keys));
+            }
+            vms
         });
-        if i % 100 != 0 {
-            let drift = i % 20 == 1;
-            let fields = [
-                ("name", format!("vm-{i:06}")),
-                ("object_id", format!("vm-{i}")),
-                (
-                    "correlation_id",
-                    format!("4210{i:04x}-0000-4000-8000-{i:012x}"),
-                ),
-                ("vcenter_uuid", "vc-guid-1".into()),
-                ("cpus", (2 + (i % 4) * 2 + usize::from(drift)).to_string()),
-                ("memory", (4096 * (1 + i % 4)).to_string()),
-                ("disks", (1 + i % 3).to_string()),
-                ("disks_size", (40 + (i % 10) * 10).to_string()),
-                (
-                    "ip_address",
-                    format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256),
-                ),
-                ("state", if i % 7 == 0 { "off" } else { "on" }.into()),
-                (
-                    "guest_os_fullname",
-                    "Red Hat Enterprise Linux 8 (64-bit)".into(),
-                ),
-                (
-                    "used_for",
-                    ["Production", "Test", "Development"][i % 3].into(),
-                ),
-                ("owned_by", format!("{:032x}", 0xabc0000 + i % 200)),
-                ("discovery_source", "CloudForms".into()),
-                ("install_status", "1".into()),
-                ("last_discovered", "2026-11-26 12:00:00".into()),
-                ("sys_updated_on", "2026-11-26 12:00:00".into()),
-                ("sys_mod_count", "4".into()),
-            ];
-            cis.push(Ci::new(
-                format!("{i:032x}"),
-                fields.into_iter().map(|(k, v)| (names.intern(k), v)),
-            ));
+        for i in offset..offset + n {
+            if i % 100 != 0 {
+                let drift = i % 20 == 1;
+                let fields = [
+                    ("name", format!("vm-{i:06}")),
+                    ("object_id", format!("vm-{i}")),
+                    (
+                        "correlation_id",
+                        format!("4210{i:04x}-0000-4000-8000-{i:012x}"),
+                    ),
+                    ("vcenter_uuid", "vc-guid-1".into()),
+                    ("cpus", (2 + (i % 4) * 2 + usize::from(drift)).to_string()),
+                    ("memory", (4096 * (1 + i % 4)).to_string()),
+                    ("disks", (1 + i % 3).to_string()),
+                    ("disks_size", (40 + (i % 10) * 10).to_string()),
+                    (
+                        "ip_address",
+                        format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256),
+                    ),
+                    ("state", if i % 7 == 0 { "off" } else { "on" }.into()),
+                    (
+                        "guest_os_fullname",
+                        "Red Hat Enterprise Linux 8 (64-bit)".into(),
+                    ),
+                    (
+                        "used_for",
+                        ["Production", "Test", "Development"][i % 3].into(),
+                    ),
+                    ("owned_by", format!("{:032x}", 0xabc0000 + i % 200)),
+                    ("discovery_source", "CloudForms".into()),
+                    ("install_status", "1".into()),
+                    ("last_discovered", "2026-11-26 12:00:00".into()),
+                    ("sys_updated_on", "2026-11-26 12:00:00".into()),
+                    ("sys_mod_count", "4".into()),
+                ];
+                cis.push(Ci {
+                    sys_id: format!("{i:032x}"),
+                    fields: names.row(fields),
+                });
+            }
         }
-        vms.push(vm);
-    }
+        vms.join().expect("the VMs")
+    });
     for j in 0..n / 100 {
         let mut ci = cis[j].clone();
         ci.sys_id = format!("dead{:028x}", offset + j);
-        ci.fields
-            .insert(names.intern("object_id"), format!("vm-gone-{}", offset + j));
-        ci.fields.insert(
-            names.intern("correlation_id"),
-            format!("gone-{}", offset + j),
+        let gone = |field: &str, value: &str| match field {
+            "object_id" => format!("vm-gone-{}", offset + j),
+            "correlation_id" => format!("gone-{}", offset + j),
+            "name" => format!("gone-{}", offset + j),
+            _ => value.to_owned(),
+        };
+        ci.fields = names.row(
+            ci.fields
+                .iter()
+                .map(|(k, v)| (k.clone(), gone(k, v)))
+                .collect::<Vec<_>>(),
         );
-        ci.fields
-            .insert(names.intern("name"), format!("gone-{}", offset + j));
         cis.push(ci);
     }
     let mut refs = References::default();
@@ -106,7 +124,7 @@ pub fn estate(offset: usize, n: usize) -> (Vec<Value>, Vec<Ci>, References) {
 /// allowed (a benchmark measures the plan, not the guards).
 pub fn input<'a>(
     mapping: &'a Mapping,
-    (vms, cis, refs): (&'a [Value], &'a [Ci], &'a References),
+    (vms, cis, refs): (&'a [Val], &'a [Ci], &'a References),
     now: DateTime<Utc>,
 ) -> Input<'a> {
     Input {

@@ -31,7 +31,7 @@ use crate::reconcile::catalog::{
     plan_orders, CatalogLink, Named, OrderInput, ResolvedLink, CLAIM_PREFIX,
 };
 use crate::reconcile::plan::Plan;
-use crate::reconcile::record::Ci;
+use crate::reconcile::record::{Ci, Val};
 use crate::report::{self, Format};
 use crate::servicenow::{escape_query_value, ServiceNow};
 use crate::{metrics, progress};
@@ -539,9 +539,9 @@ async fn resolve<'a>(
         .read("service_catalogs", &["name".to_owned()], &[])
         .await
         .context("reading CloudForms' service catalogs")?;
-    let text = |v: &serde_json::Value, k: &str| match v.get(k) {
-        Some(serde_json::Value::String(s)) => s.trim().to_owned(),
-        Some(serde_json::Value::Number(n)) => n.to_string(),
+    let text = |v: &Val, k: &str| match v.get(k) {
+        Some(Val::String(s)) => s.trim().to_owned(),
+        Some(Val::Number(n)) => n.to_string(),
         _ => String::new(),
     };
     let catalog_name = |id: &str| {
@@ -574,7 +574,7 @@ async fn resolve<'a>(
                 link.item.describe()
             );
         };
-        let matching: Vec<&serde_json::Value> = templates
+        let matching: Vec<&Val> = templates
             .records
             .iter()
             .filter(|t| match &link.template {

@@ -183,12 +183,14 @@ pub(super) async fn read_source(
                 .as_ref()
                 .zip(window_field.as_deref())
                 .map(|(w, field)| (field, w.since(now)));
+            // Each record is kept only as far as the plan reads it, page by page.
             let read = client
-                .read_since(
+                .read_kept(
                     &mapping.source.collection,
                     &mapping.source_attributes(),
                     &mapping.source.filters,
                     updated_after,
+                    Some(std::sync::Arc::new(mapping.source_keep())),
                 )
                 .await
                 .with_context(|| format!("reading CloudForms for mapping `{}`", mapping.name))?;

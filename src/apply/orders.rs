@@ -30,6 +30,7 @@ use crate::cloudforms::CloudForms;
 use crate::net::HttpError;
 use crate::reconcile::catalog::{CLAIM_PREFIX, DISPLAY, REQUEST_PREFIX};
 use crate::reconcile::plan::{Order, OrderAction, Plan};
+use crate::reconcile::record::Val;
 use crate::servicenow::ServiceNow;
 
 /// `correlation_id` of a RITM whose order CloudForms refused: not picked up again until a
@@ -66,25 +67,26 @@ fn fields(pairs: &[(&str, String)]) -> Vec<(String, String)> {
 }
 
 /// The RITM numbers CloudForms' requests carry in a dialog field, by number.
-pub fn requests_by_ritm(
-    records: &[Value],
-    ritm_fields: &[String],
-) -> BTreeMap<String, Vec<String>> {
+pub fn requests_by_ritm(records: &[Val], ritm_fields: &[String]) -> BTreeMap<String, Vec<String>> {
     let mut found: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for record in records {
-        let Some(dialog) = record.pointer("/options/dialog").and_then(Value::as_object) else {
+        let Some(dialog) = record
+            .get("options")
+            .and_then(|o| o.get("dialog"))
+            .and_then(Val::as_object)
+        else {
             continue;
         };
         let id = match record.get("id") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
+            Some(Val::String(s)) => s.to_string(),
+            Some(Val::Number(n)) => n.to_string(),
             _ => continue,
         };
         for field in ritm_fields {
             let bare = field.strip_prefix("dialog_").unwrap_or(field);
             let Some(number) = dialog
                 .get(&format!("dialog_{bare}"))
-                .and_then(Value::as_str)
+                .and_then(Val::as_str)
                 .map(str::trim)
                 .filter(|n| !n.is_empty())
             else {
@@ -469,7 +471,8 @@ mod tests {
             json!({"id": "4", "options": {"src_vm_id": [1, "t"]}}),
             json!({"id": "5", "options": {"dialog": {"dialog_other": "RITM9"}}}),
         ];
-        let found = requests_by_ritm(&records, &["ritm_number".to_owned()]);
+        let read = crate::reconcile::record::SourceRead::from_json(String::new(), records, None);
+        let found = requests_by_ritm(&read.records, &["ritm_number".to_owned()]);
         assert_eq!(
             found,
             BTreeMap::from([

@@ -34,7 +34,7 @@ use crate::net::{
 };
 use crate::net::{Issued, PageFlow, PageWindow, RetryPolicy, Secret, Token, TokenCache};
 use crate::reconcile::mapping::Filter;
-use crate::reconcile::record::SourceRead;
+use crate::reconcile::record::{Keep, Obj, SourceRead, Val};
 use page::{Assembly, Page};
 use query::CollectionQuery;
 
@@ -189,11 +189,35 @@ impl CloudForms {
         filters: &[Filter],
         updated_after: Option<(&str, chrono::DateTime<chrono::Utc>)>,
     ) -> Result<SourceRead, HttpError> {
+        self.read_kept(collection, attributes, filters, updated_after, None)
+            .await
+    }
+
+    /// [`read_since`](Self::read_since), each record reduced to what `keep` keeps as its
+    /// page arrives ([`Mapping::source_keep`](crate::reconcile::mapping::Mapping::source_keep):
+    /// what the plan reads), so the read never holds more than that.
+    pub async fn read_kept(
+        &self,
+        collection: &str,
+        attributes: &[String],
+        filters: &[Filter],
+        updated_after: Option<(&str, chrono::DateTime<chrono::Utc>)>,
+        keep: Option<Arc<Keep>>,
+    ) -> Result<SourceRead, HttpError> {
         match collection.split_once('/') {
-            Some((parent, sub)) => self.read_nested(parent, sub, attributes).await,
-            None => {
-                self.read_flat(collection, attributes, filters, updated_after)
+            Some((parent, sub)) => {
+                self.read_nested_kept(parent, sub, attributes, keep.as_ref())
                     .await
+            }
+            None => {
+                self.read_flat(
+                    collection,
+                    attributes,
+                    filters,
+                    updated_after,
+                    keep.as_ref(),
+                )
+                .await
             }
         }
     }
@@ -212,8 +236,18 @@ impl CloudForms {
         sub: &str,
         attributes: &[String],
     ) -> Result<SourceRead, HttpError> {
+        self.read_nested_kept(parent, sub, attributes, None).await
+    }
+
+    async fn read_nested_kept(
+        &self,
+        parent: &str,
+        sub: &str,
+        attributes: &[String],
+        keep: Option<&Arc<Keep>>,
+    ) -> Result<SourceRead, HttpError> {
         let parents = self
-            .read_flat(parent, &["id".to_owned()], &[], None)
+            .read_flat(parent, &["id".to_owned()], &[], None, None)
             .await?;
         let mut incomplete: Vec<String> = parents.incomplete.into_iter().collect();
         let mut records = Vec::new();
@@ -224,19 +258,23 @@ impl CloudForms {
             };
             let id_text = id.as_str().map_or_else(|| id.to_string(), str::to_owned);
             let path = format!("{parent}/{id_text}/{sub}");
-            match self.read_flat(&path, attributes, &[], None).await {
+            match self.read_flat(&path, attributes, &[], None, keep).await {
                 Ok(read) => {
                     incomplete.extend(read.incomplete.map(|why| format!("{path}: {why}")));
                     for mut record in read.records {
-                        let Value::Object(object) = &mut record else {
+                        let Val::Object(object) = &mut record else {
                             continue;
                         };
-                        let key = object.get("id").map(Value::to_string).unwrap_or_default();
+                        let key = object.get("id").map(Val::to_string).unwrap_or_default();
                         if !seen.insert(key) {
                             continue;
                         }
-                        object.entry("parent").or_insert_with(
-                            || serde_json::json!({ "collection": parent, "id": id.clone() }),
+                        object.insert_missing(
+                            "parent",
+                            Val::Object(Obj::from_iter([
+                                ("collection".into(), Val::from(parent)),
+                                ("id".into(), id.clone()),
+                            ])),
                         );
                         records.push(record);
                     }
@@ -261,6 +299,7 @@ impl CloudForms {
         attributes: &[String],
         filters: &[Filter],
         updated_after: Option<(&str, chrono::DateTime<chrono::Utc>)>,
+        keep: Option<&Arc<Keep>>,
     ) -> Result<SourceRead, HttpError> {
         let server = query::server_filters(filters);
         for (filter, why) in &server.local_only {
@@ -277,7 +316,10 @@ impl CloudForms {
             expressions.insert(at, query::updated_after(attribute, after));
         }
         loop {
-            match self.read_with(collection, attributes, &expressions).await? {
+            match self
+                .read_with(collection, attributes, &expressions, keep)
+                .await?
+            {
                 Outcome::Read(read) => return Ok(read),
                 // An old server without `subquery_count` cannot say how many records
                 // match: read everything (this cannot recur unfiltered) and let the core
@@ -304,6 +346,7 @@ impl CloudForms {
         collection: &str,
         attributes: &[String],
         filters: &[String],
+        keep: Option<&Arc<Keep>>,
     ) -> Result<Outcome, HttpError> {
         let inner = &self.inner;
         let started = Instant::now();
@@ -317,7 +360,7 @@ impl CloudForms {
         ));
         let first_url = query.page_url(0);
         let first = inner
-            .fetch_page(&first_url, collection)
+            .fetch_page(&first_url, collection, keep.map(|k| &**k))
             .await
             .map_err(|e| inner.explain(e, collection, attributes, filters))?;
         let total = match first.total(query.filtered) {
@@ -352,7 +395,12 @@ impl CloudForms {
         let fetch = |offset| {
             let (inner, query) = (Arc::clone(inner), Arc::clone(&query));
             let collection = collection.to_owned();
-            async move { inner.fetch_page(&query.page_url(offset), &collection).await }
+            let keep = keep.cloned();
+            async move {
+                inner
+                    .fetch_page(&query.page_url(offset), &collection, keep.as_deref())
+                    .await
+            }
         };
         let fetched = window.read(&mut offsets, fetch, judge_page).await;
         for (offset, result) in fetched.pages {
@@ -414,14 +462,19 @@ enum Outcome {
 
 impl Inner {
     /// One page, retried per the policy; parsed once from the body bytes.
-    async fn fetch_page(&self, url: &Url, collection: &str) -> Result<Page, HttpError> {
+    async fn fetch_page(
+        &self,
+        url: &Url,
+        collection: &str,
+        keep: Option<&Keep>,
+    ) -> Result<Page, HttpError> {
         let what = format!("GET {url}");
         let page = with_retry(&self.retry, &what, move |_attempt| async move {
             let response = self.get(url).await?;
             let body = response.bytes().await.map_err(|e| body_error(url, &e))?;
             // A subcollection's listing is named by its last segment (`folders`).
             let name = collection.rsplit('/').next().unwrap_or(collection);
-            page::parse(url.as_str(), name, &body)
+            page::parse_kept(url.as_str(), name, &body, keep)
         })
         .await?;
         crate::progress::page_read(Api::CloudForms, page.records.len() as u64);

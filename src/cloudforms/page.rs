@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::query::as_count;
 use crate::net::{ErrorKind, HttpError};
-use crate::reconcile::record::SourceRecord;
+use crate::reconcile::record::{FieldNames, Keep, SourceRecord, Val};
 
 /// What a page says: the totals and its records.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,7 +18,8 @@ pub struct Page {
     pub count: Option<u64>,
     /// Records matching `filter[]` (only when filters were sent).
     pub subquery_count: Option<u64>,
-    pub records: Vec<Value>,
+    /// The records, already compact: the page's JSON is dropped once it is parsed.
+    pub records: Vec<Val>,
 }
 
 impl Page {
@@ -43,7 +44,18 @@ struct Envelope {
 }
 
 /// Parses a collection response of `collection` fetched from `url`.
+#[cfg(test)]
 pub fn parse(url: &str, collection: &str, body: &[u8]) -> Result<Page, HttpError> {
+    parse_kept(url, collection, body, None)
+}
+
+/// [`parse`], each record reduced to what `keep` keeps (all of it with `None`).
+pub fn parse_kept(
+    url: &str,
+    collection: &str,
+    body: &[u8],
+    keep: Option<&Keep>,
+) -> Result<Page, HttpError> {
     let envelope: Envelope = serde_json::from_slice(body)
         .map_err(|e| HttpError::from_body("GET", url, &String::from_utf8_lossy(body), &e))?;
     let shape = |message: String| HttpError::new("GET", url, ErrorKind::Decode, message);
@@ -59,10 +71,19 @@ pub fn parse(url: &str, collection: &str, body: &[u8]) -> Result<Page, HttpError
             "the response has no `resources` (not a ManageIQ collection listing)".into(),
         ));
     };
+    // Compact as the page arrives: a read holds its records in this form only, and the
+    // JSON of at most the pages in flight.
+    let mut keys = FieldNames::default();
     Ok(Page {
         count: envelope.count.as_ref().and_then(as_count),
         subquery_count: envelope.subquery_count.as_ref().and_then(as_count),
-        records,
+        records: records
+            .into_iter()
+            .map(|r| match keep {
+                Some(keep) => keep.compact(r, &mut keys),
+                None => Val::from_json(r, &mut keys),
+            })
+            .collect(),
     })
 }
 
@@ -123,7 +144,7 @@ impl Iterator for Offsets {
 pub struct Assembly {
     total: u64,
     stride: u64,
-    pages: BTreeMap<u64, Vec<Value>>,
+    pages: BTreeMap<u64, Vec<Val>>,
     lost: Vec<(u64, HttpError)>,
     short: Vec<(u64, u64, usize)>,
     abandoned: Option<(u64, String)>,
@@ -143,7 +164,7 @@ impl Assembly {
 
     /// A page arrived. Returns whether it was short (fewer records than its place in the
     /// total calls for).
-    pub fn page(&mut self, offset: u64, records: Vec<Value>) -> bool {
+    pub fn page(&mut self, offset: u64, records: Vec<Val>) -> bool {
         let expected = self.stride.min(self.total.saturating_sub(offset));
         let short = (records.len() as u64) < expected;
         if short {
@@ -167,7 +188,7 @@ impl Assembly {
 
     /// The records in id order (pages in offset order), each id once (the first seen), and
     /// why the read is incomplete, if it is.
-    pub fn finish(self) -> (Vec<Value>, Option<String>) {
+    pub fn finish(self) -> (Vec<Val>, Option<String>) {
         let capacity = self.pages.values().map(Vec::len).sum();
         let mut records = Vec::with_capacity(capacity);
         let mut seen: HashSet<String> = HashSet::with_capacity(capacity);
@@ -175,7 +196,7 @@ impl Assembly {
         for page in self.pages.into_values() {
             for record in page {
                 let id = match &record {
-                    Value::Object(object) => {
+                    Val::Object(object) => {
                         SourceRecord::from_object(object).map(|r| r.id.into_owned())
                     }
                     _ => None,
@@ -233,6 +254,14 @@ impl Assembly {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn vals(records: Vec<Value>) -> Vec<Val> {
+        let mut keys = FieldNames::default();
+        records
+            .into_iter()
+            .map(|r| Val::from_json(r, &mut keys))
+            .collect()
+    }
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/manageiq/");
 
@@ -324,10 +353,10 @@ mod tests {
     #[test]
     fn pages_merge_in_order_and_each_id_counts_once() {
         let mut a = Assembly::new(5, 2);
-        a.page(4, vec![json!({"id": "5"})]);
-        a.page(0, vec![json!({"id": 1}), json!({"id": "2"})]);
+        a.page(4, vals(vec![json!({"id": "5"})]));
+        a.page(0, vals(vec![json!({"id": 1}), json!({"id": "2"})]));
         // A repeat across pages (string and integer forms of one id).
-        a.page(2, vec![json!({"id": 2}), json!({"id": "3"})]);
+        a.page(2, vals(vec![json!({"id": 2}), json!({"id": "3"})]));
         let (records, incomplete) = a.finish();
         let ids: Vec<String> = records.iter().map(|r| r["id"].to_string()).collect();
         assert_eq!(ids, ["1", "\"2\"", "\"3\"", "\"5\""]);
@@ -338,8 +367,8 @@ mod tests {
     #[test]
     fn lost_and_short_pages_are_named() {
         let mut a = Assembly::new(6, 2);
-        a.page(0, vec![json!({"id": 1}), json!({"id": 2})]);
-        assert!(a.page(4, vec![json!({"id": 5})]));
+        a.page(0, vals(vec![json!({"id": 1}), json!({"id": 2})]));
+        assert!(a.page(4, vals(vec![json!({"id": 5})])));
         a.lost(
             2,
             HttpError::new(
@@ -362,7 +391,7 @@ mod tests {
         );
         // More records than the total (VMs added during the read) is complete.
         let mut a = Assembly::new(1, 2);
-        a.page(0, vec![json!({"id": 1}), json!({"id": 2})]);
+        a.page(0, vals(vec![json!({"id": 1}), json!({"id": 2})]));
         assert_eq!(a.finish().1, None);
     }
 }

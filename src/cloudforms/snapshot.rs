@@ -78,16 +78,13 @@ pub fn parse(text: &str, path: &Path) -> Result<SourceRead, SnapshotError> {
                     serde_json::from_str::<serde_json::Map<String, Value>>(first).is_ok()
                 }) =>
         {
-            return parse_lines(text, path, json_error).map(|records| SourceRead {
-                origin,
-                records,
-                incomplete: None,
-            });
+            return parse_lines(text, path, json_error)
+                .map(|records| SourceRead::from_json(origin, records, None));
         }
         Err(e) => return Err(json_error(e, 0)),
     };
     match document {
-        Value::Array(records) => Ok(SourceRead { origin, records, incomplete: None }),
+        Value::Array(records) => Ok(SourceRead::from_json(origin, records, None)),
         Value::Object(mut object) => match object.remove("resources") {
             Some(Value::Array(records)) => {
                 let total = object
@@ -98,11 +95,11 @@ pub fn parse(text: &str, path: &Path) -> Result<SourceRead, SnapshotError> {
                 let incomplete = total.filter(|&t| t > records.len()).map(|t| {
                     format!("the snapshot holds {} of the {t} VMs the server reported (one page of a paged read?)", records.len())
                 });
-                Ok(SourceRead { origin, records, incomplete })
+                Ok(SourceRead::from_json(origin, records, incomplete))
             }
             Some(_) => Err(SnapshotError::Shape { path: path.to_owned(), message: "`resources` is not an array".into() }),
             // A single VM record on its own is a one-line JSON-lines file.
-            None if object.contains_key("id") => Ok(SourceRead { origin, records: vec![Value::Object(object)], incomplete: None }),
+            None if object.contains_key("id") => Ok(SourceRead::from_json(origin, vec![Value::Object(object)], None)),
             None => Err(SnapshotError::Shape {
                 path: path.to_owned(),
                 message: "expected a collection response with `resources`, a JSON array, or JSON lines of VM records".into(),

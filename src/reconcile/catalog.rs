@@ -20,7 +20,7 @@ use super::plan::{
     FieldValue, GuardTrip, Issue, IssueKind, MappingInfo, Order, OrderAction, Plan, Safety,
     SourceSummary, TargetSummary,
 };
-use super::record::{Ci, References, SourceRecord};
+use super::record::{Ci, FieldNames, References, SourceRecord, Val};
 
 /// The prefix of `correlation_id` on a RITM claimed by a catalog pass that has not yet
 /// written its request id: `cloudforms:claim:<run>`.
@@ -254,23 +254,23 @@ pub struct OrderInput<'a> {
 }
 
 /// The RITM as a record for the dialog's rules: its columns, and `variables` as an object.
-fn ritm_record(ritm: &Ci) -> Map<String, Value> {
+fn ritm_record(ritm: &Ci) -> Val {
     let mut record = Map::new();
     let mut variables = Map::new();
     for (field, value) in &ritm.fields {
         match field.strip_prefix("variables.") {
             Some(name) => {
-                variables.insert(name.to_owned(), Value::String(value.clone()));
+                variables.insert(name.to_owned(), Value::String(value.to_owned()));
             }
             None => {
-                record.insert(field.to_string(), Value::String(value.clone()));
+                record.insert(field.to_string(), Value::String(value.to_owned()));
             }
         }
     }
     record.insert("id".into(), Value::String(ritm.sys_id.clone()));
     record.insert("sys_id".into(), Value::String(ritm.sys_id.clone()));
     record.insert("variables".into(), Value::Object(variables));
-    record
+    Val::from_json(Value::Object(record), &mut FieldNames::default())
 }
 
 /// When a claim marker (`cloudforms:claim:<UTC time>:...`) was written, by the time it
@@ -326,7 +326,7 @@ pub fn plan_orders(input: &OrderInput) -> Plan {
             continue;
         }
         let record = ritm_record(ritm);
-        let Some(source) = SourceRecord::from_object(&record) else {
+        let Some(source) = record.as_object().and_then(SourceRecord::from_object) else {
             continue;
         };
         let mut dialog = Vec::new();

@@ -11,13 +11,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde_json::Value;
-
 use super::desired::Desired;
 use super::identity::Identification;
 use super::mapping::Classify;
 use super::plan::{Create, KvChange, RelAction, RelEnd};
-use super::record::Ci;
+use super::record::{Ci, Val};
 
 /// The `cmdb_key_value` rows the CMDB holds with the mapping's `tag` (the adapters read only
 /// those): `configuration_item`, `key`, `value`, and the version fields.
@@ -135,14 +133,14 @@ pub(super) fn plan(
 }
 
 /// The record's `/managed/<category>/<entry>` tags as (category, entry), sorted, once each.
-fn managed_tags(tags: Option<&Value>) -> BTreeSet<(String, String)> {
-    let Some(Value::Array(tags)) = tags else {
+fn managed_tags(tags: Option<&Val>) -> BTreeSet<(String, String)> {
+    let Some(Val::Array(tags)) = tags else {
         return BTreeSet::new();
     };
     tags.iter()
         .filter_map(|tag| match tag {
-            Value::String(s) => Some(s.as_str()),
-            Value::Object(o) => o.get("name").and_then(Value::as_str),
+            Val::String(s) => Some(&**s),
+            Val::Object(o) => o.get("name").and_then(Val::as_str),
             _ => None,
         })
         .filter_map(|name| {

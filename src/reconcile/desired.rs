@@ -17,7 +17,7 @@ pub(super) struct Desired<'a> {
     pub record: SourceRecord<'a>,
     pub name: String,
     /// By mapping field index: the derived value (`None` when the source has none).
-    pub values: Vec<Option<String>>,
+    pub values: Values,
     /// By mapping field index: the source value is empty and the rule says `on_empty = "clear"`.
     pub cleared: Vec<bool>,
     /// By `[[relate]]` index: the other CI of the relationship.
@@ -35,11 +35,49 @@ pub(super) enum Related {
     Unknown,
 }
 
+/// A record's derived values, by mapping field index, in one text buffer: two allocations
+/// per record rather than one per field.
+pub(super) struct Values {
+    text: String,
+    spans: Vec<Option<(u32, u32)>>,
+}
+
+impl Values {
+    fn with_capacity(fields: usize) -> Self {
+        Self {
+            // Room for a typical record's values at once: growing by doubling from empty
+            // would move the text several times per record.
+            text: String::with_capacity(fields * 16),
+            spans: Vec::with_capacity(fields),
+        }
+    }
+
+    fn push(&mut self, value: Option<&str>) {
+        let span = value.map(|v| {
+            let start = self.text.len() as u32;
+            self.text.push_str(v);
+            (start, self.text.len() as u32)
+        });
+        self.spans.push(span);
+    }
+
+    /// The value of field `index`.
+    pub fn get(&self, index: usize) -> Option<&str> {
+        let (start, end) = self.spans[index]?;
+        Some(&self.text[start as usize..end as usize])
+    }
+
+    /// Every field's value, in field order.
+    pub fn iter(&self) -> impl Iterator<Item = Option<&str>> {
+        (0..self.spans.len()).map(|i| self.get(i))
+    }
+}
+
 impl Desired<'_> {
     /// The derived value of a CI field, by name.
     pub fn value<'a>(&'a self, mapping: &Mapping, field: &str) -> Option<&'a str> {
         let index = mapping.fields.iter().position(|f| f.name == field)?;
-        self.values[index].as_deref()
+        self.values.get(index)
     }
 
     /// Report-only facts (provider, cluster, owner) for the actions this VM gets.
@@ -63,17 +101,17 @@ pub(super) fn evaluate<'a>(
     refs: &References,
     issues: &mut Vec<Issue>,
 ) -> Desired<'a> {
-    let mut values = Vec::with_capacity(mapping.fields.len());
+    let mut values = Values::with_capacity(mapping.fields.len());
     let mut cleared = vec![false; mapping.fields.len()];
     for (index, rule) in mapping.fields.iter().enumerate() {
-        let value = match rule.eval(&record, refs) {
+        let value = match rule.eval_text(&record, refs) {
             Ok(mut value) => {
                 // Only a source without a value clears: a bad value says nothing about the
                 // CI's, so it is reported and the field left alone (README, `map`).
                 cleared[index] = value.is_none() && rule.on_empty == OnEmpty::Clear;
                 // Too long for its column: cut here, so the value written, the value compared
                 // and the identity key are all what ServiceNow will hold.
-                if let Some(had) = value.as_mut().and_then(|v| rule.fit(v)) {
+                if let Some(had) = value.as_mut().and_then(|v| rule.fit_text(v)) {
                     issues.push(Issue {
                         kind: IssueKind::Truncated,
                         source_ids: vec![record.id.to_string()],
@@ -122,8 +160,10 @@ pub(super) fn evaluate<'a>(
                 None
             }
         };
-        values.push(value);
+        values.push(value.as_deref());
     }
+    // Held until the plan is made: no more room than the values take.
+    values.text.shrink_to_fit();
     let related = mapping
         .relate
         .iter()
@@ -235,7 +275,7 @@ pub(super) fn create(mapping: &Mapping, d: &Desired, now_text: &str) -> Result<C
         })
         .collect();
     let mut fields: BTreeMap<String, FieldValue> = BTreeMap::new();
-    for (rule, value) in mapping.fields.iter().zip(&d.values) {
+    for (rule, value) in mapping.fields.iter().zip(d.values.iter()) {
         if rule.mode == FieldMode::Ignore {
             continue;
         }
@@ -244,7 +284,7 @@ pub(super) fn create(mapping: &Mapping, d: &Desired, now_text: &str) -> Result<C
                 rule.name.clone(),
                 FieldValue {
                     field: rule.name.clone(),
-                    value: value.clone(),
+                    value: value.to_owned(),
                     from: rule.describe.clone(),
                 },
             );
@@ -348,8 +388,8 @@ fn field_changes(mapping: &Mapping, d: &Desired, ci: &Ci) -> Vec<Change> {
             continue; // never compared: see below
         }
         let current = ci.get(&field.name);
-        let desired = match &d.values[index] {
-            Some(v) => v.as_str(),
+        let desired = match d.values.get(index) {
+            Some(v) => v,
             None if d.cleared[index] => "",
             None => continue,
         };
@@ -379,7 +419,7 @@ fn field_changes(mapping: &Mapping, d: &Desired, ci: &Ci) -> Vec<Change> {
         if field.mode != FieldMode::Append {
             continue;
         }
-        let Some(entry) = &d.values[index] else {
+        let Some(entry) = d.values.get(index) else {
             continue;
         };
         let carried = changes
@@ -389,7 +429,7 @@ fn field_changes(mapping: &Mapping, d: &Desired, ci: &Ci) -> Vec<Change> {
             changes.push(Change {
                 field: field.name.clone(),
                 current: String::new(),
-                desired: entry.clone(),
+                desired: entry.to_owned(),
                 mode: FieldMode::Append,
                 from: field.describe.clone(),
             });

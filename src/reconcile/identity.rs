@@ -35,7 +35,7 @@ pub struct Candidate<'a> {
     pub source_id: &'a str,
     pub name: &'a str,
     /// The normalised key of each rule (by index), `None` where a value is missing.
-    pub keys: Vec<Option<String>>,
+    pub keys: Keys,
     /// The VM's value of each [`strong_fields`] field (by index), trimmed; `None` when empty.
     pub strong: Vec<Option<&'a str>>,
 }
@@ -79,23 +79,85 @@ pub fn strong_fields(rules: &[IdentityRule]) -> Vec<&str> {
 /// missing: the rule cannot apply.
 pub fn key<'v>(rule: &IdentityRule, get: impl Fn(&str) -> Option<&'v str>) -> Option<String> {
     let mut key = String::new();
+    key_into(rule, get, &mut key).then_some(key)
+}
+
+/// [`key`], appended to `out`; `false` (and `out` as it was) when the rule cannot apply.
+fn key_into<'v>(
+    rule: &IdentityRule,
+    get: impl Fn(&str) -> Option<&'v str>,
+    out: &mut String,
+) -> bool {
+    let at = out.len();
     for (i, field) in rule.fields.iter().enumerate() {
-        let value = get(field)?.trim();
+        let value = get(field).map(str::trim).unwrap_or_default();
         if value.is_empty() {
-            return None;
+            out.truncate(at);
+            return false;
         }
         if i > 0 {
-            key.push(SEP);
+            out.push(SEP);
         }
         if value.is_ascii() {
-            let start = key.len();
-            key.push_str(value);
-            key[start..].make_ascii_lowercase();
+            let start = out.len();
+            out.push_str(value);
+            out[start..].make_ascii_lowercase();
         } else {
-            key.extend(nfc(value).chars().flat_map(char::to_lowercase));
+            out.extend(nfc(value).chars().flat_map(char::to_lowercase));
         }
     }
-    Some(key)
+    true
+}
+
+/// Keys in one text buffer, by index (of a rule for a VM's keys, of a CI for one rule's):
+/// no allocation per key.
+#[derive(Debug, Default)]
+pub struct Keys {
+    text: String,
+    spans: Vec<Option<(u32, u32)>>,
+}
+
+impl Keys {
+    /// One record's key for each rule.
+    pub fn of_rules<'v>(rules: &[IdentityRule], get: impl Fn(&str) -> Option<&'v str>) -> Self {
+        let mut keys = Self {
+            text: String::with_capacity(rules.len() * 40),
+            spans: Vec::with_capacity(rules.len()),
+        };
+        for rule in rules {
+            keys.push(|out| key_into(rule, &get, out));
+        }
+        keys
+    }
+
+    /// Every CI's key for one rule.
+    fn of_cis(rule: &IdentityRule, cis: &[Ci]) -> Self {
+        let mut keys = Self {
+            text: String::with_capacity(cis.len() * 24),
+            spans: Vec::with_capacity(cis.len()),
+        };
+        for ci in cis {
+            keys.push(|out| key_into(rule, |f| Some(ci.get(f)), out));
+        }
+        keys
+    }
+
+    fn push(&mut self, write: impl FnOnce(&mut String) -> bool) {
+        let start = self.text.len();
+        let span = write(&mut self.text).then_some((start as u32, self.text.len() as u32));
+        self.spans.push(span);
+    }
+
+    /// Key `i`, `None` where its rule does not apply.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let (start, end) = self.spans.get(i).copied().flatten()?;
+        Some(&self.text[start as usize..end as usize])
+    }
+
+    /// The keys that apply, with their index.
+    fn iter(&self) -> impl Iterator<Item = (usize, &str)> {
+        (0..self.spans.len()).filter_map(|i| Some((i, self.get(i)?)))
+    }
 }
 
 /// Two identity values compared as keys compare them: trimmed, without case.
@@ -184,12 +246,10 @@ fn add<K: std::hash::Hash + Eq>(index: &mut FxHashMap<K, Hits>, key: K, item: us
 }
 
 /// Index of one rule's CI keys: key -> CIs carrying it.
-fn ci_index(rule: &IdentityRule, cis: &[Ci]) -> FxHashMap<String, Hits> {
-    let mut index = FxHashMap::with_capacity_and_hasher(cis.len(), Default::default());
-    for (i, ci) in cis.iter().enumerate() {
-        if let Some(k) = key(rule, |f| Some(ci.get(f))) {
-            add(&mut index, k, i);
-        }
+fn ci_index(keys: &Keys) -> FxHashMap<&str, Hits> {
+    let mut index = FxHashMap::with_capacity_and_hasher(keys.spans.len(), Default::default());
+    for (i, k) in keys.iter() {
+        add(&mut index, k, i);
     }
     index
 }
@@ -209,7 +269,7 @@ struct DuplicateCis {
 /// index, the set each CI belongs to (empty when there is none at all).
 fn duplicate_cis(
     rules: &[IdentityRule],
-    indexes: &[FxHashMap<String, Hits>],
+    indexes: &[FxHashMap<&str, Hits>],
     cis: &[Ci],
     strong: &[&str],
     in_scope: &[bool],
@@ -294,9 +354,12 @@ pub fn identify(
         issues: Vec::new(),
     };
     let strong = strong_fields(rules);
-    // One index per rule, built side by side.
-    let indexes: Vec<FxHashMap<String, Hits>> =
-        rules.par_iter().map(|rule| ci_index(rule, cis)).collect();
+    // One index per rule, built side by side, over keys kept in one buffer per rule.
+    let keys: Vec<Keys> = rules
+        .par_iter()
+        .map(|rule| Keys::of_cis(rule, cis))
+        .collect();
+    let indexes: Vec<FxHashMap<&str, Hits>> = keys.par_iter().map(ci_index).collect();
     quarantine_duplicate_sources(rules, &indexes, candidates, cis, &mut out);
 
     // One machine recorded twice in the CMDB: its CIs are held whatever the VMs say.
@@ -335,7 +398,7 @@ pub fn identify(
 /// that carries it. All of them are quarantined and the CIs holding that key are held.
 fn quarantine_duplicate_sources(
     rules: &[IdentityRule],
-    indexes: &[FxHashMap<String, Hits>],
+    indexes: &[FxHashMap<&str, Hits>],
     candidates: &[Candidate],
     cis: &[Ci],
     out: &mut Identification,
@@ -344,7 +407,7 @@ fn quarantine_duplicate_sources(
         let mut by_key: FxHashMap<&str, Hits> =
             FxHashMap::with_capacity_and_hasher(candidates.len(), Default::default());
         for (vm, c) in candidates.iter().enumerate() {
-            if let Some(k) = c.keys[r].as_deref() {
+            if let Some(k) = c.keys.get(r) {
                 add(&mut by_key, k, vm);
             }
         }
@@ -438,7 +501,7 @@ impl Stage<'_> {
         &self,
         r: usize,
         rule: &IdentityRule,
-        index: &FxHashMap<String, Hits>,
+        index: &FxHashMap<&str, Hits>,
         available: &[bool],
         out: &mut Identification,
         duplicate_sets: &mut [DuplicateCis],
@@ -448,7 +511,7 @@ impl Stage<'_> {
             if out.matched[vm].is_some() || out.quarantined[vm] || out.new[vm] {
                 continue;
             }
-            let Some(k) = candidate.keys[r].as_deref() else {
+            let Some(k) = candidate.keys.get(r) else {
                 continue;
             };
             let all = index.get(k).map(Hits::as_slice).unwrap_or_default();

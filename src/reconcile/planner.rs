@@ -10,7 +10,6 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 use super::classify::{self, KvInput};
 use super::desired::{create, diff_ci, evaluate, unreadable_dates, Desired};
@@ -18,14 +17,14 @@ use super::identity::{self, Candidate, Identification};
 use super::mapping::Mapping;
 use super::plan::*;
 use super::policy::{lifecycle_step, safety, SafetyFacts, SN_DATETIME};
-use super::record::{Ci, References, SourceRecord};
+use super::record::{Ci, References, SourceRecord, Val};
 use super::relations::{self, RelInput};
 
 /// Everything one plan is computed from. Inputs are borrowed: the plan copies what it keeps.
 pub struct Input<'a> {
     pub mapping: &'a Mapping,
     /// Source records as the source returned them (bad ones become issues).
-    pub records: &'a [Value],
+    pub records: &'a [Val],
     pub source_origin: String,
     /// Why the source read is incomplete, if it is: blocks every retirement.
     pub source_incomplete: Option<String>,
@@ -228,10 +227,10 @@ fn classifications_of(
 }
 
 /// Step 1, records: usable objects with ids, de-duplicated, in a stable order.
-fn usable_records<'a>(records: &'a [Value], issues: &mut Vec<Issue>) -> Vec<SourceRecord<'a>> {
+fn usable_records<'a>(records: &'a [Val], issues: &mut Vec<Issue>) -> Vec<SourceRecord<'a>> {
     let mut usable = Vec::with_capacity(records.len());
     for (position, value) in records.iter().enumerate() {
-        let Value::Object(object) = value else {
+        let Val::Object(object) = value else {
             issues.push(bad_record(format!(
                 "record #{} is not a JSON object",
                 position + 1
@@ -328,7 +327,7 @@ fn triage<'a>(
     let triaged: Vec<One> = usable
         .into_par_iter()
         .map(|record| {
-            let is_true = |attr: &str| record.data.get(attr) == Some(&Value::Bool(true));
+            let is_true = |attr: &str| record.data.get(attr) == Some(&Val::Bool(true));
             let stale = |since| {
                 mapping
                     .source
@@ -377,11 +376,7 @@ fn identify(mapping: &Mapping, desired: &[Desired], cis: &[Ci], scope: &Scope) -
         .map(|d| Candidate {
             source_id: &d.record.id,
             name: &d.name,
-            keys: mapping
-                .identify
-                .iter()
-                .map(|rule| identity::key(rule, |f| d.value(mapping, f)))
-                .collect(),
+            keys: identity::Keys::of_rules(&mapping.identify, |f| d.value(mapping, f)),
             strong: strong
                 .iter()
                 .map(|f| d.value(mapping, f).map(str::trim).filter(|v| !v.is_empty()))

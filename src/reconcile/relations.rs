@@ -31,10 +31,12 @@ pub struct RelInput {
 }
 
 /// One end of a desired row, as a comparable key: an existing CI or a planned create.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum End {
-    Ci(String),
-    New(String),
+/// Borrowed from the plan's inputs: a VM estate wants a few rows per VM, and owned keys
+/// made the relationship plan one of the largest things a run holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum End<'a> {
+    Ci(&'a str),
+    New(&'a str),
 }
 
 /// The relationship changes of a plan: creates first, then deletes.
@@ -45,8 +47,9 @@ pub(super) struct RelPlan {
 /// What the records say: the rows wanted, the (CI, type) pairs not to judge this run, and
 /// the CIs whose rows are judged at all (those matched to a record).
 struct Wanted<'a> {
-    rows: BTreeMap<(End, End, String), String>,
-    unknown: BTreeSet<(String, String)>,
+    /// (parent, child, type) -> the name of the record that wants it.
+    rows: BTreeMap<(End<'a>, End<'a>, &'a str), &'a str>,
+    unknown: BTreeSet<(&'a str, &'a str)>,
     judged: BTreeSet<&'a str>,
 }
 
@@ -72,8 +75,8 @@ pub(super) fn plan(
 
 /// The rows each record's CI should have (its CI: the matched one, or the create).
 fn wanted<'a>(
-    mapping: &Mapping,
-    desired: &[Desired],
+    mapping: &'a Mapping,
+    desired: &'a [Desired],
     ident: &Identification,
     cis: &'a [Ci],
     owned: &[bool],
@@ -92,30 +95,27 @@ fn wanted<'a>(
             (false, Some((ci, _))) if !owned[ci] => continue,
             (false, Some((ci, _))) => {
                 out.judged.insert(cis[ci].sys_id.as_str());
-                End::Ci(cis[ci].sys_id.clone())
+                End::Ci(&cis[ci].sys_id)
             }
-            (false, None) if created.contains(d.record.id.as_ref()) => {
-                End::New(d.record.id.to_string())
-            }
+            (false, None) if created.contains(d.record.id.as_ref()) => End::New(&d.record.id),
             (false, None) => continue,
         };
         for (relate, related) in mapping.relate.iter().zip(&d.related) {
             match related {
                 Related::Nothing => {}
                 Related::Unknown => {
-                    if let End::Ci(id) = &this {
-                        out.unknown.insert((id.clone(), relate.kind.clone()));
+                    if let End::Ci(id) = this {
+                        out.unknown.insert((id, &relate.kind));
                     }
                 }
                 Related::To(other) => {
-                    let other = End::Ci(other.clone());
+                    let other = End::Ci(other);
                     let (parent, child) = if relate.parent {
-                        (this.clone(), other)
+                        (this, other)
                     } else {
-                        (other, this.clone())
+                        (other, this)
                     };
-                    out.rows
-                        .insert((parent, child, relate.kind.clone()), d.name.clone());
+                    out.rows.insert((parent, child, &relate.kind), &d.name);
                 }
             }
         }
@@ -124,12 +124,12 @@ fn wanted<'a>(
 }
 
 /// The CMDB's rows of managed types: those still wanted (present), and those to delete.
-fn stale_rows(
+fn stale_rows<'a>(
     mapping: &Mapping,
-    wanted: &Wanted,
-    input: &RelInput,
+    wanted: &Wanted<'a>,
+    input: &'a RelInput,
     names: &HashMap<&str, &str>,
-) -> (BTreeSet<(End, End, String)>, Vec<RelChange>) {
+) -> (BTreeSet<(End<'a>, End<'a>, &'a str)>, Vec<RelChange>) {
     let kind_of: HashMap<&str, &str> = input
         .types
         .iter()
@@ -142,11 +142,7 @@ fn stale_rows(
             continue;
         };
         let (parent, child) = (row.get("parent"), row.get("child"));
-        let key = (
-            End::Ci(parent.to_owned()),
-            End::Ci(child.to_owned()),
-            kind.to_owned(),
-        );
+        let key = (End::Ci(parent), End::Ci(child), kind);
         if wanted.rows.contains_key(&key) {
             present.insert(key);
             continue;
@@ -157,9 +153,7 @@ fn stale_rows(
             } else {
                 (child, parent)
             };
-            if !wanted.judged.contains(this)
-                || wanted.unknown.contains(&(this.to_owned(), kind.to_owned()))
-            {
+            if !wanted.judged.contains(this) || wanted.unknown.contains(&(this, kind)) {
                 continue;
             }
             // Only a CI of the relationship's table, in its scope, is the job's to unlink.
@@ -191,29 +185,29 @@ fn stale_rows(
 /// Creates for the wanted rows the CMDB lacks.
 fn missing_rows(
     wanted: &Wanted,
-    present: &BTreeSet<(End, End, String)>,
+    present: &BTreeSet<(End, End, &str)>,
     input: &RelInput,
     names: &HashMap<&str, &str>,
 ) -> Vec<RelChange> {
     let mut creates = Vec::new();
     for ((parent, child, kind), name) in &wanted.rows {
-        if present.contains(&(parent.clone(), child.clone(), kind.clone())) {
+        if present.contains(&(*parent, *child, *kind)) {
             continue;
         }
-        let Some(type_sys_id) = input.types.get(kind) else {
+        let Some(type_sys_id) = input.types.get(*kind) else {
             continue; // the shell refuses a type the instance lacks before planning
         };
         let end = |e: &End| match e {
             End::Ci(id) => known_end(id, names, &input.others),
             End::New(source_id) => RelEnd {
                 sys_id: String::new(),
-                source_id: Some(source_id.clone()),
-                name: name.clone(),
+                source_id: Some((*source_id).to_owned()),
+                name: (*name).to_owned(),
             },
         };
         creates.push(RelChange {
             action: RelAction::Create,
-            kind: kind.clone(),
+            kind: (*kind).to_owned(),
             type_sys_id: type_sys_id.clone(),
             parent: end(parent),
             child: end(child),

@@ -4,6 +4,8 @@
 //! `plan.json` is the one file not rendered from the report model: it must carry everything
 //! `apply` needs, exactly as the core produced it, versioned by `format_version`.
 
+use std::io::Write;
+
 use serde::Serialize;
 
 use super::model::{OperationOutcome, OutcomeReport, ReportModel};
@@ -14,9 +16,16 @@ pub const OUTCOME_FORMAT_VERSION: u32 = 1;
 
 /// `plan.json`: the plan, pretty-printed so a reviewer can diff two plans.
 pub fn render_plan(plan: &Plan) -> Result<String, serde_json::Error> {
-    let mut json = serde_json::to_string_pretty(plan)?;
-    json.push('\n');
-    Ok(json)
+    let mut json = Vec::new();
+    write_plan(&mut json, plan)?;
+    Ok(String::from_utf8(json).expect("serde_json writes UTF-8"))
+}
+
+/// [`render_plan`], written as it is serialised: a plan of 100,000 VMs is a JSON text of
+/// over 100 MB that is never held whole.
+pub fn write_plan(mut out: impl Write, plan: &Plan) -> Result<(), serde_json::Error> {
+    serde_json::to_writer_pretty(&mut out, plan)?;
+    out.write_all(b"\n").map_err(serde_json::Error::io)
 }
 
 /// The contents of `outcome.json`.
@@ -43,6 +52,17 @@ pub fn render_outcome(
     model: &ReportModel,
     outcome: &OutcomeReport,
 ) -> Result<String, serde_json::Error> {
+    let mut json = Vec::new();
+    write_outcome(&mut json, model, outcome)?;
+    Ok(String::from_utf8(json).expect("serde_json writes UTF-8"))
+}
+
+/// [`render_outcome`], written as it is serialised.
+pub fn write_outcome(
+    mut out: impl Write,
+    model: &ReportModel,
+    outcome: &OutcomeReport,
+) -> Result<(), serde_json::Error> {
     let file = OutcomeFile {
         format_version: OUTCOME_FORMAT_VERSION,
         plan_generated_at: &model.header.generated_at_rfc3339,
@@ -58,7 +78,6 @@ pub fn render_outcome(
         not_attempted: outcome.not_attempted,
         outcomes: &outcome.outcomes,
     };
-    let mut json = serde_json::to_string_pretty(&file)?;
-    json.push('\n');
-    Ok(json)
+    serde_json::to_writer_pretty(&mut out, &file)?;
+    out.write_all(b"\n").map_err(serde_json::Error::io)
 }

@@ -21,7 +21,7 @@ pub mod summary;
 
 use std::fmt;
 use std::fs;
-use std::io::Write as _;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -153,31 +153,30 @@ pub fn write_reports(
     let mut written = Vec::new();
     for format in formats {
         let path = dir.join(format.file_name());
-        let serialize_error = |source| ReportError::Serialize {
-            path: path.clone(),
-            source,
-        };
+        // The JSON files are written as they are serialised (never held whole in memory);
+        // the renderings for people are strings.
         let contents = match format {
-            Format::Json => json::render_plan(plan).map_err(serialize_error)?,
+            Format::Json => {
+                write_atomically_with(&path, |out| {
+                    json::write_plan(out, plan).map_err(|e| serialize_or_write(&path, e))
+                })?;
+                written.push(path);
+                if let Some(outcome) = &model.outcomes {
+                    let path = dir.join(OUTCOME_FILE);
+                    write_atomically_with(&path, |out| {
+                        json::write_outcome(out, &model, outcome)
+                            .map_err(|e| serialize_or_write(&path, e))
+                    })?;
+                    written.push(path);
+                }
+                continue;
+            }
             Format::Csv => csv::render(&model),
             Format::Markdown => markdown::render(&model),
             Format::Html => html::render(&model),
         };
         write_atomically(&path, contents.as_bytes())?;
         written.push(path);
-        if format == Format::Json {
-            if let Some(outcome) = &model.outcomes {
-                let path = dir.join(OUTCOME_FILE);
-                let contents = json::render_outcome(&model, outcome).map_err(|source| {
-                    ReportError::Serialize {
-                        path: path.clone(),
-                        source,
-                    }
-                })?;
-                write_atomically(&path, contents.as_bytes())?;
-                written.push(path);
-            }
-        }
     }
     Ok(written)
 }
@@ -187,6 +186,38 @@ pub fn write_reports(
     reason = "the shell reads and writes files; the core never does"
 )]
 fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
+    write_atomically_with(path, |out| {
+        out.write_all(contents)
+            .map_err(|source| ReportError::Write {
+                path: path.to_owned(),
+                source,
+            })
+    })
+}
+
+/// A JSON writer's error: the disk's (a write failed) or the serialiser's.
+fn serialize_or_write(path: &Path, error: serde_json::Error) -> ReportError {
+    match error.io_error_kind() {
+        Some(kind) => ReportError::Write {
+            path: path.to_owned(),
+            source: std::io::Error::new(kind, error),
+        },
+        None => ReportError::Serialize {
+            path: path.to_owned(),
+            source: error,
+        },
+    }
+}
+
+/// Writes a file through `write` (buffered) to a temporary name, then renames it into place.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the shell reads and writes files; the core never does"
+)]
+fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<(), ReportError>,
+) -> Result<(), ReportError> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir {
             path: dir.to_owned(),
@@ -203,16 +234,19 @@ fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{file_name}.tmp"));
     let result = fs::File::create(&tmp)
-        .and_then(|mut file| {
-            file.write_all(contents)?;
-            file.sync_all()
+        .map_err(error)
+        .and_then(|file| {
+            let mut out = std::io::BufWriter::new(file);
+            write(&mut out)?;
+            let file = out.into_inner().map_err(|e| error(e.into_error()))?;
+            file.sync_all().map_err(error)
         })
-        .and_then(|()| fs::rename(&tmp, path));
+        .and_then(|()| fs::rename(&tmp, path).map_err(error));
     if result.is_err() {
         // Best effort: a leftover temporary file is harmless, the error is what matters.
         let _ = fs::remove_file(&tmp);
     }
-    result.map_err(error)
+    result
 }
 
 /// Writes the run's `index.md` into the run folder `dir` (see [`index`]).

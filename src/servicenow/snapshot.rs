@@ -13,7 +13,7 @@ use std::sync::Arc;
 use chrono::{NaiveDate, NaiveDateTime};
 use serde_json::Value;
 
-use crate::reconcile::record::{Ci, FieldNames, Fields};
+use crate::reconcile::record::{Ci, FieldNames, Layouts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -112,10 +112,13 @@ fn display_datetimes_to_iso(cis: &mut [Ci]) {
     }
     for ci in cis.iter_mut() {
         for name in &convert {
-            if let Some(value) = ci.fields.get_mut(name) {
-                if let Some(t) = display_datetime(value.trim()) {
-                    *value = t.format(ISO_DATETIME).to_string();
-                }
+            let iso = ci
+                .fields
+                .get(name)
+                .and_then(|value| display_datetime(value.trim()));
+            if let Some(t) = iso {
+                ci.fields
+                    .insert(name.clone(), t.format(ISO_DATETIME).to_string());
             }
         }
     }
@@ -209,17 +212,20 @@ fn parse_json(text: &str, path: &Path) -> Result<Vec<Ci>, ExportError> {
                     message: format!("row {} is not an object", i + 1),
                 });
             };
-            let mut fields: Fields = object
-                .iter()
-                .map(|(k, v)| (names.intern(k), field_text(v)))
-                .collect();
-            let sys_id = fields
-                .remove("sys_id")
+            let sys_id = object
+                .get("sys_id")
+                .map(field_text)
                 .filter(|s| !s.trim().is_empty())
                 .ok_or_else(|| ExportError::Shape {
                     path: path.to_owned(),
                     message: format!("row {} has no `sys_id`", i + 1),
                 })?;
+            let fields = names.row(
+                object
+                    .iter()
+                    .filter(|(k, _)| *k != "sys_id")
+                    .map(|(k, v)| (k.as_str(), field_text(v))),
+            );
             Ok(Ci { sys_id, fields })
         })
         .collect()
@@ -268,6 +274,7 @@ fn parse_csv(text: &str, path: &Path) -> Result<Vec<Ci>, ExportError> {
     }
     let names: Vec<Arc<str>> = headers.iter().map(|h| Arc::from(h.as_str())).collect();
     let mut cis = Vec::new();
+    let mut layouts = Layouts::default();
     for record in reader.records() {
         let record = record.map_err(csv_error)?;
         let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
@@ -283,12 +290,13 @@ fn parse_csv(text: &str, path: &Path) -> Result<Vec<Ci>, ExportError> {
                 message: "empty `sys_id`".into(),
             });
         }
-        let fields = names
-            .iter()
-            .zip(record.iter())
-            .filter(|(h, _)| h.as_ref() != "sys_id")
-            .map(|(h, v)| (h.clone(), v.to_owned()))
-            .collect();
+        let fields = layouts.row(
+            names
+                .iter()
+                .zip(record.iter())
+                .filter(|(h, _)| h.as_ref() != "sys_id")
+                .map(|(h, v)| (h.clone(), v)),
+        );
         cis.push(Ci { sys_id, fields });
     }
     Ok(cis)

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::reconcile::record::{Ci, FieldNames, Fields};
+use crate::reconcile::record::{Ci, FieldNames, Layouts};
 
 /// Decides which keys of a row are kept, and under which shared name.
 pub(super) trait Namer {
@@ -136,6 +136,7 @@ impl<'de, N: Namer> Visitor<'de> for Envelope<N> {
             if self.one {
                 let row = map.next_value_seed(RowSeed {
                     namer: &mut self.namer,
+                    layouts: &mut Layouts::default(),
                 })?;
                 self.rows.push(row);
             } else {
@@ -214,8 +215,11 @@ impl<'de, N: Namer> Visitor<'de> for RowsSeed<'_, N> {
         if let Some(n) = seq.size_hint() {
             self.rows.reserve(n);
         }
+        // The rows of a page name the same fields: they share one layout.
+        let mut layouts = Layouts::default();
         while let Some(row) = seq.next_element_seed(RowSeed {
             namer: &mut *self.namer,
+            layouts: &mut layouts,
         })? {
             self.rows.push(row);
         }
@@ -226,6 +230,7 @@ impl<'de, N: Namer> Visitor<'de> for RowsSeed<'_, N> {
 /// One record: `{"field": value, ...}`, which must carry a non-empty `sys_id`.
 struct RowSeed<'a, N> {
     namer: &'a mut N,
+    layouts: &'a mut Layouts,
 }
 
 impl<'de, N: Namer> DeserializeSeed<'de> for RowSeed<'_, N> {
@@ -245,8 +250,7 @@ impl<'de, N: Namer> Visitor<'de> for RowSeed<'_, N> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ci, A::Error> {
         let mut sys_id = None;
-        let mut fields =
-            Fields::with_capacity_and_hasher(map.size_hint().unwrap_or(16), Default::default());
+        let mut fields: Vec<(Arc<str>, String)> = Vec::with_capacity(map.size_hint().unwrap_or(16));
         while let Some(key) = map.next_key::<KeyBuf<'de>>()? {
             let key = key.as_str();
             if key == "sys_id" {
@@ -255,7 +259,7 @@ impl<'de, N: Namer> Visitor<'de> for RowSeed<'_, N> {
             }
             match self.namer.name(key) {
                 Some(name) => {
-                    fields.insert(name, map.next_value_seed(Text)?);
+                    fields.push((name, map.next_value_seed(Text)?));
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -263,7 +267,10 @@ impl<'de, N: Namer> Visitor<'de> for RowSeed<'_, N> {
             }
         }
         match sys_id {
-            Some(sys_id) if !sys_id.trim().is_empty() => Ok(Ci { sys_id, fields }),
+            Some(sys_id) if !sys_id.trim().is_empty() => Ok(Ci {
+                sys_id,
+                fields: self.layouts.row(fields),
+            }),
             _ => Err(de::Error::custom("a record has no `sys_id`")),
         }
     }

@@ -7,11 +7,9 @@
 use core::net::{Ipv4Addr, Ipv6Addr};
 use std::borrow::Cow;
 
-use serde_json::Value;
-
 use super::template::render_template;
 use super::{Case, Extract, FieldRule, Lookup, Pick};
-use crate::reconcile::record::{References, SourceRecord};
+use crate::reconcile::record::{References, SourceRecord, Val};
 
 /// Why a field has no value for a record: data for the report, never a stopped run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +25,17 @@ impl FieldRule {
         record: &SourceRecord,
         refs: &References,
     ) -> Result<Option<String>, EvalError> {
+        Ok(self.eval_text(record, refs)?.map(Cow::into_owned))
+    }
+
+    /// [`eval`](Self::eval), the value borrowed from the record, the mapping or the
+    /// referenced rows wherever it is not built: the planner evaluates every field of every
+    /// record, and most values are found as they are.
+    pub fn eval_text<'s>(
+        &'s self,
+        record: &SourceRecord<'s>,
+        refs: &'s References,
+    ) -> Result<Option<Cow<'s, str>>, EvalError> {
         match (self.eval_unresolved(record)?, &self.lookup) {
             (Some(v), Some(lookup)) => self.resolve(&v, lookup, record, refs).map(Some),
             (value, _) => Ok(value),
@@ -37,66 +46,83 @@ impl FieldRule {
     /// sent (on a character boundary, never inside a UTF-8 sequence). Returns the length in
     /// characters it had when it was cut, `None` when it fits (or no length is known).
     pub fn fit(&self, value: &mut String) -> Option<usize> {
-        let max = self.max_length?;
-        let (cut_at, _) = value.char_indices().nth(max)?;
-        let had = max + value[cut_at..].chars().count();
+        let (cut_at, had) = self.cut(value)?;
         value.truncate(cut_at);
         Some(had)
+    }
+
+    /// [`fit`](Self::fit) for a value that may be borrowed (copied only when it is cut).
+    pub fn fit_text(&self, value: &mut Cow<'_, str>) -> Option<usize> {
+        let (cut_at, had) = self.cut(value)?;
+        value.to_mut().truncate(cut_at);
+        Some(had)
+    }
+
+    /// Where `value` must be cut, and its length in characters, when it is too long.
+    fn cut(&self, value: &str) -> Option<(usize, usize)> {
+        let max = self.max_length?;
+        if value.len() <= max {
+            // No more bytes than characters allowed: it fits whatever they are.
+            return None;
+        }
+        let (cut_at, _) = value.char_indices().nth(max)?;
+        Some((cut_at, max + value[cut_at..].chars().count()))
     }
 
     /// The value to look up, before the lookup: what a live target must find in the
     /// referenced table. `None` for fields without a lookup or records without a value.
     pub fn lookup_key(&self, record: &SourceRecord) -> Option<String> {
         self.lookup.as_ref()?;
-        self.eval_unresolved(record).ok().flatten()
+        self.eval_unresolved(record)
+            .ok()
+            .flatten()
+            .map(Cow::into_owned)
     }
 
     /// Every step but the reference lookup.
-    fn eval_unresolved(&self, record: &SourceRecord) -> Result<Option<String>, EvalError> {
+    fn eval_unresolved<'s>(
+        &'s self,
+        record: &SourceRecord<'s>,
+    ) -> Result<Option<Cow<'s, str>>, EvalError> {
         // A record outside `when` gives the field no value (and no default: the field does
         // not apply to it).
         if !self.when.iter().all(|f| f.accepts(record)) {
             return Ok(None);
         }
-        // Paths borrow from the record; only what is built here is owned.
-        let built;
-        let found;
-        let raw: &Value = match &self.extract {
-            Extract::Path(path) => {
-                found = path.get(record.data);
-                found.as_deref().unwrap_or(&Value::Null)
-            }
-            Extract::Const(value) => {
-                built = Value::String(value.clone());
-                &built
-            }
-            Extract::Tag(category) => {
-                built = Value::Array(
-                    tag_values(record, category)
-                        .into_iter()
-                        .map(Value::String)
-                        .collect(),
-                );
-                &built
-            }
-            Extract::Template(parts) => {
-                built = render_template(parts, record);
-                &built
-            }
+        // Paths borrow from the record; only what is built here is owned (and its text
+        // copied out before it goes).
+        let owned = |built: &Val| -> Result<Option<Cow<'s, str>>, EvalError> {
+            Ok(self
+                .shape(self.reduce(built)?)?
+                .map(|v| Cow::Owned(v.into_owned())))
         };
-        let value = self.shape(self.reduce(raw)?)?;
+        let value = match &self.extract {
+            Extract::Path(path) => match path.get(record.data) {
+                Some(Cow::Borrowed(raw)) => self.shape(self.reduce(raw)?)?,
+                Some(Cow::Owned(raw)) => owned(&raw)?,
+                None => None,
+            },
+            Extract::Const(value) => owned(&Val::String(value.as_str().into()))?,
+            Extract::Tag(category) => owned(&Val::Array(
+                tag_values(record, category)
+                    .into_iter()
+                    .map(Val::from)
+                    .collect(),
+            ))?,
+            Extract::Template(parts) => owned(&render_template(parts, record))?,
+        };
         // Empty text is no value wherever it comes from: a map entry of `""` (CloudForms'
         // `unknown` power state: the source does not know) leaves the CI alone like a missing
         // value, without the default standing in for it.
         Ok(value
-            .or_else(|| self.default.clone())
+            .or_else(|| self.default.as_deref().map(Cow::Borrowed))
             .filter(|v| !v.is_empty()))
     }
 
     /// Lists to one value (pick), objects rejected, numbers converted.
-    fn reduce<'a>(&self, raw: &'a Value) -> Result<Option<Scalar<'a>>, EvalError> {
+    fn reduce<'a>(&self, raw: &'a Val) -> Result<Option<Scalar<'a>>, EvalError> {
         let scalar = match raw {
-            Value::Array(items) => {
+            Val::Array(items) => {
                 let texts = || items.iter().filter_map(Scalar::of).map(Scalar::into_text);
                 match self.pick.unwrap_or(Pick::Join) {
                     Pick::First => items.iter().find_map(Scalar::of),
@@ -114,13 +140,13 @@ impl FieldRule {
                     Pick::Count => Some(Scalar::Number(texts().count() as f64)),
                 }
             }
-            Value::Object(_) => {
+            Val::Object(_) => {
                 return Err(EvalError::BadValue(format!(
                     "field `{}`: the source value is an object, not a value (name a nested key)",
                     self.name
                 )))
             }
-            Value::Null => None,
+            Val::Null => None,
             other => match (self.pick, Scalar::of(other)) {
                 // A single value where a list was expected counts as a list of one.
                 (
@@ -163,7 +189,7 @@ impl FieldRule {
     }
 
     /// Text shaping: trim, case, value map. `None` for empty values.
-    fn shape(&self, scalar: Option<Scalar>) -> Result<Option<String>, EvalError> {
+    fn shape<'t>(&'t self, scalar: Option<Scalar<'t>>) -> Result<Option<Cow<'t, str>>, EvalError> {
         let Some(scalar) = scalar else {
             return Ok(None);
         };
@@ -184,13 +210,13 @@ impl FieldRule {
             return Ok(None);
         }
         let Some(map) = &self.map else {
-            return Ok(Some(text.into_owned()));
+            return Ok(Some(text));
         };
         if let Some(mapped) = map.get(text.as_ref()) {
-            return Ok(Some(mapped.clone()));
+            return Ok(Some(Cow::Borrowed(mapped)));
         }
         if let Some((_, mapped)) = map.iter().find(|(k, _)| k.eq_ignore_ascii_case(&text)) {
-            return Ok(Some(mapped.clone()));
+            return Ok(Some(Cow::Borrowed(mapped)));
         }
         // Then the patterns (`finished/*`), the most specific first: most literal characters,
         // then key order. A composite key (`{request_state}/{status}`) needs no entry for
@@ -200,10 +226,10 @@ impl FieldRule {
             .iter()
             .find(|(pattern, _)| glob_matches(pattern, &text))
         {
-            return Ok(Some(mapped.clone()));
+            return Ok(Some(Cow::Borrowed(mapped)));
         }
         match &self.default {
-            Some(default) => Ok(Some(default.clone())),
+            Some(default) => Ok(Some(Cow::Borrowed(default))),
             None => Err(EvalError::BadValue(format!(
                 "field `{}`: `{text}` is not in its value map and it has no default",
                 self.name
@@ -211,13 +237,13 @@ impl FieldRule {
         }
     }
 
-    fn resolve(
-        &self,
+    fn resolve<'s>(
+        &'s self,
         value: &str,
         lookup: &Lookup,
-        record: &SourceRecord,
-        refs: &References,
-    ) -> Result<String, EvalError> {
+        record: &SourceRecord<'s>,
+        refs: &'s References,
+    ) -> Result<Cow<'s, str>, EvalError> {
         if !refs.has_table(&lookup.table) {
             return Err(EvalError::Unresolved(format!(
                 "field `{}`: `{value}` needs a lookup in `{}` but its rows were not loaded",
@@ -229,7 +255,7 @@ impl FieldRule {
             return self.resolve_and(value, lookup, found, record, refs);
         }
         match found {
-            [sys_id] => Ok(sys_id.clone()),
+            [sys_id] => Ok(Cow::Borrowed(sys_id)),
             [] => Err(EvalError::Unresolved(format!(
                 "field `{}`: no `{}` row has {} `{value}`",
                 self.name, lookup.table, lookup.by
@@ -248,14 +274,14 @@ impl FieldRule {
 impl FieldRule {
     /// A lookup with `and` conditions: the rows found by `by` that also hold every `and`
     /// field's value from the record. Exactly one must be left.
-    fn resolve_and(
-        &self,
+    fn resolve_and<'s>(
+        &'s self,
         value: &str,
         lookup: &Lookup,
-        found: &[String],
-        record: &SourceRecord,
-        refs: &References,
-    ) -> Result<String, EvalError> {
+        found: &'s [String],
+        record: &SourceRecord<'s>,
+        refs: &'s References,
+    ) -> Result<Cow<'s, str>, EvalError> {
         let mut key = vec![format!("{} `{value}`", lookup.by)];
         let mut left: Vec<&String> = found.iter().collect();
         for (field, path) in &self.lookup_and {
@@ -271,7 +297,7 @@ impl FieldRule {
         }
         let key = key.join(" and ");
         match left.as_slice() {
-            [sys_id] => Ok((*sys_id).clone()),
+            [sys_id] => Ok(Cow::Borrowed(sys_id.as_str())),
             [] => Err(EvalError::Unresolved(format!(
                 "field `{}`: no `{}` row has {key}",
                 self.name, lookup.table
@@ -338,17 +364,17 @@ enum Scalar<'a> {
 }
 
 impl<'a> Scalar<'a> {
-    fn of(value: &'a Value) -> Option<Self> {
+    fn of(value: &'a Val) -> Option<Self> {
         match value {
-            Value::String(s) => Some(Self::Text(Cow::Borrowed(s))),
-            Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            Val::String(s) => Some(Self::Text(Cow::Borrowed(s))),
+            Val::Number(n) => match (n.as_i64(), n.as_u64()) {
                 // Keep integers exact: they are rendered as written.
                 (Some(i), _) => Some(Self::Text(Cow::Owned(i.to_string()))),
                 (_, Some(u)) => Some(Self::Text(Cow::Owned(u.to_string()))),
                 _ => n.as_f64().map(Self::Number),
             },
-            Value::Bool(b) => Some(Self::Bool(*b)),
-            Value::Null | Value::Array(_) | Value::Object(_) => None,
+            Val::Bool(b) => Some(Self::Bool(*b)),
+            Val::Null | Val::Array(_) | Val::Object(_) => None,
         }
     }
 
@@ -371,21 +397,26 @@ pub fn format_number(n: f64) -> String {
 }
 
 /// The text of a scalar JSON value (`None` for null, arrays and objects).
-pub fn scalar_text(value: &Value) -> Option<String> {
-    Scalar::of(value).map(|s| s.into_text().into_owned())
+pub fn scalar_text(value: &Val) -> Option<String> {
+    scalar_str(value).map(Cow::into_owned)
+}
+
+/// [`scalar_text`], borrowed from the value when it is a string.
+pub fn scalar_str(value: &Val) -> Option<Cow<'_, str>> {
+    Scalar::of(value).map(Scalar::into_text)
 }
 
 /// The values of one tag category on a record. Tags come as `expand=tags` objects
 /// (`{"name": "/managed/environment/prod"}`) or plain strings.
 pub fn tag_values(record: &SourceRecord, category: &str) -> Vec<String> {
-    let Some(Value::Array(tags)) = record.data.get("tags") else {
+    let Some(Val::Array(tags)) = record.data.get("tags") else {
         return Vec::new();
     };
     let mut values: Vec<String> = tags
         .iter()
         .filter_map(|tag| match tag {
-            Value::String(s) => Some(s.as_str()),
-            Value::Object(o) => o.get("name").and_then(Value::as_str),
+            Val::String(s) => Some(&**s),
+            Val::Object(o) => o.get("name").and_then(Val::as_str),
             _ => None,
         })
         .filter_map(|name| {

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::eval::scalar_text;
+use super::eval::scalar_str;
 use super::path::Path;
 use crate::reconcile::record::{Ci, SourceRecord};
 
@@ -60,11 +60,8 @@ impl Filter {
 
     /// Whether a record passes: its value equals (case-insensitive) the filter's, or not.
     pub fn accepts(&self, record: &SourceRecord) -> bool {
-        let actual = self
-            .path
-            .get(record.data)
-            .and_then(|v| scalar_text(&v))
-            .unwrap_or_default();
+        let found = self.path.get(record.data);
+        let actual = found.as_deref().and_then(scalar_str).unwrap_or_default();
         if !self.any_of.is_empty() {
             return self.any_of.iter().any(|v| actual.eq_ignore_ascii_case(v));
         }

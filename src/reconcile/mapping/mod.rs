@@ -21,16 +21,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::Deserialize;
-use serde_json::Value;
 
 pub use compile::{compile_rules, digest, error_at, toml_error};
-pub use eval::{format_number, scalar_text, tag_values, EvalError};
+pub use eval::{format_number, scalar_str, scalar_text, tag_values, EvalError};
 pub use filter::{disjoint, Condition, Conditions, Filter};
 pub use path::Path;
 pub use template::TemplatePart;
 
 use super::plan::FieldMode;
-use super::record::SourceRecord;
+use super::record::{SourceRecord, Val};
 
 /// A mapping file that could not be compiled: where, what, and a hint when we have one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,7 +94,8 @@ impl Window {
     /// Whether a record was updated after `since`. A record whose update time is missing or
     /// unreadable is kept: seeing a record never harms, and it is not read past.
     pub fn admits(&self, record: &SourceRecord, since: chrono::DateTime<chrono::Utc>) -> bool {
-        let Some(text) = self.field.get(record.data).and_then(|v| scalar_text(&v)) else {
+        let found = self.field.get(record.data);
+        let Some(text) = found.as_deref().and_then(scalar_str) else {
             return true;
         };
         match chrono::DateTime::parse_from_rfc3339(text.trim()) {
@@ -644,6 +644,67 @@ impl Mapping {
         attrs.into_iter().collect()
     }
 
+    /// What of each source record the plan reads: every path of [`source_attributes`]
+    /// (fields, templates, lookups, relationships, filters, windows, context), the boolean
+    /// attributes and extra attributes whole, of tags only their names, and the record's
+    /// `id` and `name` (its name in reports).
+    ///
+    /// [`source_attributes`]: Self::source_attributes
+    pub fn source_keep(&self) -> super::record::Keep {
+        let mut keep = super::record::Keep::default();
+        let mut tags = false;
+        for field in self.fields.iter().chain(self.relate.iter().map(|r| &r.to)) {
+            match &field.extract {
+                Extract::Path(p) => keep.add(p.keys()),
+                Extract::Template(parts) => {
+                    for part in parts {
+                        if let TemplatePart::Field(p) | TemplatePart::Optional(p) = part {
+                            keep.add(p.keys());
+                        }
+                    }
+                }
+                Extract::Tag(_) => tags = true,
+                Extract::Const(_) => {}
+            }
+            for (_, p) in &field.lookup_and {
+                keep.add(p.keys());
+            }
+            for filter in &field.when {
+                keep.add(filter.path.keys());
+            }
+        }
+        for relate in &self.relate {
+            for filter in &relate.when {
+                keep.add(filter.path.keys());
+            }
+        }
+        for filter in &self.source.filters {
+            keep.add(filter.path.keys());
+        }
+        if let Some(window) = &self.source.window {
+            keep.add(window.field.keys());
+        }
+        for (_, p) in &self.context {
+            keep.add(p.keys());
+        }
+        if tags || self.classify.is_some() {
+            // Tags are read by name (`/managed/<category>/<value>`), or as plain strings.
+            keep.add(["tags", "name"]);
+        }
+        for attr in self
+            .lifecycle
+            .missing_when
+            .iter()
+            .chain(&self.source.extra_attributes)
+            .chain(&self.source.skip_when)
+        {
+            keep.add(attr.split('.'));
+        }
+        keep.add(["id"]);
+        keep.add(["name"]);
+        keep
+    }
+
     /// The CI fields the plan reads (for `sysparm_fields`), sorted: mapped fields, identity,
     /// scope, freeze, lifecycle and retire fields, plus the version fields.
     pub fn target_fields(&self) -> Vec<String> {
@@ -684,7 +745,7 @@ impl Mapping {
 
     /// For each reference lookup (table, field), the distinct values the records need
     /// resolved, sorted: a live target reads only those rows.
-    pub fn lookup_keys(&self, records: &[Value]) -> Vec<(Lookup, Vec<String>)> {
+    pub fn lookup_keys(&self, records: &[Val]) -> Vec<(Lookup, Vec<String>)> {
         // Only `by` narrows the read: the `and` fields are read with the rows and matched
         // in the core.
         let mut out: Vec<(Lookup, BTreeSet<String>)> = Vec::new();
@@ -698,7 +759,7 @@ impl Mapping {
                 }
             };
             for value in records {
-                let Value::Object(object) = value else {
+                let Val::Object(object) = value else {
                     continue;
                 };
                 let Some(record) = SourceRecord::from_object(object) else {

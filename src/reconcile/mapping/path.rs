@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde_json::Value;
+use crate::reconcile::record::{Obj, Val};
 
 /// A path into a source record: `hardware.memory_mb`, `ipaddresses[0]`, `tags.0.name`, and
 /// with `[*]` the same rest of the path under every element of an array
@@ -70,12 +70,20 @@ impl Path {
     /// The value at this path, `None` when any step is missing. Borrowed from the record,
     /// except under `[*]`: that builds the array of what the rest of the path finds under each
     /// element (elements where it finds nothing are left out; an array found is flattened).
-    pub fn get<'a>(&self, data: &'a serde_json::Map<String, Value>) -> Option<Cow<'a, Value>> {
+    pub fn get<'a>(&self, data: &'a Obj) -> Option<Cow<'a, Val>> {
         let (first, rest) = self.0.split_first()?;
         let Segment::Key(k) = first else {
             return None;
         };
         walk(data.get(k)?, rest)
+    }
+
+    /// The keys along the path, array steps left out (what a record must keep for it).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().filter_map(|s| match s {
+            Segment::Key(k) => Some(k.as_str()),
+            Segment::Index(_) | Segment::Each => None,
+        })
     }
 
     /// Whether the path has a `[*]` step (it then gives a list).
@@ -100,21 +108,21 @@ impl Path {
 }
 
 /// The rest of a path from `current`.
-fn walk<'a>(mut current: &'a Value, segments: &[Segment]) -> Option<Cow<'a, Value>> {
+fn walk<'a>(mut current: &'a Val, segments: &[Segment]) -> Option<Cow<'a, Val>> {
     for (at, segment) in segments.iter().enumerate() {
         current = match (segment, current) {
-            (Segment::Key(k), Value::Object(map)) => map.get(k)?,
-            (Segment::Index(i), Value::Array(items)) => items.get(*i)?,
-            (Segment::Each, Value::Array(items)) => {
+            (Segment::Key(k), Val::Object(map)) => map.get(k)?,
+            (Segment::Index(i), Val::Array(items)) => items.get(*i)?,
+            (Segment::Each, Val::Array(items)) => {
                 let mut out = Vec::new();
                 for item in items {
                     match walk(item, &segments[at + 1..]).map(Cow::into_owned) {
-                        Some(Value::Array(inner)) => out.extend(inner),
-                        Some(Value::Null) | None => {}
+                        Some(Val::Array(inner)) => out.extend(inner.into_vec()),
+                        Some(Val::Null) | None => {}
                         Some(value) => out.push(value),
                     }
                 }
-                return Some(Cow::Owned(Value::Array(out)));
+                return Some(Cow::Owned(Val::Array(out.into_boxed_slice())));
             }
             _ => return None,
         };

@@ -1,7 +1,7 @@
 //! Templates: `{name}.{domain}` builds one value from several source paths; `{path?}` may be
 //! missing (it is then left empty). `{{` and `}}` are literal braces.
 
-use serde_json::Value;
+use crate::reconcile::record::Val;
 
 use super::eval::scalar_text;
 use super::path::Path;
@@ -74,7 +74,7 @@ pub(super) fn parse_template(text: &str) -> Result<Vec<TemplatePart>, String> {
 /// Fills a template from a record: `Null` when any named value is missing or blank. A list
 /// (`{miq_request_tasks[*].options.vm_target_name}`) is filled in as its values joined with
 /// `, `.
-pub(super) fn render_template(parts: &[TemplatePart], record: &SourceRecord) -> Value {
+pub(super) fn render_template(parts: &[TemplatePart], record: &SourceRecord) -> Val {
     let mut out = String::new();
     for part in parts {
         match part {
@@ -82,7 +82,7 @@ pub(super) fn render_template(parts: &[TemplatePart], record: &SourceRecord) -> 
             TemplatePart::Field(path) => match path.get(record.data).and_then(|v| text_of(&v)) {
                 Some(v) if !v.trim().is_empty() => out.push_str(v.trim()),
                 // A template with a missing part has no value: better none than a half name.
-                _ => return Value::Null,
+                _ => return Val::Null,
             },
             TemplatePart::Optional(path) => {
                 if let Some(v) = path.get(record.data).and_then(|v| text_of(&v)) {
@@ -91,13 +91,13 @@ pub(super) fn render_template(parts: &[TemplatePart], record: &SourceRecord) -> 
             }
         }
     }
-    Value::String(out)
+    Val::String(out.into_boxed_str())
 }
 
 /// A scalar's text, or a list's scalars joined with `, ` (blank ones left out).
-fn text_of(value: &Value) -> Option<String> {
+fn text_of(value: &Val) -> Option<String> {
     match value {
-        Value::Array(items) => {
+        Val::Array(items) => {
             let texts: Vec<String> = items
                 .iter()
                 .filter_map(scalar_text)

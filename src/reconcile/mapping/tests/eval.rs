@@ -27,7 +27,8 @@ fn plain_and_nested_paths() {
 fn ids_may_be_integers_or_strings() {
     assert_eq!(record(json!({"id": 7})).id, "7");
     assert_eq!(record(json!({"id": "10000000002056"})).id, "10000000002056");
-    let serde_json::Value::Object(no_id) = json!({"name": "x"}) else {
+    let Val::Object(no_id) = Val::from_json(json!({"name": "x"}), &mut FieldNames::default())
+    else {
         unreachable!()
     };
     assert!(SourceRecord::from_object(&no_id).is_none());

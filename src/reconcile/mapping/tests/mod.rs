@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::*;
 use crate::reconcile::plan::FieldMode;
-use crate::reconcile::record::{Ci, References, SourceRecord};
+use crate::reconcile::record::{Ci, FieldNames, References, SourceRecord, Val};
 
 const HEAD: &str = r#"
 [source]
@@ -32,7 +32,7 @@ fn error(fields: &str) -> MappingError {
 }
 
 fn record(data: serde_json::Value) -> SourceRecord<'static> {
-    let serde_json::Value::Object(map) = data else {
+    let Val::Object(map) = Val::from_json(data, &mut FieldNames::default()) else {
         panic!("not an object")
     };
     // Records borrow their data; a test's few may live as long as the test binary.
@@ -386,5 +386,42 @@ fn classify_takes_every_category_or_a_list_and_asks_for_tags() {
     ] {
         let e = error(&format!("[classify]\n{bad}\n"));
         assert!(e.message.contains("[classify]"), "{bad}: {e}");
+    }
+}
+
+/// A live read keeps of each record only `source_keep`: everything the mapping asks the
+/// server for (`source_attributes`) must survive it, and what it does not ask for must not.
+#[test]
+fn what_a_mapping_keeps_of_a_record_covers_every_attribute_it_asks_for() {
+    let shipped = [
+        include_str!("../../../../mappings/vmware-vm.toml"),
+        include_str!("../../../../mappings/vm.toml"),
+        include_str!("../../../../mappings/vcenter.toml"),
+        include_str!("../../../../mappings/vmware-cluster.toml"),
+        include_str!("../../../../mappings/vmware-datacenter.toml"),
+        include_str!("../../../../mappings/vmware-datastore.toml"),
+        include_str!("../../../../mappings/vmware-esx-host.toml"),
+        include_str!("../../../../mappings/provision-incident.toml"),
+    ];
+    for text in shipped {
+        let mapping = Mapping::parse(text, "shipped.toml").unwrap_or_else(|e| panic!("{e}"));
+        let keep = mapping.source_keep();
+        for attribute in mapping.source_attributes() {
+            // A record holding just the attribute (and its id) keeps all of it.
+            let mut value = json!("value");
+            for key in attribute.rsplit('.') {
+                let mut object = serde_json::Map::new();
+                object.insert(key.to_owned(), value);
+                value = serde_json::Value::Object(object);
+            }
+            value["id"] = json!("1");
+            let kept = keep.compact(value.clone(), &mut FieldNames::default());
+            assert_eq!(kept, value, "{}: `{attribute}`", mapping.name);
+        }
+        let unasked = keep.compact(
+            json!({"id": "1", "never_mapped": {"deep": 1}}),
+            &mut FieldNames::default(),
+        );
+        assert_eq!(unasked, json!({"id": "1"}), "{}", mapping.name);
     }
 }
