@@ -15,12 +15,15 @@
     reason = "tests read fixtures, write files and read the clock"
 )]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cmdb_sim::faults::{FaultConfig, FaultKind, FaultRule};
 use cmdb_sim::{Api, SimOptions, Sims};
+use common::{bin, field, text};
 use serde_json::{json, Map, Value};
 
 async fn sims() -> Sims {
@@ -33,18 +36,6 @@ async fn sims() -> Sims {
     })
     .await
     .expect("simulators start")
-}
-
-fn bin(dir: &Path, sims: &Sims) -> Command {
-    let o = sims.options();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cmdb-reconcile"));
-    cmd.current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env_remove("CMDB_RECONCILE_CONFIG")
-        .env("TEST_CF_PASSWORD", &o.miq_password)
-        .env("TEST_SN_PASSWORD", &o.snow_password)
-        .args(["--log-format", "text"]);
-    cmd
 }
 
 /// A config in `dir` with the shipped catalog links and status mapping; `extra` goes into
@@ -103,18 +94,6 @@ fn spawn(dir: &Path, sims: &Sims, config: &Path, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn field<'a>(row: &'a Map<String, Value>, f: &str) -> &'a str {
-    row.get(f).and_then(Value::as_str).unwrap_or("")
 }
 
 /// Orders `item` in the ServiceNow catalog as a user does (`order_now`); the RITM's sys_id.

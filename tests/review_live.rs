@@ -9,10 +9,13 @@
     reason = "tests read fixtures, write files and read the clock"
 )]
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use cmdb_sim::{SimOptions, Sims};
+use common::{bin, field, text};
 use serde_json::{json, Map, Value};
 
 const VM: (&str, &str) = ("vmware-vm.toml", include_str!("../mappings/vmware-vm.toml"));
@@ -57,32 +60,14 @@ fn config_with(dir: &Path, sims: &Sims, policy: &str) -> PathBuf {
 }
 
 fn run(dir: &Path, sims: &Sims, config: &Path, args: &[&str]) -> Output {
-    let o = sims.options();
     tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_cmdb-reconcile"))
-            .current_dir(dir)
-            .env_remove("RUST_LOG")
-            .env_remove("CMDB_RECONCILE_CONFIG")
-            .env("TEST_CF_PASSWORD", &o.miq_password)
-            .env("TEST_SN_PASSWORD", &o.snow_password)
-            .args(["--log-format", "text", "run", "--summary", "--config"])
+        bin(dir, sims)
+            .args(["run", "--summary", "--config"])
             .arg(config)
             .args(args)
             .output()
             .unwrap()
     })
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn field<'a>(row: &'a Map<String, Value>, f: &str) -> &'a str {
-    row.get(f).and_then(Value::as_str).unwrap_or("")
 }
 
 /// The job's change requests, oldest first.

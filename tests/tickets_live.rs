@@ -11,13 +11,16 @@
     reason = "tests read fixtures, write files and read the clock"
 )]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cmdb_sim::faults::{FaultConfig, FaultRule};
 use cmdb_sim::{Api, SimOptions, Sims};
+use common::{bin, field, text};
 use serde_json::{json, Map, Value};
 
 async fn sims(vms: usize) -> Sims {
@@ -30,18 +33,6 @@ async fn sims(vms: usize) -> Sims {
     })
     .await
     .expect("simulators start")
-}
-
-fn bin(dir: &Path, sims: &Sims) -> Command {
-    let o = sims.options();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cmdb-reconcile"));
-    cmd.current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env_remove("CMDB_RECONCILE_CONFIG")
-        .env("TEST_CF_PASSWORD", &o.miq_password)
-        .env("TEST_SN_PASSWORD", &o.snow_password)
-        .args(["--log-format", "text"]);
-    cmd
 }
 
 /// A config in `dir` with these shipped mappings as syncs, in order.
@@ -80,18 +71,6 @@ fn run(dir: &Path, sims: &Sims, config: &Path, args: &[&str]) -> Output {
             .output()
             .unwrap()
     })
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn field<'a>(row: &'a Map<String, Value>, f: &str) -> &'a str {
-    row.get(f).and_then(Value::as_str).unwrap_or("")
 }
 
 /// A ticket's work notes: an instance keeps them in `sys_journal_field` (the row's

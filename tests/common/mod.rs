@@ -96,3 +96,32 @@ pub async fn plan(config: &Config, out: &Path) -> Planned {
         .expect("plan")
         .remove(0)
 }
+
+/// The binary against these simulators, in `dir`: their passwords in the environment the
+/// test configs name (`TEST_CF_PASSWORD`, `TEST_SN_PASSWORD`), text logs, nothing inherited
+/// that would change what it reads.
+pub fn bin(dir: &Path, sims: &Sims) -> std::process::Command {
+    let o = sims.options();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cmdb-reconcile"));
+    cmd.current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("CMDB_RECONCILE_CONFIG")
+        .env("TEST_CF_PASSWORD", &o.miq_password)
+        .env("TEST_SN_PASSWORD", &o.snow_password)
+        .args(["--log-format", "text"]);
+    cmd
+}
+
+/// A finished command's stdout and stderr, as one text.
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A text field of a simulator row ("" when absent).
+pub fn field<'a>(row: &'a serde_json::Map<String, serde_json::Value>, f: &str) -> &'a str {
+    row.get(f).and_then(serde_json::Value::as_str).unwrap_or("")
+}
