@@ -10,8 +10,8 @@
 //!
 //! CloudForms sits in the datacenter next to the job: 20 ms per request in both.
 //!
-//! `cargo bench --bench live [-- 10000 100000] [lan] [cloud] [vms] [tickets]` (default: 10000,
-//! both models, both workloads). A workload is what the job syncs and what happens between
+//! `cargo bench --bench live [-- 10000 100000] [lan] [cloud] [vms] [tickets] [catalog]`
+//! (default: 10000, both models, every workload). A workload is what the job syncs and what happens between
 //! its runs; each runs the job more than once on one estate, a row per run:
 //!
 //! - `vms`: `mappings/vmware-vm.toml` on an estate with 5% drift. `apply`: the CIs' drift and
@@ -26,6 +26,20 @@
 //!   `advance`: CloudForms moves every unfinished request one step (about 1,800: approved,
 //!   started, finished), so their tickets are updated (a day of changes, not an hour's);
 //!   `re-run`: nothing to write.
+//! - `catalog`: the catalog pass alone, as its CronJob runs it every two minutes
+//!   (`cmdb-reconcile catalog`, `[catalog]` with `mappings/catalog/linux-vm.toml` and the
+//!   status write-back `mappings/ritm-status.toml`, every other setting its default), on the
+//!   `tickets` estate (its CloudForms service requests, 2,500 at 100,000 VMs, 808 of them
+//!   updated within the 30 days the pass searches and the write-back reads, none carrying a
+//!   RITM number; ServiceNow's `sc_req_item` holds only the burst's RITMs: the simulator
+//!   seeds none). `order`: 20 users have ordered "Linux VM" through ServiceNow's `order_now`
+//!   (the default `max_orders`: the most one pass orders unasked, a burst for a two-minute
+//!   interval), so the pass checks, claims, waits the settle, reads back, searches, orders,
+//!   approves and writes back each; `advance`: CloudForms starts them (stage Delivery);
+//!   `finish`: they finish (Closed Complete); `re-run`: nothing to write. After the runs it
+//!   times one order and one approval inside the simulated CloudForms (no HTTP): it copies
+//!   its estate on every change, a cost of the simulator that the order rows carry at
+//!   100,000 VMs and the bound does not.
 //!
 //! A new sync gets its rows as a new [`Workload`]: its mappings, the estate it needs, and
 //! what moves between its runs ([`Between`]); the counting and the bound below are per sync
@@ -42,7 +56,8 @@
 //! needs, the 429s answered, the job's peak memory, and the round-trip lower bound with the
 //! ratio of wall time to it. The bound: the job's reads must end before its writes start (the
 //! plan needs them all), so it is the bound of the read phase plus that of the write phase
-//! (plus the lease's 2 s settle, a wait the job needs before it writes),
+//! (plus the lease's 2 s settle, a wait the job needs before it writes, and the catalog's
+//! order phase, below),
 //! each the larger of (requests / allowed rate) and (sum of the requests' service times /
 //! requests in flight), where the service time is the injected latency (plus the write time
 //! under `cloud`) and the requests in flight are the job's concurrency for that phase, capped
@@ -52,11 +67,21 @@
 //! pre-write checks its design needs (one `IN` read per 100 rows to write, for each kind of
 //! write of each sync: CI creates, other CI writes, relationship and classification rows
 //! created and deleted), and the fewest writes: one per write, or one per 50 of a kind with
-//! batches. The job's CPU time (planning) is not in the bound.
+//! batches. The job's CPU time (planning) is not in the bound. The catalog's orders go one
+//! at a time by design (each RITM checked just before its claim), so their phase is bound by
+//! the sum of its round trips, nothing beside them: per order two ServiceNow reads (the check
+//! and the claim read back) and two writes (the claim and the write-back, each with the
+//! server's write time), one CloudForms search (as many pages as the write-back's source) and
+//! per order an order and an approval, plus the catalog's 2 s `settle` between the claims and
+//! the read-back (a wait its design needs: counted, not hidden). The catalog's plan reads
+//! (items, states, RITMs; CloudForms' templates, catalogs and one search when there is a
+//! RITM) are in the read phase. Its ServiceNow lease writes are not counted, as for `run`.
 //!
-//! Run time on 2 shared cores: the default (10,000 VMs, everything) took 15 minutes; at
+//! Run time on 2 shared cores: the default (10,000 VMs, everything) took 15 minutes before
+//! the `catalog` workload, which adds 2; at
 //! 100,000 VMs, `-- 100000 lan vms` took 10 and `-- 100000 tickets` 8 (both with
-//! `BENCH_SCENARIOS=singles,batch`). `vms` at 100,000 VMs under
+//! `BENCH_SCENARIOS=singles,batch`), `-- 100000 catalog` (every model and scenario) 4 minutes.
+//! `vms` at 100,000 VMs under
 //! `cloud` or `sequential` is bound by the first run's 80,000 writes (about 33 and 27
 //! minutes): run them on purpose.
 //!
@@ -159,6 +184,9 @@ enum Between {
     Nothing,
     /// CloudForms moves every unfinished provisioning request one step.
     AdvanceRequests,
+    /// Users order the workload's catalog item this many times through ServiceNow's
+    /// `order_now` (over HTTP, as a click does): approved RITMs for the catalog pass.
+    PlaceOrders(usize),
 }
 
 /// One run of the job in a workload.
@@ -178,15 +206,35 @@ struct Workload {
     drift: f64,
     /// Provisioning requests per 100 VMs in the estate (`SimOptions::requests`).
     requests_per_100_vms: usize,
+    /// The catalog pass (`[catalog]`), run alone as its CronJob does (`cmdb-reconcile
+    /// catalog`); `None`: the job is `run` with the `[[sync]]`s.
+    catalog: Option<CatalogLoad>,
     passes: &'static [Pass],
 }
 
-const WORKLOADS: [Workload; 2] = [
+/// A catalog workload's `[catalog]`: its link, its status write-back and its item.
+struct CatalogLoad {
+    /// (file name, text): the catalog link, in `catalog/` beside the config.
+    link: (&'static str, &'static str),
+    /// (file name, text): the status sync; its plan folder is its `name`, the file's stem.
+    status: (&'static str, &'static str),
+    /// The ServiceNow catalog item users order.
+    item: &'static str,
+}
+
+/// The catalog pass's wait between claiming RITMs and reading the claims back (`[catalog]
+/// settle`, default 2 s), in a pass with orders: by design, counted in the bound.
+const CATALOG_SETTLE_SECS: f64 = 2.0;
+/// The default `[catalog] max_orders`: more new orders refuse the pass.
+const BURST: usize = 20;
+
+const WORKLOADS: [Workload; 3] = [
     Workload {
         name: "vms",
         mappings: &[("vmware-vm.toml", include_str!("../mappings/vmware-vm.toml"))],
         drift: 0.05,
         requests_per_100_vms: 0,
+        catalog: None,
         passes: &[
             Pass {
                 name: "apply",
@@ -208,6 +256,7 @@ const WORKLOADS: [Workload; 2] = [
         )],
         drift: 0.05,
         requests_per_100_vms: 6,
+        catalog: None,
         passes: &[
             Pass {
                 name: "first",
@@ -216,6 +265,48 @@ const WORKLOADS: [Workload; 2] = [
             },
             Pass {
                 name: "advance",
+                before: Between::AdvanceRequests,
+                writes_nothing: false,
+            },
+            Pass {
+                name: "re-run",
+                before: Between::Nothing,
+                writes_nothing: true,
+            },
+        ],
+    },
+    Workload {
+        name: "catalog",
+        mappings: &[],
+        drift: 0.05,
+        // The estate's CloudForms requests, as `tickets`: 5 in 12 are service requests
+        // (2,500 at 100,000 VMs, about 1,100 updated within the 30 days the catalog pass
+        // searches and the status sync reads), none carrying a RITM number.
+        requests_per_100_vms: 6,
+        catalog: Some(CatalogLoad {
+            link: (
+                "linux-vm.toml",
+                include_str!("../mappings/catalog/linux-vm.toml"),
+            ),
+            status: (
+                "ritm-status.toml",
+                include_str!("../mappings/ritm-status.toml"),
+            ),
+            item: "Linux VM",
+        }),
+        passes: &[
+            Pass {
+                name: "order",
+                before: Between::PlaceOrders(BURST),
+                writes_nothing: false,
+            },
+            Pass {
+                name: "advance",
+                before: Between::AdvanceRequests,
+                writes_nothing: false,
+            },
+            Pass {
+                name: "finish",
                 before: Between::AdvanceRequests,
                 writes_nothing: false,
             },
@@ -370,6 +461,19 @@ fn write_config(
         std::fs::write(dir.join(file), text).unwrap();
         syncs.push_str(&format!("[[sync]]\nmapping = \"{file}\"\n"));
     }
+    if let Some(c) = &workload.catalog {
+        std::fs::create_dir_all(dir.join("catalog")).unwrap();
+        let link = dir.join("catalog").join(c.link.0);
+        let status = dir.join(c.status.0);
+        std::fs::write(&link, c.link.1).unwrap();
+        std::fs::write(&status, c.status.1).unwrap();
+        // Defaults otherwise: approve = "job", max_orders = 20, settle = "2s".
+        syncs.push_str(&format!(
+            "[catalog]\nlinks = [{:?}]\nstatus = {:?}\n",
+            link.display().to_string(),
+            status.display().to_string()
+        ));
+    }
     let max_rps = std::env::var("BENCH_MAX_RPS").unwrap_or_else(|_| "240".into());
     let max_rps = if max_rps == "none" {
         String::new()
@@ -421,12 +525,21 @@ fn run(
     for pass in workload.passes {
         let moved = match pass.before {
             Between::Nothing => String::new(),
+            Between::PlaceOrders(n) => {
+                let item = workload.catalog.as_ref().expect("a catalog workload").item;
+                runtime.block_on(place_orders(&sims, item, n));
+                format!(" after users ordered {n} \"{item}\" through order_now")
+            }
             Between::AdvanceRequests => {
+                // Timed: the simulated CloudForms copies its estate on every change (an order
+                // and an approval are one each), the cost the catalog's order rows carry.
+                let started = Instant::now();
                 let advanced = sims.manageiq().advance_requests();
                 format!(
-                    " after CloudForms moved {} requests on ({} VMs made)",
+                    " after CloudForms moved {} requests on ({} VMs made; the simulator's change took {:.2} s)",
                     advanced.requests.len(),
-                    advanced.vms.len()
+                    advanced.vms.len(),
+                    started.elapsed().as_secs_f64()
                 )
             }
         };
@@ -444,7 +557,75 @@ fn run(
             &config,
         );
     }
+    if let Some(c) = &workload.catalog {
+        simulator_write_cost(&sims, c.item);
+    }
     runtime.block_on(sims.stop());
+}
+
+/// What one order and its approval cost the simulated CloudForms itself, timed in process
+/// (no HTTP, no latency): it copies its whole estate on every change, so at 100,000 VMs an
+/// order row's wall time carries 2 such copies per order on top of its round trips.
+fn simulator_write_cost(sims: &Sims, item: &str) {
+    let template = sims
+        .estate()
+        .service_templates
+        .iter()
+        .find(|t| t.name == item)
+        .map(|t| t.id)
+        .expect("the template");
+    let mut dialog = serde_json::Map::new();
+    dialog.insert("dialog_vm_name".into(), json!("bench-cost"));
+    let started = Instant::now();
+    let id = sims
+        .manageiq()
+        .order_service(template, dialog, None)
+        .expect("order");
+    let order = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    sims.manageiq().decide_request(id, true).expect("approve");
+    let approve = started.elapsed().as_secs_f64();
+    println!(
+        "        the simulated CloudForms' own time for one order {order:.3} s and its approval {approve:.3} s (it copies its estate on every change; the job's round trips exclude it)"
+    );
+}
+
+/// `n` users order `item` through ServiceNow's `order_now`, one after another (a burst within
+/// one CronJob interval); each makes an approved RITM (the simulated item's approval).
+async fn place_orders(sims: &Sims, item: &str, n: usize) {
+    let o = sims.options();
+    let item_id = sims
+        .servicenow()
+        .rows("sc_cat_item")
+        .into_iter()
+        .find(|r| r.get("name").and_then(Value::as_str) == Some(item))
+        .and_then(|r| r.get("sys_id").and_then(Value::as_str).map(str::to_owned))
+        .expect("the catalog item");
+    let client = reqwest::Client::new();
+    for i in 0..n {
+        let url = format!(
+            "{}/api/sn_sc/servicecatalog/items/{item_id}/order_now",
+            sims.servicenow_url()
+        );
+        let body =
+            json!({"sysparm_quantity": 1, "variables": {"vm_name": format!("bench-cat-{i:03}")}});
+        // The rate limit answers 429 to a burst too: wait as a browser's retry would.
+        loop {
+            let r = client
+                .post(&url)
+                .basic_auth(&o.snow_user, Some(&o.snow_password))
+                .json(&body)
+                .send()
+                .await
+                .expect("order_now");
+            if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+            assert!(r.status().is_success(), "order_now: {}", r.status());
+            break;
+        }
+    }
 }
 
 #[allow(
@@ -470,8 +651,13 @@ fn run_pass(
         .map(|d| d.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();
     let started = Instant::now();
+    let command = if workload.catalog.is_some() {
+        "catalog"
+    } else {
+        "run"
+    };
     let out = Command::new(&bin)
-        .args(["run", "--log-format", "json", "--config"])
+        .args([command, "--log-format", "json", "--config"])
         .arg(config)
         .env("BENCH_CF", &o.miq_password)
         .env("BENCH_SN", &o.snow_password)
@@ -495,19 +681,30 @@ fn run_pass(
         .map(|e| e.unwrap().path())
         .find(|p| p.is_dir() && !before.contains(p))
         .expect("the run's report folder");
+    let read_plan = |folder: &str| -> Value {
+        let text = std::fs::read_to_string(run_dir.join(folder).join("plan.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    // The syncs' plans, the catalog's status sync among them (its folder is its name).
     let plans: Vec<Value> = workload
         .mappings
         .iter()
-        .map(|(file, _)| {
-            let name = file.trim_end_matches(".toml");
-            let text = std::fs::read_to_string(run_dir.join(name).join("plan.json")).unwrap();
-            serde_json::from_str(&text).unwrap()
-        })
+        .map(|(file, _)| *file)
+        .chain(workload.catalog.as_ref().map(|c| c.status.0))
+        .map(|file| read_plan(file.trim_end_matches(".toml")))
         .collect();
     let batch = scenario.batch_size.max(1) as u64;
     let p = Planned::of(&plans, batch);
+    // The catalog's orders (new and resumed).
+    let orders = if workload.catalog.is_some() {
+        read_plan("catalog")["orders"]
+            .as_array()
+            .map_or(0, |o| o.len() as u64)
+    } else {
+        0
+    };
     if pass.writes_nothing {
-        assert_eq!(p.writes, 0, "the {} run planned writes", pass.name);
+        assert_eq!(p.writes + orders, 0, "the {} run planned writes", pass.name);
     }
 
     let miq = route_totals(&sims.stats(Api::ManageIq));
@@ -531,7 +728,9 @@ fn run_pass(
                 .sum()
         })
         .unwrap_or(0);
-    let plan_reads = (gets - refused_gets).saturating_sub(p.checks);
+    // An order's two reads of its RITM (the check before its claim, the claim read back
+    // after the settle) belong to the order phase, not to the plan's reads.
+    let plan_reads = (gets - refused_gets).saturating_sub(p.checks + 2 * orders);
     let rate = Some(RATE_LIMIT_PER_SEC as f64);
     let cloudforms = Model {
         name: "cloudforms",
@@ -540,7 +739,21 @@ fn run_pass(
         write_jitter_ms: 0,
         slots: None,
     };
-    let cf_bound = phase_bound(&cloudforms, p.min_miq as f64, 0.0, READ_CONCURRENCY, None);
+    // The catalog pass in CloudForms: its plan reads the templates and the catalogs, and
+    // searches the service requests of the last 30 days (the status sync's source, so as many
+    // pages) when there is a RITM to order; its orders search once more, then order and
+    // approve each.
+    let search_pages = if workload.catalog.is_some() {
+        p.min_miq.saturating_sub(1)
+    } else {
+        0
+    };
+    let (cf_plan_min, cf_order_min) = match (&workload.catalog, orders) {
+        (None, _) => (p.min_miq, 0),
+        (Some(_), 0) => (p.min_miq + 2, 0),
+        (Some(_), n) => (p.min_miq + 2 + search_pages, search_pages + 2 * n),
+    };
+    let cf_bound = phase_bound(&cloudforms, cf_plan_min as f64, 0.0, READ_CONCURRENCY, None);
     let sn_reads = phase_bound(model, plan_reads as f64, 0.0, READ_CONCURRENCY, rate);
     let read_bound = cf_bound.max(sn_reads);
     let write_bound = phase_bound(
@@ -550,20 +763,37 @@ fn run_pass(
         scenario.concurrency as f64,
         rate,
     );
-    let needed = plan_reads + p.checks + p.min_writes;
+    // The orders, one after another by design (each RITM checked just before its claim):
+    // per order a check and a claim, the settle, per order the claim read back, one search,
+    // per order the order, its approval and the write-back; nothing runs beside them.
+    let order_bound = if orders > 0 {
+        let o = orders as f64;
+        let sn = phase_bound(model, 4.0 * o, 2.0 * o, 1.0, rate);
+        let cf = phase_bound(&cloudforms, cf_order_min as f64, 0.0, 1.0, None);
+        sn + cf + CATALOG_SETTLE_SECS
+    } else {
+        0.0
+    };
+    let needed = plan_reads + p.checks + p.min_writes + 4 * orders;
     let rate_bound = needed as f64 / RATE_LIMIT_PER_SEC as f64;
-    let bound = (read_bound + write_bound + LEASE_SETTLE_SECS).max(rate_bound);
+    let bound = (read_bound + order_bound + write_bound + LEASE_SETTLE_SECS).max(rate_bound);
 
+    let writes_total = write_bound + order_bound;
     let plan_secs = log_field(&stderr, "plan written", "seconds").unwrap_or(f64::NAN);
     // A run with nothing to write applies nothing (and logs no apply).
     let apply_secs = log_field(&stderr, "plan applied", "seconds").unwrap_or(0.0);
     let rss = log_field(&stderr, "done", "peak_rss_mib").unwrap_or(f64::NAN);
     println!(
-        "{vms:>6} VMs  {:<5} {:<10} {:<16} wall {wall:6.1} s (plan {plan_secs:5.1} s, apply {apply_secs:6.1} s)  bound {bound:6.1} s (reads {read_bound:.1} + writes {write_bound:.1} + lease settle {LEASE_SETTLE_SECS:.0}; rate {rate_bound:.1})  wall/bound {:.2}  429s {refused}  peak RSS {rss:4.0} MiB",
+        "{vms:>6} VMs  {:<5} {:<10} {:<16} wall {wall:6.1} s (plan {plan_secs:5.1} s, apply {apply_secs:6.1} s)  bound {bound:6.1} s (reads {read_bound:.1} + writes {writes_total:.1} + lease settle {LEASE_SETTLE_SECS:.0}; rate {rate_bound:.1})  wall/bound {:.2}  429s {refused}  peak RSS {rss:4.0} MiB{}",
         model.name,
         scenario.name,
         format!("{}/{}", workload.name, pass.name),
         wall / bound,
+        if workload.catalog.is_some() {
+            format!("\n        catalog: {orders} orders; bound's order phase {order_bound:.1} s (one at a time, catalog settle {CATALOG_SETTLE_SECS:.0} s in it when there are orders), in the writes above; plan and apply above are the status sync's")
+        } else {
+            String::new()
+        },
     );
     println!(
         "        planned{moved}: {} source records, {} target rows; CIs: {} creates, {} other writes; relationship rows: {} creates, {} deletes; classification rows: {} creates, {} deletes ({} writes)",
@@ -578,7 +808,7 @@ fn run_pass(
         "        CloudForms: {} requests ({}), minimum {}",
         miq.values().sum::<u64>(),
         miq_routes.join(", "),
-        p.min_miq,
+        cf_plan_min + cf_order_min,
     );
     let table_gets = got(&snow, "GET /api/now/table/{table}");
     println!(
