@@ -11,6 +11,13 @@ use tracing_subscriber::EnvFilter;
 use cmdb_reconcile::cli::{Cli, Command, LogArgs, LogFormat, ManArgs};
 use cmdb_reconcile::{app, metrics, output, progress};
 
+/// The job's allocator. glibc's malloc holds memory freed by a thread in that thread's arena
+/// while others reach their peak (reads, planning and apply run on tokio's and rayon's
+/// threads); mimalloc returns freed pages, which took the job's peak RSS at 100,000 VMs from
+/// 745-752 MiB to 510-511 at the same wall time (README, Performance).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code of an error (the others come from `Status::exit_code`; README "Exit codes").
 const EXIT_ERROR: u8 = 1;
 
