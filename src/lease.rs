@@ -211,6 +211,11 @@ impl Lease {
         self.lost.load(Ordering::Relaxed)
     }
 
+    /// The flag [`Lease::lost`] reads, for a `Guard` to stop writes the moment it is set.
+    pub fn lost_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.lost)
+    }
+
     /// Stops renewing and deletes the claim (the lock file goes with the process's handle).
     pub async fn release(self) {
         if let Some(renewer) = self.renewer {

@@ -438,6 +438,49 @@ async fn what_needs_no_approval_is_applied_at_once_and_a_dry_run_writes_nothing(
     );
     assert!(changes(&sims).is_empty(), "a dry run opens no change");
     assert_eq!(versions(&sims), before, "a dry run writes nothing");
+    // Neither the sync's plan nor its held part can be applied by hand: only the run that
+    // finds the change approved applies what waits for approval.
+    let mut plans = Vec::new();
+    let mut dirs = vec![tmp.path().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.file_name().is_some_and(|n| n == "plan.json") {
+                plans.push(path);
+            }
+        }
+    }
+    assert_eq!(
+        plans.len(),
+        2,
+        "the sync's plan and its held part: {plans:?}"
+    );
+    for plan in &plans {
+        let out = tokio::task::block_in_place(|| {
+            bin(tmp.path(), &sims)
+                .args(["apply", "--config"])
+                .arg(&config)
+                .arg("--plan")
+                .arg(plan)
+                .output()
+                .unwrap()
+        });
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "{}: {}",
+            plan.display(),
+            text(&out)
+        );
+        assert!(text(&out).contains("wait for approval"), "{}", text(&out));
+    }
+    assert_eq!(
+        versions(&sims),
+        before,
+        "a held plan is not applied by hand"
+    );
 
     let out = run(tmp.path(), &sims, &config, &[]);
     assert_eq!(out.status.code(), Some(7), "{}", text(&out));

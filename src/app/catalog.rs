@@ -14,6 +14,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
@@ -26,6 +28,7 @@ use crate::apply::{self, OperationOutcome};
 use crate::cli::RunArgs;
 use crate::cloudforms::CloudForms;
 use crate::config::{CatalogConfig, Config, SyncConfig};
+use crate::lease::Lease;
 use crate::output::{self, Level};
 use crate::reconcile::catalog::{
     plan_orders, CatalogLink, Named, OrderInput, ResolvedLink, CLAIM_PREFIX,
@@ -69,6 +72,7 @@ pub async fn catalog(args: &RunArgs, now: DateTime<Utc>) -> Result<Status> {
         args.plan.plan_opts.allow_mass_change,
         args.dry_run,
         &run,
+        lease.as_ref().map(Lease::lost_flag),
     )
     .await;
     let status = match result {
@@ -136,6 +140,7 @@ pub(crate) async fn in_run(
         allow_mass_change,
         dry_run,
         &run_dir(config, now),
+        lease.as_ref().map(Lease::lost_flag),
     )
     .await;
     match lease {
@@ -163,6 +168,7 @@ async fn pass(
     allow_mass_change: bool,
     dry_run: bool,
     run: &Path,
+    lease_lost: Option<Arc<AtomicBool>>,
 ) -> Result<Vec<(Planned, Option<Status>)>> {
     let sn_cfg = config
         .servicenow
@@ -189,6 +195,9 @@ async fn pass(
         None
     } else {
         let guard = apply::Guard::new(&config.apply);
+        if let Some(lost) = &lease_lost {
+            guard.watch_lease(Arc::clone(lost));
+        }
         Some(apply_catalog(&planned, &sn, &cf, catalog, now, &guard).await?)
     };
     out.push((planned, status));
@@ -206,6 +215,9 @@ async fn pass(
             None
         } else {
             let guard = apply::Guard::new(&config.apply);
+            if let Some(lost) = &lease_lost {
+                guard.watch_lease(Arc::clone(lost));
+            }
             Some(apply_one(config, &p, &guard).await?)
         };
         out.push((p, status));
@@ -239,6 +251,7 @@ pub(super) async fn apply_file(
     let sn = ServiceNow::new(cfg.servicenow.clone())?;
     let cf = CloudForms::new(cf_cfg)?;
     let guard = apply::Guard::new(&cfg.options);
+    guard.watch_lease(lease.lost_flag());
     let status = apply_catalog(&planned, &sn, &cf, &catalog, now, &guard).await;
     Ok(release(lease, status?).await)
 }
@@ -409,6 +422,8 @@ async fn plan_catalog(
         max_orders: catalog.max_orders,
         claim_timeout: chrono::TimeDelta::from_std(catalog.claim_timeout)
             .unwrap_or(chrono::TimeDelta::MAX),
+        search_within: chrono::TimeDelta::from_std(catalog.search_within)
+            .unwrap_or(chrono::TimeDelta::MAX),
         allow_mass_change,
         now,
     });
@@ -539,6 +554,13 @@ async fn resolve<'a>(
         .read("service_catalogs", &["name".to_owned()], &[])
         .await
         .context("reading CloudForms' service catalogs")?;
+    // A link by name is matched against every template: on a partial read a second template
+    // of that name could be missing, and the wrong one ordered.
+    for read in [&templates, &catalogs] {
+        if let Some(why) = &read.incomplete {
+            bail!("{} was not read in full ({why}): the catalog links cannot be resolved, so nothing is ordered", read.origin);
+        }
+    }
     let text = |v: &Val, k: &str| match v.get(k) {
         Some(Val::String(s)) => s.trim().to_owned(),
         Some(Val::Number(n)) => n.to_string(),

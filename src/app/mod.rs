@@ -166,11 +166,14 @@ async fn plan_all_noted(
     let mut notes = Vec::new();
     for (sync, folder) in config.syncs.iter().zip(&folders) {
         let dir = run.join(folder);
-        let p = plan_one(config, sync, now, allow_mass_change, dir).await?;
+        let mut p = plan_one(config, sync, now, allow_mass_change, dir).await?;
         if sync.review == ReviewMode::Approve {
             if let Some(note) = review::dry_run(config, &p)? {
                 tracing::info!("{}", report::summary::printable(&note));
                 notes.push(note);
+                // The whole plan holds what waits for approval: `apply` must not take it.
+                p.plan.held_for_review = Some(crate::reconcile::review::HELD.to_owned());
+                report::write_reports(&p.plan, None, &p.dir, &[Format::Json])?;
             }
         }
         planned.push(p);
@@ -251,7 +254,7 @@ pub async fn plan_and_apply(
     now: DateTime<Utc>,
     allow_mass_change: bool,
 ) -> Result<(Vec<Planned>, Status)> {
-    plan_and_apply_noted(config, now, allow_mass_change)
+    plan_and_apply_noted(config, now, allow_mass_change, None)
         .await
         .map(|(planned, status, _)| (planned, status))
 }
@@ -262,9 +265,13 @@ async fn plan_and_apply_noted(
     config: &Config,
     now: DateTime<Utc>,
     allow_mass_change: bool,
+    lease_lost: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 ) -> Result<(Vec<Planned>, Status, Vec<String>)> {
     refuse_overlapping_syncs(config)?;
     let guard = apply::Guard::new(&config.apply);
+    if let Some(lost) = lease_lost {
+        guard.watch_lease(lost);
+    }
     let run = run_dir(config, now);
     let folders = sync_folders(config)?;
     let mut planned = Vec::new();
@@ -486,6 +493,14 @@ pub async fn apply(args: &ApplyArgs, now: DateTime<Utc>) -> Result<Status> {
     let cfg = Config::for_apply(&args.config, &args.connections, &args.apply_opts)?;
     metrics::set_config(cfg.ops.metrics.clone());
     let plan = read_plan(&args.plan)?;
+    if let Some(why) = &plan.held_for_review {
+        output::notice(
+            Level::Warn,
+            "refused",
+            &format!("`{}`: {why}", args.plan.display()),
+        );
+        return Ok(Status::Refused);
+    }
     if let Some(max_age) = cfg.max_plan_age {
         let age = now - plan.generated_at;
         if age > chrono::TimeDelta::from_std(max_age).unwrap_or(chrono::TimeDelta::MAX) {
@@ -522,6 +537,7 @@ pub async fn apply(args: &ApplyArgs, now: DateTime<Utc>) -> Result<Status> {
     };
     let sn = ServiceNow::new(cfg.servicenow)?;
     let guard = apply::Guard::new(&cfg.options);
+    guard.watch_lease(lease.lost_flag());
     let status = apply_planned(&Planned { plan, dir }, &sn, &cfg.options, &guard).await;
     Ok(release(lease, status?).await)
 }
@@ -733,7 +749,7 @@ pub async fn run(args: &RunArgs, now: DateTime<Utc>) -> Result<Status> {
         }
         _ => None,
     };
-    let result = run_steps(&config, args, now).await;
+    let result = run_steps(&config, args, now, lease.as_ref().map(Lease::lost_flag)).await;
     if let Some(ticket) = ticket {
         match &result {
             Ok((Status::Clean, summary)) => ticket.succeed(&format!("Completed.\n{summary}")).await,
@@ -776,6 +792,7 @@ async fn run_steps(
     config: &Config,
     args: &RunArgs,
     now: DateTime<Utc>,
+    lease_lost: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 ) -> Result<(Status, String)> {
     let allow = args.plan.plan_opts.allow_mass_change;
     let detailed = args.plan.plan_opts.detailed_exitcode;
@@ -784,7 +801,7 @@ async fn run_steps(
         let status = worst(planned.iter().map(|p| Status::of(&p.plan, None, detailed)));
         (planned, status, notes)
     } else {
-        plan_and_apply_noted(config, now, allow).await?
+        plan_and_apply_noted(config, now, allow, lease_lost).await?
     };
     // The catalog pass after the syncs (README "Service catalog").
     let force = args.apply_opts.force_unlock;

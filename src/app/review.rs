@@ -7,7 +7,7 @@
 //!
 //! Everything the next run needs is in ServiceNow (the change, its attachments, its
 //! digest), so a CronJob without a volume works; the report folder keeps a copy
-//! (`<sync>/review/plan.json`, which `apply --plan` also reads).
+//! (`<sync>/review/plan.json`, for reading: it says `held_for_review`, which `apply` refuses).
 
 use std::path::{Path, PathBuf};
 

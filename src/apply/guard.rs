@@ -1,12 +1,13 @@
-//! When to stop sending: the apply's deadline, and the circuit breaker that opens after a run
-//! of failed requests in a row. Once either says stop, no write is sent any more (a write
+//! When to stop sending: the apply's deadline, the circuit breaker that opens after a run
+//! of failed requests in a row, and (when watched) the loss of the lease. Once any says stop, no write is sent any more (a write
 //! already in flight finishes, bounded by the HTTP timeout) and every write not sent yet is
 //! reported `not_attempted` with the reason. Without them a server that fails for good
 //! (every write answered 503, or 429 after every pause) had each write retried to the end of
 //! its budget: 3,840 requests and a quarter of an hour for 128 writes.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -30,6 +31,8 @@ struct Inner {
     breaker: Mutex<Breaker>,
     /// Wakes writes pausing between attempts when the breaker opens.
     opened: watch::Sender<bool>,
+    /// Set when the lease this apply writes under is lost ([`Guard::watch_lease`]).
+    lease_lost: OnceLock<Arc<AtomicBool>>,
 }
 
 #[derive(Debug, Default)]
@@ -84,7 +87,15 @@ impl Guard {
             threshold,
             breaker: Mutex::new(Breaker::default()),
             opened: watch::Sender::new(false),
+            lease_lost: OnceLock::new(),
         }))
+    }
+
+    /// Stops sending once this flag is set: the lease's (`Lease::lost_flag`), so a run that
+    /// lost its lease (renewals failed, `--force-unlock`) sends nothing more while another
+    /// run may be writing.
+    pub fn watch_lease(&self, lost: Arc<AtomicBool>) {
+        let _ = self.0.lease_lost.set(lost);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Breaker> {
@@ -98,6 +109,14 @@ impl Guard {
     pub fn stopped(&self) -> Option<String> {
         if let Some(reason) = &self.lock().open {
             return Some(reason.clone());
+        }
+        if self
+            .0
+            .lease_lost
+            .get()
+            .is_some_and(|lost| lost.load(Ordering::Relaxed))
+        {
+            return Some("the lease was lost: another run may be writing".into());
         }
         match self.0.deadline {
             Some((at, length)) if Instant::now() >= at => Some(format!(
@@ -222,6 +241,17 @@ mod tests {
             deadline,
             ..ApplyOptions::default()
         })
+    }
+
+    /// Once the lease it watches is lost, nothing more is sent: another run may be writing.
+    #[test]
+    fn a_lost_lease_stops_the_writes() {
+        let g = guard(0, 1, None);
+        let lost = Arc::new(AtomicBool::new(false));
+        g.watch_lease(Arc::clone(&lost));
+        assert_eq!(g.stopped(), None);
+        lost.store(true, Ordering::Relaxed);
+        assert!(g.stopped().unwrap_or_default().contains("lease was lost"));
     }
 
     #[test]

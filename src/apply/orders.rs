@@ -332,7 +332,13 @@ async fn order_one(
             ),
         );
     }
-    let (request, ordered_now) = match existing.into_iter().next() {
+    // A request the plan found (`resume`) is written back even if this search missed it (an
+    // `apply` of an older plan, a narrower window): a resume is never ordered.
+    let (request, ordered_now) = match existing
+        .into_iter()
+        .next()
+        .or_else(|| order.request_id.clone())
+    {
         Some(id) => (id, false),
         None => {
             if let Some(reason) = guard.stopped() {

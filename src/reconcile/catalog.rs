@@ -249,6 +249,9 @@ pub struct OrderInput<'a> {
     /// A claim marker younger than this (by the time it carries) may belong to a pass that
     /// is still running: that RITM is left alone this pass. Older ones are resumed.
     pub claim_timeout: chrono::TimeDelta,
+    /// How far back CloudForms' requests were searched (`search_within`): a claim older than
+    /// that may have an order the search could not see, so it is never ordered again.
+    pub search_within: chrono::TimeDelta,
     pub allow_mass_change: bool,
     pub now: DateTime<Utc>,
 }
@@ -274,8 +277,8 @@ fn ritm_record(ritm: &Ci) -> Val {
 }
 
 /// When a claim marker (`cloudforms:claim:<UTC time>:...`) was written, by the time it
-/// carries; `None` for any other `correlation_id` (a marker without a readable time counts
-/// as old: resumable).
+/// carries; `None` for any other `correlation_id` (a marker without a readable time gives
+/// `MIN_UTC`: its age is unknown, so it is never ordered on).
 pub fn claimed_at(correlation_id: &str) -> Option<DateTime<Utc>> {
     let rest = correlation_id.trim().strip_prefix(CLAIM_PREFIX)?;
     let stamp = rest.split(':').next().unwrap_or_default();
@@ -378,6 +381,31 @@ pub fn plan_orders(input: &OrderInput) -> Plan {
             continue;
         }
         let request_id = found.into_iter().next();
+        if request_id.is_none() {
+            // A claim the search cannot vouch for: older than the window searched (its order,
+            // if it was placed, is out of sight), or stamped ahead of this pass's clock (skew
+            // or a hand edit: its age is unknown). Never ordered on a guess; a person decides.
+            let claim = ritm.get("correlation_id").trim();
+            let unvouched = claimed_at(claim).and_then(|at| {
+                if at == DateTime::<Utc>::MIN_UTC {
+                    Some(format!("its claim `{claim}` carries no time this pass can read"))
+                } else if at > input.now + chrono::TimeDelta::minutes(5) {
+                    Some(format!("its claim `{claim}` is stamped after this pass's clock"))
+                } else if input.now - at > input.search_within {
+                    Some(format!("its claim `{claim}` is older than the {} of CloudForms' requests searched, so an order placed then would not be found", crate::text::format_duration(input.search_within.to_std().unwrap_or_default())))
+                } else {
+                    None
+                }
+            });
+            if let Some(why) = unvouched {
+                issues.push(issue(
+                    IssueKind::BadRecord,
+                    Some("correlation_id".into()),
+                    format!("{why}: it is not ordered; clear `correlation_id` to order it, or write the request's id there"),
+                ));
+                continue;
+            }
+        }
         if request_id.is_none() && fresh_claim {
             // Claimed lately and not ordered yet: the pass that claimed it may be ordering
             // now. (One that already ordered is resumed: writing its request back is safe.)
@@ -538,6 +566,7 @@ owner = "requested_for"
             approve: true,
             max_orders: Some(2),
             claim_timeout: chrono::TimeDelta::minutes(5),
+            search_within: chrono::TimeDelta::days(30),
             allow_mass_change: false,
             now: "2026-12-02T10:00:00Z".parse().unwrap(),
         }
@@ -646,6 +675,68 @@ owner = "requested_for"
         assert_eq!(plan.issues[0].name, "RITM0003");
         assert!(plan.safety.guards_tripped.is_empty());
         assert!(plan.has_changes());
+    }
+
+    /// A claim the search cannot vouch for is never ordered: older than the window searched
+    /// (its order would be out of sight), stamped after the pass's clock, or unreadable.
+    #[test]
+    fn claims_the_search_cannot_vouch_for_are_issues_not_orders() {
+        let link = CatalogLink::parse(LINK, "linux.toml").unwrap();
+        let links = [ResolvedLink {
+            link: &link,
+            item_sys_id: "item1".into(),
+            item: "Linux VM".into(),
+            template_id: "7".into(),
+            template: "Linux VM".into(),
+            catalog: "Virtual Machines".into(),
+        }];
+        let vars = [("vm_name", "web")];
+        let ritms = [
+            ritm(
+                "a",
+                "RITM0001",
+                &vars,
+                "cloudforms:claim:20261001T090000Z:h:1:ab",
+            ),
+            ritm(
+                "b",
+                "RITM0002",
+                &vars,
+                "cloudforms:claim:20261202T110000Z:h:1:ab",
+            ),
+            ritm("c", "RITM0003", &vars, "cloudforms:claim:garbled"),
+            // Claimed an hour ago, within the window: resumed (ordered) as before.
+            ritm(
+                "d",
+                "RITM0004",
+                &vars,
+                "cloudforms:claim:20261202T090000Z:h:1:ab",
+            ),
+        ];
+        let ordered = BTreeMap::new();
+        let plan = plan_orders(&input(&links, &ritms, &ordered));
+        let ordered: Vec<&str> = plan.orders.iter().map(|o| o.ritm_number.as_str()).collect();
+        assert_eq!(ordered, ["RITM0004"]);
+        let issues: Vec<(&str, &str)> = plan
+            .issues
+            .iter()
+            .map(|i| (i.name.as_str(), i.field.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            issues,
+            [
+                ("RITM0001", "correlation_id"),
+                ("RITM0002", "correlation_id"),
+                ("RITM0003", "correlation_id"),
+            ]
+        );
+        assert!(
+            plan.issues[0].message.contains("older than the 30d"),
+            "{}",
+            plan.issues[0].message
+        );
+        assert!(plan.issues[1].message.contains("after this pass's clock"));
+        assert!(plan.issues[2].message.contains("no time"));
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub struct Plan {
     /// README "Service catalog"); absent when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orders: Vec<Order>,
+    /// Set on a reviewed sync's plan that holds writes waiting for approval (README "Review
+    /// in ServiceNow"): `apply` refuses it, as only the approved change request's copy may
+    /// be applied, by the run that checks its digest. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_for_review: Option<String>,
 }
 
 /// What the catalog pass does for one requested item (RITM).
@@ -560,6 +565,7 @@ impl Plan {
             relationships: Vec::new(),
             classifications: Vec::new(),
             orders: Vec::new(),
+            held_for_review: None,
         }
     }
 

@@ -62,6 +62,9 @@ fn is_substantive(u: &Update) -> bool {
     u.has_writes() && u.kind != UpdateKind::Heartbeat
 }
 
+/// What a held plan says of itself (`Plan::held_for_review`): why `apply` refuses it.
+pub const HELD: &str = "this plan holds writes that wait for approval in a ServiceNow change request (review = \"approve\"); the run that finds the change approved applies it";
+
 /// Cuts `plan` per `policy`. Relationship and classification rows go with the create they
 /// hang on (a row whose end is a held create is held too); their deletes follow `delete`.
 /// Both parts keep the plan's source, target, safety and issues, so each is a complete plan
@@ -179,14 +182,18 @@ pub fn split(plan: &Plan, policy: &ReviewPolicy) -> Split {
             now_rels,
             now_kvs,
         ),
-        held: part(
-            held_creates,
-            held_updates,
-            held_retirements,
-            0,
-            held_rels,
-            held_kvs,
-        ),
+        held: {
+            let mut held = part(
+                held_creates,
+                held_updates,
+                held_retirements,
+                0,
+                held_rels,
+                held_kvs,
+            );
+            held.held_for_review = Some(HELD.to_owned());
+            held
+        },
         reasons,
     }
 }
