@@ -156,21 +156,27 @@ fn colour(row: &Map<String, Value>) -> &'static str {
     }
 }
 
-/// CloudForms' service requests whose dialog carries `number`.
-async fn requests_for(sims: &Sims, number: &str) -> Vec<Value> {
+/// A GET of the simulated CloudForms API (`path` with its query), as JSON.
+async fn miq_get(sims: &Sims, path: &str) -> Value {
     let o = sims.options();
-    let body: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/api/service_requests?expand=resources&attributes=options,approval_state,request_state,status,miq_request_tasks",
-            sims.manageiq_url()
-        ))
+    reqwest::Client::new()
+        .get(format!("{}{path}", sims.manageiq_url()))
         .basic_auth(&o.miq_user, Some(&o.miq_password))
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// CloudForms' service requests whose dialog carries `number`.
+async fn requests_for(sims: &Sims, number: &str) -> Vec<Value> {
+    let body = miq_get(
+        sims,
+        "/api/service_requests?expand=resources&attributes=options,approval_state,request_state,status,miq_request_tasks",
+    )
+    .await;
     body["resources"]
         .as_array()
         .cloned()
@@ -256,19 +262,11 @@ async fn an_order_becomes_one_request_and_its_ritm_goes_amber_then_green_with_th
         "{all:?}"
     );
     // The VM is CloudForms' now (the CMDB sync picks it up).
-    let o = sims.options();
-    let vms: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/api/vms?expand=resources&attributes=name&filter[]=name=web-cat-01",
-            sims.manageiq_url()
-        ))
-        .basic_auth(&o.miq_user, Some(&o.miq_password))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let vms = miq_get(
+        &sims,
+        "/api/vms?expand=resources&attributes=name&filter[]=name=web-cat-01",
+    )
+    .await;
     assert_eq!(vms["subcount"], 1, "{vms}");
 
     // Converged: another pass writes nothing.

@@ -550,6 +550,18 @@ owner = "requested_for"
         Ci::new(sys_id, fields)
     }
 
+    /// `link` resolved to the item `item1` and the template 7, "Linux VM", in `catalog`.
+    fn resolved<'a>(link: &'a CatalogLink, catalog: &str) -> ResolvedLink<'a> {
+        ResolvedLink {
+            link,
+            item_sys_id: "item1".into(),
+            item: "Linux VM".into(),
+            template_id: "7".into(),
+            template: "Linux VM".into(),
+            catalog: catalog.into(),
+        }
+    }
+
     fn input<'a>(
         links: &'a [ResolvedLink<'a>],
         ritms: &'a [Ci],
@@ -604,14 +616,7 @@ owner = "requested_for"
     #[test]
     fn approved_items_become_orders_and_found_requests_resume() {
         let link = CatalogLink::parse(LINK, "linux.toml").unwrap();
-        let links = [ResolvedLink {
-            link: &link,
-            item_sys_id: "item1".into(),
-            item: "Linux VM".into(),
-            template_id: "7".into(),
-            template: "Linux VM".into(),
-            catalog: "Virtual Machines".into(),
-        }];
+        let links = [resolved(&link, "Virtual Machines")];
         let ritms = [
             ritm("b", "RITM0002", &[("vm_name", " Web-02 ")], ""),
             ritm(
@@ -682,14 +687,7 @@ owner = "requested_for"
     #[test]
     fn claims_the_search_cannot_vouch_for_are_issues_not_orders() {
         let link = CatalogLink::parse(LINK, "linux.toml").unwrap();
-        let links = [ResolvedLink {
-            link: &link,
-            item_sys_id: "item1".into(),
-            item: "Linux VM".into(),
-            template_id: "7".into(),
-            template: "Linux VM".into(),
-            catalog: "Virtual Machines".into(),
-        }];
+        let links = [resolved(&link, "Virtual Machines")];
         let vars = [("vm_name", "web")];
         let ritms = [
             ritm(
@@ -756,14 +754,7 @@ owner = "requested_for"
     #[test]
     fn too_many_orders_refuse_the_plan_and_an_incomplete_search_orders_nothing() {
         let link = CatalogLink::parse(LINK, "linux.toml").unwrap();
-        let links = [ResolvedLink {
-            link: &link,
-            item_sys_id: "item1".into(),
-            item: "Linux VM".into(),
-            template_id: "7".into(),
-            template: "Linux VM".into(),
-            catalog: String::new(),
-        }];
+        let links = [resolved(&link, "")];
         let ritms: Vec<Ci> = (1..=3)
             .map(|n| {
                 ritm(
