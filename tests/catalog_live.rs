@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use cmdb_sim::faults::{FaultConfig, FaultKind, FaultRule};
 use cmdb_sim::{Api, SimOptions, Sims};
-use common::{bin, field, text};
+use common::{bin, field, rows_of, text};
 use serde_json::{json, Map, Value};
 
 async fn sims() -> Sims {
@@ -188,10 +188,7 @@ async fn requests_for(sims: &Sims, number: &str) -> Vec<Value> {
 
 /// What the job writes in ServiceNow: the RITMs and their journal.
 fn written(sims: &Sims) -> Vec<Vec<Map<String, Value>>> {
-    ["sc_req_item", "sys_journal_field"]
-        .iter()
-        .map(|t| sims.servicenow().rows(t))
-        .collect()
+    rows_of(sims, &["sc_req_item", "sys_journal_field"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

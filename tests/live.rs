@@ -572,18 +572,7 @@ async fn the_run_ticket_closes_green_on_success_and_stays_open_red_on_refusal() 
 // --- relationships ---------------------------------------------------------------------
 
 fn registered_on(sims: &Sims) -> Vec<serde_json::Map<String, Value>> {
-    let kind = sims
-        .servicenow()
-        .rows("cmdb_rel_type")
-        .into_iter()
-        .find(|t| t["name"] == "Registered on::Has registered")
-        .expect("the standard type is installed")["sys_id"]
-        .clone();
-    sims.servicenow()
-        .rows("cmdb_rel_ci")
-        .into_iter()
-        .filter(|r| r["type"] == kind)
-        .collect()
+    rel_rows(sims, "Registered on::Has registered")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use cmdb_sim::faults::{FaultConfig, FaultRule};
 use cmdb_sim::{Api, SimOptions, Sims};
-use common::{bin, field, text};
+use common::{bin, field, rows_of, text};
 use serde_json::{json, Map, Value};
 
 async fn sims(vms: usize) -> Sims {
@@ -159,10 +159,10 @@ async fn requests(sims: &Sims) -> BTreeMap<String, Value> {
 /// What the job writes: the incident table, its journal entries and the VM CIs. (The run's lease claim is written
 /// and deleted on every run, so request counts would not tell.)
 fn written(sims: &Sims) -> Vec<Vec<Map<String, Value>>> {
-    ["incident", "sys_journal_field", "cmdb_ci_vmware_instance"]
-        .iter()
-        .map(|t| sims.servicenow().rows(t))
-        .collect()
+    rows_of(
+        sims,
+        &["incident", "sys_journal_field", "cmdb_ci_vmware_instance"],
+    )
 }
 
 /// Every in-window request has exactly one ticket, of the colour its state and status say.

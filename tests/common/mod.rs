@@ -125,3 +125,12 @@ pub fn text(out: &std::process::Output) -> String {
 pub fn field<'a>(row: &'a serde_json::Map<String, serde_json::Value>, f: &str) -> &'a str {
     row.get(f).and_then(serde_json::Value::as_str).unwrap_or("")
 }
+
+/// The simulated ServiceNow's rows of these tables, table by table: a snapshot to compare
+/// before and after a run that must write nothing.
+pub fn rows_of(
+    sims: &Sims,
+    tables: &[&str],
+) -> Vec<Vec<serde_json::Map<String, serde_json::Value>>> {
+    tables.iter().map(|t| sims.servicenow().rows(t)).collect()
+}
