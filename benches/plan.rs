@@ -19,6 +19,10 @@ use cmdb_reconcile::reconcile::mapping::Mapping;
 use cmdb_reconcile::reconcile::planner;
 use cmdb_reconcile::reconcile::record::{Ci, References, Val};
 
+/// The job's allocator (src/main.rs), so that the core is measured as the job runs it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "common/estate.rs"]
 mod estate;
 
