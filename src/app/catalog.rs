@@ -31,7 +31,7 @@ use crate::config::{CatalogConfig, Config, SyncConfig};
 use crate::lease::Lease;
 use crate::output::{self, Level};
 use crate::reconcile::catalog::{
-    plan_orders, CatalogLink, Named, OrderInput, ResolvedLink, CLAIM_PREFIX,
+    links_digest, plan_orders, CatalogLink, Named, OrderInput, ResolvedLink, CLAIM_PREFIX,
 };
 use crate::reconcile::plan::Plan;
 use crate::reconcile::record::{Ci, Val};
@@ -280,9 +280,26 @@ pub(super) async fn apply_catalog(
     if plan.orders.is_empty() {
         return Ok(Status::of(plan, Some(&Default::default()), false));
     }
+    // The secret dialog fields are made again from the RITMs, by the links' rules: only by
+    // the rules the plan was made with.
+    let links = if plan.orders.iter().any(|o| !o.secret.is_empty()) {
+        let links = load_links(&catalog.links)?;
+        if links_digest(&links) != plan.mapping.digest {
+            output::notice(
+                Level::Warn,
+                "refused",
+                "catalog: the plan sends secret dialog fields, and the catalog links changed since it was made (their digest differs), so they cannot be made as planned; plan again",
+            );
+            return Ok(Status::Refused);
+        }
+        links
+    } else {
+        Vec::new()
+    };
     let opts = OrderOptions {
         marker: claim_marker(now),
         settle: catalog.settle,
+        links,
         search_since: now
             - chrono::TimeDelta::from_std(catalog.search_within)
                 .unwrap_or(chrono::TimeDelta::MAX / 2),
@@ -478,7 +495,10 @@ pub(super) fn check_link(path: &Path) -> Option<Result<String>> {
                 let mut dialog: Vec<String> = link
                     .dialog
                     .iter()
-                    .map(|r| format!("{} <- {}", r.name, r.describe))
+                    .map(|r| {
+                        let secret = if link.is_secret(r) { " (secret)" } else { "" };
+                        format!("{}{secret} <- {}", r.name, r.describe)
+                    })
                     .collect();
                 dialog.push(format!("{} <- the RITM number", link.ritm_field));
                 format!(

@@ -13,6 +13,9 @@
 //!    dialog carrying each RITM number: one found is written back, never ordered again, so a
 //!    pass that died between its claim (or its order) and its write-back is resumed without a
 //!    second order.
+//!    A dialog field the link marks `secret` is not in the plan (`(secret)` stands in its
+//!    place): its value is made from this check's read of the RITM, by the link's rule, and
+//!    only sent to CloudForms; a RITM that no longer gives it is not claimed.
 //! 4. Order (`POST /api/service_templates/:id`, sent once), approve when the plan says so,
 //!    then write `correlation_id` = `cloudforms:request:<id>`, `correlation_display` and a
 //!    work note to the RITM. A lost answer to the order is settled by searching again; still
@@ -28,7 +31,7 @@ use serde_json::Value;
 use super::{Guard, OperationOutcome, OutcomeStatus};
 use crate::cloudforms::CloudForms;
 use crate::net::HttpError;
-use crate::reconcile::catalog::{CLAIM_PREFIX, DISPLAY, REQUEST_PREFIX};
+use crate::reconcile::catalog::{CatalogLink, CLAIM_PREFIX, DISPLAY, REQUEST_PREFIX, SECRET};
 use crate::reconcile::plan::{Order, OrderAction, Plan};
 use crate::reconcile::record::Val;
 use crate::servicenow::ServiceNow;
@@ -46,6 +49,9 @@ pub struct OrderOptions {
     pub settle: Duration,
     /// The search covers requests updated since this time.
     pub search_since: chrono::DateTime<chrono::Utc>,
+    /// The catalog links the plan was made with (its digest checked by the caller): the
+    /// rules that make the secret dialog fields from the RITM.
+    pub links: Vec<CatalogLink>,
 }
 
 const TABLE: &str = "sc_req_item";
@@ -111,15 +117,26 @@ pub async fn apply_orders(
 ) -> Vec<OperationOutcome> {
     let marker = format!("{CLAIM_PREFIX}{}", opts.marker);
     let mut done: BTreeMap<&str, OperationOutcome> = BTreeMap::new();
+    // Each order's secret dialog values, made from the check's read: only ever sent.
+    let mut secrets: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
+    let link_of = |o: &Order| opts.links.iter().find(|l| l.name == o.link);
     let read = |o: &Order| {
-        let fields = [
+        let mut fields: Vec<String> = [
             "correlation_id",
             "sys_mod_count",
             "active",
             "approval",
             "number",
         ]
-        .map(str::to_owned);
+        .map(str::to_owned)
+        .to_vec();
+        if !o.secret.is_empty() {
+            fields.extend(
+                link_of(o)
+                    .map(CatalogLink::secret_fields)
+                    .unwrap_or_default(),
+            );
+        }
         let sys_id = o.ritm_sys_id.clone();
         async move { sn.get(TABLE, &sys_id, &fields).await }
     };
@@ -180,8 +197,24 @@ pub async fn apply_orders(
                 OutcomeStatus::SkippedStale,
                 "the requested item is no longer approved and active".to_owned(),
             ))
-        } else {
+        } else if order.secret.is_empty() || order.action == OrderAction::Resume {
+            // A resume writes back the request found: nothing is ordered, nothing secret sent.
             None
+        } else {
+            let values = match link_of(order) {
+                Some(link) => link.secret_values(&row, &order.secret),
+                None => Err(format!(
+                    "the catalog link `{}` is not in the config, so its secret dialog fields cannot be read",
+                    order.link
+                )),
+            };
+            match values {
+                Ok(values) => {
+                    secrets.insert(&order.ritm_sys_id, values);
+                    None
+                }
+                Err(why) => Some((OutcomeStatus::SkippedStale, format!("{why}: not claimed"))),
+            }
         };
         if let Some((status, message)) = stale {
             done.insert(&order.ritm_sys_id, outcome(order, status, message));
@@ -286,8 +319,10 @@ pub async fn apply_orders(
     }
 
     // 4: order (or take the request found), approve, write back.
+    let none = BTreeMap::new();
     for order in ours {
-        let result = order_one(order, &found, sn, cf, opts, guard).await;
+        let secret = secrets.get(order.ritm_sys_id.as_str()).unwrap_or(&none);
+        let result = order_one(order, secret, &found, sn, cf, opts, guard).await;
         done.insert(&order.ritm_sys_id, result);
     }
     plan.orders
@@ -311,8 +346,17 @@ async fn search(
     Ok(requests_by_ritm(&read.records, ritm_fields))
 }
 
+/// `error` without any of the secret values it might quote (a refusal echoing the dialog).
+fn redact(mut error: HttpError, secret: &BTreeMap<String, String>) -> HttpError {
+    for value in secret.values().filter(|v| !v.is_empty()) {
+        error.message = error.message.replace(value.as_str(), SECRET);
+    }
+    error
+}
+
 async fn order_one(
     order: &Order,
+    secret: &BTreeMap<String, String>,
     found: &BTreeMap<String, Vec<String>>,
     sn: &ServiceNow,
     cf: &CloudForms,
@@ -348,12 +392,28 @@ async fn order_one(
                     format!("not ordered: {reason}; it stays claimed and the next pass resumes it"),
                 );
             }
-            let dialog: Vec<(String, String)> = order
-                .dialog
-                .iter()
-                .map(|f| (f.field.clone(), f.value.clone()))
-                .collect();
-            match cf.order(&order.template_id, &dialog).await {
+            let mut dialog: Vec<(String, String)> = Vec::new();
+            for f in &order.dialog {
+                let value = if order.secret.contains(&f.field) {
+                    // Made by the check before the claim; never in the plan.
+                    let Some(value) = secret.get(&f.field) else {
+                        return outcome(
+                            order,
+                            OutcomeStatus::NotAttempted,
+                            format!("not ordered: the secret dialog field `{}` was not read; it stays claimed and the next pass resumes it", f.field),
+                        );
+                    };
+                    value.clone()
+                } else {
+                    f.value.clone()
+                };
+                dialog.push((f.field.clone(), value));
+            }
+            match cf
+                .order(&order.template_id, &dialog)
+                .await
+                .map_err(|e| redact(e, secret))
+            {
                 Ok(id) => {
                     guard.succeeded();
                     (id, true)

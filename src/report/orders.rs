@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::model::{OperationOutcome, RowOutcome};
+use crate::reconcile::catalog::SECRET;
 use crate::reconcile::plan::Order;
 
 /// One planned order, worded for people.
@@ -46,7 +47,15 @@ impl OrderRow {
             dialog: order
                 .dialog
                 .iter()
-                .map(|f| format!("{}={}", f.field, f.value))
+                .map(|f| {
+                    // A secret's value is never in a plan; should one carry it, it is not shown.
+                    let value = if order.secret.contains(&f.field) {
+                        SECRET
+                    } else {
+                        f.value.as_str()
+                    };
+                    format!("{}={value}", f.field)
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
             request: order.request_id.clone().unwrap_or_default(),
