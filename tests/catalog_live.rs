@@ -527,6 +527,15 @@ async fn a_dry_run_reports_the_orders_and_apply_orders_exactly_them() {
     assert!(read("drift.csv").contains(&format!("order,{number},")));
     assert!(read("drift.md").contains("## Orders") && read("drift.md").contains(&number));
     assert!(read("drift.html").contains("id=\"orders\"") && read("drift.html").contains(&number));
+    // The header counts CloudForms' requests searched, not CIs.
+    for f in ["drift.md", "drift.html"] {
+        assert!(
+            read(f).contains("requests searched, 0 carry a RITM number"),
+            "{f}: {}",
+            read(f)
+        );
+        assert!(!read(f).contains(" CIs, "), "{f}: {}", read(f));
+    }
 
     let out = tokio::task::block_in_place(|| {
         bin(dir.path(), &sims)
@@ -859,4 +868,98 @@ async fn a_plan_with_a_secret_field_is_refused_when_the_links_changed_since() {
     );
     assert!(written(&sims) == before, "a refused plan writes nothing");
     assert!(requests_for(&sims, &number).await.is_empty());
+}
+
+/// `--now` (hidden, to reproduce a past plan) is refused for a pass that writes: its lease
+/// and claim markers would be written already expired. A dry run may take it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_that_writes_refuses_a_now_far_from_the_clock() {
+    let sims = sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &sims, "");
+    let id = order_now(&sims, "Linux VM", "then-01").await;
+    let before = written(&sims);
+    let old = ["--now", "2026-01-01T00:00:00Z"];
+    let out = catalog(dir.path(), &sims, &config, &old);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("--now 2026-01-01T00:00:00Z is") && text(&out).contains("--dry-run"),
+        "{}",
+        text(&out)
+    );
+    let out = tokio::task::block_in_place(|| {
+        bin(dir.path(), &sims)
+            .args(["run", "--config"])
+            .arg(&config)
+            .args(old)
+            .output()
+            .unwrap()
+    });
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(written(&sims) == before, "a refused pass writes nothing");
+    assert_eq!(field(&ritm(&sims, &id), "correlation_id"), "");
+    let out = catalog(dir.path(), &sims, &config, &[old[0], old[1], "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(written(&sims) == before, "a dry run writes nothing");
+}
+
+/// The catalog pass at the end of `run` stamps its claims when it writes them, not with the
+/// run's start: the syncs before it may take longer than `claim_timeout`, and a claim that
+/// looks that old is resumed by the next pass while this one still orders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_in_run_are_stamped_when_written_not_at_the_runs_start() {
+    let sims = sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &sims, "");
+    std::fs::write(
+        dir.path().join("vmware-vm.toml"),
+        include_str!("../mappings/vmware-vm.toml"),
+    )
+    .unwrap();
+    let text_of = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text_of}\n[[sync]]\nmapping = \"vmware-vm.toml\"\n"),
+    )
+    .unwrap();
+    let id = order_now(&sims, "Linux VM", "stamped-01").await;
+    // The VM sync's read takes 3 s: the catalog pass starts at least that after the run.
+    sims.set_faults(
+        Api::ManageIq,
+        FaultConfig {
+            seed: 1,
+            rules: vec![FaultRule {
+                method: Some("GET".into()),
+                path: "/api/vms".into(),
+                latency_ms: 3_000,
+                ..FaultRule::new(FaultKind::Latency)
+            }],
+        },
+    );
+    let started = chrono::Utc::now();
+    let out = tokio::task::block_in_place(|| {
+        bin(dir.path(), &sims)
+            .args(["run", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The claim's marker, as its work note quotes it (the RITM now holds the request).
+    let claim = notes(&sims, &id)
+        .into_iter()
+        .find_map(|n| {
+            n.split("claim cloudforms:claim:")
+                .nth(1)
+                .map(|rest| rest.split(':').next().unwrap_or("").to_owned())
+        })
+        .expect("the claim's work note");
+    let claimed = chrono::NaiveDateTime::parse_from_str(&claim, "%Y%m%dT%H%M%SZ")
+        .expect("a claim time")
+        .and_utc();
+    // Stamped after the VM sync's slow read, not at the run's start.
+    assert!(
+        claimed >= started + chrono::TimeDelta::seconds(2),
+        "claim stamped {claimed}, the run started {started} and read for 3 s before it"
+    );
 }

@@ -3,7 +3,9 @@
 //! 1. Check each RITM just before claiming it: gone, already ordered (`correlation_id` holds a
 //!    request), changed since the plan (`sys_mod_count`), no longer approved or active ->
 //!    not claimed.
-//! 2. Claim: PATCH `state` = Work in Progress, `correlation_id` = `cloudforms:claim:<run>`,
+//! 2. Claim: PATCH `state` = Work in Progress, `correlation_id` = `cloudforms:claim:<time>:<run>`
+//!    (stamped when it is written: its age is what tells the next pass whether this one may
+//!    still be ordering),
 //!    `correlation_display` = CloudForms and a work note. The Table API has no conditional
 //!    update (integrations.md B.4), so after a settle time every claim is read back: a RITM
 //!    whose marker is not this run's was taken by another pass and is left to it. Two passes
@@ -31,7 +33,9 @@ use serde_json::Value;
 use super::{Guard, OperationOutcome, OutcomeStatus};
 use crate::cloudforms::CloudForms;
 use crate::net::HttpError;
-use crate::reconcile::catalog::{CatalogLink, CLAIM_PREFIX, DISPLAY, REQUEST_PREFIX, SECRET};
+use crate::reconcile::catalog::{
+    CatalogLink, CLAIM_PREFIX, CLAIM_TIME, DISPLAY, REQUEST_PREFIX, SECRET,
+};
 use crate::reconcile::plan::{Order, OrderAction, Plan};
 use crate::reconcile::record::Val;
 use crate::servicenow::ServiceNow;
@@ -43,8 +47,11 @@ pub const REFUSED: &str = "cloudforms:refused";
 /// How a pass carries out its orders.
 #[derive(Debug, Clone)]
 pub struct OrderOptions {
-    /// This run's claim marker (`cloudforms:claim:<marker>`), unique per run.
+    /// This run's part of its claim markers (`cloudforms:claim:<time>:<marker>`), unique
+    /// per run; the time is the claim's own, from `clock`.
     pub marker: String,
+    /// The run's clock (its `now`, moved on by a stopwatch): what claims are stamped with.
+    pub clock: crate::lease::Clock,
     /// How long to wait between claiming and reading the claims back.
     pub settle: Duration,
     /// The search covers requests updated since this time.
@@ -115,7 +122,8 @@ pub async fn apply_orders(
     opts: &OrderOptions,
     guard: &Guard,
 ) -> Vec<OperationOutcome> {
-    let marker = format!("{CLAIM_PREFIX}{}", opts.marker);
+    // Each claim's marker, stamped when it is written.
+    let mut markers: BTreeMap<&str, String> = BTreeMap::new();
     let mut done: BTreeMap<&str, OperationOutcome> = BTreeMap::new();
     // Each order's secret dialog values, made from the check's read: only ever sent.
     let mut secrets: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
@@ -220,6 +228,11 @@ pub async fn apply_orders(
             done.insert(&order.ritm_sys_id, outcome(order, status, message));
             continue;
         }
+        let marker = format!(
+            "{CLAIM_PREFIX}{}:{}",
+            opts.clock.now().format(CLAIM_TIME),
+            opts.marker
+        );
         let note = format!(
             "cmdb-reconcile claims {} to order CloudForms service template \"{}\" ({}); claim {marker}.",
             order.ritm_number, order.template, order.template_id
@@ -233,6 +246,7 @@ pub async fn apply_orders(
         match sn.update(TABLE, &order.ritm_sys_id, &claim).await {
             Ok(_) => {
                 guard.succeeded();
+                markers.insert(&order.ritm_sys_id, marker);
                 claimed.push(order);
             }
             Err(e) => {
@@ -259,7 +273,12 @@ pub async fn apply_orders(
     let mut ours: Vec<&Order> = Vec::new();
     for order in claimed {
         match read(order).await {
-            Ok(Some(row)) if row.get("correlation_id").trim() == marker => ours.push(order),
+            Ok(Some(row))
+                if markers.get(order.ritm_sys_id.as_str()).map(String::as_str)
+                    == Some(row.get("correlation_id").trim()) =>
+            {
+                ours.push(order)
+            }
             Ok(Some(row)) => {
                 done.insert(
                     &order.ritm_sys_id,

@@ -25,11 +25,16 @@ use super::record::{Ci, FieldNames, References, SourceRecord, Val};
 /// The prefix of `correlation_id` on a RITM claimed by a catalog pass that has not yet
 /// written its request id: `cloudforms:claim:<run>`.
 pub const CLAIM_PREFIX: &str = "cloudforms:claim:";
+/// The format of a claim marker's time (UTC), the first part after [`CLAIM_PREFIX`].
+pub const CLAIM_TIME: &str = "%Y%m%dT%H%M%SZ";
 /// The prefix of `correlation_id` on a RITM whose order is placed: `cloudforms:request:<id>`,
 /// the identity the status write-back mapping finds it by (as the provisioning tickets').
 pub const REQUEST_PREFIX: &str = "cloudforms:request:";
 /// `correlation_display` of every RITM the job claims or ordered.
 pub const DISPLAY: &str = "CloudForms";
+/// The catalog plan's `target.table` (its `mapping.collection` is `service_templates`):
+/// CloudForms' requests, searched for the RITM numbers.
+pub const TARGET: &str = "service_requests";
 /// What a plan, a report or a log shows in place of a secret dialog value.
 pub const SECRET: &str = "(secret)";
 
@@ -392,6 +397,8 @@ pub struct OrderInput<'a> {
     pub ritms_origin: String,
     /// RITM number -> the CloudForms requests whose dialog carries it.
     pub ordered: &'a BTreeMap<String, Vec<String>>,
+    /// How many CloudForms requests were searched for them.
+    pub searched: usize,
     pub ordered_origin: String,
     /// Why CloudForms' requests could not all be searched: then nothing is ordered, since an
     /// earlier order of a RITM cannot be ruled out.
@@ -439,7 +446,7 @@ pub fn claimed_at(correlation_id: &str) -> Option<DateTime<Utc>> {
     let rest = correlation_id.trim().strip_prefix(CLAIM_PREFIX)?;
     let stamp = rest.split(':').next().unwrap_or_default();
     Some(
-        chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ")
+        chrono::NaiveDateTime::parse_from_str(stamp, CLAIM_TIME)
             .map(|t| t.and_utc())
             .unwrap_or(DateTime::<Utc>::MIN_UTC),
     )
@@ -675,11 +682,13 @@ pub fn plan_orders(input: &OrderInput) -> Plan {
             inactive: 0,
             window: None,
         },
+        // The orders' target is CloudForms' requests: those searched, and those of them
+        // that carry a RITM number (reports word it so: `target_counts`).
         TargetSummary {
             origin: input.ordered_origin.clone(),
-            table: "service_requests".into(),
-            cis: input.ordered.values().map(Vec::len).sum(),
-            in_scope: input.ordered.len(),
+            table: TARGET.into(),
+            cis: input.searched,
+            in_scope: input.ordered.values().map(Vec::len).sum(),
         },
         safety,
         Vec::new(),
@@ -746,6 +755,7 @@ owner = "requested_for"
             ritms,
             ritms_origin: "sn".into(),
             ordered,
+            searched: 40,
             ordered_origin: "cf".into(),
             search_incomplete: None,
             claim_state: "2".into(),

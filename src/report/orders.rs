@@ -4,8 +4,21 @@
 use serde::Serialize;
 
 use super::model::{OperationOutcome, RowOutcome};
-use crate::reconcile::catalog::SECRET;
-use crate::reconcile::plan::Order;
+use crate::reconcile::catalog::{SECRET, TARGET};
+use crate::reconcile::plan::{Order, Plan};
+
+/// The target's counts in a report's header: for the catalog's orders the CloudForms
+/// requests searched (`N requests searched, M carry a RITM number`), for a sync its CIs.
+pub(super) fn target_counts(plan: &Plan) -> String {
+    if plan.mapping.collection == "service_templates" && plan.target.table == TARGET {
+        format!(
+            "{} requests searched, {} carry a RITM number",
+            plan.target.cis, plan.target.in_scope
+        )
+    } else {
+        format!("{} CIs, {} in scope", plan.target.cis, plan.target.in_scope)
+    }
+}
 
 /// One planned order, worded for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
