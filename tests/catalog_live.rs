@@ -816,6 +816,47 @@ async fn a_secret_dialog_field_is_sent_but_never_written_to_the_plan_reports_or_
         notes(&sims, &id).iter().all(|n| !n.contains(PASSWORD)),
         "a work note holds the secret"
     );
+
+    // `catalog` itself (the CronJob) plans and orders in one go, the same way.
+    const OTHER: &str = "Tr0ub4dor-and-3";
+    let second = order_with(
+        &sims,
+        "Linux VM",
+        json!({"vm_name": "secret-02", "root_password": OTHER}),
+    )
+    .await;
+    let number = field(&ritm(&sims, &second), "number").to_owned();
+    let out = catalog(dir.path(), &sims, &config, &["-vv"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains(OTHER), "the log shows the secret");
+    let requests = requests_for(&sims, &number).await;
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].pointer("/options/dialog/dialog_root_password"),
+        Some(&json!(OTHER))
+    );
+    fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
+            let path = entry.path();
+            if path.is_dir() {
+                files(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut written = Vec::new();
+    files(&dir.path().join("reports"), &mut written);
+    assert!(written.len() > 10, "{written:?}");
+    for f in written {
+        let body = std::fs::read(&f).unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            !body.contains(PASSWORD) && !body.contains(OTHER),
+            "{} holds a secret",
+            f.display()
+        );
+    }
 }
 
 /// A plan with a secret dialog field is applied only with the links it was made by: the

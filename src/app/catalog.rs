@@ -535,7 +535,7 @@ pub(super) fn check_link(path: &Path) -> Option<Result<String>> {
                     .iter()
                     .map(|r| {
                         let secret = if link.is_secret(r) { " (secret)" } else { "" };
-                        format!("{}{secret} <- {}", r.name, r.describe)
+                        format!("{}{secret} <- {}", r.name, link.describe(r))
                     })
                     .collect();
                 dialog.push(format!("{} <- the RITM number", link.ritm_field));

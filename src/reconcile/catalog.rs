@@ -267,6 +267,15 @@ impl CatalogLink {
         self.secret.contains(&rule.name)
     }
 
+    /// How a plan, a report or `check` shows where a dialog field comes from: the rule's
+    /// expression, except a secret's `const`, which would show the value itself.
+    pub fn describe(&self, rule: &FieldRule) -> String {
+        match rule.extract {
+            Extract::Const(_) if self.is_secret(rule) => format!("const {SECRET}"),
+            _ => rule.describe.clone(),
+        }
+    }
+
     /// The RITM fields the secret dialog fields read (`variables.<name>` and columns): what
     /// `apply` reads again to send them.
     pub fn secret_fields(&self) -> BTreeSet<String> {
@@ -316,13 +325,13 @@ impl CatalogLink {
                 Ok(None) => {
                     return Err(format!(
                         "the secret dialog field `{field}` ({}) has no value on the requested item now",
-                        rule.describe
+                        self.describe(rule)
                     ))
                 }
                 Err(_) => {
                     return Err(format!(
                         "the secret dialog field `{field}` ({}) cannot be made from the requested item now (the value is not shown)",
-                        rule.describe
+                        self.describe(rule)
                     ))
                 }
             }
@@ -512,7 +521,7 @@ pub fn plan_orders(input: &OrderInput) -> Plan {
                     dialog.push(FieldValue {
                         field: rule.name.clone(),
                         value,
-                        from: rule.describe.clone(),
+                        from: link.link.describe(rule),
                     });
                 }
                 Ok(None) => {}
@@ -523,7 +532,7 @@ pub fn plan_orders(input: &OrderInput) -> Plan {
                         _ if is_secret => {
                             format!(
                                 "its value does not fit `{}` (not shown: the field is secret)",
-                                rule.describe
+                                link.link.describe(rule)
                             )
                         }
                         super::mapping::EvalError::BadValue(m)
@@ -975,6 +984,15 @@ owner = "requested_for"
         let gone = ritm("a", "RITM0001", &[("vm_name", "a")], "");
         assert!(link.secret_values(&gone, &order.secret).is_err());
         // A field that is not secret may not carry what a secret one reads.
+        let constant = format!("{LINK}api_key = {{ const = \"k-123456\", secret = true }}\n");
+        let constant = CatalogLink::parse(&constant, "l.toml").unwrap();
+        let links = [resolved(&constant, "")];
+        let plan = plan_orders(&input(&links, &ritms[..1], &none));
+        let json = serde_json::to_string(&plan).unwrap();
+        assert!(
+            json.contains("const (secret)") && !json.contains("k-123456"),
+            "{json}"
+        );
         let leak = format!("{text}hint = {{ template = \"pw {{variables.root_password}}\" }}\n");
         let e = CatalogLink::parse(&leak, "l.toml").unwrap_err().to_string();
         assert!(e.contains("`hint` reads `variables.root_password`"), "{e}");
