@@ -71,6 +71,8 @@ fn run(dir: &Path, config: &Path, sims: &Sims, extra: &[&str]) -> (Output, f64) 
         .current_dir(dir)
         .env("BENCH_CF", &o.miq_password)
         .env("BENCH_SN", &o.snow_password)
+        // The estate is dated `NOW`: a run that writes takes a pinned --now only so.
+        .env("CMDB_RECONCILE_TEST_CLOCK", "1")
         .env_remove("RUST_LOG")
         .output()
         .expect("run cmdb-reconcile");

@@ -340,7 +340,10 @@ pub struct PlanOpts {
     #[arg(long)]
     pub allow_mass_change: bool,
 
-    /// Plan as of this time (RFC 3339) instead of now: to reproduce a past run.
+    /// Plan as of this time (RFC 3339) instead of now: to reproduce a past run. With `run`
+    /// or `catalog` only with --dry-run, or within a minute of the clock: a run that writes
+    /// stamps its lease and claims with it (tests against dated simulators set
+    /// CMDB_RECONCILE_TEST_CLOCK=1; README "Development").
     #[arg(long, value_name = "TIME", hide = true)]
     pub now: Option<chrono::DateTime<chrono::Utc>>,
 }

@@ -21,6 +21,35 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Exit code of an error (the others come from `Status::exit_code`; README "Exit codes").
 const EXIT_ERROR: u8 = 1;
 
+/// Set to `1`, lets `run` and `catalog` write with a `--now` far from the clock: for tests
+/// against simulators whose estate is dated (README "Development"), never for production.
+const TEST_CLOCK_ENV: &str = "CMDB_RECONCILE_TEST_CLOCK";
+
+/// The `now` of a command: the clock, or the hidden `--now` (to reproduce a past plan). A
+/// command that writes (`run`, `catalog` without `--dry-run`) stamps its lease, its claim
+/// markers and its writes with it, so there a `--now` more than a minute from the clock is
+/// refused: its lease and claims would be written expired (another run would take over while
+/// it writes) or dated in the future, and its CIs misdated. `test_clock` lifts that.
+fn command_now(
+    pinned: Option<chrono::DateTime<chrono::Utc>>,
+    writes: bool,
+    clock: chrono::DateTime<chrono::Utc>,
+    test_clock: bool,
+) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let Some(pinned) = pinned else {
+        return Ok(clock);
+    };
+    let off = (pinned - clock).abs();
+    if writes && !test_clock && off > chrono::TimeDelta::minutes(1) {
+        return Err(format!(
+            "--now {} is {} from the clock: a run that writes would stamp its lease, claim markers and writes with it (written expired, or in the future); use --now only with --dry-run (or `plan`)",
+            pinned.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            cmdb_reconcile::text::format_duration(off.to_std().unwrap_or_default())
+        ));
+    }
+    Ok(pinned)
+}
+
 /// Sets up logging on stderr; returns whether it is JSON.
 fn init_logging(args: &LogArgs) -> bool {
     let level = match (args.quiet, args.verbose) {
@@ -142,15 +171,30 @@ fn main() -> ExitCode {
     };
     // The one clock reading of the run (a hidden flag pins it to reproduce a past plan).
     let now = chrono::Utc::now();
+    let test_clock = std::env::var(TEST_CLOCK_ENV).is_ok_and(|v| v == "1");
+    let writes_at = match &cli.command {
+        Command::Run(args) | Command::Catalog(args) => Some(command_now(
+            args.plan.plan_opts.now,
+            !args.dry_run,
+            now,
+            test_clock,
+        )),
+        _ => None,
+    };
+    let writes_at = match writes_at.transpose() {
+        Ok(at) => at.unwrap_or(now),
+        Err(e) => {
+            output::error(&e);
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
     let result = runtime.block_on(async {
         match &cli.command {
             Command::Plan(args) => app::plan(args, args.plan_opts.now.unwrap_or(now)).await,
             Command::Apply(args) => app::apply(args, now).await,
-            Command::Run(args) => app::run(args, args.plan.plan_opts.now.unwrap_or(now)).await,
+            Command::Run(args) => app::run(args, writes_at).await,
             Command::Check(args) => app::check(args).await,
-            Command::Catalog(args) => {
-                app::catalog(args, args.plan.plan_opts.now.unwrap_or(now)).await
-            }
+            Command::Catalog(args) => app::catalog(args, writes_at).await,
             #[cfg(feature = "demo")]
             Command::Demo(args) => cmdb_reconcile::demo::demo(args, now).await,
             // Production builds leave the simulators out (README "Install").
@@ -187,4 +231,29 @@ fn main() -> ExitCode {
         );
     }
     ExitCode::from(exit_code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::command_now;
+
+    #[test]
+    fn a_pinned_now_far_from_the_clock_is_refused_only_for_a_run_that_writes() {
+        let clock = "2026-12-02T15:00:00Z".parse().unwrap();
+        let old = "2026-11-27T06:00:00Z".parse().unwrap();
+        let near = "2026-12-02T15:00:30Z".parse().unwrap();
+        assert_eq!(command_now(None, true, clock, false), Ok(clock));
+        assert_eq!(command_now(Some(old), false, clock, false), Ok(old));
+        assert_eq!(command_now(Some(near), true, clock, false), Ok(near));
+        let e = command_now(Some(old), true, clock, false).unwrap_err();
+        assert!(
+            e.contains("--now 2026-11-27T06:00:00Z is 129h from the clock")
+                && e.contains("--dry-run"),
+            "{e}"
+        );
+        let future = "2026-12-02T16:00:00Z".parse().unwrap();
+        assert!(command_now(Some(future), true, clock, false).is_err());
+        // The tests' escape (CMDB_RECONCILE_TEST_CLOCK=1).
+        assert_eq!(command_now(Some(old), true, clock, true), Ok(old));
+    }
 }

@@ -148,9 +148,25 @@ fn on_writes(rule: Value) -> FaultConfig {
 /// in a row (never fewer; at most the writes in flight more), every write never sent is
 /// `not_attempted` with the reason, and the run is partial.
 async fn writes_stop_after_the_breaker_opens(fault: Value, what: &str) {
+    writes_stop_after_the_breaker_opens_in(fault, what, false).await;
+}
+
+/// [`writes_stop_after_the_breaker_opens`], one request per write or (`batched`) through
+/// the Batch API: the fault then on its requests too (a fault on the Table API alone lets
+/// every batch through, and its writes land), two in flight, so that even the 8 creates go as
+/// batches (over 8 slots they would go one by one), and batches of 4, so that the requests
+/// the breaker lets through cannot carry every CI write (the rest must be stopped).
+async fn writes_stop_after_the_breaker_opens_in(fault: Value, what: &str, batched: bool) {
     let sims = sims(800).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = singles(&sims, dir.path());
+    let config = if batched {
+        let mut config = config(&sims, dir.path());
+        config.apply.concurrency = 2;
+        config.apply.batch_size = 4;
+        config
+    } else {
+        singles(&sims, dir.path())
+    };
     let planned = plan(&config, &dir.path().join("1")).await;
     let planned_writes = planned_writes(&planned);
     let (threshold, in_flight) = (config.apply.breaker, config.apply.concurrency);
@@ -159,11 +175,24 @@ async fn writes_stop_after_the_breaker_opens(fault: Value, what: &str) {
         "{planned_writes}"
     );
 
-    sims.set_faults(Api::ServiceNow, on_writes(fault));
+    let mut faults = on_writes(fault.clone());
+    if batched {
+        let mut rule = fault;
+        rule["method"] = json!("POST");
+        rule["path"] = json!("/api/now/v1/batch");
+        faults
+            .rules
+            .push(serde_json::from_value(rule).expect("a fault rule"));
+    }
+    sims.set_faults(Api::ServiceNow, faults);
     sims.reset_stats(Api::ServiceNow);
     assert_eq!(apply(&config, &planned).await, Status::Partial);
 
     let sent = writes(&sims) as usize;
+    if batched {
+        // Each batch refused whole counts once and is sent again whole, never one by one.
+        assert_eq!(batches(&sims) as usize, sent, "{what}: all sent as batches");
+    }
     assert!(
         (threshold..threshold + in_flight).contains(&sent),
         "{what}: {sent} writes sent for {planned_writes} planned (breaker {threshold}, {in_flight} in flight)"
@@ -172,8 +201,11 @@ async fn writes_stop_after_the_breaker_opens(fault: Value, what: &str) {
     let counts = statuses(&outcome);
     assert_eq!(counts.values().sum::<usize>(), planned_writes, "{counts:?}");
     assert_eq!(outcome["not_attempted"], counts["not_attempted"]);
+    // Every write no request sent carried is not attempted (a batch carries up to
+    // `batch_size`: one refused for good fails them all).
+    let per_request = if batched { config.apply.batch_size } else { 1 };
     assert!(
-        counts["not_attempted"] >= planned_writes - sent,
+        counts["not_attempted"] >= planned_writes.saturating_sub(sent * per_request),
         "{counts:?}"
     );
     assert_eq!(counts.get("applied"), None, "{counts:?}");
@@ -191,6 +223,38 @@ async fn a_permanent_rate_limit_on_writes_opens_the_breaker() {
     writes_stop_after_the_breaker_opens(
         json!({"kind": "rate_limit", "limit": 0, "retry_after_secs": 1}),
         "429",
+    )
+    .await;
+}
+
+/// As above with batches: a batch request counts for the breaker as one request, and the
+/// writes of a batch refused whole are not sent one by one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_rate_limit_on_batched_writes_opens_the_breaker() {
+    writes_stop_after_the_breaker_opens_in(
+        json!({"kind": "rate_limit", "limit": 0, "retry_after_secs": 1}),
+        "429, batched",
+        true,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_503_on_batched_writes_opens_the_breaker() {
+    writes_stop_after_the_breaker_opens_in(
+        json!({"kind": "error", "status": 503}),
+        "503, batched",
+        true,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_longer_than_allowed_on_batched_writes_opens_the_breaker() {
+    writes_stop_after_the_breaker_opens_in(
+        json!({"kind": "rate_limit", "limit": 0, "retry_after_secs": 3600}),
+        "429 for an hour, batched",
+        true,
     )
     .await;
 }

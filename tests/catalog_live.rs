@@ -98,6 +98,11 @@ fn spawn(dir: &Path, sims: &Sims, config: &Path, args: &[&str]) -> Child {
 
 /// Orders `item` in the ServiceNow catalog as a user does (`order_now`); the RITM's sys_id.
 async fn order_now(sims: &Sims, item: &str, vm_name: &str) -> String {
+    order_with(sims, item, json!({"vm_name": vm_name})).await
+}
+
+/// [`order_now`] with these `variables`.
+async fn order_with(sims: &Sims, item: &str, variables: Value) -> String {
     let o = sims.options();
     let item_id = sims
         .servicenow()
@@ -112,7 +117,7 @@ async fn order_now(sims: &Sims, item: &str, vm_name: &str) -> String {
             sims.servicenow_url()
         ))
         .basic_auth(&o.snow_user, Some(&o.snow_password))
-        .json(&json!({"sysparm_quantity": 1, "variables": {"vm_name": vm_name}}))
+        .json(&json!({"sysparm_quantity": 1, "variables": variables}))
         .send()
         .await
         .unwrap()
@@ -522,6 +527,15 @@ async fn a_dry_run_reports_the_orders_and_apply_orders_exactly_them() {
     assert!(read("drift.csv").contains(&format!("order,{number},")));
     assert!(read("drift.md").contains("## Orders") && read("drift.md").contains(&number));
     assert!(read("drift.html").contains("id=\"orders\"") && read("drift.html").contains(&number));
+    // The header counts CloudForms' requests searched, not CIs.
+    for f in ["drift.md", "drift.html"] {
+        assert!(
+            read(f).contains("requests searched, 0 carry a RITM number"),
+            "{f}: {}",
+            read(f)
+        );
+        assert!(!read(f).contains(" CIs, "), "{f}: {}", read(f));
+    }
 
     let out = tokio::task::block_in_place(|| {
         bin(dir.path(), &sims)
@@ -705,4 +719,288 @@ async fn with_cloudforms_approval_the_job_leaves_the_request_awaiting_it() {
         notes(&sims, &id)
     );
     assert_eq!(colour(&ritm(&sims, &id)), "amber");
+}
+
+/// A dialog field the link marks `secret` (a password variable) reaches CloudForms, but
+/// never the plan, the reports or the log: `(secret)` stands in its place, and `apply` of
+/// the reviewed plan reads it from the RITM when it orders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_dialog_field_is_sent_but_never_written_to_the_plan_reports_or_log() {
+    const PASSWORD: &str = "Hunter2-s3cret-pw";
+    let sims = sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &sims, "");
+    let item = sims
+        .servicenow()
+        .rows("sc_cat_item")
+        .into_iter()
+        .find(|r| field(r, "name") == "Linux VM")
+        .map(|r| field(&r, "sys_id").to_owned())
+        .expect("the catalog item");
+    // The item asks for a root password (a Masked variable, type 25).
+    let Value::Object(variable) = json!({
+        "sys_id": "5ec2e7000000000000000000000000aa", "name": "root_password",
+        "question_text": "Root password", "type": "25", "cat_item": item,
+        "order": "300", "mandatory": "false", "active": "true",
+    }) else {
+        unreachable!()
+    };
+    sims.servicenow().seed("item_option_new", vec![variable]);
+    let link = format!(
+        "{}root_password = {{ from = \"variables.root_password\", secret = true }}\n",
+        include_str!("../mappings/catalog/linux-vm.toml")
+    );
+    std::fs::write(dir.path().join("catalog/linux-vm.toml"), link).unwrap();
+    let id = order_with(
+        &sims,
+        "Linux VM",
+        json!({"vm_name": "secret-01", "root_password": PASSWORD}),
+    )
+    .await;
+    let number = field(&ritm(&sims, &id), "number").to_owned();
+
+    let out = catalog(
+        dir.path(),
+        &sims,
+        &config,
+        &["--dry-run", "--summary", "-vv"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains(PASSWORD), "the log shows the secret");
+    let run = std::fs::read_dir(dir.path().join("reports"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.join("catalog").exists())
+        .expect("the run folder");
+    let read = |f: &str| std::fs::read_to_string(run.join("catalog").join(f)).unwrap();
+    for f in ["plan.json", "drift.csv", "drift.md", "drift.html"] {
+        assert!(!read(f).contains(PASSWORD), "{f} holds the secret");
+    }
+    let plan: Value = serde_json::from_str(&read("plan.json")).unwrap();
+    assert_eq!(plan["orders"][0]["ritm_number"], number.as_str());
+    assert_eq!(plan["orders"][0]["secret"], json!(["root_password"]));
+    assert!(read("drift.md").contains("root_password=(secret)"));
+
+    let apply = || {
+        tokio::task::block_in_place(|| {
+            bin(dir.path(), &sims)
+                .args(["apply", "-vv", "--config"])
+                .arg(&config)
+                .arg("--plan")
+                .arg(run.join("catalog/plan.json"))
+                .output()
+                .unwrap()
+        })
+    };
+    let out = apply();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains(PASSWORD), "the log shows the secret");
+    let requests = requests_for(&sims, &number).await;
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].pointer("/options/dialog/dialog_root_password"),
+        Some(&json!(PASSWORD)),
+        "CloudForms gets the value"
+    );
+    for f in [
+        "plan.json",
+        "outcome.json",
+        "drift.csv",
+        "drift.md",
+        "drift.html",
+    ] {
+        assert!(!read(f).contains(PASSWORD), "{f} holds the secret");
+    }
+    assert!(
+        notes(&sims, &id).iter().all(|n| !n.contains(PASSWORD)),
+        "a work note holds the secret"
+    );
+
+    // `catalog` itself (the CronJob) plans and orders in one go, the same way.
+    const OTHER: &str = "Tr0ub4dor-and-3";
+    let second = order_with(
+        &sims,
+        "Linux VM",
+        json!({"vm_name": "secret-02", "root_password": OTHER}),
+    )
+    .await;
+    let number = field(&ritm(&sims, &second), "number").to_owned();
+    let out = catalog(dir.path(), &sims, &config, &["-vv"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains(OTHER), "the log shows the secret");
+    let requests = requests_for(&sims, &number).await;
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].pointer("/options/dialog/dialog_root_password"),
+        Some(&json!(OTHER))
+    );
+    fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
+            let path = entry.path();
+            if path.is_dir() {
+                files(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut written = Vec::new();
+    files(&dir.path().join("reports"), &mut written);
+    assert!(written.len() > 10, "{written:?}");
+    for f in written {
+        let body = std::fs::read(&f).unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            !body.contains(PASSWORD) && !body.contains(OTHER),
+            "{} holds a secret",
+            f.display()
+        );
+    }
+}
+
+/// A plan with a secret dialog field is applied only with the links it was made by: the
+/// value is made again by their rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_with_a_secret_field_is_refused_when_the_links_changed_since() {
+    let sims = sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &sims, "");
+    let shipped = include_str!("../mappings/catalog/linux-vm.toml");
+    let secret = format!(
+        "{shipped}justification = {{ from = \"variables.justification\", secret = true }}\n"
+    );
+    std::fs::write(dir.path().join("catalog/linux-vm.toml"), &secret).unwrap();
+    let id = order_with(
+        &sims,
+        "Linux VM",
+        json!({"vm_name": "secret-02", "justification": "ticket 4711"}),
+    )
+    .await;
+    let number = field(&ritm(&sims, &id), "number").to_owned();
+    let out = catalog(dir.path(), &sims, &config, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let plan = std::fs::read_dir(dir.path().join("reports"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("catalog/plan.json"))
+        .find(|p| p.exists())
+        .expect("the plan");
+    std::fs::write(
+        dir.path().join("catalog/linux-vm.toml"),
+        secret.replace("secret = true", "case = \"upper\", secret = true"),
+    )
+    .unwrap();
+    let before = written(&sims);
+    let out = tokio::task::block_in_place(|| {
+        bin(dir.path(), &sims)
+            .args(["apply", "--config"])
+            .arg(&config)
+            .arg("--plan")
+            .arg(&plan)
+            .output()
+            .unwrap()
+    });
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("catalog links changed"),
+        "{}",
+        text(&out)
+    );
+    assert!(written(&sims) == before, "a refused plan writes nothing");
+    assert!(requests_for(&sims, &number).await.is_empty());
+}
+
+/// `--now` (hidden, to reproduce a past plan) is refused for a pass that writes: its lease
+/// and claim markers would be written already expired. A dry run may take it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_that_writes_refuses_a_now_far_from_the_clock() {
+    let sims = sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &sims, "");
+    let id = order_now(&sims, "Linux VM", "then-01").await;
+    let before = written(&sims);
+    let old = ["--now", "2026-01-01T00:00:00Z"];
+    let out = catalog(dir.path(), &sims, &config, &old);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("--now 2026-01-01T00:00:00Z is") && text(&out).contains("--dry-run"),
+        "{}",
+        text(&out)
+    );
+    let out = tokio::task::block_in_place(|| {
+        bin(dir.path(), &sims)
+            .args(["run", "--config"])
+            .arg(&config)
+            .args(old)
+            .output()
+            .unwrap()
+    });
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(written(&sims) == before, "a refused pass writes nothing");
+    assert_eq!(field(&ritm(&sims, &id), "correlation_id"), "");
+    let out = catalog(dir.path(), &sims, &config, &[old[0], old[1], "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(written(&sims) == before, "a dry run writes nothing");
+}
+
+/// The catalog pass at the end of `run` stamps its claims when it writes them, not with the
+/// run's start: the syncs before it may take longer than `claim_timeout`, and a claim that
+/// looks that old is resumed by the next pass while this one still orders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_in_run_are_stamped_when_written_not_at_the_runs_start() {
+    let sims = sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &sims, "");
+    std::fs::write(
+        dir.path().join("vmware-vm.toml"),
+        include_str!("../mappings/vmware-vm.toml"),
+    )
+    .unwrap();
+    let text_of = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text_of}\n[[sync]]\nmapping = \"vmware-vm.toml\"\n"),
+    )
+    .unwrap();
+    let id = order_now(&sims, "Linux VM", "stamped-01").await;
+    // The VM sync's read takes 3 s: the catalog pass starts at least that after the run.
+    sims.set_faults(
+        Api::ManageIq,
+        FaultConfig {
+            seed: 1,
+            rules: vec![FaultRule {
+                method: Some("GET".into()),
+                path: "/api/vms".into(),
+                latency_ms: 3_000,
+                ..FaultRule::new(FaultKind::Latency)
+            }],
+        },
+    );
+    let started = chrono::Utc::now();
+    let out = tokio::task::block_in_place(|| {
+        bin(dir.path(), &sims)
+            .args(["run", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The claim's marker, as its work note quotes it (the RITM now holds the request).
+    let claim = notes(&sims, &id)
+        .into_iter()
+        .find_map(|n| {
+            n.split("claim cloudforms:claim:")
+                .nth(1)
+                .map(|rest| rest.split(':').next().unwrap_or("").to_owned())
+        })
+        .expect("the claim's work note");
+    let claimed = chrono::NaiveDateTime::parse_from_str(&claim, "%Y%m%dT%H%M%SZ")
+        .expect("a claim time")
+        .and_utc();
+    // Stamped after the VM sync's slow read, not at the run's start.
+    assert!(
+        claimed >= started + chrono::TimeDelta::seconds(2),
+        "claim stamped {claimed}, the run started {started} and read for 3 s before it"
+    );
 }

@@ -350,6 +350,8 @@ async fn run_from_the_binary_applies_and_a_dry_run_reports_changes() {
             // The estate's clock, not the machine's: a week after it, the CIs the first run
             // marks Absent are due for retirement on the second (the plans would differ).
             .args(["--now", "2026-11-27T06:00:00Z"])
+            // A run that writes takes a pinned --now only in tests (README "Development").
+            .env("CMDB_RECONCILE_TEST_CLOCK", "1")
             .args(extra)
             .output()
             .unwrap()
@@ -1003,6 +1005,7 @@ async fn run_applies_parents_first_so_references_resolve_in_the_same_run() {
         bin_for(dir.path(), &sims)
             .args(["run", "--now", "2026-11-27T06:00:00Z", "--config"])
             .arg(&config)
+            .env("CMDB_RECONCILE_TEST_CLOCK", "1")
             .args(extra)
             .output()
             .unwrap()

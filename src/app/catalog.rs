@@ -28,10 +28,10 @@ use crate::apply::{self, OperationOutcome};
 use crate::cli::RunArgs;
 use crate::cloudforms::CloudForms;
 use crate::config::{CatalogConfig, Config, SyncConfig};
-use crate::lease::Lease;
+use crate::lease::{Clock, Lease};
 use crate::output::{self, Level};
 use crate::reconcile::catalog::{
-    plan_orders, CatalogLink, Named, OrderInput, ResolvedLink, CLAIM_PREFIX,
+    links_digest, plan_orders, CatalogLink, Named, OrderInput, ResolvedLink, CLAIM_PREFIX,
 };
 use crate::reconcile::plan::Plan;
 use crate::reconcile::record::{Ci, Val};
@@ -44,6 +44,7 @@ const FOLDER: &str = "catalog";
 
 /// `catalog`: the catalog pass alone, under the catalog lease.
 pub async fn catalog(args: &RunArgs, now: DateTime<Utc>) -> Result<Status> {
+    let clock = Clock::new(now);
     let config = Config::for_plan(&args.plan, &args.apply_opts)?;
     metrics::set_config(config.ops.metrics.clone());
     let Some(catalog) = &config.catalog else {
@@ -68,7 +69,7 @@ pub async fn catalog(args: &RunArgs, now: DateTime<Utc>) -> Result<Status> {
     let result = pass(
         &config,
         catalog,
-        now,
+        clock,
         args.plan.plan_opts.allow_mass_change,
         args.dry_run,
         &run,
@@ -101,6 +102,8 @@ pub async fn catalog(args: &RunArgs, now: DateTime<Utc>) -> Result<Status> {
 
 /// The catalog pass inside `run`, after the syncs, under the catalog lease: `None` when
 /// another catalog pass holds it (the frequent CronJob is doing the work; not an error).
+/// `now` is when the pass starts (its reports go in the run folder of `now`).
+#[cfg(feature = "demo")]
 pub(crate) async fn in_run(
     config: &Config,
     now: DateTime<Utc>,
@@ -108,6 +111,29 @@ pub(crate) async fn in_run(
     dry_run: bool,
     force_unlock: bool,
 ) -> Result<Option<Vec<(Planned, Option<Status>)>>> {
+    in_run_clocked(
+        config,
+        now,
+        Clock::new(now),
+        allow_mass_change,
+        dry_run,
+        force_unlock,
+    )
+    .await
+}
+
+/// [`in_run`] at the end of a run that started at `run_start` on `clock`: the pass's lease,
+/// plan and claims are stamped with the time they happen (`clock`), not the run's start,
+/// which may be the syncs' duration ago.
+pub(crate) async fn in_run_clocked(
+    config: &Config,
+    run_start: DateTime<Utc>,
+    clock: Clock,
+    allow_mass_change: bool,
+    dry_run: bool,
+    force_unlock: bool,
+) -> Result<Option<Vec<(Planned, Option<Status>)>>> {
+    let now = clock.now();
     let Some(catalog) = &config.catalog else {
         return Ok(Some(Vec::new()));
     };
@@ -136,10 +162,10 @@ pub(crate) async fn in_run(
     let result = pass(
         config,
         catalog,
-        now,
+        clock,
         allow_mass_change,
         dry_run,
-        &run_dir(config, now),
+        &run_dir(config, run_start),
         lease.as_ref().map(Lease::lost_flag),
     )
     .await;
@@ -164,12 +190,13 @@ pub(crate) async fn in_run(
 async fn pass(
     config: &Config,
     catalog: &CatalogConfig,
-    now: DateTime<Utc>,
+    clock: Clock,
     allow_mass_change: bool,
     dry_run: bool,
     run: &Path,
     lease_lost: Option<Arc<AtomicBool>>,
 ) -> Result<Vec<(Planned, Option<Status>)>> {
+    let now = clock.now();
     let sn_cfg = config
         .servicenow
         .clone()
@@ -198,7 +225,7 @@ async fn pass(
         if let Some(lost) = &lease_lost {
             guard.watch_lease(Arc::clone(lost));
         }
-        Some(apply_catalog(&planned, &sn, &cf, catalog, now, &guard).await?)
+        Some(apply_catalog(&planned, &sn, &cf, catalog, clock, &guard).await?)
     };
     out.push((planned, status));
 
@@ -210,7 +237,14 @@ async fn pass(
         } else {
             name
         };
-        let p = plan_one(config, &sync, now, allow_mass_change, run.join(folder)).await?;
+        let p = plan_one(
+            config,
+            &sync,
+            clock.now(),
+            allow_mass_change,
+            run.join(folder),
+        )
+        .await?;
         let status = if dry_run {
             None
         } else {
@@ -252,7 +286,7 @@ pub(super) async fn apply_file(
     let cf = CloudForms::new(cf_cfg)?;
     let guard = apply::Guard::new(&cfg.options);
     guard.watch_lease(lease.lost_flag());
-    let status = apply_catalog(&planned, &sn, &cf, &catalog, now, &guard).await;
+    let status = apply_catalog(&planned, &sn, &cf, &catalog, Clock::new(now), &guard).await;
     Ok(release(lease, status?).await)
 }
 
@@ -263,7 +297,7 @@ pub(super) async fn apply_catalog(
     sn: &ServiceNow,
     cf: &CloudForms,
     catalog: &CatalogConfig,
-    now: DateTime<Utc>,
+    clock: Clock,
     guard: &apply::Guard,
 ) -> Result<Status> {
     let plan = &planned.plan;
@@ -280,10 +314,28 @@ pub(super) async fn apply_catalog(
     if plan.orders.is_empty() {
         return Ok(Status::of(plan, Some(&Default::default()), false));
     }
+    // The secret dialog fields are made again from the RITMs, by the links' rules: only by
+    // the rules the plan was made with.
+    let links = if plan.orders.iter().any(|o| !o.secret.is_empty()) {
+        let links = load_links(&catalog.links)?;
+        if links_digest(&links) != plan.mapping.digest {
+            output::notice(
+                Level::Warn,
+                "refused",
+                "catalog: the plan sends secret dialog fields, and the catalog links changed since it was made (their digest differs), so they cannot be made as planned; plan again",
+            );
+            return Ok(Status::Refused);
+        }
+        links
+    } else {
+        Vec::new()
+    };
     let opts = OrderOptions {
-        marker: claim_marker(now),
+        marker: claim_marker(),
+        clock,
         settle: catalog.settle,
-        search_since: now
+        links,
+        search_since: clock.now()
             - chrono::TimeDelta::from_std(catalog.search_within)
                 .unwrap_or(chrono::TimeDelta::MAX / 2),
     };
@@ -310,9 +362,10 @@ pub(super) async fn apply_catalog(
     Ok(Status::of(plan, Some(&counts), false))
 }
 
-/// This run's claim marker: when, where and a random part, unique per run and short enough
-/// for `correlation_id` (100 characters) with its prefix.
-fn claim_marker(now: DateTime<Utc>) -> String {
+/// This run's part of its claim markers: where and a random part, unique per run and short
+/// enough for `correlation_id` (100 characters) with its prefix and time (stamped per claim,
+/// when it is written).
+fn claim_marker() -> String {
     let host: String = crate::lease::Holder::this_process()
         .host
         .chars()
@@ -320,8 +373,7 @@ fn claim_marker(now: DateTime<Utc>) -> String {
         .take(40)
         .collect();
     format!(
-        "{}:{host}:{}:{:08x}",
-        now.format("%Y%m%dT%H%M%SZ"),
+        "{host}:{}:{:08x}",
         std::process::id(),
         rand::random::<u32>()
     )
@@ -386,6 +438,7 @@ async fn plan_catalog(
     let ritms_origin = format!("ServiceNow sc_req_item ({fresh}, or claimed earlier)");
 
     let mut ordered = BTreeMap::new();
+    let mut searched = 0;
     let mut search_incomplete = None;
     let mut ordered_origin =
         String::from("CloudForms service_requests (not searched: nothing to order)");
@@ -401,6 +454,7 @@ async fn plan_catalog(
         ritm_fields.sort();
         ritm_fields.dedup();
         ordered = requests_by_ritm(&read.records, &ritm_fields);
+        searched = read.records.len();
         search_incomplete = read.incomplete;
         ordered_origin = format!(
             "{} (updated in the last {})",
@@ -415,6 +469,7 @@ async fn plan_catalog(
         ritms: &ritms,
         ritms_origin,
         ordered: &ordered,
+        searched,
         ordered_origin,
         search_incomplete,
         claim_state,
@@ -478,7 +533,10 @@ pub(super) fn check_link(path: &Path) -> Option<Result<String>> {
                 let mut dialog: Vec<String> = link
                     .dialog
                     .iter()
-                    .map(|r| format!("{} <- {}", r.name, r.describe))
+                    .map(|r| {
+                        let secret = if link.is_secret(r) { " (secret)" } else { "" };
+                        format!("{}{secret} <- {}", r.name, link.describe(r))
+                    })
                     .collect();
                 dialog.push(format!("{} <- the RITM number", link.ritm_field));
                 format!(

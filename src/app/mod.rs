@@ -714,6 +714,8 @@ fn outcome_line(plan: &Plan, count: impl Fn(OutcomeStatus) -> usize, dir: &Path)
 /// `run`: plan then apply, for cron. With `[ticket]`, the run is tracked in a ServiceNow
 /// ticket that is resolved on success and left open, urgent, on anything else.
 pub async fn run(args: &RunArgs, now: DateTime<Utc>) -> Result<Status> {
+    // The run's clock: the catalog pass at its end stamps what it writes with its own time.
+    let clock = crate::lease::Clock::new(now);
     let config = Config::for_plan(&args.plan, &args.apply_opts)?;
     metrics::set_config(config.ops.metrics.clone());
     // A dry run writes nothing, so it needs no lease and never waits for one.
@@ -749,7 +751,14 @@ pub async fn run(args: &RunArgs, now: DateTime<Utc>) -> Result<Status> {
         }
         _ => None,
     };
-    let result = run_steps(&config, args, now, lease.as_ref().map(Lease::lost_flag)).await;
+    let result = run_steps(
+        &config,
+        args,
+        now,
+        clock,
+        lease.as_ref().map(Lease::lost_flag),
+    )
+    .await;
     if let Some(ticket) = ticket {
         match &result {
             Ok((Status::Clean, summary)) => ticket.succeed(&format!("Completed.\n{summary}")).await,
@@ -792,6 +801,7 @@ async fn run_steps(
     config: &Config,
     args: &RunArgs,
     now: DateTime<Utc>,
+    clock: crate::lease::Clock,
     lease_lost: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 ) -> Result<(Status, String)> {
     let allow = args.plan.plan_opts.allow_mass_change;
@@ -805,7 +815,9 @@ async fn run_steps(
     };
     // The catalog pass after the syncs (README "Service catalog").
     let force = args.apply_opts.force_unlock;
-    if let Some(passed) = catalog::in_run(config, now, allow, args.dry_run, force).await? {
+    if let Some(passed) =
+        catalog::in_run_clocked(config, now, clock, allow, args.dry_run, force).await?
+    {
         if !passed.is_empty() {
             let mut applied: Vec<bool> = planned
                 .iter()

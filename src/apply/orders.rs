@@ -3,7 +3,9 @@
 //! 1. Check each RITM just before claiming it: gone, already ordered (`correlation_id` holds a
 //!    request), changed since the plan (`sys_mod_count`), no longer approved or active ->
 //!    not claimed.
-//! 2. Claim: PATCH `state` = Work in Progress, `correlation_id` = `cloudforms:claim:<run>`,
+//! 2. Claim: PATCH `state` = Work in Progress, `correlation_id` = `cloudforms:claim:<time>:<run>`
+//!    (stamped when it is written: its age is what tells the next pass whether this one may
+//!    still be ordering),
 //!    `correlation_display` = CloudForms and a work note. The Table API has no conditional
 //!    update (integrations.md B.4), so after a settle time every claim is read back: a RITM
 //!    whose marker is not this run's was taken by another pass and is left to it. Two passes
@@ -13,6 +15,9 @@
 //!    dialog carrying each RITM number: one found is written back, never ordered again, so a
 //!    pass that died between its claim (or its order) and its write-back is resumed without a
 //!    second order.
+//!    A dialog field the link marks `secret` is not in the plan (`(secret)` stands in its
+//!    place): its value is made from this check's read of the RITM, by the link's rule, and
+//!    only sent to CloudForms; a RITM that no longer gives it is not claimed.
 //! 4. Order (`POST /api/service_templates/:id`, sent once), approve when the plan says so,
 //!    then write `correlation_id` = `cloudforms:request:<id>`, `correlation_display` and a
 //!    work note to the RITM. A lost answer to the order is settled by searching again; still
@@ -28,7 +33,9 @@ use serde_json::Value;
 use super::{Guard, OperationOutcome, OutcomeStatus};
 use crate::cloudforms::CloudForms;
 use crate::net::HttpError;
-use crate::reconcile::catalog::{CLAIM_PREFIX, DISPLAY, REQUEST_PREFIX};
+use crate::reconcile::catalog::{
+    CatalogLink, CLAIM_PREFIX, CLAIM_TIME, DISPLAY, REQUEST_PREFIX, SECRET,
+};
 use crate::reconcile::plan::{Order, OrderAction, Plan};
 use crate::reconcile::record::Val;
 use crate::servicenow::ServiceNow;
@@ -40,12 +47,18 @@ pub const REFUSED: &str = "cloudforms:refused";
 /// How a pass carries out its orders.
 #[derive(Debug, Clone)]
 pub struct OrderOptions {
-    /// This run's claim marker (`cloudforms:claim:<marker>`), unique per run.
+    /// This run's part of its claim markers (`cloudforms:claim:<time>:<marker>`), unique
+    /// per run; the time is the claim's own, from `clock`.
     pub marker: String,
+    /// The run's clock (its `now`, moved on by a stopwatch): what claims are stamped with.
+    pub clock: crate::lease::Clock,
     /// How long to wait between claiming and reading the claims back.
     pub settle: Duration,
     /// The search covers requests updated since this time.
     pub search_since: chrono::DateTime<chrono::Utc>,
+    /// The catalog links the plan was made with (its digest checked by the caller): the
+    /// rules that make the secret dialog fields from the RITM.
+    pub links: Vec<CatalogLink>,
 }
 
 const TABLE: &str = "sc_req_item";
@@ -109,17 +122,29 @@ pub async fn apply_orders(
     opts: &OrderOptions,
     guard: &Guard,
 ) -> Vec<OperationOutcome> {
-    let marker = format!("{CLAIM_PREFIX}{}", opts.marker);
+    // Each claim's marker, stamped when it is written.
+    let mut markers: BTreeMap<&str, String> = BTreeMap::new();
     let mut done: BTreeMap<&str, OperationOutcome> = BTreeMap::new();
+    // Each order's secret dialog values, made from the check's read: only ever sent.
+    let mut secrets: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
+    let link_of = |o: &Order| opts.links.iter().find(|l| l.name == o.link);
     let read = |o: &Order| {
-        let fields = [
+        let mut fields: Vec<String> = [
             "correlation_id",
             "sys_mod_count",
             "active",
             "approval",
             "number",
         ]
-        .map(str::to_owned);
+        .map(str::to_owned)
+        .to_vec();
+        if !o.secret.is_empty() {
+            fields.extend(
+                link_of(o)
+                    .map(CatalogLink::secret_fields)
+                    .unwrap_or_default(),
+            );
+        }
         let sys_id = o.ritm_sys_id.clone();
         async move { sn.get(TABLE, &sys_id, &fields).await }
     };
@@ -180,13 +205,34 @@ pub async fn apply_orders(
                 OutcomeStatus::SkippedStale,
                 "the requested item is no longer approved and active".to_owned(),
             ))
-        } else {
+        } else if order.secret.is_empty() || order.action == OrderAction::Resume {
+            // A resume writes back the request found: nothing is ordered, nothing secret sent.
             None
+        } else {
+            let values = match link_of(order) {
+                Some(link) => link.secret_values(&row, &order.secret),
+                None => Err(format!(
+                    "the catalog link `{}` is not in the config, so its secret dialog fields cannot be read",
+                    order.link
+                )),
+            };
+            match values {
+                Ok(values) => {
+                    secrets.insert(&order.ritm_sys_id, values);
+                    None
+                }
+                Err(why) => Some((OutcomeStatus::SkippedStale, format!("{why}: not claimed"))),
+            }
         };
         if let Some((status, message)) = stale {
             done.insert(&order.ritm_sys_id, outcome(order, status, message));
             continue;
         }
+        let marker = format!(
+            "{CLAIM_PREFIX}{}:{}",
+            opts.clock.now().format(CLAIM_TIME),
+            opts.marker
+        );
         let note = format!(
             "cmdb-reconcile claims {} to order CloudForms service template \"{}\" ({}); claim {marker}.",
             order.ritm_number, order.template, order.template_id
@@ -200,6 +246,7 @@ pub async fn apply_orders(
         match sn.update(TABLE, &order.ritm_sys_id, &claim).await {
             Ok(_) => {
                 guard.succeeded();
+                markers.insert(&order.ritm_sys_id, marker);
                 claimed.push(order);
             }
             Err(e) => {
@@ -226,7 +273,12 @@ pub async fn apply_orders(
     let mut ours: Vec<&Order> = Vec::new();
     for order in claimed {
         match read(order).await {
-            Ok(Some(row)) if row.get("correlation_id").trim() == marker => ours.push(order),
+            Ok(Some(row))
+                if markers.get(order.ritm_sys_id.as_str()).map(String::as_str)
+                    == Some(row.get("correlation_id").trim()) =>
+            {
+                ours.push(order)
+            }
             Ok(Some(row)) => {
                 done.insert(
                     &order.ritm_sys_id,
@@ -286,8 +338,10 @@ pub async fn apply_orders(
     }
 
     // 4: order (or take the request found), approve, write back.
+    let none = BTreeMap::new();
     for order in ours {
-        let result = order_one(order, &found, sn, cf, opts, guard).await;
+        let secret = secrets.get(order.ritm_sys_id.as_str()).unwrap_or(&none);
+        let result = order_one(order, secret, &found, sn, cf, opts, guard).await;
         done.insert(&order.ritm_sys_id, result);
     }
     plan.orders
@@ -311,8 +365,17 @@ async fn search(
     Ok(requests_by_ritm(&read.records, ritm_fields))
 }
 
+/// `error` without any of the secret values it might quote (a refusal echoing the dialog).
+fn redact(mut error: HttpError, secret: &BTreeMap<String, String>) -> HttpError {
+    for value in secret.values().filter(|v| !v.is_empty()) {
+        error.message = error.message.replace(value.as_str(), SECRET);
+    }
+    error
+}
+
 async fn order_one(
     order: &Order,
+    secret: &BTreeMap<String, String>,
     found: &BTreeMap<String, Vec<String>>,
     sn: &ServiceNow,
     cf: &CloudForms,
@@ -348,12 +411,28 @@ async fn order_one(
                     format!("not ordered: {reason}; it stays claimed and the next pass resumes it"),
                 );
             }
-            let dialog: Vec<(String, String)> = order
-                .dialog
-                .iter()
-                .map(|f| (f.field.clone(), f.value.clone()))
-                .collect();
-            match cf.order(&order.template_id, &dialog).await {
+            let mut dialog: Vec<(String, String)> = Vec::new();
+            for f in &order.dialog {
+                let value = if order.secret.contains(&f.field) {
+                    // Made by the check before the claim; never in the plan.
+                    let Some(value) = secret.get(&f.field) else {
+                        return outcome(
+                            order,
+                            OutcomeStatus::NotAttempted,
+                            format!("not ordered: the secret dialog field `{}` was not read; it stays claimed and the next pass resumes it", f.field),
+                        );
+                    };
+                    value.clone()
+                } else {
+                    f.value.clone()
+                };
+                dialog.push((f.field.clone(), value));
+            }
+            match cf
+                .order(&order.template_id, &dialog)
+                .await
+                .map_err(|e| redact(e, secret))
+            {
                 Ok(id) => {
                     guard.succeeded();
                     (id, true)

@@ -25,11 +25,18 @@ use super::record::{Ci, FieldNames, References, SourceRecord, Val};
 /// The prefix of `correlation_id` on a RITM claimed by a catalog pass that has not yet
 /// written its request id: `cloudforms:claim:<run>`.
 pub const CLAIM_PREFIX: &str = "cloudforms:claim:";
+/// The format of a claim marker's time (UTC), the first part after [`CLAIM_PREFIX`].
+pub const CLAIM_TIME: &str = "%Y%m%dT%H%M%SZ";
 /// The prefix of `correlation_id` on a RITM whose order is placed: `cloudforms:request:<id>`,
 /// the identity the status write-back mapping finds it by (as the provisioning tickets').
 pub const REQUEST_PREFIX: &str = "cloudforms:request:";
 /// `correlation_display` of every RITM the job claims or ordered.
 pub const DISPLAY: &str = "CloudForms";
+/// The catalog plan's `target.table` (its `mapping.collection` is `service_templates`):
+/// CloudForms' requests, searched for the RITM numbers.
+pub const TARGET: &str = "service_requests";
+/// What a plan, a report or a log shows in place of a secret dialog value.
+pub const SECRET: &str = "(secret)";
 
 /// A catalog link file as written.
 #[derive(Deserialize)]
@@ -92,6 +99,9 @@ pub struct CatalogLink {
     pub ritm_field: String,
     /// The other dialog fields, from the RITM (`variables.<name>`, or a RITM column).
     pub dialog: Vec<FieldRule>,
+    /// The dialog fields marked `secret = true`: their values are sent to CloudForms and
+    /// never written to a plan, a report or a log (`apply` reads them from the RITM).
+    pub secret: BTreeSet<String>,
 }
 
 impl CatalogLink {
@@ -148,7 +158,79 @@ impl CatalogLink {
                 "[template] `ritm_field` must name the dialog field the RITM number goes in",
             ));
         }
-        let dialog = compile_rules(&raw.dialog, text, origin)?;
+        // `secret = true` is the link's own key, not the mapping language's: taken off the
+        // rule before it is compiled.
+        let mut secret_keys = BTreeSet::new();
+        let mut rules = BTreeMap::new();
+        for (field, spec) in raw.dialog.iter() {
+            let span = spec.span();
+            let mut value = spec.get_ref().clone();
+            if let toml::Value::Table(table) = &mut value {
+                match table.remove("secret") {
+                    None | Some(toml::Value::Boolean(false)) => {}
+                    Some(toml::Value::Boolean(true)) => {
+                        secret_keys.insert(field.get_ref().clone());
+                    }
+                    Some(_) => {
+                        return Err(error_at(
+                            text,
+                            origin,
+                            Some(span),
+                            format!(
+                                "[dialog] `{}`: `secret` must be true or false",
+                                field.get_ref()
+                            ),
+                        ))
+                    }
+                }
+            }
+            rules.insert(field.clone(), Spanned::new(span, value));
+        }
+        let dialog = compile_rules(&rules, text, origin)?;
+        // One rule per entry, in the map's order.
+        let secret: BTreeSet<String> = rules
+            .keys()
+            .zip(&dialog)
+            .filter(|(k, _)| secret_keys.contains(k.get_ref()))
+            .map(|(_, r)| r.name.clone())
+            .collect();
+        // A field that is not secret must not carry what a secret one reads: its value would
+        // be written to the plan. (`when` only decides whether a field is sent.)
+        let read = |rule: &FieldRule| {
+            let mut paths = rule_paths(rule);
+            paths.truncate(paths.len() - rule.when.len());
+            paths
+        };
+        let secret_reads: BTreeSet<String> = dialog
+            .iter()
+            .filter(|r| secret.contains(&r.name))
+            .flat_map(read)
+            .collect();
+        if let Some((rule, path)) = dialog
+            .iter()
+            .filter(|r| !secret.contains(&r.name))
+            .find_map(|r| {
+                read(r)
+                    .into_iter()
+                    .find(|p| secret_reads.contains(p))
+                    .map(|p| (r, p))
+            })
+        {
+            let span = rules
+                .iter()
+                .zip(&dialog)
+                .find(|(_, r)| std::ptr::eq(*r, rule))
+                .map(|((_, v), _)| v.span());
+            return Err(error_at(
+                text,
+                origin,
+                span,
+                format!(
+                    "[dialog] `{}` reads `{path}`, which a secret field reads: mark it `secret = true` too",
+                    rule.name
+                ),
+            ));
+        }
         if let Some((k, _)) = raw
             .dialog
             .iter()
@@ -176,7 +258,85 @@ impl CatalogLink {
                 .filter(|c| !c.is_empty()),
             ritm_field,
             dialog,
+            secret,
         })
+    }
+
+    /// Whether the dialog rule `rule` is marked `secret`.
+    pub fn is_secret(&self, rule: &FieldRule) -> bool {
+        self.secret.contains(&rule.name)
+    }
+
+    /// How a plan, a report or `check` shows where a dialog field comes from: the rule's
+    /// expression, except a secret's `const`, which would show the value itself.
+    pub fn describe(&self, rule: &FieldRule) -> String {
+        match rule.extract {
+            Extract::Const(_) if self.is_secret(rule) => format!("const {SECRET}"),
+            _ => rule.describe.clone(),
+        }
+    }
+
+    /// The RITM fields the secret dialog fields read (`variables.<name>` and columns): what
+    /// `apply` reads again to send them.
+    pub fn secret_fields(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for rule in self.dialog.iter().filter(|r| self.is_secret(r)) {
+            for path in rule_paths(rule) {
+                let top = |p: &str| p.split(['.', '[']).next().map(str::to_owned);
+                match path.strip_prefix("variables.") {
+                    Some(v) => out.extend(top(v).map(|v| format!("variables.{v}"))),
+                    None if path != "variables" => out.extend(top(&path).filter(|p| !p.is_empty())),
+                    None => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// The values of the secret dialog fields `fields` for `ritm` (read at `apply`), by
+    /// field. An error names the field, never the value.
+    pub fn secret_values(
+        &self,
+        ritm: &Ci,
+        fields: &[String],
+    ) -> Result<BTreeMap<String, String>, String> {
+        let record = ritm_record(ritm);
+        let source = record
+            .as_object()
+            .and_then(SourceRecord::from_object)
+            .ok_or_else(|| "the requested item could not be read as a record".to_owned())?;
+        let refs = References::default();
+        let mut out = BTreeMap::new();
+        for field in fields {
+            let Some(rule) = self
+                .dialog
+                .iter()
+                .find(|r| r.name == *field && self.is_secret(r))
+            else {
+                return Err(format!(
+                    "the catalog link `{}` has no secret dialog field `{field}`",
+                    self.name
+                ));
+            };
+            match rule.eval(&source, &refs) {
+                Ok(Some(value)) => {
+                    out.insert(field.clone(), value);
+                }
+                Ok(None) => {
+                    return Err(format!(
+                        "the secret dialog field `{field}` ({}) has no value on the requested item now",
+                        self.describe(rule)
+                    ))
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "the secret dialog field `{field}` ({}) cannot be made from the requested item now (the value is not shown)",
+                        self.describe(rule)
+                    ))
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The RITM variables the dialog reads (`variables.<name>`), sorted.
@@ -199,20 +359,30 @@ impl CatalogLink {
     }
 
     fn paths(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for rule in &self.dialog {
-            match &rule.extract {
-                Extract::Path(p) => out.push(p.attribute()),
-                Extract::Template(parts) => out.extend(parts.iter().filter_map(|p| match p {
-                    TemplatePart::Field(p) | TemplatePart::Optional(p) => Some(p.attribute()),
-                    TemplatePart::Text(_) => None,
-                })),
-                Extract::Const(_) | Extract::Tag(_) => {}
-            }
-            out.extend(rule.when.iter().map(|w| w.path.attribute()));
-        }
-        out
+        self.dialog.iter().flat_map(rule_paths).collect()
     }
+}
+
+/// The record paths one dialog rule reads.
+fn rule_paths(rule: &FieldRule) -> Vec<String> {
+    let mut out = Vec::new();
+    match &rule.extract {
+        Extract::Path(p) => out.push(p.attribute()),
+        Extract::Template(parts) => out.extend(parts.iter().filter_map(|p| match p {
+            TemplatePart::Field(p) | TemplatePart::Optional(p) => Some(p.attribute()),
+            TemplatePart::Text(_) => None,
+        })),
+        Extract::Const(_) | Extract::Tag(_) => {}
+    }
+    out.extend(rule.when.iter().map(|w| w.path.attribute()));
+    out
+}
+
+/// The digest of a plan of orders' links, in the order planned: `apply` compares it with
+/// the links it reads the secret dialog fields by.
+pub fn links_digest<'l>(links: impl IntoIterator<Item = &'l CatalogLink>) -> String {
+    let digests: Vec<&str> = links.into_iter().map(|l| l.digest.as_str()).collect();
+    digest(&digests.join(","))
 }
 
 /// A link with both ends found: the item's sys_id and the template's id.
@@ -236,6 +406,8 @@ pub struct OrderInput<'a> {
     pub ritms_origin: String,
     /// RITM number -> the CloudForms requests whose dialog carries it.
     pub ordered: &'a BTreeMap<String, Vec<String>>,
+    /// How many CloudForms requests were searched for them.
+    pub searched: usize,
     pub ordered_origin: String,
     /// Why CloudForms' requests could not all be searched: then nothing is ordered, since an
     /// earlier order of a RITM cannot be ruled out.
@@ -283,7 +455,7 @@ pub fn claimed_at(correlation_id: &str) -> Option<DateTime<Utc>> {
     let rest = correlation_id.trim().strip_prefix(CLAIM_PREFIX)?;
     let stamp = rest.split(':').next().unwrap_or_default();
     Some(
-        chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ")
+        chrono::NaiveDateTime::parse_from_str(stamp, CLAIM_TIME)
             .map(|t| t.and_utc())
             .unwrap_or(DateTime::<Utc>::MIN_UTC),
     )
@@ -333,18 +505,36 @@ pub fn plan_orders(input: &OrderInput) -> Plan {
             continue;
         };
         let mut dialog = Vec::new();
+        let mut secret = Vec::new();
         let mut bad = false;
         for rule in &link.link.dialog {
+            let is_secret = link.link.is_secret(rule);
             match rule.eval(&source, &refs) {
-                Ok(Some(value)) => dialog.push(FieldValue {
-                    field: rule.name.clone(),
-                    value,
-                    from: rule.describe.clone(),
-                }),
+                Ok(Some(value)) => {
+                    // A secret's value stays out of the plan: `apply` reads it again.
+                    let value = if is_secret {
+                        secret.push(rule.name.clone());
+                        SECRET.to_owned()
+                    } else {
+                        value
+                    };
+                    dialog.push(FieldValue {
+                        field: rule.name.clone(),
+                        value,
+                        from: link.link.describe(rule),
+                    });
+                }
                 Ok(None) => {}
                 Err(e) => {
                     bad = true;
                     let message = match e {
+                        // The message may quote the value.
+                        _ if is_secret => {
+                            format!(
+                                "its value does not fit `{}` (not shown: the field is secret)",
+                                link.link.describe(rule)
+                            )
+                        }
                         super::mapping::EvalError::BadValue(m)
                         | super::mapping::EvalError::Unresolved(m) => m,
                     };
@@ -438,6 +628,7 @@ pub fn plan_orders(input: &OrderInput) -> Plan {
             catalog: link.catalog.clone(),
             dialog,
             ritm_field: link.link.ritm_field.clone(),
+            secret,
             sys_mod_count: ritm.get("sys_mod_count").to_owned(),
             sys_updated_on: ritm.get("sys_updated_on").to_owned(),
             claim_state: input.claim_state.clone(),
@@ -479,14 +670,13 @@ pub fn plan_orders(input: &OrderInput) -> Plan {
             });
         }
     }
-    let digests: Vec<&str> = input.links.iter().map(|l| l.link.digest.as_str()).collect();
     let origins: Vec<&str> = input.links.iter().map(|l| l.link.origin.as_str()).collect();
     let mut plan = Plan::new(
         input.now,
         MappingInfo {
             name: "catalog".into(),
             origin: origins.join(", "),
-            digest: digest(&digests.join(",")),
+            digest: links_digest(input.links.iter().map(|l| l.link)),
             table: "sc_req_item".into(),
             scope: "approved, active requested items of linked catalog items".into(),
             collection: "service_templates".into(),
@@ -501,11 +691,13 @@ pub fn plan_orders(input: &OrderInput) -> Plan {
             inactive: 0,
             window: None,
         },
+        // The orders' target is CloudForms' requests: those searched, and those of them
+        // that carry a RITM number (reports word it so: `target_counts`).
         TargetSummary {
             origin: input.ordered_origin.clone(),
-            table: "service_requests".into(),
-            cis: input.ordered.values().map(Vec::len).sum(),
-            in_scope: input.ordered.len(),
+            table: TARGET.into(),
+            cis: input.searched,
+            in_scope: input.ordered.values().map(Vec::len).sum(),
         },
         safety,
         Vec::new(),
@@ -572,6 +764,7 @@ owner = "requested_for"
             ritms,
             ritms_origin: "sn".into(),
             ordered,
+            searched: 40,
             ordered_origin: "cf".into(),
             search_incomplete: None,
             claim_state: "2".into(),
@@ -735,6 +928,77 @@ owner = "requested_for"
         );
         assert!(plan.issues[1].message.contains("after this pass's clock"));
         assert!(plan.issues[2].message.contains("no time"));
+    }
+
+    /// A secret dialog field is planned as `(secret)`, never its value (not even in an
+    /// issue), and made again from the RITM by `secret_values` at apply.
+    #[test]
+    fn secret_dialog_fields_stay_out_of_the_plan() {
+        let text = format!(
+            "{LINK}root_password = {{ from = \"variables.root_password\", convert = \"gb_to_mb\", secret = true }}\n"
+        );
+        let link = CatalogLink::parse(&text, "linux.toml").unwrap();
+        assert_eq!(link.secret.iter().collect::<Vec<_>>(), ["root_password"]);
+        assert_eq!(
+            link.secret_fields().into_iter().collect::<Vec<_>>(),
+            ["variables.root_password"]
+        );
+        let links = [resolved(&link, "")];
+        let ritms = [
+            ritm(
+                "a",
+                "RITM0001",
+                &[("vm_name", "a"), ("root_password", "73")],
+                "",
+            ),
+            ritm(
+                "b",
+                "RITM0002",
+                &[("vm_name", "b"), ("root_password", "hunter2")],
+                "",
+            ),
+        ];
+        let none = BTreeMap::new();
+        let plan = plan_orders(&input(&links, &ritms, &none));
+        assert_eq!(plan.orders.len(), 1);
+        let order = &plan.orders[0];
+        assert_eq!(order.secret, ["root_password"]);
+        let field = order
+            .dialog
+            .iter()
+            .find(|f| f.field == "root_password")
+            .unwrap();
+        assert_eq!(field.value, SECRET);
+        assert_eq!(plan.issues.len(), 1);
+        assert_eq!(plan.issues[0].field.as_deref(), Some("root_password"));
+        let json = serde_json::to_string(&plan).unwrap();
+        assert!(
+            !json.contains("74752") && !json.contains("hunter2"),
+            "{json}"
+        );
+        // At apply: made from the RITM read then, by the same rule.
+        let values = link.secret_values(&ritms[0], &order.secret).unwrap();
+        assert_eq!(values["root_password"], "74752");
+        let e = link.secret_values(&ritms[1], &order.secret).unwrap_err();
+        assert!(e.contains("root_password") && !e.contains("hunter2"), "{e}");
+        let gone = ritm("a", "RITM0001", &[("vm_name", "a")], "");
+        assert!(link.secret_values(&gone, &order.secret).is_err());
+        // A field that is not secret may not carry what a secret one reads.
+        let constant = format!("{LINK}api_key = {{ const = \"k-123456\", secret = true }}\n");
+        let constant = CatalogLink::parse(&constant, "l.toml").unwrap();
+        let links = [resolved(&constant, "")];
+        let plan = plan_orders(&input(&links, &ritms[..1], &none));
+        let json = serde_json::to_string(&plan).unwrap();
+        assert!(
+            json.contains("const (secret)") && !json.contains("k-123456"),
+            "{json}"
+        );
+        let leak = format!("{text}hint = {{ template = \"pw {{variables.root_password}}\" }}\n");
+        let e = CatalogLink::parse(&leak, "l.toml").unwrap_err().to_string();
+        assert!(e.contains("`hint` reads `variables.root_password`"), "{e}");
+        let odd = LINK.replace("trim = true }", "trim = true, secret = \"yes\" }");
+        let e = CatalogLink::parse(&odd, "l.toml").unwrap_err().to_string();
+        assert!(e.contains("`secret` must be true or false"), "{e}");
     }
 
     #[test]

@@ -90,6 +90,10 @@ pub struct Order {
     pub dialog: Vec<FieldValue>,
     /// The dialog field carrying the RITM number (searched for before ordering).
     pub ritm_field: String,
+    /// The dialog fields the link marks `secret`: their `value` in `dialog` is `(secret)`,
+    /// never the value, and `apply` reads them from the RITM when it orders.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret: Vec<String>,
     /// The RITM's version when planned: an item changed since is skipped as stale.
     pub sys_mod_count: String,
     pub sys_updated_on: String,

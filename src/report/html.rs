@@ -489,7 +489,7 @@ fn header(h: &mut String, model: &ReportModel) {
          <dl class=\"meta\">\
          <div><dt>Generated</dt><dd>{}</dd></div>\
          <div><dt>Source</dt><dd>{} · {} records{}{}</dd></div>\
-         <div><dt>Target</dt><dd>{} · {} CIs, {} in scope</dd></div>\
+         <div><dt>Target</dt><dd>{} · {}</dd></div>\
          <div><dt>Scope</dt><dd><code>{}</code></dd></div>\
          <div><dt>Mapping</dt><dd>{}</dd></div>\
          </dl></div></header>",
@@ -517,8 +517,7 @@ fn header(h: &mut String, model: &ReportModel) {
             " · <strong class=\"bad\">incomplete</strong>"
         },
         escape(&head.target_origin),
-        head.target_cis,
-        head.target_in_scope,
+        escape(&head.target_counts),
         escape(&head.scope),
         escape(&head.mapping_origin),
     );

@@ -112,11 +112,10 @@ fn header(md: &mut String, model: &ReportModel) {
     }
     let _ = writeln!(
         md,
-        "- **Target:** {} ({}): {} CIs, {} in scope ({})",
+        "- **Target:** {} ({}): {} ({})",
         escape(&h.target_origin),
         escape(&h.table),
-        h.target_cis,
-        h.target_in_scope,
+        escape(&h.target_counts),
         escape(&h.scope),
     );
     let _ = writeln!(

@@ -157,6 +157,9 @@ pub struct Header {
     pub target_origin: String,
     pub target_cis: usize,
     pub target_in_scope: usize,
+    /// `target_cis` and `target_in_scope` in words (`N CIs, M in scope`; the catalog's:
+    /// `N requests searched, M carry a RITM number`).
+    pub target_counts: String,
 }
 
 /// The counts of the summary table.
@@ -621,6 +624,7 @@ fn header(plan: &Plan) -> Header {
         target_origin: plan.target.origin.clone(),
         target_cis: plan.target.cis,
         target_in_scope: plan.target.in_scope,
+        target_counts: super::orders::target_counts(plan),
     }
 }
 

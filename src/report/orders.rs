@@ -4,7 +4,21 @@
 use serde::Serialize;
 
 use super::model::{OperationOutcome, RowOutcome};
-use crate::reconcile::plan::Order;
+use crate::reconcile::catalog::{SECRET, TARGET};
+use crate::reconcile::plan::{Order, Plan};
+
+/// The target's counts in a report's header: for the catalog's orders the CloudForms
+/// requests searched (`N requests searched, M carry a RITM number`), for a sync its CIs.
+pub(super) fn target_counts(plan: &Plan) -> String {
+    if plan.mapping.collection == "service_templates" && plan.target.table == TARGET {
+        format!(
+            "{} requests searched, {} carry a RITM number",
+            plan.target.cis, plan.target.in_scope
+        )
+    } else {
+        format!("{} CIs, {} in scope", plan.target.cis, plan.target.in_scope)
+    }
+}
 
 /// One planned order, worded for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,7 +60,15 @@ impl OrderRow {
             dialog: order
                 .dialog
                 .iter()
-                .map(|f| format!("{}={}", f.field, f.value))
+                .map(|f| {
+                    // A secret's value is never in a plan; should one carry it, it is not shown.
+                    let value = if order.secret.contains(&f.field) {
+                        SECRET
+                    } else {
+                        f.value.as_str()
+                    };
+                    format!("{}={value}", f.field)
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
             request: order.request_id.clone().unwrap_or_default(),
