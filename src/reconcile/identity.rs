@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::diff::{nfc, trim};
 use super::mapping::{IdentityRule, OnContradiction};
@@ -295,6 +295,45 @@ fn ci_index(keys: &Column) -> FxHashMap<&str, Hits> {
     index
 }
 
+/// A weak rule's index, for its stage: key -> CIs carrying it, for the keys of the VMs not
+/// settled by the rules before it (all its stage looks up). A weak rule (a name) comes last,
+/// when few VMs are left: no index of every CI's key is built for them. Weak rules take no
+/// part in the duplicate checks, which need every CI's key.
+fn left_index<'c>(
+    r: usize,
+    rule: &IdentityRule,
+    candidates: &'c [Candidate],
+    cis: &[Ci],
+    out: &Identification,
+) -> FxHashMap<&'c str, Hits> {
+    let wanted: FxHashSet<&str> = candidates
+        .iter()
+        .enumerate()
+        .filter(|&(vm, _)| out.matched[vm].is_none() && !out.quarantined[vm] && !out.new[vm])
+        .filter_map(|(_, c)| c.keys.get(r))
+        .collect();
+    if wanted.is_empty() {
+        return FxHashMap::default();
+    }
+    // Each CI's key, in parallel, kept where a VM left wants it (in CI order).
+    let found: Vec<(&str, usize)> = cis
+        .par_iter()
+        .enumerate()
+        .map_init(String::new, |key, (i, ci)| {
+            key.clear();
+            key_into(rule, |f| Some(ci.get(f)), key)
+                .then(|| wanted.get(key.as_str()).map(|&k| (k, i)))
+                .flatten()
+        })
+        .flatten()
+        .collect();
+    let mut index = FxHashMap::with_capacity_and_hasher(found.len(), Default::default());
+    for (k, i) in found {
+        add(&mut index, k, i);
+    }
+    index
+}
+
 /// A set of in-scope CIs that carry one identity: the CIs (ascending), the keys they share,
 /// and the VMs that would have matched them.
 struct DuplicateCis {
@@ -396,9 +435,16 @@ pub fn identify(
     };
     let strong = strong_fields(rules);
     // One index per rule, built side by side, over keys kept in one buffer per rule.
+    // A weak rule's CIs are keyed at its stage, for the VMs left (see `left_index`).
     let keys: Vec<Column> = rules
         .par_iter()
-        .map(|rule| Column::of_cis(rule, cis))
+        .map(|rule| {
+            if rule.weak {
+                Column::default()
+            } else {
+                Column::of_cis(rule, cis)
+            }
+        })
         .collect();
     // The VMs' own strong keys are checked for clones.
     let indexes: Vec<FxHashMap<&str, Hits>> = keys.par_iter().map(ci_index).collect();
@@ -421,14 +467,14 @@ pub fn identify(
     };
     let mut available: Vec<bool> = vec![true; cis.len()];
     for (r, rule) in rules.iter().enumerate() {
-        let proposals = stage.propose(
-            r,
-            rule,
-            &indexes[r],
-            &available,
-            &mut out,
-            &mut duplicate_sets,
-        );
+        let left;
+        let index = if rule.weak {
+            left = left_index(r, rule, candidates, cis, &out);
+            &left
+        } else {
+            &indexes[r]
+        };
+        let proposals = stage.propose(r, rule, index, &available, &mut out, &mut duplicate_sets);
         stage.settle(r, rule, proposals, &mut available, &mut out);
     }
     for set in duplicate_sets {
