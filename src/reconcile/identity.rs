@@ -15,7 +15,9 @@
 //! recorded twice: duplicate CIs, held before any rule is tried.
 //!
 //! Keys are computed once per rule and item (VM or CI) and indexed by hash, so identifying
-//! 100,000 VMs against 100,000 CIs is a few linear passes.
+//! 100,000 VMs against 100,000 CIs is a few linear passes. A weak rule's CI keys are indexed
+//! at its stage, only where a VM left wants them; each stage finds its VMs' CIs in parallel
+//! and records the findings in VM order.
 
 use std::collections::{BTreeMap, BTreeSet};
 
