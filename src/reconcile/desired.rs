@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use rayon::prelude::*;
 
 use super::diff;
 use super::mapping::{EvalError, Mapping, OnEmpty};
@@ -216,7 +217,7 @@ pub(super) fn unreadable_dates(mapping: &Mapping, cis: &[Ci], in_scope: &[bool])
     let Some(field) = &mapping.lifecycle.last_discovered else {
         return Vec::new();
     };
-    cis.iter()
+    cis.par_iter()
         .zip(in_scope)
         .filter(|(ci, in_scope)| {
             let value = ci.get(field).trim();

@@ -15,14 +15,16 @@
 //! recorded twice: duplicate CIs, held before any rule is tried.
 //!
 //! Keys are computed once per rule and item (VM or CI) and indexed by hash, so identifying
-//! 100,000 VMs against 100,000 CIs is a few linear passes.
+//! 100,000 VMs against 100,000 CIs is a few linear passes. A weak rule's CI keys are indexed
+//! at its stage, only where a VM left wants them; each stage finds its VMs' CIs in parallel
+//! and records the findings in VM order.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::diff::nfc;
+use super::diff::{nfc, trim};
 use super::mapping::{IdentityRule, OnContradiction};
 use super::plan::{Issue, IssueKind};
 use super::record::Ci;
@@ -90,7 +92,7 @@ fn key_into<'v>(
 ) -> bool {
     let at = out.len();
     for (i, field) in rule.fields.iter().enumerate() {
-        let value = get(field).map(str::trim).unwrap_or_default();
+        let value = get(field).map(trim).unwrap_or_default();
         if value.is_empty() {
             out.truncate(at);
             return false;
@@ -109,47 +111,88 @@ fn key_into<'v>(
     true
 }
 
-/// Keys in one text buffer, by index (of a rule for a VM's keys, of a CI for one rule's):
-/// no allocation per key.
-#[derive(Debug, Default)]
+/// One record's keys, by rule index, in one text buffer cut to size; the spans are inline
+/// for the usual few rules: one allocation per record.
+#[derive(Debug)]
 pub struct Keys {
-    text: String,
-    spans: Vec<Option<(u32, u32)>>,
+    text: Box<str>,
+    spans: Spans,
+}
+
+/// Where each key sits in its text (`None` where its rule does not apply).
+#[derive(Debug)]
+enum Spans {
+    Inline(u8, [Option<(u32, u32)>; INLINE_SPANS]),
+    Heap(Box<[Option<(u32, u32)>]>),
+}
+
+const INLINE_SPANS: usize = 4;
+
+thread_local! {
+    /// The text of the record being keyed, reused from record to record on each thread.
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 impl Keys {
     /// One record's key for each rule.
     pub fn of_rules<'v>(rules: &[IdentityRule], get: impl Fn(&str) -> Option<&'v str>) -> Self {
-        let mut keys = Self {
-            text: String::with_capacity(rules.len() * 40),
-            spans: Vec::with_capacity(rules.len()),
-        };
-        for rule in rules {
-            keys.push(|out| key_into(rule, &get, out));
-        }
-        keys
+        SCRATCH.with_borrow_mut(|text| {
+            text.clear();
+            let mut spans = rules.iter().map(|rule| {
+                let start = text.len();
+                key_into(rule, &get, text).then_some((start as u32, text.len() as u32))
+            });
+            let spans = if rules.len() <= INLINE_SPANS {
+                let mut inline = [None; INLINE_SPANS];
+                for slot in inline.iter_mut().take(rules.len()) {
+                    *slot = spans.next().flatten();
+                }
+                Spans::Inline(rules.len() as u8, inline)
+            } else {
+                Spans::Heap(spans.collect())
+            };
+            Self {
+                text: text.as_str().into(),
+                spans,
+            }
+        })
     }
 
-    /// Every CI's key for one rule.
+    /// Key `i`, `None` where its rule does not apply.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let span = match &self.spans {
+            Spans::Inline(len, spans) => spans[..*len as usize].get(i),
+            Spans::Heap(spans) => spans.get(i),
+        };
+        let (start, end) = span.copied().flatten()?;
+        Some(&self.text[start as usize..end as usize])
+    }
+}
+
+/// Every CI's key for one rule, in one text buffer by CI index: no allocation per key.
+#[derive(Debug, Default)]
+struct Column {
+    text: String,
+    spans: Vec<Option<(u32, u32)>>,
+}
+
+impl Column {
     fn of_cis(rule: &IdentityRule, cis: &[Ci]) -> Self {
         let mut keys = Self {
             text: String::with_capacity(cis.len() * 24),
             spans: Vec::with_capacity(cis.len()),
         };
         for ci in cis {
-            keys.push(|out| key_into(rule, |f| Some(ci.get(f)), out));
+            let start = keys.text.len();
+            let span = key_into(rule, |f| Some(ci.get(f)), &mut keys.text)
+                .then_some((start as u32, keys.text.len() as u32));
+            keys.spans.push(span);
         }
         keys
     }
 
-    fn push(&mut self, write: impl FnOnce(&mut String) -> bool) {
-        let start = self.text.len();
-        let span = write(&mut self.text).then_some((start as u32, self.text.len() as u32));
-        self.spans.push(span);
-    }
-
     /// Key `i`, `None` where its rule does not apply.
-    pub fn get(&self, i: usize) -> Option<&str> {
+    fn get(&self, i: usize) -> Option<&str> {
         let (start, end) = self.spans.get(i).copied().flatten()?;
         Some(&self.text[start as usize..end as usize])
     }
@@ -162,7 +205,7 @@ impl Keys {
 
 /// Two identity values compared as keys compare them: trimmed, without case.
 fn same_value(a: &str, b: &str) -> bool {
-    let (a, b) = (a.trim(), b.trim());
+    let (a, b) = (trim(a), trim(b));
     if a.is_ascii() && b.is_ascii() {
         a.eq_ignore_ascii_case(b)
     } else {
@@ -174,7 +217,7 @@ fn same_value(a: &str, b: &str) -> bool {
 
 /// Whether two values of one identity field disagree: both present, and different.
 fn disagree(a: &str, b: &str) -> bool {
-    !a.trim().is_empty() && !b.trim().is_empty() && !same_value(a, b)
+    !trim(a).is_empty() && !trim(b).is_empty() && !same_value(a, b)
 }
 
 /// Whether the CI holds a strong identity field with another value than the VM's.
@@ -246,9 +289,48 @@ fn add<K: std::hash::Hash + Eq>(index: &mut FxHashMap<K, Hits>, key: K, item: us
 }
 
 /// Index of one rule's CI keys: key -> CIs carrying it.
-fn ci_index(keys: &Keys) -> FxHashMap<&str, Hits> {
+fn ci_index(keys: &Column) -> FxHashMap<&str, Hits> {
     let mut index = FxHashMap::with_capacity_and_hasher(keys.spans.len(), Default::default());
     for (i, k) in keys.iter() {
+        add(&mut index, k, i);
+    }
+    index
+}
+
+/// A weak rule's index, for its stage: key -> CIs carrying it, for the keys of the VMs not
+/// settled by the rules before it (all its stage looks up). A weak rule (a name) comes last,
+/// when few VMs are left: no index of every CI's key is built for them. Weak rules take no
+/// part in the duplicate checks, which need every CI's key.
+fn left_index<'c>(
+    r: usize,
+    rule: &IdentityRule,
+    candidates: &'c [Candidate],
+    cis: &[Ci],
+    out: &Identification,
+) -> FxHashMap<&'c str, Hits> {
+    let wanted: FxHashSet<&str> = candidates
+        .iter()
+        .enumerate()
+        .filter(|&(vm, _)| out.matched[vm].is_none() && !out.quarantined[vm] && !out.new[vm])
+        .filter_map(|(_, c)| c.keys.get(r))
+        .collect();
+    if wanted.is_empty() {
+        return FxHashMap::default();
+    }
+    // Each CI's key, in parallel, kept where a VM left wants it (in CI order).
+    let found: Vec<(&str, usize)> = cis
+        .par_iter()
+        .enumerate()
+        .map_init(String::new, |key, (i, ci)| {
+            key.clear();
+            key_into(rule, |f| Some(ci.get(f)), key)
+                .then(|| wanted.get(key.as_str()).map(|&k| (k, i)))
+                .flatten()
+        })
+        .flatten()
+        .collect();
+    let mut index = FxHashMap::with_capacity_and_hasher(found.len(), Default::default());
+    for (k, i) in found {
         add(&mut index, k, i);
     }
     index
@@ -355,12 +437,21 @@ pub fn identify(
     };
     let strong = strong_fields(rules);
     // One index per rule, built side by side, over keys kept in one buffer per rule.
-    let keys: Vec<Keys> = rules
+    // A weak rule's CIs are keyed at its stage, for the VMs left (see `left_index`).
+    let keys: Vec<Column> = rules
         .par_iter()
-        .map(|rule| Keys::of_cis(rule, cis))
+        .map(|rule| {
+            if rule.weak {
+                Column::default()
+            } else {
+                Column::of_cis(rule, cis)
+            }
+        })
         .collect();
+    // The VMs' own strong keys are checked for clones.
     let indexes: Vec<FxHashMap<&str, Hits>> = keys.par_iter().map(ci_index).collect();
-    quarantine_duplicate_sources(rules, &indexes, candidates, cis, &mut out);
+    let shared = shared_source_keys(rules, candidates);
+    quarantine_duplicate_sources(rules, &indexes, shared, candidates, cis, &mut out);
 
     // One machine recorded twice in the CMDB: its CIs are held whatever the VMs say.
     let (mut duplicate_sets, duplicate_of) =
@@ -378,14 +469,14 @@ pub fn identify(
     };
     let mut available: Vec<bool> = vec![true; cis.len()];
     for (r, rule) in rules.iter().enumerate() {
-        let proposals = stage.propose(
-            r,
-            rule,
-            &indexes[r],
-            &available,
-            &mut out,
-            &mut duplicate_sets,
-        );
+        let left;
+        let index = if rule.weak {
+            left = left_index(r, rule, candidates, cis, &out);
+            &left
+        } else {
+            &indexes[r]
+        };
+        let proposals = stage.propose(r, rule, index, &available, &mut out, &mut duplicate_sets);
         stage.settle(r, rule, proposals, &mut available, &mut out);
     }
     for set in duplicate_sets {
@@ -394,31 +485,49 @@ pub fn identify(
     out
 }
 
+/// By rule: the keys of a strong rule that several VMs carry, with those VMs (ascending),
+/// in key order; nothing for a weak rule. One pass over the VMs per strong rule, side by side.
+fn shared_source_keys<'c>(
+    rules: &[IdentityRule],
+    candidates: &'c [Candidate],
+) -> Vec<Vec<(&'c str, Vec<usize>)>> {
+    rules
+        .par_iter()
+        .enumerate()
+        .map(|(r, rule)| {
+            if rule.weak {
+                return Vec::new();
+            }
+            // The first VM of each key; the rare key seen again goes to `many`.
+            let mut first: FxHashMap<&str, usize> =
+                FxHashMap::with_capacity_and_hasher(candidates.len(), Default::default());
+            let mut many: FxHashMap<&str, Vec<usize>> = FxHashMap::default();
+            for (vm, c) in candidates.iter().enumerate() {
+                let Some(k) = c.keys.get(r) else { continue };
+                if let Some(&earlier) = first.get(k) {
+                    many.entry(k).or_insert_with(|| vec![earlier]).push(vm);
+                } else {
+                    first.insert(k, vm);
+                }
+            }
+            let mut duplicates: Vec<(&str, Vec<usize>)> = many.into_iter().collect();
+            duplicates.sort();
+            duplicates
+        })
+        .collect()
+}
+
 /// Strong keys must be unique among the VMs: clones sharing a UUID cannot both be the CI
 /// that carries it. All of them are quarantined and the CIs holding that key are held.
 fn quarantine_duplicate_sources(
     rules: &[IdentityRule],
     indexes: &[FxHashMap<&str, Hits>],
+    shared: Vec<Vec<(&str, Vec<usize>)>>,
     candidates: &[Candidate],
     cis: &[Ci],
     out: &mut Identification,
 ) {
-    for (r, rule) in rules.iter().enumerate().filter(|(_, r)| !r.weak) {
-        let mut by_key: FxHashMap<&str, Hits> =
-            FxHashMap::with_capacity_and_hasher(candidates.len(), Default::default());
-        for (vm, c) in candidates.iter().enumerate() {
-            if let Some(k) = c.keys.get(r) {
-                add(&mut by_key, k, vm);
-            }
-        }
-        let mut duplicates: Vec<(&str, Vec<usize>)> = by_key
-            .into_iter()
-            .filter_map(|(k, hits)| match hits {
-                Hits::Many(vms) => Some((k, vms)),
-                Hits::One(_) => None,
-            })
-            .collect();
-        duplicates.sort();
+    for ((r, rule), duplicates) in rules.iter().enumerate().zip(shared) {
         for (k, vms) in duplicates {
             let holding = indexes[r].get(k).map(Hits::as_slice).unwrap_or_default();
             out.held.extend(holding);
@@ -507,15 +616,29 @@ impl Stage<'_> {
         duplicate_sets: &mut [DuplicateCis],
     ) -> Vec<Option<Hits>> {
         let mut proposals: Vec<Option<Hits>> = (0..self.cis.len()).map(|_| None).collect();
-        for (vm, candidate) in self.candidates.iter().enumerate() {
-            if out.matched[vm].is_some() || out.quarantined[vm] || out.new[vm] {
-                continue;
-            }
+        // What each VM's key finds depends on no other VM's finding (only on the CIs still
+        // available, fixed during the stage): found in parallel, recorded in VM order.
+        let findings: Vec<Finding> = {
+            let settled =
+                |vm: usize| out.matched[vm].is_some() || out.quarantined[vm] || out.new[vm];
+            self.candidates
+                .par_iter()
+                .enumerate()
+                .map(|(vm, candidate)| match candidate.keys.get(r) {
+                    Some(k) if !settled(vm) => {
+                        let all = index.get(k).map(Hits::as_slice).unwrap_or_default();
+                        self.find(candidate, all, available)
+                    }
+                    _ => Finding::Nothing,
+                })
+                .collect()
+        };
+        for (vm, finding) in findings.into_iter().enumerate() {
+            let candidate = &self.candidates[vm];
             let Some(k) = candidate.keys.get(r) else {
                 continue;
             };
-            let all = index.get(k).map(Hits::as_slice).unwrap_or_default();
-            match self.find(candidate, all, available) {
+            match finding {
                 Finding::Nothing => {}
                 Finding::Duplicates(sets) => {
                     out.quarantined[vm] = true;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use serde_json::{Number, Value};
 
-use super::diff::nfc;
+use super::diff::{nfc, trim};
 
 /// What a read of the from-side produced, whichever system it came from: the records as
 /// compact values, whether the read is complete (and why not), and where it came from.
@@ -351,7 +351,7 @@ impl<'a> SourceRecord<'a> {
     /// Returns `None` when the object has no usable id: the caller reports it as a bad record.
     pub fn from_object(data: &'a Obj) -> Option<Self> {
         let id = match data.get("id")? {
-            Val::String(s) if !s.trim().is_empty() => Cow::Borrowed(s.trim()),
+            Val::String(s) if !trim(s).is_empty() => Cow::Borrowed(trim(s)),
             Val::Number(n) => Cow::Owned(n.to_string()),
             _ => return None,
         };

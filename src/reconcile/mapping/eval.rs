@@ -9,6 +9,7 @@ use std::borrow::Cow;
 
 use super::template::render_template;
 use super::{Case, Extract, FieldRule, Lookup, Pick};
+use crate::reconcile::diff::trim;
 use crate::reconcile::record::{References, SourceRecord, Val};
 
 /// Why a field has no value for a record: data for the report, never a stopped run.
@@ -91,25 +92,39 @@ impl FieldRule {
         }
         // Paths borrow from the record; only what is built here is owned (and its text
         // copied out before it goes).
-        let owned = |built: &Val| -> Result<Option<Cow<'s, str>>, EvalError> {
-            Ok(self
-                .shape(self.reduce(built)?)?
-                .map(|v| Cow::Owned(v.into_owned())))
+        let owned = |built: Val| -> Result<Option<Cow<'s, str>>, EvalError> {
+            let shaped = self.shape(self.reduce(&built)?)?;
+            // Built text that comes out whole (a rendered template, as nearly always) is
+            // moved out rather than copied.
+            let whole = match (&shaped, &built) {
+                (Some(Cow::Borrowed(t)), Val::String(s)) => {
+                    t.as_ptr() == s.as_ptr() && t.len() == s.len()
+                }
+                _ => false,
+            };
+            if !whole {
+                return Ok(shaped.map(|v| Cow::Owned(v.into_owned())));
+            }
+            Ok(match built {
+                Val::String(s) => Some(Cow::Owned(s.into_string())),
+                _ => None,
+            })
         };
         let value = match &self.extract {
             Extract::Path(path) => match path.get(record.data) {
                 Some(Cow::Borrowed(raw)) => self.shape(self.reduce(raw)?)?,
-                Some(Cow::Owned(raw)) => owned(&raw)?,
+                Some(Cow::Owned(raw)) => owned(raw)?,
                 None => None,
             },
-            Extract::Const(value) => owned(&Val::String(value.as_str().into()))?,
-            Extract::Tag(category) => owned(&Val::Array(
-                tag_values(record, category)
-                    .into_iter()
-                    .map(Val::from)
-                    .collect(),
-            ))?,
-            Extract::Template(parts) => owned(&render_template(parts, record))?,
+            Extract::Const(value) => owned(Val::String(value.as_str().into()))?,
+            // As the list of the tag's values (`reduce` of an array of strings), borrowed
+            // from the record.
+            Extract::Tag(category) => {
+                let tags = tag_strs(record, category);
+                let scalars = tags.iter().map(|t| Scalar::Text(Cow::Borrowed(*t)));
+                self.shape(self.convert_step(self.pick_list(scalars))?)?
+            }
+            Extract::Template(parts) => owned(render_template(parts, record))?,
         };
         // Empty text is no value wherever it comes from: a map entry of `""` (CloudForms'
         // `unknown` power state: the source does not know) leaves the CI alone like a missing
@@ -122,24 +137,7 @@ impl FieldRule {
     /// Lists to one value (pick), objects rejected, numbers converted.
     fn reduce<'a>(&self, raw: &'a Val) -> Result<Option<Scalar<'a>>, EvalError> {
         let scalar = match raw {
-            Val::Array(items) => {
-                let texts = || items.iter().filter_map(Scalar::of).map(Scalar::into_text);
-                match self.pick.unwrap_or(Pick::Join) {
-                    Pick::First => items.iter().find_map(Scalar::of),
-                    Pick::Last => items.iter().rev().find_map(Scalar::of),
-                    pick @ (Pick::FirstIpv4
-                    | Pick::FirstIpv6
-                    | Pick::FirstIpv4Any
-                    | Pick::FirstIpv6Any) => {
-                        texts().find(|t| picks_address(pick, t)).map(Scalar::Text)
-                    }
-                    Pick::Join => {
-                        let joined = texts().collect::<Vec<_>>().join(&self.separator);
-                        (!joined.is_empty()).then_some(Scalar::Text(Cow::Owned(joined)))
-                    }
-                    Pick::Count => Some(Scalar::Number(texts().count() as f64)),
-                }
-            }
+            Val::Array(items) => self.pick_list(items.iter().filter_map(Scalar::of)),
             Val::Object(_) => {
                 return Err(EvalError::BadValue(format!(
                     "field `{}`: the source value is an object, not a value (name a nested key)",
@@ -161,6 +159,47 @@ impl FieldRule {
                 (_, scalar) => scalar,
             },
         };
+        self.convert_step(scalar)
+    }
+
+    /// A list's scalars (the array's elements that are scalars, in order) to one value.
+    fn pick_list<'a>(
+        &self,
+        mut scalars: impl DoubleEndedIterator<Item = Scalar<'a>>,
+    ) -> Option<Scalar<'a>> {
+        match self.pick.unwrap_or(Pick::Join) {
+            Pick::First => scalars.next(),
+            Pick::Last => scalars.next_back(),
+            pick
+            @ (Pick::FirstIpv4 | Pick::FirstIpv6 | Pick::FirstIpv4Any | Pick::FirstIpv6Any) => {
+                scalars
+                    .map(Scalar::into_text)
+                    .find(|t| picks_address(pick, t))
+                    .map(Scalar::Text)
+            }
+            Pick::Join => {
+                let mut texts = scalars.map(Scalar::into_text);
+                let first = texts.next()?;
+                // One value is its own join: borrowed as it is.
+                let Some(second) = texts.next() else {
+                    return (!first.is_empty()).then_some(Scalar::Text(first));
+                };
+                let mut joined = first.into_owned();
+                for text in std::iter::once(second).chain(texts) {
+                    joined.push_str(&self.separator);
+                    joined.push_str(&text);
+                }
+                (!joined.is_empty()).then_some(Scalar::Text(Cow::Owned(joined)))
+            }
+            Pick::Count => Some(Scalar::Number(scalars.count() as f64)),
+        }
+    }
+
+    /// The `convert` step: numbers scaled and rounded.
+    fn convert_step<'a>(
+        &self,
+        scalar: Option<Scalar<'a>>,
+    ) -> Result<Option<Scalar<'a>>, EvalError> {
         let Some(scalar) = scalar else {
             return Ok(None);
         };
@@ -196,8 +235,8 @@ impl FieldRule {
         let mut text = scalar.into_text();
         if self.trim {
             text = match text {
-                Cow::Borrowed(t) => Cow::Borrowed(t.trim()),
-                Cow::Owned(t) if t.trim().len() != t.len() => Cow::Owned(t.trim().to_owned()),
+                Cow::Borrowed(t) => Cow::Borrowed(trim(t)),
+                Cow::Owned(t) if trim(&t).len() != t.len() => Cow::Owned(trim(&t).to_owned()),
                 owned => owned,
             };
         }
@@ -409,10 +448,18 @@ pub fn scalar_str(value: &Val) -> Option<Cow<'_, str>> {
 /// The values of one tag category on a record. Tags come as `expand=tags` objects
 /// (`{"name": "/managed/environment/prod"}`) or plain strings.
 pub fn tag_values(record: &SourceRecord, category: &str) -> Vec<String> {
+    tag_strs(record, category)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// [`tag_values`], borrowed from the record.
+fn tag_strs<'a>(record: &SourceRecord<'a>, category: &str) -> Vec<&'a str> {
     let Some(Val::Array(tags)) = record.data.get("tags") else {
         return Vec::new();
     };
-    let mut values: Vec<String> = tags
+    let mut values: Vec<&'a str> = tags
         .iter()
         .filter_map(|tag| match tag {
             Val::String(s) => Some(&**s),
@@ -422,9 +469,7 @@ pub fn tag_values(record: &SourceRecord, category: &str) -> Vec<String> {
         .filter_map(|name| {
             let mut parts = name.trim_start_matches('/').splitn(3, '/');
             match (parts.next(), parts.next(), parts.next()) {
-                (Some("managed"), Some(cat), Some(value)) if cat == category => {
-                    Some(value.to_owned())
-                }
+                (Some("managed"), Some(cat), Some(value)) if cat == category => Some(value),
                 _ => None,
             }
         })

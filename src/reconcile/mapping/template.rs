@@ -1,9 +1,12 @@
 //! Templates: `{name}.{domain}` builds one value from several source paths; `{path?}` may be
 //! missing (it is then left empty). `{{` and `}}` are literal braces.
 
+use std::borrow::Cow;
+
+use crate::reconcile::diff::trim;
 use crate::reconcile::record::Val;
 
-use super::eval::scalar_text;
+use super::eval::{scalar_str, scalar_text};
 use super::path::Path;
 use crate::reconcile::record::SourceRecord;
 
@@ -75,18 +78,26 @@ pub(super) fn parse_template(text: &str) -> Result<Vec<TemplatePart>, String> {
 /// (`{miq_request_tasks[*].options.vm_target_name}`) is filled in as its values joined with
 /// `, `.
 pub(super) fn render_template(parts: &[TemplatePart], record: &SourceRecord) -> Val {
-    let mut out = String::new();
+    // Room for the literal text and a few values: the text is built once per record.
+    let literal: usize = parts
+        .iter()
+        .map(|p| match p {
+            TemplatePart::Text(t) => t.len(),
+            TemplatePart::Field(_) | TemplatePart::Optional(_) => 24,
+        })
+        .sum();
+    let mut out = String::with_capacity(literal);
     for part in parts {
         match part {
             TemplatePart::Text(t) => out.push_str(t),
-            TemplatePart::Field(path) => match path.get(record.data).and_then(|v| text_of(&v)) {
-                Some(v) if !v.trim().is_empty() => out.push_str(v.trim()),
+            TemplatePart::Field(path) => match text_at(path, record) {
+                Some(v) if !trim(&v).is_empty() => out.push_str(trim(&v)),
                 // A template with a missing part has no value: better none than a half name.
                 _ => return Val::Null,
             },
             TemplatePart::Optional(path) => {
-                if let Some(v) = path.get(record.data).and_then(|v| text_of(&v)) {
-                    out.push_str(v.trim());
+                if let Some(v) = text_at(path, record) {
+                    out.push_str(trim(&v));
                 }
             }
         }
@@ -94,8 +105,16 @@ pub(super) fn render_template(parts: &[TemplatePart], record: &SourceRecord) -> 
     Val::String(out.into_boxed_str())
 }
 
+/// The text at `path` of a record ([`text_of`]), borrowed from it where it is found as it is.
+fn text_at<'a>(path: &Path, record: &SourceRecord<'a>) -> Option<Cow<'a, str>> {
+    match path.get(record.data)? {
+        Cow::Borrowed(value) => text_of(value),
+        Cow::Owned(value) => text_of(&value).map(|t| Cow::Owned(t.into_owned())),
+    }
+}
+
 /// A scalar's text, or a list's scalars joined with `, ` (blank ones left out).
-fn text_of(value: &Val) -> Option<String> {
+fn text_of(value: &Val) -> Option<Cow<'_, str>> {
     match value {
         Val::Array(items) => {
             let texts: Vec<String> = items
@@ -104,8 +123,8 @@ fn text_of(value: &Val) -> Option<String> {
                 .map(|t| t.trim().to_owned())
                 .filter(|t| !t.is_empty())
                 .collect();
-            (!texts.is_empty()).then(|| texts.join(", "))
+            (!texts.is_empty()).then(|| Cow::Owned(texts.join(", ")))
         }
-        other => scalar_text(other),
+        other => scalar_str(other),
     }
 }
