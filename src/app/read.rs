@@ -74,6 +74,7 @@ pub(super) async fn read_relations(
         );
     }
     input.rows = rows;
+    input.rows.shrink_to_fit();
     read_other_ends(sync, mapping, sn, &mut input).await?;
     Ok(Some(input))
 }
@@ -219,7 +220,7 @@ pub(super) async fn read_target(
             let table = &mapping.target.table;
             // Only the sync's classes: a parent table lists its subclasses' rows too.
             let classes = mapping.target.class_condition();
-            let cis = sn
+            let mut cis = sn
                 .read_table(table, &mapping.target_fields(), Some(&classes))
                 .await
                 .with_context(|| {
@@ -233,6 +234,9 @@ pub(super) async fn read_target(
                 requests = sn.requests_sent(),
                 "read table {table}"
             );
+            // Held until the plan is made: no room beyond the rows (the read grew the list
+            // by doubling).
+            cis.shrink_to_fit();
             Ok((cis, format!("ServiceNow table {table}")))
         }
         (Location::Live, None) => bail!("no [servicenow] connection configured"),

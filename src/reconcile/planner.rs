@@ -63,9 +63,10 @@ pub fn plan(input: Input) -> Plan {
     let usable = usable_records(records, &mut issues);
     let records_read = usable.len();
     let since = mapping.source.window.as_ref().map(|w| w.since(now));
-    let triage = triage(mapping, usable, references, since, &mut issues);
+    let mut triage = triage(mapping, usable, references, since, &mut issues);
     let scope = Scope::of(mapping, cis);
     let mut ident = identify(mapping, &triage.desired, cis, &scope);
+    issues.reserve_exact(ident.issues.len());
     issues.append(&mut ident.issues);
     issues.extend(unreadable_dates(mapping, cis, &scope.in_scope));
     let matched = creates_and_updates(
@@ -77,7 +78,15 @@ pub fn plan(input: Input) -> Plan {
         now,
         &now_text,
     );
+    issues.reserve_exact(matched.issues.len());
     issues.extend(matched.issues);
+    // What the CIs should hold is written into the creates and updates by now: the steps
+    // after this one read a record's id, name and relationships only. The values of every
+    // record (most of them unchanged) are let go before the relationship rows are planned,
+    // the largest step left.
+    for d in &mut triage.desired {
+        d.release_values();
+    }
     // A windowed read (`updated_within`) is not the whole collection: a row whose record was
     // not read is not judged at all, so it takes no lifecycle step.
     let mut retirements = if since.is_some() {
@@ -354,6 +363,17 @@ fn triage<'a>(
         filtered_out: 0,
         inactive: 0,
     };
+    // The issues sized at once: grown by doubling, the list of a large estate (two
+    // unresolved references a VM) would hold room for up to twice its issues.
+    issues.reserve_exact(
+        triaged
+            .iter()
+            .map(|t| match t {
+                One::Present(_, found) => found.len(),
+                _ => 0,
+            })
+            .sum(),
+    );
     for t in triaged {
         match t {
             One::FilteredOut => out.filtered_out += 1,

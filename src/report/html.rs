@@ -25,6 +25,7 @@ use std::fmt::Write as _;
 use similar::{ChangeTag, TextDiff};
 
 use super::model::{plural, Action, ChangeRow, IssueGroup, OutcomeStatus, ReportModel};
+use super::Page;
 
 /// Escapes text for HTML text and double- or single-quoted attribute values.
 pub fn escape(value: &str) -> String {
@@ -165,7 +166,12 @@ fn outcome_class(status: OutcomeStatus) -> &'static str {
 
 /// The HTML report.
 pub fn render(model: &ReportModel) -> String {
-    let mut h = String::with_capacity(32 * 1024 + model.changes.len() * 120);
+    Page::render(|page| render_to(model, page))
+}
+
+/// The HTML report, written into `h` section by section (and row by row where a section can
+/// be long), so that the page is never held whole.
+pub fn render_to(model: &ReportModel, h: &mut Page) {
     let head = &model.header;
     let title = format!("Drift report: {} → {}", head.mapping, head.table);
     let _ = writeln!(
@@ -176,21 +182,30 @@ pub fn render(model: &ReportModel) -> String {
          <title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>",
         escape(&title)
     );
-    header(&mut h, model);
+    header(h, model);
     h.push_str("<main class=\"wrap\">\n");
-    banners(&mut h, model);
-    cards(&mut h, model);
-    outcomes(&mut h, model);
-    nav(&mut h, model);
+    banners(h, model);
+    h.spill();
+    cards(h, model);
+    h.spill();
+    outcomes(h, model);
+    h.spill();
+    nav(h, model);
+    h.spill();
     // Drift by field before the changes: it is small, drawn at once, and where a reviewer
     // looks first for a mapping or a process gone wrong.
-    drift(&mut h, model);
-    changes(&mut h, model);
-    orders(&mut h, model);
-    relationships(&mut h, model);
-    classifications(&mut h, model);
+    drift(h, model);
+    h.spill();
+    changes(h, model);
+    h.spill();
+    orders(h, model);
+    h.spill();
+    relationships(h, model);
+    h.spill();
+    classifications(h, model);
+    h.spill();
     issues(
-        &mut h,
+        h,
         "quarantined",
         "Quarantined records",
         "Held back from every write until the data is fixed.",
@@ -198,7 +213,7 @@ pub fn render(model: &ReportModel) -> String {
         &model.quarantined,
     );
     issues(
-        &mut h,
+        h,
         "issues",
         "Issues",
         "Problems with records and values; the rest of the plan goes ahead.",
@@ -214,11 +229,10 @@ pub fn render(model: &ReportModel) -> String {
     );
     if !model.changes.is_empty() || model.relationships.len() > STATIC_RELATIONSHIPS {
         h.push_str("<script type=\"application/json\" id=\"report-data\">");
-        write_data(&mut h, model);
+        write_data(h, model);
         h.push_str("</script>\n");
     }
     let _ = writeln!(h, "<script>{JS}</script>\n</body>\n</html>");
-    h
 }
 
 /// The JSON string of the change rows the page's script reads (`<script id="report-data">`).
@@ -930,7 +944,7 @@ fn drift(h: &mut String, model: &ReportModel) {
 }
 
 fn issues(
-    h: &mut String,
+    h: &mut Page,
     id: &str,
     title: &str,
     description: &str,
@@ -974,6 +988,7 @@ fn issues(
                 escape(&issue.field),
                 escape(&issue.message)
             );
+            h.spill();
         }
         h.push_str("</tbody></table></div>");
     }

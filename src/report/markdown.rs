@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use super::model::{plural, Action, ChangeRow, IssueGroup, OutcomeStatus, ReportModel};
+use super::Page;
 
 /// Escapes a value for a Markdown table cell (or any inline text).
 ///
@@ -64,24 +65,36 @@ fn list(values: &[String]) -> String {
 
 /// The Markdown report.
 pub fn render(model: &ReportModel) -> String {
-    let mut md = String::new();
-    header(&mut md, model);
-    summary(&mut md, model);
-    safety(&mut md, model);
-    outcomes(&mut md, model);
-    drift(&mut md, model);
-    orders(&mut md, model);
-    relationships(&mut md, model);
-    classifications(&mut md, model);
+    Page::render(|page| render_to(model, page))
+}
+
+/// The Markdown report, written into `md` section by section (and row by row where a section
+/// can be long), so that the page is never held whole.
+pub fn render_to(model: &ReportModel, md: &mut Page) {
+    header(md, model);
+    md.spill();
+    summary(md, model);
+    md.spill();
+    safety(md, model);
+    md.spill();
+    outcomes(md, model);
+    md.spill();
+    drift(md, model);
+    md.spill();
+    orders(md, model);
+    md.spill();
+    relationships(md, model);
+    md.spill();
+    classifications(md, model);
+    md.spill();
     issue_section(
-        &mut md,
+        md,
         "Quarantined records",
         "No record is quarantined.",
         &model.quarantined,
     );
-    issue_section(&mut md, "Issues", "No other issue.", &model.issues);
-    changes(&mut md, model);
-    md
+    issue_section(md, "Issues", "No other issue.", &model.issues);
+    changes(md, model);
 }
 
 fn header(md: &mut String, model: &ReportModel) {
@@ -278,7 +291,7 @@ fn orders(md: &mut String, model: &ReportModel) {
     md.push('\n');
 }
 
-fn relationships(md: &mut String, model: &ReportModel) {
+fn relationships(md: &mut Page, model: &ReportModel) {
     let rows = model.relationships.iter().map(|r| {
         [
             r.action.to_string(),
@@ -297,7 +310,7 @@ fn relationships(md: &mut String, model: &ReportModel) {
     );
 }
 
-fn classifications(md: &mut String, model: &ReportModel) {
+fn classifications(md: &mut Page, model: &ReportModel) {
     let rows = model.classifications.iter().map(|r| {
         [
             r.action.to_string(),
@@ -319,7 +332,7 @@ fn classifications(md: &mut String, model: &ReportModel) {
 /// A section of rows the CIs keep (relationships, classifications): the deletes withheld,
 /// then one table row per change (action, three columns, reason); nothing when neither.
 fn row_section(
-    md: &mut String,
+    md: &mut Page,
     (title, noun): (&str, &str),
     withheld: usize,
     columns: [&str; 3],
@@ -346,6 +359,7 @@ fn row_section(
     );
     for [action, a, b, c, reason] in rows {
         let _ = writeln!(md, "| {action} | {a} | {b} | {c} | {reason} |");
+        md.spill();
     }
     md.push('\n');
 }
@@ -369,7 +383,7 @@ fn drift(md: &mut String, model: &ReportModel) {
     md.push('\n');
 }
 
-fn issue_section(md: &mut String, title: &str, none: &str, groups: &[IssueGroup]) {
+fn issue_section(md: &mut Page, title: &str, none: &str, groups: &[IssueGroup]) {
     let _ = writeln!(md, "## {title}\n");
     if groups.is_empty() {
         let _ = writeln!(md, "{none}\n");
@@ -394,6 +408,7 @@ fn issue_section(md: &mut String, title: &str, none: &str, groups: &[IssueGroup]
                 escape(&issue.field),
                 escape(&issue.message)
             );
+            md.spill();
         }
         md.push('\n');
     }
@@ -459,7 +474,7 @@ fn columns(action: Action, with_outcomes: bool) -> Vec<Column> {
     cols
 }
 
-fn changes(md: &mut String, model: &ReportModel) {
+fn changes(md: &mut Page, model: &ReportModel) {
     md.push_str("## Changes\n\n");
     let actions = model.actions_present();
     if actions.is_empty() {
@@ -488,6 +503,7 @@ fn changes(md: &mut String, model: &ReportModel) {
         for row in rows {
             let cells: Vec<String> = cols.iter().map(|(_, cell)| cell(row)).collect();
             let _ = writeln!(md, "| {} |", cells.join(" | "));
+            md.spill();
         }
         md.push('\n');
     }
