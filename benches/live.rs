@@ -85,6 +85,10 @@
 //! `cloud` or `sequential` is bound by the first run's 80,000 writes (about 33 and 27
 //! minutes): run them on purpose.
 //!
+//! `BENCH_JOB_LOG=<prefix>` keeps each run's JSON log (stderr) in
+//! `<prefix>-<vms>-<model>-<scenario>-<workload>-<pass>.log`, and `BENCH_JOB_RUST_LOG` is
+//! its `RUST_LOG` (none by default).
+//!
 //! The job runs as its own process (the simulators run in this one): `CMDB_BENCH_BIN` names
 //! another build of it (e.g. the base commit's, for before/after figures back to back), and
 //! `BENCH_MAX_RPS` the `[servicenow] max_rps` written to its config (default 240, a little
@@ -662,12 +666,22 @@ fn run_pass(
         .env("BENCH_CF", &o.miq_password)
         .env("BENCH_SN", &o.snow_password)
         .env_remove("RUST_LOG")
+        .envs(std::env::var("BENCH_JOB_RUST_LOG").map(|v| ("RUST_LOG", v)))
         .env_remove("SERVICENOW_MAX_RPS")
         .env_remove("CLOUDFORMS_MAX_RPS")
         .output()
         .expect("run cmdb-reconcile");
     let wall = started.elapsed().as_secs_f64();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    if let Some(prefix) = std::env::var_os("BENCH_JOB_LOG") {
+        // The job's JSON log, e.g. to see where a run's time went.
+        let mut path = std::path::PathBuf::from(prefix);
+        path.as_mut_os_string().push(format!(
+            "-{vms}-{}-{}-{}-{}.log",
+            model.name, scenario.name, workload.name, pass.name
+        ));
+        std::fs::write(&path, stderr.as_bytes()).expect("write the job's log");
+    }
     assert!(
         out.status.success(),
         "run failed ({}):\n{}\n{stderr}",
