@@ -37,9 +37,10 @@
 //!   interval), so the pass checks, claims, waits the settle, reads back, searches, orders,
 //!   approves and writes back each; `advance`: CloudForms starts them (stage Delivery);
 //!   `finish`: they finish (Closed Complete); `re-run`: nothing to write. After the runs it
-//!   times one order and one approval inside the simulated CloudForms (no HTTP): it copies
-//!   its estate on every change, a cost of the simulator that the order rows carry at
-//!   100,000 VMs and the bound does not.
+//!   times one order and one approval inside the simulated CloudForms (no HTTP): each
+//!   change copies its estate (sharing the large collections it leaves alone, see
+//!   `cmdb_sim::generator::Shared`), a cost of the simulator that the order rows carry and
+//!   the bound does not.
 //!
 //! A new sync gets its rows as a new [`Workload`]: its mappings, the estate it needs, and
 //! what moves between its runs ([`Between`]); the counting and the bound below are per sync
@@ -53,7 +54,8 @@
 //! some.
 //!
 //! Every row prints wall time (plan, apply), requests by kind next to the fewest that dataset
-//! needs, the 429s answered, the job's peak memory, and the round-trip lower bound with the
+//! needs, the 429s answered, the job's peak memory, the CPU time of the job and of this
+//! process (the simulators) during the run, and the round-trip lower bound with the
 //! ratio of wall time to it. The bound: the job's reads must end before its writes start (the
 //! plan needs them all), so it is the bound of the read phase plus that of the write phase
 //! (plus the lease's 2 s settle, a wait the job needs before it writes, and the catalog's
@@ -85,6 +87,10 @@
 //! `cloud` or `sequential` is bound by the first run's 80,000 writes (about 33 and 27
 //! minutes): run them on purpose.
 //!
+//! `BENCH_JOB_LOG=<prefix>` keeps each run's JSON log (stderr) in
+//! `<prefix>-<vms>-<model>-<scenario>-<workload>-<pass>.log`, and `BENCH_JOB_RUST_LOG` is
+//! its `RUST_LOG` (none by default).
+//!
 //! The job runs as its own process (the simulators run in this one): `CMDB_BENCH_BIN` names
 //! another build of it (e.g. the base commit's, for before/after figures back to back), and
 //! `BENCH_MAX_RPS` the `[servicenow] max_rps` written to its config (default 240, a little
@@ -101,6 +107,11 @@ use std::time::Instant;
 use chrono::Utc;
 use cmdb_sim::{Api, FaultConfig, SimOptions, Sims};
 use serde_json::{json, Value};
+
+/// The simulators run in this process under the allocator the job uses (src/main.rs): under
+/// glibc's, their allocations cost this process's (shared) cores more.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// CloudForms, in the datacenter, in both models.
 const CF_LATENCY_MS: u64 = 20;
@@ -532,7 +543,8 @@ fn run(
             }
             Between::AdvanceRequests => {
                 // Timed: the simulated CloudForms copies its estate on every change (an order
-                // and an approval are one each), the cost the catalog's order rows carry.
+                // and an approval are one each; collections they leave alone are shared), the
+                // cost the catalog's order rows carry.
                 let started = Instant::now();
                 let advanced = sims.manageiq().advance_requests();
                 format!(
@@ -564,8 +576,9 @@ fn run(
 }
 
 /// What one order and its approval cost the simulated CloudForms itself, timed in process
-/// (no HTTP, no latency): it copies its whole estate on every change, so at 100,000 VMs an
-/// order row's wall time carries 2 such copies per order on top of its round trips.
+/// (no HTTP, no latency): it copies its estate on every change (but for the collections the
+/// change leaves alone, which the copies share), so an order row's wall time carries 2 such
+/// copies per order on top of its round trips.
 fn simulator_write_cost(sims: &Sims, item: &str) {
     let template = sims
         .estate()
@@ -586,7 +599,7 @@ fn simulator_write_cost(sims: &Sims, item: &str) {
     sims.manageiq().decide_request(id, true).expect("approve");
     let approve = started.elapsed().as_secs_f64();
     println!(
-        "        the simulated CloudForms' own time for one order {order:.3} s and its approval {approve:.3} s (it copies its estate on every change; the job's round trips exclude it)"
+        "        the simulated CloudForms' own time for one order {order:.3} s and its approval {approve:.3} s (it copies its estate on every change, sharing what the change leaves alone; the job's round trips exclude it)"
     );
 }
 
@@ -650,6 +663,7 @@ fn run_pass(
     let before: Vec<_> = std::fs::read_dir(&reports)
         .map(|d| d.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();
+    let cpu_before = cpu_times();
     let started = Instant::now();
     let command = if workload.catalog.is_some() {
         "catalog"
@@ -662,12 +676,23 @@ fn run_pass(
         .env("BENCH_CF", &o.miq_password)
         .env("BENCH_SN", &o.snow_password)
         .env_remove("RUST_LOG")
+        .envs(std::env::var("BENCH_JOB_RUST_LOG").map(|v| ("RUST_LOG", v)))
         .env_remove("SERVICENOW_MAX_RPS")
         .env_remove("CLOUDFORMS_MAX_RPS")
         .output()
         .expect("run cmdb-reconcile");
     let wall = started.elapsed().as_secs_f64();
+    let cpu_after = cpu_times();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    if let Some(prefix) = std::env::var_os("BENCH_JOB_LOG") {
+        // The job's JSON log, e.g. to see where a run's time went.
+        let mut path = std::path::PathBuf::from(prefix);
+        path.as_mut_os_string().push(format!(
+            "-{vms}-{}-{}-{}-{}.log",
+            model.name, scenario.name, workload.name, pass.name
+        ));
+        std::fs::write(&path, stderr.as_bytes()).expect("write the job's log");
+    }
     assert!(
         out.status.success(),
         "run failed ({}):\n{}\n{stderr}",
@@ -810,6 +835,11 @@ fn run_pass(
         miq_routes.join(", "),
         cf_plan_min + cf_order_min,
     );
+    println!(
+        "        CPU during the run: the job {:.1} s, this process (the simulators) {:.1} s (user + system)",
+        cpu_after.1 - cpu_before.1,
+        cpu_after.0 - cpu_before.0,
+    );
     let table_gets = got(&snow, "GET /api/now/table/{table}");
     println!(
         "        ServiceNow: {} requests ({needed} needed): table GETs {table_gets} (minimum {} for the target read; {} pre-write checks), \
@@ -824,6 +854,25 @@ fn run_pass(
         p.min_writes,
         snow_stats["max_in_flight"].as_u64().unwrap_or(0),
     );
+}
+
+/// CPU seconds (user + system) of this process and of its waited-for children (the job's
+/// runs), from `/proc/self/stat` (in USER_HZ, 100 per second on Linux); NaN elsewhere.
+fn cpu_times() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces:
+    // utime, stime, cutime and cstime are the 14th to 17th fields, 12th to 15th here.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<f64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    match fields[..] {
+        [utime, stime, cutime, cstime] => ((utime + stime) / 100.0, (cutime + cstime) / 100.0),
+        _ => (f64::NAN, f64::NAN),
+    }
 }
 
 fn main() {

@@ -60,6 +60,46 @@ pub struct Generated {
 
 /// The CloudForms side of the generated world, plus what a reconciliation of it
 /// against the generated CMDB should find ([`Expected`]).
+/// A part of an [`Estate`] that copies of it share until one changes it (copy on write):
+/// the simulated ManageIQ copies its estate on every change (a request keeps the snapshot it
+/// started with), and most changes (an order, an approval) touch none of the large
+/// collections. Reads as the value; changing it through `&mut` copies it first if shared.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Shared<T>(std::sync::Arc<T>);
+
+impl<T> From<T> for Shared<T> {
+    fn from(value: T) -> Self {
+        Self(std::sync::Arc::new(value))
+    }
+}
+
+impl<T> std::ops::Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Clone> std::ops::DerefMut for Shared<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        std::sync::Arc::make_mut(&mut self.0)
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Shared<Vec<T>> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<T: Serialize> Serialize for Shared<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (*self.0).serialize(s)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Estate {
     pub seed: u64,
@@ -68,18 +108,18 @@ pub struct Estate {
     pub datacenters: Vec<Datacenter>,
     /// The providers' folders (`/api/providers/:id/folders`): each datacenter, its
     /// provider's root folder and, on VMware, a datacenter's hidden `vm` and `host` folders.
-    pub folders: Vec<Folder>,
-    pub clusters: Vec<Cluster>,
-    pub hosts: Vec<Host>,
-    pub storages: Vec<Storage>,
+    pub folders: Shared<Vec<Folder>>,
+    pub clusters: Shared<Vec<Cluster>>,
+    pub hosts: Shared<Vec<Host>>,
+    pub storages: Shared<Vec<Storage>>,
     /// `users[0]` is the appliance administrator; the others own VMs.
-    pub users: Vec<User>,
+    pub users: Shared<Vec<User>>,
     pub groups: Vec<Group>,
-    pub tags: Vec<Tag>,
+    pub tags: Shared<Vec<Tag>>,
     /// Served at `/api/vms`, ordered by id.
-    pub vms: Vec<Vm>,
+    pub vms: Shared<Vec<Vm>>,
     /// Served at `/api/templates` only, ordered by id.
-    pub templates: Vec<Vm>,
+    pub templates: Shared<Vec<Vm>>,
     /// Provisioning requests (`/api/requests`), ordered by id.
     pub requests: Vec<MiqRequest>,
     /// `/api/service_catalogs`, ordered by id.
@@ -93,7 +133,7 @@ pub struct Estate {
     /// removed: vCenter never reuses a MoRef, and the CIs of removed VMs keep theirs, so a VM
     /// provisioned later must number above them all.
     pub last_moref: Vec<u64>,
-    pub expected: Expected,
+    pub expected: Shared<Expected>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -1395,21 +1435,21 @@ impl Gen {
             now: self.now,
             providers: self.providers,
             datacenters: self.datacenters,
-            folders,
-            clusters: self.clusters,
-            hosts: self.hosts,
-            storages: self.storages,
-            users: self.users,
+            folders: folders.into(),
+            clusters: self.clusters.into(),
+            hosts: self.hosts.into(),
+            storages: self.storages.into(),
+            users: self.users.into(),
             groups: self.groups,
-            tags: self.tags,
-            vms: self.vms,
-            templates: self.templates,
+            tags: self.tags.into(),
+            vms: self.vms.into(),
+            templates: self.templates.into(),
             requests: Vec::new(),
             service_catalogs: Vec::new(),
             service_templates: Vec::new(),
             next_id: ID_BASE + self.next_id,
             last_moref: self.next_moref,
-            expected,
+            expected: expected.into(),
         }
     }
 }

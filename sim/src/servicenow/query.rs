@@ -331,6 +331,23 @@ impl<F> EncodedQuery<F> {
     }
 }
 
+impl<F> Condition<F> {
+    /// For `=` and `IN`: the values (ASCII-lowercased) one of which a row's value must equal,
+    /// ignoring ASCII case, to match, so that an index can find the candidates. `None` for
+    /// other operators, and when an operand may match numerically (`1` matches `1.0`).
+    pub(crate) fn index_keys(&self) -> Option<Vec<String>> {
+        let operands = match &self.op {
+            Op::Eq(v) => std::slice::from_ref(v),
+            Op::In(vs) => vs.as_slice(),
+            _ => return None,
+        };
+        operands
+            .iter()
+            .map(|o| (self.textual || o.number.is_none()).then(|| o.text.to_ascii_lowercase()))
+            .collect()
+    }
+}
+
 impl Op {
     /// Whether a stored `value` satisfies the operator. Text comparisons ignore ASCII case,
     /// as an instance's database collation does.

@@ -201,6 +201,12 @@ impl FieldSpec {
         self.cell(store, class, row).value
     }
 
+    /// The column this field reads in the row itself, when it reads nothing else (no
+    /// dot-walk, no variable): what a column index can look up.
+    pub(crate) fn plain_column(&self) -> Option<usize> {
+        (self.walk.is_empty() && self.variable.is_none()).then_some(self.col)
+    }
+
     /// Whether this is the record's own `sys_id`.
     pub(crate) fn is_sys_id(&self) -> bool {
         self.key == "sys_id"
@@ -337,22 +343,27 @@ fn serialize_reference<S: Serializer>(
             _ => s.serialize_str(""),
         };
     }
-    let display = store
-        .find(target, sys_id)
-        .map_or("", |(class, row)| store.display_value(class, row));
+    // Looked up only when the response shows it.
+    let display = || {
+        store
+            .find(target, sys_id)
+            .map_or("", |(class, row)| store.display_value(class, row))
+    };
     // The link names the reference's table; with table inheritance it finds a row of any
     // class below it.
     let link = (!opts.exclude_links)
         .then(|| format!("{}/api/now/table/{target_name}/{sys_id}", opts.base_url));
     let entries: [(&str, Option<&str>); 3] = match (opts.display, link.as_deref()) {
         (DisplayMode::Value, None) => return s.serialize_str(sys_id),
-        (DisplayMode::Display, None) => return s.serialize_str(display),
+        (DisplayMode::Display, None) => return s.serialize_str(display()),
         (DisplayMode::Value, link) => [("link", link), ("value", Some(sys_id)), ("", None)],
-        (DisplayMode::Display, link) => {
-            [("display_value", Some(display)), ("link", link), ("", None)]
-        }
+        (DisplayMode::Display, link) => [
+            ("display_value", Some(display())),
+            ("link", link),
+            ("", None),
+        ],
         (DisplayMode::All, link) => [
-            ("display_value", Some(display)),
+            ("display_value", Some(display())),
             ("value", Some(sys_id)),
             ("link", link),
         ],

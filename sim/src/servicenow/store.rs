@@ -10,8 +10,10 @@
 //! dominate memory and scatter a table scan over the heap. A compiled field is a plain index,
 //! valid in every descendant's rows (see [`super::schema`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
@@ -178,6 +180,32 @@ pub(crate) struct Store {
     data: Vec<BTreeMap<String, Row>>,
     /// The last number given per prefix (`INC` -> 10001), read from the rows on first use.
     counters: HashMap<String, u64>,
+    /// Bumped by every change of `data` (or of the schema): what was computed from the rows
+    /// at one generation holds until the next.
+    generation: u64,
+    /// Column indexes, built on first use by a query (an instance's database has indexes
+    /// too) and kept in step with every write: see [`Store::rows_with_values`].
+    indexes: Mutex<Indexes>,
+    /// The full results of recent list queries, by query, valid for one generation: a client
+    /// paging through a filtered table by offset is served each page without scanning the
+    /// table again.
+    selections: Mutex<Vec<Selection>>,
+}
+
+/// `(class, column)` -> the `(ASCII-lowercased value, sys_id)` pairs of every row of that
+/// class (including empty values), ordered, so that one value's rows are a range.
+type Indexes = HashMap<(TableId, usize), BTreeSet<(Box<str>, Box<str>)>>;
+
+/// The rows a query matched, in its order, each as its class and sys_id.
+pub(crate) type Selected = Arc<Vec<(TableId, Box<str>)>>;
+
+/// Query results kept at once (a job reads a few tables side by side).
+const SELECTIONS_KEPT: usize = 8;
+
+struct Selection {
+    key: String,
+    generation: u64,
+    rows: Selected,
 }
 
 impl Default for Store {
@@ -196,6 +224,9 @@ impl Store {
             data: schema.tables().iter().map(|_| BTreeMap::new()).collect(),
             schema,
             counters: HashMap::new(),
+            generation: 0,
+            indexes: Mutex::new(HashMap::new()),
+            selections: Mutex::new(Vec::new()),
         };
         let installer = Stamp {
             user: INSTALLER.to_owned(),
@@ -235,40 +266,39 @@ impl Store {
         &self,
         table: TableId,
         desc: bool,
-    ) -> Box<dyn Iterator<Item = (TableId, &Row)> + '_> {
-        let mut filled = self
+    ) -> impl Iterator<Item = (TableId, &Row)> + '_ {
+        self.rows_with_ids(table, desc).map(|(t, _, r)| (t, r))
+    }
+
+    /// [`Store::rows`], each with its sys_id.
+    pub(crate) fn rows_with_ids(
+        &self,
+        table: TableId,
+        desc: bool,
+    ) -> Box<dyn Iterator<Item = (TableId, &String, &Row)> + '_> {
+        let mut runs: Vec<Run<'_>> = self
             .schema
             .def(table)
             .descendants
             .iter()
             .copied()
-            .filter(|t| !self.data[*t].is_empty());
-        let (first, second) = (filled.next(), filled.next());
-        match (first, second) {
-            (None, _) => Box::new(std::iter::empty()),
-            (Some(only), None) => {
-                let rows = self.data[only].values().map(move |r| (only, r));
-                if desc {
+            .filter(|t| !self.data[*t].is_empty())
+            .map(|t| {
+                let rows = self.data[t].iter().map(move |(id, r)| (t, id, r));
+                let run: Box<dyn Iterator<Item = _>> = if desc {
                     Box::new(rows.rev())
                 } else {
                     Box::new(rows)
-                }
-            }
-            (Some(_), Some(_)) => {
-                let mut all: Vec<(&String, TableId, &Row)> = self
-                    .schema
-                    .def(table)
-                    .descendants
-                    .iter()
-                    .flat_map(|&t| self.data[t].iter().map(move |(id, r)| (id, t, r)))
-                    .collect();
-                // Sorted runs concatenated: the sort merges them in linear time.
-                all.sort_by(|a, b| a.0.cmp(b.0));
-                if desc {
-                    all.reverse();
-                }
-                Box::new(all.into_iter().map(|(_, t, r)| (t, r)))
-            }
+                };
+                run.peekable()
+            })
+            .collect();
+        match runs.len() {
+            0 => Box::new(std::iter::empty()),
+            1 => Box::new(runs.pop().into_iter().flatten()),
+            // Each class's rows are in sys_id order: merged lazily, so that a page near the
+            // start reads only what it needs.
+            _ => Box::new(Merge { runs, desc }),
         }
     }
 
@@ -292,6 +322,130 @@ impl Store {
             .descendants
             .iter()
             .find_map(|&t| Some((t, self.data[t].get(sys_id)?)))
+    }
+
+    /// The row of class `class` with exactly this sys_id, with the sys_id as stored.
+    pub(crate) fn row_of(&self, class: TableId, sys_id: &str) -> Option<(&String, &Row)> {
+        self.data.get(class)?.get_key_value(sys_id)
+    }
+
+    /// The rows of `table` and its descendants whose column `col` (a column index valid in
+    /// all of them, see [`super::schema`]) may hold one of `keys` (ASCII-lowercased), in no
+    /// particular order: every row whose value equals a key ignoring ASCII case, and only
+    /// those. Through the column's index, built on first use; at most `cap` rows (`None`
+    /// when there are more).
+    pub(crate) fn rows_with_values<'s>(
+        &'s self,
+        table: TableId,
+        col: usize,
+        keys: &[String],
+        cap: usize,
+    ) -> Option<Vec<(TableId, &'s String, &'s Row)>> {
+        let mut indexes = self.indexes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = Vec::new();
+        for &class in &self.schema.def(table).descendants {
+            if self.data[class].is_empty() {
+                continue;
+            }
+            let index = indexes.entry((class, col)).or_insert_with(|| {
+                self.data[class]
+                    .iter()
+                    .map(|(id, row)| (index_key(row.get(col)), Box::from(id.as_str())))
+                    .collect()
+            });
+            for key in keys {
+                let from = (Box::from(key.as_str()), Box::from(""));
+                for (_, id) in index
+                    .range((Bound::Included(from), Bound::Unbounded))
+                    .take_while(|(value, _)| **value == **key)
+                {
+                    if out.len() == cap {
+                        return None;
+                    }
+                    if let Some((id, row)) = self.data[class].get_key_value(&**id) {
+                        out.push((class, id, row));
+                    }
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// The result of `compute` for `key` at the store's current generation: computed again
+    /// only when the rows have changed since (or it was dropped to make room).
+    pub(crate) fn selection(&self, key: &str, compute: impl FnOnce() -> Selected) -> Selected {
+        let kept = |selections: &Vec<Selection>| {
+            selections
+                .iter()
+                .find(|s| s.key == key && s.generation == self.generation)
+                .map(|s| s.rows.clone())
+        };
+        if let Some(rows) = kept(
+            &self
+                .selections
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        ) {
+            return rows;
+        }
+        // Computed without the lock: pages of other queries are not held up meanwhile.
+        let rows = compute();
+        let mut selections = self
+            .selections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        selections.retain(|s| s.generation == self.generation && s.key != key);
+        if selections.len() >= SELECTIONS_KEPT {
+            selections.remove(0);
+        }
+        selections.push(Selection {
+            key: key.to_owned(),
+            generation: self.generation,
+            rows: rows.clone(),
+        });
+        rows
+    }
+
+    /// Stores `row` as the row `sys_id` of `class` (replacing any), keeping the indexes in
+    /// step. Every change of a table's rows goes through here or [`Store::take`].
+    fn put(&mut self, class: TableId, sys_id: String, row: Row) {
+        self.generation += 1;
+        let indexes = self
+            .indexes
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        let old = self.data[class].get(&sys_id);
+        for (&(c, col), index) in indexes.iter_mut() {
+            if c != class {
+                continue;
+            }
+            let new_key = index_key(row.get(col));
+            if let Some(old) = old {
+                let old_key = index_key(old.get(col));
+                if old_key == new_key {
+                    continue;
+                }
+                index.remove(&(old_key, Box::from(sys_id.as_str())));
+            }
+            index.insert((new_key, Box::from(sys_id.as_str())));
+        }
+        self.data[class].insert(sys_id, row);
+    }
+
+    /// Removes the row `sys_id` of `class`, keeping the indexes in step.
+    fn take(&mut self, class: TableId, sys_id: &str) -> Option<Row> {
+        self.generation += 1;
+        let row = self.data[class].remove(sys_id)?;
+        let indexes = self
+            .indexes
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (&(c, col), index) in indexes.iter_mut() {
+            if c == class {
+                index.remove(&(index_key(row.get(col)), Box::from(sys_id)));
+            }
+        }
+        Some(row)
     }
 
     /// The value of the column named `name` in a row of `class`, "" when it has none.
@@ -325,10 +479,19 @@ impl Store {
         column: &str,
         value: &'s str,
     ) -> impl Iterator<Item = (TableId, &'s Row)> + 's {
-        // `column` is looked up now, so it need not outlive the iterator.
-        let col = self.schema.def(table).column(column);
-        self.rows(table, false)
-            .filter(move |(_, r)| col.is_some_and(|c| r.get(c) == value))
+        // Through the column's index: its key ignores ASCII case, so the exact comparison
+        // still decides.
+        let mut found = match self.schema.def(table).column(column) {
+            Some(col) => self
+                .rows_with_values(table, col, &[value.to_ascii_lowercase()], usize::MAX)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(_, _, r)| r.get(col) == value)
+                .collect(),
+            None => Vec::new(),
+        };
+        found.sort_by(|a, b| a.1.cmp(b.1));
+        found.into_iter().map(|(t, _, r)| (t, r))
     }
 
     /// The sys_user row of the user called `user_name`.
@@ -451,7 +614,7 @@ impl Store {
         }
         self.run_rules(table, &mut row, true, true);
         let notes = self.take_journal(table, &mut row);
-        self.data[table].insert(sys_id.clone(), Row::pack(&row));
+        self.put(table, sys_id.clone(), Row::pack(&row));
         self.append_journal(table, &sys_id, notes, stamp);
         Ok(sys_id)
     }
@@ -533,6 +696,7 @@ impl Store {
             None => {
                 let t = self.schema.add_custom_table(table_name);
                 self.data.push(BTreeMap::new());
+                self.schema_changed();
                 self.install_table(t);
                 t
             }
@@ -550,6 +714,7 @@ impl Store {
                 None => match self.schema.add_custom_column(class, &name) {
                     Some(col) => {
                         row.push(String::new());
+                        self.schema_changed();
                         self.install_column(class, col);
                         col
                     }
@@ -584,7 +749,16 @@ impl Store {
             .column("sys_id")
             .map(|c| row[c].clone())
             .unwrap_or_default();
-        self.data[class].insert(sys_id, Row::pack(&row));
+        self.put(class, sys_id, Row::pack(&row));
+    }
+
+    /// The schema changed (a custom table or column): column indexes start over.
+    fn schema_changed(&mut self) {
+        self.generation += 1;
+        self.indexes
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     /// Applies a client's changes, through `table`, to a row of it or of a descendant: only
@@ -644,7 +818,7 @@ impl Store {
                     row[c].clone_from(value);
                 }
             }
-            self.data[class].insert(sys_id.to_owned(), Row::pack(&row));
+            self.put(class, sys_id.to_owned(), Row::pack(&row));
         }
         self.append_journal(class, sys_id, notes, stamp);
         Some(changed)
@@ -653,7 +827,7 @@ impl Store {
     /// Removes a row of `table` or a descendant; false when there was none.
     pub(crate) fn delete(&mut self, table: TableId, sys_id: &str) -> bool {
         match self.find(table, sys_id) {
-            Some((class, _)) => self.data[class].remove(sys_id).is_some(),
+            Some((class, _)) => self.take(class, sys_id).is_some(),
             None => false,
         }
     }
@@ -802,6 +976,40 @@ impl Store {
     /// Every table as `{"table": [rows...]}`, tables in name order.
     pub(crate) fn dump(&self) -> Value {
         serde_json::to_value(StoreJson(self)).unwrap_or_default()
+    }
+}
+
+/// A column value as its index keys it: equality ignoring ASCII case, as queries compare.
+fn index_key(value: &str) -> Box<str> {
+    value.to_ascii_lowercase().into_boxed_str()
+}
+
+type Run<'s> = std::iter::Peekable<Box<dyn Iterator<Item = (TableId, &'s String, &'s Row)> + 's>>;
+
+/// Runs of rows, each in sys_id order (descending when `desc`), merged into one.
+struct Merge<'s> {
+    runs: Vec<Run<'s>>,
+    desc: bool,
+}
+
+impl<'s> Iterator for Merge<'s> {
+    type Item = (TableId, &'s String, &'s Row);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut best: Option<(usize, &'s String)> = None;
+        for (i, run) in self.runs.iter_mut().enumerate() {
+            let Some(&(_, id, _)) = run.peek() else {
+                continue;
+            };
+            // On a tie the first run leads ascending and the last descending: the order of
+            // one sorted list of all runs, reversed for `desc`.
+            let better = best.is_none_or(|(_, b)| if self.desc { id >= b } else { id < b });
+            if better {
+                best = Some((i, id));
+            }
+        }
+        let (i, _) = best?;
+        self.runs[i].next()
     }
 }
 

@@ -5,6 +5,7 @@
 //! its parent tables too. A table the instance does not have answers 400 "Invalid table".
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
 use serde_json::Value;
@@ -141,6 +142,12 @@ fn list(inner: &Inner, req: &ApiRequest<'_>, table: TableId) -> ApiResponse {
 
 /// The matching rows' count and the page `[offset, offset + limit)` of them, in the
 /// requested order, each with its class.
+///
+/// A filtered query's full result is kept until the next write (see [`Store::selection`]),
+/// so paging through it by offset costs a page, not a scan, per request; its candidates come
+/// from column indexes when every `^NQ` group has a clause of `=` / `IN` conditions on the
+/// row's own columns ([`candidates`]), and every candidate is still tested against the whole
+/// query, so the rows are exactly those a scan finds.
 pub(crate) fn select<'s>(
     store: &'s Store,
     table: TableId,
@@ -148,33 +155,112 @@ pub(crate) fn select<'s>(
     offset: usize,
     limit: usize,
 ) -> (usize, Vec<(TableId, &'s Row)>) {
-    let matches =
-        |&(class, row): &(TableId, &'s Row)| query.matches(|f| f.value(store, class, row));
-    let Some(descending) = sys_id_order(query) else {
-        let mut rows: Vec<(TableId, &Row)> = store.rows(table, false).filter(matches).collect();
+    if query.is_unfiltered() {
+        if let Some(descending) = sys_id_order(query) {
+            // Rows are kept in sys_id order: no sort, and no scan either.
+            return (
+                store.count(table),
+                store
+                    .rows(table, descending)
+                    .skip(offset)
+                    .take(limit)
+                    .collect(),
+            );
+        }
+    }
+    let key = format!("{table}|{query:?}");
+    let selected = store.selection(&key, || {
+        let rows = matching(store, table, query);
+        Arc::new(
+            rows.into_iter()
+                .map(|(class, id, _)| (class, Box::from(id.as_str())))
+                .collect(),
+        )
+    });
+    let page = selected
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .filter_map(|(class, id)| Some((*class, store.row_of(*class, id)?.1)))
+        .collect();
+    (selected.len(), page)
+}
+
+/// Every row of `table` (and descendants) that `query` matches, in its order.
+fn matching<'s>(
+    store: &'s Store,
+    table: TableId,
+    query: &EncodedQuery<FieldSpec>,
+) -> Vec<(TableId, &'s String, &'s Row)> {
+    let matches = |&(class, _, row): &(TableId, &'s String, &'s Row)| {
+        query.matches(|f| f.value(store, class, row))
+    };
+    let descending = sys_id_order(query);
+    let mut rows: Vec<(TableId, &String, &Row)> = match candidates(store, table, query) {
+        Some(mut found) => {
+            found.retain(matches);
+            found.sort_by(|a, b| a.1.cmp(b.1));
+            if descending == Some(true) {
+                found.reverse();
+            }
+            found
+        }
+        None => store
+            .rows_with_ids(table, descending.unwrap_or(false))
+            .filter(matches)
+            .collect(),
+    };
+    if descending.is_none() {
         // Stable: rows equal in every ORDERBY field stay in sys_id order, so pages are
         // deterministic.
-        rows.sort_by(|a, b| compare_rows(store, query, *a, *b));
-        let total = rows.len();
-        return (total, rows.into_iter().skip(offset).take(limit).collect());
-    };
-    // Rows are kept in sys_id order: no sort, and without a filter no scan either.
-    let in_order = store.rows(table, descending);
-    if query.is_unfiltered() {
-        return (
-            store.count(table),
-            in_order.skip(offset).take(limit).collect(),
-        );
+        rows.sort_by(|a, b| compare_rows(store, query, (a.0, a.2), (b.0, b.2)));
     }
-    let mut total = 0;
-    let mut page = Vec::new();
-    for row in in_order.filter(matches) {
-        if total >= offset && page.len() < limit {
-            page.push(row);
+    rows
+}
+
+/// Rows including every row `query` matches, found through column indexes, each once; `None`
+/// when some `^NQ` group has no clause an index answers (or it would find more than a
+/// quarter of the table: a scan is as quick), and the table must be scanned.
+fn candidates<'s>(
+    store: &'s Store,
+    table: TableId,
+    query: &EncodedQuery<FieldSpec>,
+) -> Option<Vec<(TableId, &'s String, &'s Row)>> {
+    let cap = store.count(table) / 4;
+    let mut found: Vec<(TableId, &String, &Row)> = Vec::new();
+    for group in &query.groups {
+        // A group matches only rows one of its clauses' (ORed) conditions matches: the
+        // clause finding the fewest rows.
+        let mut best: Option<Vec<(TableId, &String, &Row)>> = None;
+        for clause in group {
+            let limit = best.as_ref().map_or(cap, Vec::len);
+            let mut rows = Vec::new();
+            let mut answered = true;
+            for condition in clause {
+                let (Some(col), Some(keys)) =
+                    (condition.field.plain_column(), condition.index_keys())
+                else {
+                    answered = false;
+                    break;
+                };
+                match store.rows_with_values(table, col, &keys, limit.saturating_sub(rows.len())) {
+                    Some(more) => rows.extend(more),
+                    None => {
+                        answered = false;
+                        break;
+                    }
+                }
+            }
+            if answered {
+                best = Some(rows);
+            }
         }
-        total += 1;
+        found.extend(best?);
     }
-    (total, page)
+    // A row found by several groups or conditions counts once.
+    found.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+    found.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    Some(found)
 }
 
 /// `Some(descending)` when the order is sys_id's (or none, which the store gives as sys_id's).
@@ -409,5 +495,96 @@ mod tests {
             vec![("first".into(), 0), ("last".into(), 0)]
         );
         assert_eq!(link_header(&req, 0, 0, 10), None);
+    }
+
+    /// The rows a query matches, found the plain way: every row tested, in sys_id order,
+    /// then sorted as asked.
+    fn scanned(store: &Store, table: TableId, query: &EncodedQuery<FieldSpec>) -> Vec<String> {
+        let sys_id = |class, row| store.value(class, row, "sys_id").to_owned();
+        let mut rows: Vec<(TableId, &Row)> = store
+            .rows(table, false)
+            .filter(|&(class, row)| query.matches(|f| f.value(store, class, row)))
+            .collect();
+        match sys_id_order(query) {
+            Some(true) => rows.reverse(),
+            Some(false) => {}
+            None => rows.sort_by(|a, b| compare_rows(store, query, *a, *b)),
+        }
+        rows.into_iter().map(|(c, r)| sys_id(c, r)).collect()
+    }
+
+    fn selected(store: &Store, table: TableId, query: &EncodedQuery<FieldSpec>) -> Vec<String> {
+        let (total, page) = select(store, table, query, 0, usize::MAX);
+        assert_eq!(total, page.len());
+        page.into_iter()
+            .map(|(c, r)| store.value(c, r, "sys_id").to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn indexed_selects_find_what_a_scan_finds_across_writes() {
+        let stamp = Stamp {
+            user: "admin".into(),
+            now: "2024-01-01 00:00:00".into(),
+        };
+        let mut store = Store::new();
+        let ci = store.table("cmdb_ci").expect("cmdb_ci");
+        let classes = ["cmdb_ci_vmware_instance", "cmdb_ci_esx_server"];
+        let mut ids = Vec::new();
+        for i in 0..100 {
+            let class = store.table(classes[i % 2]).expect("class");
+            let name = ["a", "B", "b", "c", "", "d", "e", "f", "g", "h"][i % 10];
+            let fields = vec![
+                ("name".to_owned(), name.to_owned()),
+                ("cpus".to_owned(), (i % 3).to_string()),
+            ];
+            ids.push(store.insert(class, fields, &stamp).expect("inserted"));
+        }
+        // Indexes answer the first five (each finds at most a quarter of the table).
+        let queries = [
+            "nameINa,c".to_owned(),
+            "name=h^ORnameINg^ORsys_id=x".to_owned(),
+            "nameINa,c^NQnameINd,e^ORsys_id=x^cpus=1".to_owned(),
+            "name=^cpus=2".to_owned(),
+            format!(
+                "sys_idIN{},{}^ORDERBYDESCsys_id",
+                ids[3],
+                ids[8].to_uppercase()
+            ),
+            "nameINa,b,c^ORDERBYname^ORDERBYDESCcpus".to_owned(),
+            "sys_class_name=cmdb_ci_esx_server^nameLIKEb".to_owned(),
+            "nameINa,1^NQcpus=1".to_owned(),
+            // Too many for the index: found by a scan.
+            "name=b^ORsys_class_name=cmdb_ci_esx_server".to_owned(),
+        ];
+        let check = |store: &Store| {
+            for (i, text) in queries.iter().enumerate() {
+                let query = query::parse(text).compile(|n| FieldSpec::resolve(store, ci, n), false);
+                assert_eq!(
+                    selected(store, ci, &query),
+                    scanned(store, ci, &query),
+                    "{text}"
+                );
+                let indexed = candidates(store, ci, &query).is_some();
+                assert_eq!(indexed, i < 5, "{text}");
+            }
+        };
+        check(&store);
+        // Writes after the indexes exist: each must be found (or no longer found) at once.
+        let vms = store.table(classes[0]).expect("class");
+        store.update(ci, &ids[0], vec![("name".into(), "C".into())], &stamp);
+        store.update(ci, &ids[1], vec![("name".into(), "a".into())], &stamp);
+        assert!(store.delete(ci, &ids[2]));
+        let fields = vec![("name".to_owned(), "A".to_owned())];
+        store.insert(vms, fields, &stamp).expect("inserted");
+        check(&store);
+        // A page read after a write sees it.
+        let query = query::parse("nameINa^ORDERBYsys_id")
+            .compile(|n| FieldSpec::resolve(&store, ci, n), false);
+        let (before, _) = select(&store, ci, &query, 0, 1);
+        store.update(ci, &ids[3], vec![("name".into(), "a".into())], &stamp);
+        let (after, _) = select(&store, ci, &query, 1, 1);
+        assert_eq!(after, before + 1);
+        check(&store);
     }
 }
