@@ -438,12 +438,17 @@ async fn plan_sync(
         (Location::Live, Some(cfg)) => Some(ServiceNow::new(cfg.clone())?),
         _ => None,
     };
-    // The reads are independent: run them side by side.
+    // The reads are independent: run them side by side. The relationship and classification
+    // rows need neither the records nor the table's schema (which only refines the fields'
+    // rules), so they are read alongside; only the lookups wait for the records, whose
+    // values they resolve.
     let reading = std::time::Instant::now();
-    let (source, target, schema) = tokio::join!(
+    let (source, target, schema, relations, classifications) = tokio::join!(
         read_source(config, sync, &mapping, now),
         read_target(sync, &mapping, servicenow.as_ref()),
-        read_schema(sync, &mapping, servicenow.as_ref())
+        read_schema(sync, &mapping, servicenow.as_ref()),
+        read_relations(sync, &mapping, servicenow.as_ref()),
+        read_classifications(sync, &mapping, servicenow.as_ref())
     );
     // The mapping is checked against the table before anything else is trusted.
     let mut mapping = mapping;
@@ -461,9 +466,9 @@ async fn plan_sync(
     }
     let source = source?;
     let (cis, target_origin) = target?;
+    let relations = relations?;
+    let classifications = classifications?;
     let references = read_references(sync, &mapping, &source, servicenow.as_ref()).await?;
-    let relations = read_relations(sync, &mapping, servicenow.as_ref()).await?;
-    let classifications = read_classifications(sync, &mapping, servicenow.as_ref()).await?;
     progress::reads_finished();
     metrics::phase(&mapping.name, "read", reading.elapsed());
     if let Some(reason) = &source.incomplete {
