@@ -85,6 +85,35 @@ fn catalog(dir: &Path, sims: &Sims, config: &Path, args: &[&str]) -> Output {
     })
 }
 
+/// A catalog config that also syncs the VMs: `run` does the sync, then the catalog pass.
+fn config_with_vm_sync(dir: &Path, sims: &Sims, extra: &str) -> PathBuf {
+    let config = config(dir, sims, extra);
+    std::fs::write(
+        dir.join("vmware-vm.toml"),
+        include_str!("../mappings/vmware-vm.toml"),
+    )
+    .unwrap();
+    let text_of = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text_of}\n[[sync]]\nmapping = \"vmware-vm.toml\"\n"),
+    )
+    .unwrap();
+    config
+}
+
+/// `cmdb-reconcile run --config CONFIG ARGS...`, to its end.
+fn run(dir: &Path, sims: &Sims, config: &Path, args: &[&str]) -> Output {
+    tokio::task::block_in_place(|| {
+        bin(dir, sims)
+            .args(["run", "--config"])
+            .arg(config)
+            .args(args)
+            .output()
+            .unwrap()
+    })
+}
+
 fn spawn(dir: &Path, sims: &Sims, config: &Path, args: &[&str]) -> Child {
     bin(dir, sims)
         .args(["catalog", "--config"])
@@ -604,28 +633,8 @@ async fn an_order_cloudforms_refuses_marks_the_ritm_and_is_not_retried() {
 async fn run_ends_with_the_catalog_pass_and_skips_it_while_a_catalog_cronjob_holds_it() {
     let sims = sims().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &sims, "claim_timeout = \"0s\"\n");
-    std::fs::write(
-        dir.path().join("vmware-vm.toml"),
-        include_str!("../mappings/vmware-vm.toml"),
-    )
-    .unwrap();
-    let text_of = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!("{text_of}\n[[sync]]\nmapping = \"vmware-vm.toml\"\n"),
-    )
-    .unwrap();
-    let run = |args: &[&str]| {
-        tokio::task::block_in_place(|| {
-            bin(dir.path(), &sims)
-                .args(["run", "--config"])
-                .arg(&config)
-                .args(args)
-                .output()
-                .unwrap()
-        })
-    };
+    let config = config_with_vm_sync(dir.path(), &sims, "claim_timeout = \"0s\"\n");
+    let run = |args: &[&str]| run(dir.path(), &sims, &config, args);
 
     // A catalog pass (the CronJob's) hangs on its order, holding the catalog lease.
     let first = order_now(&sims, "Linux VM", "held-01").await;
@@ -951,18 +960,7 @@ async fn a_pass_that_writes_refuses_a_now_far_from_the_clock() {
 async fn claims_in_run_are_stamped_when_written_not_at_the_runs_start() {
     let sims = sims().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &sims, "");
-    std::fs::write(
-        dir.path().join("vmware-vm.toml"),
-        include_str!("../mappings/vmware-vm.toml"),
-    )
-    .unwrap();
-    let text_of = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!("{text_of}\n[[sync]]\nmapping = \"vmware-vm.toml\"\n"),
-    )
-    .unwrap();
+    let config = config_with_vm_sync(dir.path(), &sims, "");
     let id = order_now(&sims, "Linux VM", "stamped-01").await;
     // The VM sync's read takes 3 s: the catalog pass starts at least that after the run.
     sims.set_faults(
@@ -978,13 +976,7 @@ async fn claims_in_run_are_stamped_when_written_not_at_the_runs_start() {
         },
     );
     let started = chrono::Utc::now();
-    let out = tokio::task::block_in_place(|| {
-        bin(dir.path(), &sims)
-            .args(["run", "--config"])
-            .arg(&config)
-            .output()
-            .unwrap()
-    });
+    let out = run(dir.path(), &sims, &config, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // The claim's marker, as its work note quotes it (the RITM now holds the request).
     let claim = notes(&sims, &id)

@@ -106,6 +106,15 @@ fn number(text: &str) -> Option<f64> {
 mod tests {
     use super::*;
 
+    /// Every compare mode.
+    const MODES: [Compare; 5] = [
+        Compare::Auto,
+        Compare::Exact,
+        Compare::IgnoreCase,
+        Compare::Number,
+        Compare::Ip,
+    ];
+
     #[test]
     fn auto_compares_numbers_as_numbers() {
         assert!(same(Compare::Auto, "4096", "4096"));
@@ -153,13 +162,7 @@ mod tests {
     #[test]
     fn nfd_and_nfc_are_the_same_text_in_every_mode() {
         let (nfd, nfc_) = ("Mu\u{308}ller", "M\u{fc}ller");
-        for compare in [
-            Compare::Auto,
-            Compare::Exact,
-            Compare::IgnoreCase,
-            Compare::Number,
-            Compare::Ip,
-        ] {
+        for compare in MODES {
             assert!(same(compare, nfc_, nfd), "{compare:?}");
             assert!(same(compare, nfd, nfc_), "{compare:?}");
         }
@@ -209,13 +212,7 @@ mod tests {
             "Mu\u{308}ller",
             "abc",
         ] {
-            for compare in [
-                Compare::Auto,
-                Compare::Exact,
-                Compare::IgnoreCase,
-                Compare::Number,
-                Compare::Ip,
-            ] {
+            for compare in MODES {
                 assert!(same(compare, text, text), "{compare:?} {text:?}");
                 let spaced = format!(" {text} ");
                 assert!(same(compare, &spaced, text), "{compare:?} {spaced:?}");
