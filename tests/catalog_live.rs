@@ -74,15 +74,20 @@ fn config(dir: &Path, sims: &Sims, extra: &str) -> PathBuf {
     path
 }
 
-fn catalog(dir: &Path, sims: &Sims, config: &Path, args: &[&str]) -> Output {
+/// `cmdb-reconcile COMMAND --config CONFIG ARGS...`, to its end.
+fn job(command: &str, dir: &Path, sims: &Sims, config: &Path, args: &[&str]) -> Output {
     tokio::task::block_in_place(|| {
         bin(dir, sims)
-            .args(["catalog", "--config"])
+            .args([command, "--config"])
             .arg(config)
             .args(args)
             .output()
             .unwrap()
     })
+}
+
+fn catalog(dir: &Path, sims: &Sims, config: &Path, args: &[&str]) -> Output {
+    job("catalog", dir, sims, config, args)
 }
 
 /// A catalog config that also syncs the VMs: `run` does the sync, then the catalog pass.
@@ -102,16 +107,8 @@ fn config_with_vm_sync(dir: &Path, sims: &Sims, extra: &str) -> PathBuf {
     config
 }
 
-/// `cmdb-reconcile run --config CONFIG ARGS...`, to its end.
 fn run(dir: &Path, sims: &Sims, config: &Path, args: &[&str]) -> Output {
-    tokio::task::block_in_place(|| {
-        bin(dir, sims)
-            .args(["run", "--config"])
-            .arg(config)
-            .args(args)
-            .output()
-            .unwrap()
-    })
+    job("run", dir, sims, config, args)
 }
 
 fn spawn(dir: &Path, sims: &Sims, config: &Path, args: &[&str]) -> Child {
