@@ -22,7 +22,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const EXIT_ERROR: u8 = 1;
 
 /// Set to `1`, lets `run` and `catalog` write with a `--now` far from the clock: for tests
-/// against simulators whose estate is dated (README "Development"), never for production.
+/// against simulators whose estate is dated (README "Development"); honoured only by builds
+/// with the `demo` feature, never by a production build.
 const TEST_CLOCK_ENV: &str = "CMDB_RECONCILE_TEST_CLOCK";
 
 /// The `now` of a command: the clock, or the hidden `--now` (to reproduce a past plan). A
@@ -171,7 +172,10 @@ fn main() -> ExitCode {
     };
     // The one clock reading of the run (a hidden flag pins it to reproduce a past plan).
     let now = chrono::Utc::now();
-    let test_clock = std::env::var(TEST_CLOCK_ENV).is_ok_and(|v| v == "1");
+    // Only builds with the simulators (the `demo` feature) honour it: a production build
+    // (`--no-default-features`) refuses a far `--now` whatever the environment says.
+    let test_clock =
+        cfg!(feature = "demo") && std::env::var(TEST_CLOCK_ENV).is_ok_and(|v| v == "1");
     let writes_at = match &cli.command {
         Command::Run(args) | Command::Catalog(args) => Some(command_now(
             args.plan.plan_opts.now,

@@ -786,6 +786,8 @@ async fn a_secret_dialog_field_is_sent_but_never_written_to_the_plan_reports_or_
     let plan: Value = serde_json::from_str(&read("plan.json")).unwrap();
     assert_eq!(plan["orders"][0]["ritm_number"], number.as_str());
     assert_eq!(plan["orders"][0]["secret"], json!(["root_password"]));
+    // A build that knows no secrets refuses it rather than order with "(secret)".
+    assert_eq!(plan["format_version"], 2);
     assert!(read("drift.md").contains("root_password=(secret)"));
 
     let apply = || {

@@ -14,7 +14,7 @@ use crate::config::{Config, Location, SyncConfig};
 use crate::lease::{self, Clock, Holder, Lease, LeaseConfig};
 use crate::output::{self, seconds, Level};
 use crate::reconcile::mapping::{disjoint, Mapping};
-use crate::reconcile::plan::{Plan, FORMAT_VERSION};
+use crate::reconcile::plan::{Plan, FORMAT_VERSION, SECRET_FORMAT_VERSION};
 use crate::reconcile::planner::{self, Input};
 use crate::report::summary::Counts;
 use crate::report::{self, Format};
@@ -606,9 +606,12 @@ pub fn parse_plan(text: &str, origin: &str) -> Result<Plan> {
     let found = version
         .get("format_version")
         .and_then(serde_json::Value::as_u64);
-    if found != Some(u64::from(FORMAT_VERSION)) {
+    if ![FORMAT_VERSION, SECRET_FORMAT_VERSION]
+        .iter()
+        .any(|v| found == Some(u64::from(*v)))
+    {
         bail!(
-            "plan `{origin}` has format_version {found:?}; this cmdb-reconcile reads {FORMAT_VERSION}: plan again with this version"
+            "plan `{origin}` has format_version {found:?}; this cmdb-reconcile reads {FORMAT_VERSION} and {SECRET_FORMAT_VERSION} (orders with secret fields): plan again with this version"
         );
     }
     serde_json::from_value(version)

@@ -195,7 +195,8 @@ impl CatalogLink {
             .map(|(_, r)| r.name.clone())
             .collect();
         // A field that is not secret must not carry what a secret one reads: its value would
-        // be written to the plan. (`when` only decides whether a field is sent.)
+        // be written to the plan. Nor may its `when` test it: whether the field is in the
+        // plan would tell whether the secret matched.
         let read = |rule: &FieldRule| {
             let mut paths = rule_paths(rule);
             paths.truncate(paths.len() - rule.when.len());
@@ -210,7 +211,7 @@ impl CatalogLink {
             .iter()
             .filter(|r| !secret.contains(&r.name))
             .find_map(|r| {
-                read(r)
+                rule_paths(r)
                     .into_iter()
                     .find(|p| secret_reads.contains(p))
                     .map(|p| (r, p))
@@ -268,11 +269,16 @@ impl CatalogLink {
     }
 
     /// How a plan, a report or `check` shows where a dialog field comes from: the rule's
-    /// expression, except a secret's `const`, which would show the value itself.
+    /// expression; for a secret, only the paths it reads (a `const`, a template's text, a
+    /// map or a default could hold the value itself, or part of it).
     pub fn describe(&self, rule: &FieldRule) -> String {
-        match rule.extract {
-            Extract::Const(_) if self.is_secret(rule) => format!("const {SECRET}"),
-            _ => rule.describe.clone(),
+        if !self.is_secret(rule) {
+            return rule.describe.clone();
+        }
+        match rule_paths(rule).as_slice() {
+            [] if matches!(rule.extract, Extract::Const(_)) => format!("const {SECRET}"),
+            [] => SECRET.to_owned(),
+            paths => format!("{} {SECRET}", paths.join(", ")),
         }
     }
 
@@ -628,7 +634,12 @@ pub fn plan_orders(input: &OrderInput) -> Plan {
             catalog: link.catalog.clone(),
             dialog,
             ritm_field: link.link.ritm_field.clone(),
-            secret,
+            // A resume sends no dialog: nothing secret to make again at apply time.
+            secret: if action == OrderAction::Resume {
+                Vec::new()
+            } else {
+                secret
+            },
             sys_mod_count: ritm.get("sys_mod_count").to_owned(),
             sys_updated_on: ritm.get("sys_updated_on").to_owned(),
             claim_state: input.claim_state.clone(),
@@ -706,6 +717,9 @@ pub fn plan_orders(input: &OrderInput) -> Plan {
         issues,
         0,
     );
+    if orders.iter().any(|o| !o.secret.is_empty()) {
+        plan.format_version = super::plan::SECRET_FORMAT_VERSION;
+    }
     plan.orders = orders;
     plan
 }
@@ -999,6 +1013,62 @@ owner = "requested_for"
         let odd = LINK.replace("trim = true }", "trim = true, secret = \"yes\" }");
         let e = CatalogLink::parse(&odd, "l.toml").unwrap_err().to_string();
         assert!(e.contains("`secret` must be true or false"), "{e}");
+    }
+
+    /// A plan whose orders carry secrets is format 2 (a build that does not know secrets
+    /// refuses it); a resume carries none (it sends no dialog); a secret's template text is
+    /// not shown; a field that is not secret may not test a secret in its `when`.
+    #[test]
+    fn secrets_raise_the_format_and_show_only_what_they_read() {
+        let text = format!(
+            "{LINK}root_password = {{ template = \"{{variables.root_password}}:S4lt\", secret = true }}\n"
+        );
+        let link = CatalogLink::parse(&text, "linux.toml").unwrap();
+        let links = [resolved(&link, "")];
+        let ritms = [
+            ritm(
+                "a",
+                "RITM0001",
+                &[("vm_name", "a"), ("root_password", "pw")],
+                "",
+            ),
+            ritm(
+                "b",
+                "RITM0002",
+                &[("vm_name", "b"), ("root_password", "pw")],
+                "",
+            ),
+        ];
+        let ordered = BTreeMap::from([("RITM0002".to_owned(), vec!["42".to_owned()])]);
+        let plan = plan_orders(&input(&links, &ritms, &ordered));
+        assert_eq!(
+            plan.format_version,
+            crate::reconcile::plan::SECRET_FORMAT_VERSION
+        );
+        let by = |n: &str| plan.orders.iter().find(|o| o.ritm_number == n).unwrap();
+        assert_eq!(by("RITM0001").action, OrderAction::Order);
+        assert_eq!(by("RITM0001").secret, ["root_password"]);
+        assert_eq!(by("RITM0002").action, OrderAction::Resume);
+        assert!(by("RITM0002").secret.is_empty());
+        let json = serde_json::to_string(&plan).unwrap();
+        assert!(
+            json.contains("variables.root_password (secret)") && !json.contains("S4lt"),
+            "{json}"
+        );
+        // Without secrets, the format every build reads.
+        let plain = CatalogLink::parse(LINK, "linux.toml").unwrap();
+        let links = [resolved(&plain, "")];
+        let none = BTreeMap::new();
+        let plan = plan_orders(&input(&links, &ritms[..1], &none));
+        assert_eq!(plan.format_version, crate::reconcile::plan::FORMAT_VERSION);
+        // A `when` on the secret would tell, by the field being there, whether it matched.
+        let oracle = format!(
+            "{text}hint = {{ const = \"x\", when = [\"variables.root_password=hunter2\"] }}\n"
+        );
+        let e = CatalogLink::parse(&oracle, "l.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`hint` reads `variables.root_password`"), "{e}");
     }
 
     #[test]

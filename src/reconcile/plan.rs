@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 /// Bumped whenever `plan.json` changes incompatibly; `apply` refuses other versions.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// The version of a plan whose orders carry secret dialog fields (their values stand as
+/// "(secret)" and are made again at apply time): a build that reads only
+/// [`FORMAT_VERSION`] refuses it rather than order with the placeholder as the value.
+/// Every other plan stays at [`FORMAT_VERSION`], so older builds still read them.
+pub const SECRET_FORMAT_VERSION: u32 = 2;
+
 /// What one run intends to do to one CMDB table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
