@@ -90,6 +90,30 @@ fn catalog(dir: &Path, sims: &Sims, config: &Path, args: &[&str]) -> Output {
     job("catalog", dir, sims, config, args)
 }
 
+/// The simulators, a temporary folder and a catalog config in it (`extra` appended to its
+/// `[catalog]`), with the VM sync too when `with_vm_sync`.
+async fn setup(extra: &str, with_vm_sync: bool) -> (Sims, tempfile::TempDir, PathBuf) {
+    let sims = sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = if with_vm_sync {
+        config_with_vm_sync(dir.path(), &sims, extra)
+    } else {
+        config(dir.path(), &sims, extra)
+    };
+    (sims, dir, config)
+}
+
+/// A RITM's number.
+fn number_of(sims: &Sims, sys_id: &str) -> String {
+    field(&ritm(sims, sys_id), "number").to_owned()
+}
+
+/// Kills a pass (as kill -9 would) and reaps it.
+fn kill(child: &mut Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// A catalog config that also syncs the VMs: `run` does the sync, then the catalog pass.
 fn config_with_vm_sync(dir: &Path, sims: &Sims, extra: &str) -> PathBuf {
     let config = config(dir, sims, extra);
@@ -224,11 +248,9 @@ fn written(sims: &Sims) -> Vec<Vec<Map<String, Value>>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_becomes_one_request_and_its_ritm_goes_amber_then_green_with_the_vm() {
-    let sims = sims().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &sims, "");
+    let (sims, dir, config) = setup("", false).await;
     let id = order_now(&sims, "Linux VM", " Web-Cat-01 ").await;
-    let number = field(&ritm(&sims, &id), "number").to_owned();
+    let number = number_of(&sims, &id);
 
     let out = catalog(dir.path(), &sims, &config, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -309,9 +331,7 @@ async fn an_order_becomes_one_request_and_its_ritm_goes_amber_then_green_with_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_template_ends_red_with_cloudforms_message() {
-    let sims = sims().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &sims, "");
+    let (sims, dir, config) = setup("", false).await;
     let id = order_now(&sims, "Failing VM", "doomed-01").await;
     for _ in 0..6 {
         let out = catalog(dir.path(), &sims, &config, &[]);
@@ -369,13 +389,11 @@ fn answered(sims: &Sims, api: Api, part: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pass_killed_between_claim_and_order_then_run_again_orders_once() {
-    let sims = sims().await;
-    let dir = tempfile::tempdir().unwrap();
     // The next pass resumes the dead pass's claim at once (by default only once the claim is
     // as old as the lease's ttl, when the dead pass's lease claim would have expired too).
-    let config = config(dir.path(), &sims, "claim_timeout = \"0s\"\n");
+    let (sims, dir, config) = setup("claim_timeout = \"0s\"\n", false).await;
     let id = order_now(&sims, "Linux VM", "kill-before-order").await;
-    let number = field(&ritm(&sims, &id), "number").to_owned();
+    let number = number_of(&sims, &id);
     // The order hangs in CloudForms: the pass is killed after its claim and its search,
     // with the order not yet placed.
     sims.set_faults(Api::ManageIq, slow("/api/service_templates"));
@@ -386,8 +404,7 @@ async fn a_pass_killed_between_claim_and_order_then_run_again_orders_once() {
             && answered(&sims, Api::ManageIq, "GET /api/service_requests") > 0
     })
     .await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill(&mut child);
     assert!(
         requests_for(&sims, &number).await.is_empty(),
         "not ordered yet"
@@ -404,11 +421,9 @@ async fn a_pass_killed_between_claim_and_order_then_run_again_orders_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pass_killed_between_order_and_write_back_is_resumed_not_ordered_again() {
-    let sims = sims().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &sims, "");
+    let (sims, dir, config) = setup("", false).await;
     let id = order_now(&sims, "Linux VM", "kill-after-order").await;
-    let number = field(&ritm(&sims, &id), "number").to_owned();
+    let number = number_of(&sims, &id);
     // The approval (after the order) hangs: the pass is killed with the order placed and
     // the RITM still carrying only its claim.
     sims.set_faults(Api::ManageIq, slow("/api/service_requests/"));
@@ -418,8 +433,7 @@ async fn a_pass_killed_between_order_and_write_back_is_resumed_not_ordered_again
         assert!(started.elapsed() < Duration::from_secs(60), "never ordered");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill(&mut child);
     assert!(field(&ritm(&sims, &id), "correlation_id").starts_with("cloudforms:claim:"));
 
     sims.set_faults(Api::ManageIq, FaultConfig::default());
@@ -455,7 +469,7 @@ async fn two_passes_at_once_order_once() {
     let sims = sims().await;
     let dir = tempfile::tempdir().unwrap();
     let id = order_now(&sims, "Linux VM", "twice-01").await;
-    let number = field(&ritm(&sims, &id), "number").to_owned();
+    let number = number_of(&sims, &id);
     // With the lease: one pass, the other busy (or finding nothing left to do).
     let shared = config(dir.path(), &sims, "");
     let a = spawn(dir.path(), &sims, &shared, &[]);
@@ -475,7 +489,7 @@ async fn two_passes_at_once_order_once() {
     // Without it (two leases of different names, as two hosts with the lease misconfigured
     // would be): the claim, its read-back and the search still order once.
     let id = order_now(&sims, "Linux VM", "twice-02").await;
-    let number = field(&ritm(&sims, &id), "number").to_owned();
+    let number = number_of(&sims, &id);
     let one = tempfile::tempdir().unwrap();
     let two = tempfile::tempdir().unwrap();
     let c1 = config(one.path(), &sims, "lease_name = \"catalog-one\"\n");
@@ -499,9 +513,7 @@ async fn two_passes_at_once_order_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ritm_of_an_item_that_is_not_linked_is_never_touched() {
-    let sims = sims().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &sims, "");
+    let (sims, dir, config) = setup("", false).await;
     // An item no link names, approved on order like the linked ones.
     let o = sims.options();
     let created = reqwest::Client::new()
@@ -528,11 +540,9 @@ async fn a_ritm_of_an_item_that_is_not_linked_is_never_touched() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_reports_the_orders_and_apply_orders_exactly_them() {
-    let sims = sims().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &sims, "");
+    let (sims, dir, config) = setup("", false).await;
     let id = order_now(&sims, "Linux VM", "reviewed-01").await;
-    let number = field(&ritm(&sims, &id), "number").to_owned();
+    let number = number_of(&sims, &id);
     let before = written(&sims);
     let out = catalog(dir.path(), &sims, &config, &["--dry-run", "--summary"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -592,9 +602,7 @@ async fn a_dry_run_reports_the_orders_and_apply_orders_exactly_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_cloudforms_refuses_marks_the_ritm_and_is_not_retried() {
-    let sims = sims().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &sims, "");
+    let (sims, dir, config) = setup("", false).await;
     // A link that sends no VM name (it reads a variable the user left empty): CloudForms'
     // dialog validation refuses the order (400).
     let link = include_str!("../mappings/catalog/linux-vm.toml").replace(
@@ -628,9 +636,7 @@ async fn an_order_cloudforms_refuses_marks_the_ritm_and_is_not_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_ends_with_the_catalog_pass_and_skips_it_while_a_catalog_cronjob_holds_it() {
-    let sims = sims().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_with_vm_sync(dir.path(), &sims, "claim_timeout = \"0s\"\n");
+    let (sims, dir, config) = setup("claim_timeout = \"0s\"\n", true).await;
     let run = |args: &[&str]| run(dir.path(), &sims, &config, args);
 
     // A catalog pass (the CronJob's) hangs on its order, holding the catalog lease.
@@ -650,8 +656,7 @@ async fn run_ends_with_the_catalog_pass_and_skips_it_while_a_catalog_cronjob_hol
         text(&out)
     );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("ritm-status"));
-    held.kill().unwrap();
-    held.wait().unwrap();
+    kill(&mut held);
     sims.set_faults(Api::ManageIq, FaultConfig::default());
 
     // With the lease free, `run` does the syncs and then the catalog pass: the claim the
@@ -665,7 +670,7 @@ async fn run_ends_with_the_catalog_pass_and_skips_it_while_a_catalog_cronjob_hol
             && stdout.contains("ritm-status"),
         "{stdout}"
     );
-    let number = field(&ritm(&sims, &first), "number").to_owned();
+    let number = number_of(&sims, &first);
     assert_eq!(requests_for(&sims, &number).await.len(), 1);
 }
 
@@ -706,11 +711,9 @@ fn check_validates_catalog_links_beside_mappings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_cloudforms_approval_the_job_leaves_the_request_awaiting_it() {
-    let sims = sims().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &sims, "approve = \"cloudforms\"\n");
+    let (sims, dir, config) = setup("approve = \"cloudforms\"\n", false).await;
     let id = order_now(&sims, "Linux VM", "await-approval").await;
-    let number = field(&ritm(&sims, &id), "number").to_owned();
+    let number = number_of(&sims, &id);
     let out = catalog(dir.path(), &sims, &config, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let requests = requests_for(&sims, &number).await;
@@ -733,9 +736,7 @@ async fn with_cloudforms_approval_the_job_leaves_the_request_awaiting_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_dialog_field_is_sent_but_never_written_to_the_plan_reports_or_log() {
     const PASSWORD: &str = "Hunter2-s3cret-pw";
-    let sims = sims().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &sims, "");
+    let (sims, dir, config) = setup("", false).await;
     let item = sims
         .servicenow()
         .rows("sc_cat_item")
@@ -763,7 +764,7 @@ async fn a_secret_dialog_field_is_sent_but_never_written_to_the_plan_reports_or_
         json!({"vm_name": "secret-01", "root_password": PASSWORD}),
     )
     .await;
-    let number = field(&ritm(&sims, &id), "number").to_owned();
+    let number = number_of(&sims, &id);
 
     let out = catalog(
         dir.path(),
@@ -833,7 +834,7 @@ async fn a_secret_dialog_field_is_sent_but_never_written_to_the_plan_reports_or_
         json!({"vm_name": "secret-02", "root_password": OTHER}),
     )
     .await;
-    let number = field(&ritm(&sims, &second), "number").to_owned();
+    let number = number_of(&sims, &second);
     let out = catalog(dir.path(), &sims, &config, &["-vv"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(!text(&out).contains(OTHER), "the log shows the secret");
@@ -871,9 +872,7 @@ async fn a_secret_dialog_field_is_sent_but_never_written_to_the_plan_reports_or_
 /// value is made again by their rule.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_with_a_secret_field_is_refused_when_the_links_changed_since() {
-    let sims = sims().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &sims, "");
+    let (sims, dir, config) = setup("", false).await;
     let shipped = include_str!("../mappings/catalog/linux-vm.toml");
     let secret = format!(
         "{shipped}justification = {{ from = \"variables.justification\", secret = true }}\n"
@@ -885,7 +884,7 @@ async fn a_plan_with_a_secret_field_is_refused_when_the_links_changed_since() {
         json!({"vm_name": "secret-02", "justification": "ticket 4711"}),
     )
     .await;
-    let number = field(&ritm(&sims, &id), "number").to_owned();
+    let number = number_of(&sims, &id);
     let out = catalog(dir.path(), &sims, &config, &["--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let plan = std::fs::read_dir(dir.path().join("reports"))
@@ -923,9 +922,7 @@ async fn a_plan_with_a_secret_field_is_refused_when_the_links_changed_since() {
 /// and claim markers would be written already expired. A dry run may take it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pass_that_writes_refuses_a_now_far_from_the_clock() {
-    let sims = sims().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &sims, "");
+    let (sims, dir, config) = setup("", false).await;
     let id = order_now(&sims, "Linux VM", "then-01").await;
     let before = written(&sims);
     let old = ["--now", "2026-01-01T00:00:00Z"];
@@ -957,9 +954,7 @@ async fn a_pass_that_writes_refuses_a_now_far_from_the_clock() {
 /// looks that old is resumed by the next pass while this one still orders.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claims_in_run_are_stamped_when_written_not_at_the_runs_start() {
-    let sims = sims().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_with_vm_sync(dir.path(), &sims, "");
+    let (sims, dir, config) = setup("", true).await;
     let id = order_now(&sims, "Linux VM", "stamped-01").await;
     // The VM sync's read takes 3 s: the catalog pass starts at least that after the run.
     sims.set_faults(
