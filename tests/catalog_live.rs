@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use cmdb_sim::faults::{FaultConfig, FaultKind, FaultRule};
 use cmdb_sim::{Api, SimOptions, Sims};
-use common::{bin, field, rows_of, text};
+use common::{bin, connections, field, rows_of, text};
 use serde_json::{json, Map, Value};
 
 async fn sims() -> Sims {
@@ -62,12 +62,8 @@ fn config(dir: &Path, sims: &Sims, extra: &str) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "[cloudforms]\nurl = \"{}\"\nuser = \"admin\"\npassword_env = \"TEST_CF_PASSWORD\"\ntimeout = \"60s\"\nretries = 1\n\n\
-             [servicenow]\nurl = \"{}\"\nuser = \"admin\"\npassword_env = \"TEST_SN_PASSWORD\"\ntimeout = \"30s\"\nretries = 1\n\n\
-             [report]\ndir = \"reports\"\n\n\
-             [catalog]\nlinks = [\"catalog/linux-vm.toml\", \"catalog/failing-vm.toml\"]\nstatus = \"ritm-status.toml\"\nsettle = \"1s\"\n{extra}\n",
-            sims.manageiq_url(),
-            sims.servicenow_url()
+            "{}[catalog]\nlinks = [\"catalog/linux-vm.toml\", \"catalog/failing-vm.toml\"]\nstatus = \"ritm-status.toml\"\nsettle = \"1s\"\n{extra}\n",
+            connections(sims, "60s")
         ),
     )
     .unwrap();

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use cmdb_sim::{SimOptions, Sims};
-use common::{bin, field, text};
+use common::{bin, connections, field, text};
 use serde_json::{json, Map, Value};
 
 const VM: (&str, &str) = ("vmware-vm.toml", include_str!("../mappings/vmware-vm.toml"));
@@ -44,14 +44,10 @@ fn config_with(dir: &Path, sims: &Sims, policy: &str) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "[cloudforms]\nurl = \"{}\"\nuser = \"admin\"\npassword_env = \"TEST_CF_PASSWORD\"\ntimeout = \"30s\"\nretries = 1\n\n\
-             [servicenow]\nurl = \"{}\"\nuser = \"admin\"\npassword_env = \"TEST_SN_PASSWORD\"\ntimeout = \"30s\"\nretries = 1\n\n\
-             [report]\ndir = \"reports\"\n\n\
-             [review]\n{policy}assignment_group = \"cmdb-owners\"\n\
+            "{}[review]\n{policy}assignment_group = \"cmdb-owners\"\n\
              fields = {{ category = \"CMDB\" }}\n\n\
              [[sync]]\nmapping = \"{}\"\nreview = \"approve\"\n",
-            sims.manageiq_url(),
-            sims.servicenow_url(),
+            connections(sims, "30s"),
             VM.0,
         ),
     )

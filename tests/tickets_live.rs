@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use cmdb_sim::faults::{FaultConfig, FaultRule};
 use cmdb_sim::{Api, SimOptions, Sims};
-use common::{bin, field, rows_of, text};
+use common::{bin, connections, field, rows_of, text};
 use serde_json::{json, Map, Value};
 
 async fn sims(vms: usize) -> Sims {
@@ -45,13 +45,7 @@ fn config(dir: &Path, sims: &Sims, mappings: &[(&str, &str)], extra: &str) -> Pa
     let path = dir.join("cmdb-reconcile.toml");
     std::fs::write(
         &path,
-        format!(
-            "[cloudforms]\nurl = \"{}\"\nuser = \"admin\"\npassword_env = \"TEST_CF_PASSWORD\"\ntimeout = \"30s\"\nretries = 1\n\n\
-             [servicenow]\nurl = \"{}\"\nuser = \"admin\"\npassword_env = \"TEST_SN_PASSWORD\"\ntimeout = \"30s\"\nretries = 1\n\n\
-             [report]\ndir = \"reports\"\n\n{extra}\n{syncs}",
-            sims.manageiq_url(),
-            sims.servicenow_url()
-        ),
+        format!("{}{extra}\n{syncs}", connections(sims, "30s")),
     )
     .unwrap();
     path

@@ -97,6 +97,18 @@ pub async fn plan(config: &Config, out: &Path) -> Planned {
         .remove(0)
 }
 
+/// The connection and report sections of a test config against these simulators, with the
+/// password variables [`bin`] sets, CloudForms' timeout `cf_timeout`.
+pub fn connections(sims: &Sims, cf_timeout: &str) -> String {
+    format!(
+        "[cloudforms]\nurl = \"{}\"\nuser = \"admin\"\npassword_env = \"TEST_CF_PASSWORD\"\ntimeout = \"{cf_timeout}\"\nretries = 1\n\n\
+         [servicenow]\nurl = \"{}\"\nuser = \"admin\"\npassword_env = \"TEST_SN_PASSWORD\"\ntimeout = \"30s\"\nretries = 1\n\n\
+         [report]\ndir = \"reports\"\n\n",
+        sims.manageiq_url(),
+        sims.servicenow_url()
+    )
+}
+
 /// The binary against these simulators, in `dir`: their passwords in the environment the
 /// test configs name (`TEST_CF_PASSWORD`, `TEST_SN_PASSWORD`), text logs, nothing inherited
 /// that would change what it reads.
