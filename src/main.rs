@@ -18,6 +18,25 @@ use cmdb_reconcile::{app, metrics, output, progress};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` (`mimalloc.h` of mimalloc v3, the version
+/// libmimalloc-sys 0.1.49 builds; its Rust bindings name no constant for it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+// The option enum of the header the index above was read from ends at 47: a mimalloc whose
+// enum differs fails the build here rather than setting some other option.
+const _: () = assert!(libmimalloc_sys::_mi_option_last == 47);
+
+/// Memory the job frees goes back to the system at once, not a second later (mimalloc v3's
+/// default `purge_delay` is 1,000 ms): the job frees large structures between its phases
+/// (a page's JSON, the records once evaluated, the reports' buffers) and the next phase
+/// would otherwise reach its peak on top of them. At 100,000 VMs that took the peak RSS from
+/// 470 to 404 MiB at the same wall time (README, Performance).
+#[allow(unsafe_code, reason = "mimalloc's options are set through its C API only")]
+fn tune_allocator() {
+    // SAFETY: `mi_option_set` takes any option index below `_mi_option_last` and any value;
+    // the purge delay is read at each purge, so setting it after start-up takes effect.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
 /// Exit code of an error (the others come from `Status::exit_code`; README "Exit codes").
 const EXIT_ERROR: u8 = 1;
 
@@ -113,6 +132,7 @@ fn man(args: &ManArgs) -> std::io::Result<()> {
     reason = "the one place the job reads the wall clock"
 )]
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     // Generated from the CLI itself, before anything else is set up.
     match &cli.command {
