@@ -229,7 +229,7 @@ fn run_case(dir: &Path, base: &str) -> Result<(Case, Plan), Failed> {
     };
     let plan = planner::plan(Input {
         mapping: &mapping,
-        records: &source.records,
+        records: (&source.records[..]).into(),
         source_origin: "source".into(),
         source_incomplete: case.source_incomplete.clone().or(source.incomplete),
         cis: &cis,

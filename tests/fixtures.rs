@@ -31,7 +31,7 @@ fn mapping(name: &str) -> Mapping {
 fn plan_of(mapping: &Mapping, read: cmdb_reconcile::reconcile::record::SourceRead) -> Plan {
     planner::plan(Input {
         mapping,
-        records: &read.records,
+        records: (&read.records[..]).into(),
         source_origin: read.origin,
         source_incomplete: read.incomplete,
         cis: &[],

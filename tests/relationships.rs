@@ -37,7 +37,7 @@ fn relationship_drift_shows_in_every_format() {
     relations.others = hosts.into_iter().map(|h| (h.sys_id.clone(), h)).collect();
     let plan = planner::plan(Input {
         mapping: &mapping,
-        records: &source.records,
+        records: (&source.records[..]).into(),
         source_origin: "source".into(),
         source_incomplete: None,
         cis: &cis,
@@ -113,7 +113,7 @@ fn classification_drift_shows_in_every_format() {
     };
     let plan = planner::plan(Input {
         mapping: &mapping,
-        records: &source.records,
+        records: (&source.records[..]).into(),
         source_origin: "source".into(),
         source_incomplete: None,
         cis: &cis,
@@ -154,7 +154,7 @@ fn classification_drift_shows_in_every_format() {
     // Withheld on incomplete knowledge: the deletes go, the creates stay.
     let withheld = planner::plan(Input {
         mapping: &mapping,
-        records: &source.records,
+        records: (&source.records[..]).into(),
         source_origin: "source".into(),
         source_incomplete: Some("a page was lost".into()),
         cis: &cis,

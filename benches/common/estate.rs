@@ -129,7 +129,7 @@ pub fn input<'a>(
 ) -> Input<'a> {
     Input {
         mapping,
-        records: vms,
+        records: vms.into(),
         source_origin: "bench".into(),
         source_incomplete: None,
         cis,

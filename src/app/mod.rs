@@ -478,9 +478,10 @@ async fn plan_sync(
     let _spinner = progress::phase(format!("planning {}", mapping.name));
     let plan = planner::plan(Input {
         mapping: &mapping,
-        records: &source.records,
-        source_origin: source.origin.clone(),
-        source_incomplete: source.incomplete.clone(),
+        // Owned: the planner lets the records go once it has evaluated them.
+        records: source.records.into(),
+        source_origin: source.origin,
+        source_incomplete: source.incomplete,
         cis: &cis,
         target_origin,
         references: &references,

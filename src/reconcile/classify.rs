@@ -54,15 +54,12 @@ pub(super) fn plan(
                 judged.insert(cis[ci].sys_id.as_str());
                 Owner::Ci(cis[ci].sys_id.clone())
             }
-            (false, None) if created.contains(d.record.id.as_ref()) => {
-                Owner::New(d.record.id.to_string())
-            }
+            (false, None) if created.contains(d.id.as_ref()) => Owner::New(d.id.to_string()),
             (false, None) => continue,
         };
-        for (key, value) in managed_tags(d.record.data.get("tags")) {
-            if classify.keeps(&key) {
-                wanted.insert((owner.clone(), key, value), d.name.clone());
-            }
+        // The tags `classify` keeps, picked when the record was evaluated.
+        for (key, value) in d.tags.iter() {
+            wanted.insert((owner.clone(), key.clone(), value.clone()), d.name.clone());
         }
     }
     let end = |sys_id: &str| RelEnd {
@@ -133,7 +130,7 @@ pub(super) fn plan(
 }
 
 /// The record's `/managed/<category>/<entry>` tags as (category, entry), sorted, once each.
-fn managed_tags(tags: Option<&Val>) -> BTreeSet<(String, String)> {
+pub(super) fn managed_tags(tags: Option<&Val>) -> BTreeSet<(String, String)> {
     let Some(Val::Array(tags)) = tags else {
         return BTreeSet::new();
     };

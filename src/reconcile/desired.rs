@@ -13,15 +13,22 @@ use super::plan::*;
 use super::policy::{all_set, parse_sn_datetime, retired};
 use super::record::{Ci, References, SourceRecord};
 
-/// A VM that passed the filters, with what its CI should hold.
-pub(super) struct Desired<'a> {
-    pub record: SourceRecord<'a>,
+/// A VM that passed the filters, with what its CI should hold: everything the plan reads of
+/// the record after evaluating it, so that the records can be let go then (the largest
+/// input of a run: 125 MB at 100,000 VMs).
+pub(super) struct Desired {
+    /// The record's id (CloudForms').
+    pub id: Box<str>,
     pub name: String,
     /// By mapping field index: the derived value (`None` when the source has none), and
-    /// whether an empty source value clears the field (`on_empty = "clear"`).
+    /// whether an empty source value clears the field (`on_empty = "clear"`); after the
+    /// fields, by `context` index, the report-only facts.
     pub values: Values,
     /// By `[[relate]]` index: the other CI of the relationship.
     pub related: Vec<Related>,
+    /// The record's managed tags that `[classify]` keeps, as (category, value), sorted
+    /// (none without `[classify]`).
+    pub tags: Box<[(String, String)]>,
 }
 
 /// What a record says about one of its relationships.
@@ -130,10 +137,11 @@ impl Values {
     }
 }
 
-impl Desired<'_> {
+impl Desired {
     /// Lets the derived values go once the creates and updates are made: what is planned
-    /// after them (relationships, classifications) reads the record, its name and
-    /// [`Desired::related`] only. [`Desired::value`] is `None` afterwards.
+    /// after them (relationships, classifications) reads the id, the name,
+    /// [`Desired::related`] and [`Desired::tags`] only. [`Desired::value`] is `None`
+    /// afterwards.
     pub fn release_values(&mut self) {
         self.values = Values::none();
     }
@@ -144,28 +152,29 @@ impl Desired<'_> {
         self.values.get(index)
     }
 
-    /// Report-only facts (provider, cluster, owner) for the actions this VM gets.
+    /// Report-only facts (provider, cluster, owner) for the actions this VM gets: held
+    /// after the fields' values, as [`evaluate`] found them.
     pub fn context(&self, mapping: &Mapping) -> BTreeMap<String, String> {
+        let fields = mapping.fields.len();
         mapping
             .context
             .iter()
-            .filter_map(|(key, path)| {
-                let value = path
-                    .get(self.record.data)
-                    .and_then(|v| super::mapping::scalar_text(&v))?;
-                (!value.trim().is_empty()).then(|| (key.clone(), value))
+            .enumerate()
+            .filter_map(|(i, (key, _))| {
+                let value = self.values.get(fields + i)?;
+                Some((key.clone(), value.to_owned()))
             })
             .collect()
     }
 }
 
-pub(super) fn evaluate<'a>(
+pub(super) fn evaluate(
     mapping: &Mapping,
-    record: SourceRecord<'a>,
+    record: SourceRecord,
     refs: &References,
     issues: &mut Vec<Issue>,
-) -> Desired<'a> {
-    let mut values = ValuesBuilder::with_capacity(mapping.fields.len());
+) -> Desired {
+    let mut values = ValuesBuilder::with_capacity(mapping.fields.len() + mapping.context.len());
     for rule in &mapping.fields {
         let mut cleared = false;
         let value = match rule.eval_text(&record, refs) {
@@ -226,6 +235,13 @@ pub(super) fn evaluate<'a>(
         };
         values.push(value.as_deref(), cleared);
     }
+    for (_, path) in &mapping.context {
+        let value = path
+            .get(record.data)
+            .and_then(|v| super::mapping::scalar_text(&v))
+            .filter(|v| !v.trim().is_empty());
+        values.push(value.as_deref(), false);
+    }
     let values = values.finish();
     let related = mapping
         .relate
@@ -257,15 +273,23 @@ pub(super) fn evaluate<'a>(
             }
         })
         .collect();
+    let tags = match &mapping.classify {
+        Some(classify) => super::classify::managed_tags(record.data.get("tags"))
+            .into_iter()
+            .filter(|(key, _)| classify.keeps(key))
+            .collect(),
+        None => Box::default(),
+    };
     let mut desired = Desired {
-        record,
+        id: record.id.as_ref().into(),
         name: String::new(),
         values,
         related,
+        tags,
     };
     desired.name = match desired.value(mapping, &mapping.name_field) {
         Some(name) => name.to_owned(),
-        None => record_name(&desired.record),
+        None => record_name(&record),
     };
     desired
 }
@@ -317,7 +341,7 @@ pub(super) fn create(mapping: &Mapping, d: &Desired, now_text: &str) -> Result<C
     }) else {
         return Err(Box::new(Issue {
             kind: IssueKind::BadRecord,
-            source_ids: vec![d.record.id.to_string()],
+            source_ids: vec![d.id.to_string()],
             sys_ids: Vec::new(),
             name: d.name.clone(),
             field: None,
@@ -379,7 +403,7 @@ pub(super) fn create(mapping: &Mapping, d: &Desired, now_text: &str) -> Result<C
         });
     }
     Ok(Create {
-        source_id: d.record.id.to_string(),
+        source_id: d.id.to_string(),
         name: d.name.clone(),
         identity,
         fields: fields.into_values().collect(),
@@ -431,7 +455,7 @@ pub(super) fn diff_ci(
     }
     Some(Update {
         sys_id: ci.sys_id.clone(),
-        source_id: d.record.id.to_string(),
+        source_id: d.id.to_string(),
         name: d.name.clone(),
         kind,
         matched_by: rule.to_owned(),

@@ -23,8 +23,9 @@ use super::relations::{self, RelInput};
 /// Everything one plan is computed from. Inputs are borrowed: the plan copies what it keeps.
 pub struct Input<'a> {
     pub mapping: &'a Mapping,
-    /// Source records as the source returned them (bad ones become issues).
-    pub records: &'a [Val],
+    /// Source records as the source returned them (bad ones become issues). Given owned
+    /// (a run's read), they are let go once evaluated, before the CIs are identified.
+    pub records: Cow<'a, [Val]>,
     pub source_origin: String,
     /// Why the source read is incomplete, if it is: blocks every retirement.
     pub source_incomplete: Option<String>,
@@ -60,10 +61,12 @@ pub fn plan(input: Input) -> Plan {
 
     let cis = read_rows(mapping, unique_rows(cis, &mut issues));
     let cis: &[Ci] = &cis;
-    let usable = usable_records(records, &mut issues);
+    let usable = usable_records(&records, &mut issues);
     let records_read = usable.len();
     let since = mapping.source.window.as_ref().map(|w| w.since(now));
     let mut triage = triage(mapping, usable, references, since, &mut issues);
+    // What the plan reads of a record is in its `Desired` now.
+    drop(records);
     let scope = Scope::of(mapping, cis);
     let mut ident = identify(mapping, &triage.desired, cis, &scope);
     issues.reserve_exact(ident.issues.len());
@@ -311,8 +314,8 @@ fn unique_rows<'c>(cis: &'c [Ci], issues: &mut Vec<Issue>) -> Cow<'c, [Ci]> {
 }
 
 /// What the filters left: the present records with what their CIs should hold.
-struct Triage<'a> {
-    desired: Vec<Desired<'a>>,
+struct Triage {
+    desired: Vec<Desired>,
     filtered_out: usize,
     inactive: usize,
 }
@@ -321,17 +324,17 @@ struct Triage<'a> {
 /// that were updated before its window (`updated_within`; a snapshot holds them all) are
 /// never rows; inactive records (`missing_when`) follow the missing path. Each record is
 /// evaluated on its own (in parallel; `collect` keeps the order).
-fn triage<'a>(
+fn triage(
     mapping: &Mapping,
-    usable: Vec<SourceRecord<'a>>,
+    usable: Vec<SourceRecord>,
     references: &References,
     since: Option<DateTime<Utc>>,
     issues: &mut Vec<Issue>,
-) -> Triage<'a> {
-    enum One<'a> {
+) -> Triage {
+    enum One {
         FilteredOut,
         Inactive,
-        Present(Desired<'a>, Vec<Issue>),
+        Present(Desired, Vec<Issue>),
     }
     let triaged: Vec<One> = usable
         .into_par_iter()
@@ -394,7 +397,7 @@ fn identify(mapping: &Mapping, desired: &[Desired], cis: &[Ci], scope: &Scope) -
     let candidates: Vec<Candidate> = desired
         .par_iter()
         .map(|d| Candidate {
-            source_id: &d.record.id,
+            source_id: &d.id,
             name: &d.name,
             keys: identity::Keys::of_rules(&mapping.identify, |f| d.value(mapping, f)),
             strong: strong
@@ -511,7 +514,7 @@ fn creates_and_updates(
             match diff_ci(mapping, d, ci, &rule, adopting, now, now_text) {
                 Some(u) if scope.frozen(ci) && u.has_writes() => {
                     if mapping.target.freeze_report {
-                        Outcome::Issue(frozen_issue(mapping, ci, &d.record.id))
+                        Outcome::Issue(frozen_issue(mapping, ci, &d.id))
                     } else {
                         Outcome::Unchanged
                     }
@@ -610,7 +613,7 @@ fn bad_record(message: String) -> Issue {
 fn foreign_issue(mapping: &Mapping, d: &Desired, ci: &Ci, rule: &str) -> Issue {
     Issue {
         kind: IssueKind::Foreign,
-        source_ids: vec![d.record.id.to_string()],
+        source_ids: vec![d.id.to_string()],
         sys_ids: vec![ci.sys_id.clone()],
         name: d.name.clone(),
         field: Some(rule.to_owned()),

@@ -105,7 +105,7 @@ fn wanted<'a>(
                 out.judged.insert(cis[ci].sys_id.as_str());
                 End::Ci(&cis[ci].sys_id)
             }
-            (false, None) if created.contains(d.record.id.as_ref()) => End::New(&d.record.id),
+            (false, None) if created.contains(d.id.as_ref()) => End::New(&d.id),
             (false, None) => continue,
         };
         for (relate, related) in mapping.relate.iter().zip(&d.related) {
