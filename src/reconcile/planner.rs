@@ -457,19 +457,6 @@ impl Unresolved {
     }
 }
 
-/// `n` with a comma between thousands (`1,034`), as a CMDB owner reads a count.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Step 3, identification: each present record's keys, one per `[[identify]]` rule, and
 /// its strong identity values, which a CI must not contradict.
 fn identify(mapping: &Mapping, desired: &[Desired], cis: &[Ci], scope: &Scope) -> Identification {
