@@ -56,6 +56,9 @@ struct Case {
     /// Expected issue kinds -> count.
     #[serde(default)]
     expect_issues: BTreeMap<String, usize>,
+    /// Issues expected in the plan, each found by kind and its VMs (`source_ids`, in order).
+    #[serde(default)]
+    expect_issue: Vec<ExpectIssue>,
     /// Guards expected to trip.
     #[serde(default)]
     expect_guards: Vec<String>,
@@ -67,6 +70,16 @@ struct Case {
     /// Expected classification rows to create and delete (`[classify]` cases).
     #[serde(default)]
     expect_classifications: ExpectRelationships,
+}
+
+/// One issue the plan must hold: of `kind`, listing exactly `source_ids`, and named `name`
+/// when given.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectIssue {
+    kind: String,
+    source_ids: Vec<String>,
+    name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -290,6 +303,16 @@ fn check_expectations(name: &str, case: &Case, plan: &Plan) -> Vec<String> {
             if got != want {
                 failures.push(format!("{name}: `{key}`: want {want}, got {got}"));
             }
+        }
+    }
+    for want in &case.expect_issue {
+        let found = plan.issues.iter().any(|i| {
+            i.kind.as_str() == want.kind
+                && i.source_ids == want.source_ids
+                && want.name.as_ref().is_none_or(|n| *n == i.name)
+        });
+        if !found {
+            failures.push(format!("{name}: no issue like {want:?}"));
         }
     }
     for (kind, want) in &case.expect_issues {

@@ -320,13 +320,20 @@ struct Triage {
     inactive: usize,
 }
 
+/// How many records are evaluated (in parallel) before their issues are gathered: the
+/// per-record issues of one batch are all that is held before the unresolved references
+/// among them are merged, never those of the whole estate.
+const TRIAGE_BATCH: usize = 4096;
+
 /// Step 2, filters: records the mapping skips (`skip_when`, e.g. templates), filters out or
 /// that were updated before its window (`updated_within`; a snapshot holds them all) are
 /// never rows; inactive records (`missing_when`) follow the missing path. Each record is
-/// evaluated on its own (in parallel; `collect` keeps the order).
-fn triage(
+/// evaluated on its own (in parallel, a batch at a time; `collect` keeps the order).
+/// Unresolved references that say the same thing are gathered into one issue (see
+/// [`Unresolved`]); every other issue is one per record, as found.
+fn triage<'a>(
     mapping: &Mapping,
-    usable: Vec<SourceRecord>,
+    usable: Vec<SourceRecord<'a>>,
     references: &References,
     since: Option<DateTime<Utc>>,
     issues: &mut Vec<Issue>,
@@ -336,58 +343,121 @@ fn triage(
         Inactive,
         Present(Desired, Vec<Issue>),
     }
-    let triaged: Vec<One> = usable
-        .into_par_iter()
-        .map(|record| {
-            let is_true = |attr: &str| record.data.get(attr) == Some(&Val::Bool(true));
-            let stale = |since| {
-                mapping
-                    .source
-                    .window
-                    .as_ref()
-                    .is_some_and(|w| !w.admits(&record, since))
-            };
-            if mapping.source.skip_when.iter().any(|a| is_true(a))
-                || !mapping.source.filters.iter().all(|f| f.accepts(&record))
-                || since.is_some_and(stale)
-            {
-                One::FilteredOut
-            } else if mapping.lifecycle.missing_when.iter().any(|a| is_true(a)) {
-                One::Inactive
-            } else {
-                let mut found = Vec::new();
-                let d = evaluate(mapping, record, references, &mut found);
-                One::Present(d, found)
-            }
-        })
-        .collect();
+    let one = |record: SourceRecord<'a>| {
+        let is_true = |attr: &str| record.data.get(attr) == Some(&Val::Bool(true));
+        let stale = |since| {
+            mapping
+                .source
+                .window
+                .as_ref()
+                .is_some_and(|w| !w.admits(&record, since))
+        };
+        if mapping.source.skip_when.iter().any(|a| is_true(a))
+            || !mapping.source.filters.iter().all(|f| f.accepts(&record))
+            || since.is_some_and(stale)
+        {
+            One::FilteredOut
+        } else if mapping.lifecycle.missing_when.iter().any(|a| is_true(a)) {
+            One::Inactive
+        } else {
+            let mut found = Vec::new();
+            let d = evaluate(mapping, record, references, &mut found);
+            One::Present(d, found)
+        }
+    };
     let mut out = Triage {
-        desired: Vec::with_capacity(triaged.len()),
+        desired: Vec::with_capacity(usable.len()),
         filtered_out: 0,
         inactive: 0,
     };
-    // The issues sized at once: grown by doubling, the list of a large estate (two
-    // unresolved references a VM) would hold room for up to twice its issues.
-    issues.reserve_exact(
-        triaged
-            .iter()
-            .map(|t| match t {
-                One::Present(_, found) => found.len(),
-                _ => 0,
-            })
-            .sum(),
-    );
-    for t in triaged {
-        match t {
-            One::FilteredOut => out.filtered_out += 1,
-            One::Inactive => out.inactive += 1,
-            One::Present(d, found) => {
-                out.desired.push(d);
-                issues.extend(found);
+    let mut unresolved = Unresolved::default();
+    let mut records = usable.into_iter();
+    loop {
+        let batch: Vec<SourceRecord<'a>> = records.by_ref().take(TRIAGE_BATCH).collect();
+        if batch.is_empty() {
+            break;
+        }
+        let triaged: Vec<One> = batch.into_par_iter().map(one).collect();
+        for t in triaged {
+            match t {
+                One::FilteredOut => out.filtered_out += 1,
+                One::Inactive => out.inactive += 1,
+                One::Present(d, found) => {
+                    out.desired.push(d);
+                    for issue in found {
+                        if issue.kind == IssueKind::UnresolvedReference {
+                            unresolved.add(issue);
+                        } else {
+                            issues.push(issue);
+                        }
+                    }
+                }
             }
         }
     }
+    unresolved.into_issues(issues);
     out
+}
+
+/// Unresolved references, one entry per thing the CMDB lacks: references that say the same
+/// (same field, same message, which names the looked-up value and nothing of the VM) are one
+/// issue listing every VM that makes them. At 100,000 VMs naming datastores the CMDB does not
+/// hold, one issue per VM was 150,000 issues (some 65 MB of plan); a CMDB owner acts per
+/// missing CI, not per VM.
+#[derive(Default)]
+struct Unresolved {
+    /// By (field, message): the VMs in the order they were added, and the first one's name.
+    by_key: FxHashMap<(Option<String>, String), Vms>,
+}
+
+struct Vms {
+    ids: Vec<String>,
+    first_name: String,
+}
+
+impl Unresolved {
+    /// One VM's unresolved reference. Records come in step 1's order (numeric ids in
+    /// numeric order, see [`natural`]), so each entry's ids are in that order too.
+    fn add(&mut self, issue: Issue) {
+        let Issue {
+            source_ids,
+            name,
+            field,
+            message,
+            ..
+        } = issue;
+        let vms = self.by_key.entry((field, message)).or_insert_with(|| Vms {
+            ids: Vec::new(),
+            first_name: name,
+        });
+        for id in source_ids {
+            // A VM that makes the same reference twice (two `[[relate]]` to one lookup) is
+            // listed once.
+            if vms.ids.last() != Some(&id) {
+                vms.ids.push(id);
+            }
+        }
+    }
+
+    /// The merged issues. The name is the VM's when one VM makes the reference, or the
+    /// count (`1,034 VMs`) when several do.
+    fn into_issues(self, issues: &mut Vec<Issue>) {
+        // In key order, so that issues tied in the plan's sort come out the same every run.
+        let mut merged: Vec<_> = self.by_key.into_iter().collect();
+        merged.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+        issues.reserve_exact(merged.len());
+        issues.extend(merged.into_iter().map(|((field, message), vms)| Issue {
+            kind: IssueKind::UnresolvedReference,
+            name: match vms.ids.len() {
+                1 => vms.first_name,
+                n => format!("{} VMs", thousands(n)),
+            },
+            source_ids: vms.ids,
+            sys_ids: Vec::new(),
+            field,
+            message,
+        }));
+    }
 }
 
 /// Step 3, identification: each present record's keys, one per `[[identify]]` rule, and

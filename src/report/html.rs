@@ -24,7 +24,7 @@ use std::fmt::Write as _;
 
 use similar::{ChangeTag, TextDiff};
 
-use super::model::{plural, Action, ChangeRow, IssueGroup, OutcomeStatus, ReportModel};
+use super::model::{plural, shown_ids, Action, ChangeRow, IssueGroup, OutcomeStatus, ReportModel};
 use super::Page;
 
 /// Escapes text for HTML text and double- or single-quoted attribute values.
@@ -971,12 +971,18 @@ fn issues(
             escape(&group.description)
         );
         for issue in &group.issues {
+            // At most `ISSUE_IDS_SHOWN` ids a row, and a note of how many more.
             let codes = |values: &[String]| {
-                values
+                let (shown, more) = shown_ids(values);
+                let mut codes = shown
                     .iter()
                     .map(|v| format!("<code>{}</code>", escape(v)))
                     .collect::<Vec<_>>()
-                    .join(" ")
+                    .join(" ");
+                if let Some(more) = more {
+                    let _ = write!(codes, " <span class=\"more\">{}</span>", escape(&more));
+                }
+                codes
             };
             let _ = write!(
                 h,
@@ -1054,6 +1060,32 @@ mod tests {
         assert_eq!(strings.id("memory"), 1);
         assert_eq!(strings.id("cpus"), 0);
         assert_eq!(strings.list, ["cpus", "memory"]);
+    }
+
+    #[test]
+    fn an_issue_row_shows_ten_ids_and_says_where_the_rest_are() {
+        let group = |n: usize| IssueGroup {
+            kind: "unresolved_reference".into(),
+            label: "Unresolved references".into(),
+            description: String::new(),
+            issues: vec![super::super::model::IssueRow {
+                name: format!("{n} VMs"),
+                source_ids: (1..=n).map(|i| i.to_string()).collect(),
+                sys_ids: Vec::new(),
+                field: "datastore".into(),
+                message: "no row".into(),
+            }],
+        };
+        let page = |n| Page::render(|h| issues(h, "issues", "Issues", "", "None.", &[group(n)]));
+        let html = page(12);
+        assert!(
+            html.contains("<code>10</code> <span class=\"more\">… and 2 more (every id is in drift.csv and plan.json)</span>"),
+            "{html}"
+        );
+        assert!(!html.contains("<code>11</code>"), "{html}");
+        let html = page(10);
+        assert!(html.contains("<code>10</code></td>"), "{html}");
+        assert!(!html.contains("more"), "{html}");
     }
 
     #[test]

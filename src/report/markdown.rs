@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::model::{plural, Action, ChangeRow, IssueGroup, OutcomeStatus, ReportModel};
+use super::model::{plural, shown_ids, Action, ChangeRow, IssueGroup, OutcomeStatus, ReportModel};
 use super::Page;
 
 /// Escapes a value for a Markdown table cell (or any inline text).
@@ -61,6 +61,18 @@ fn list(values: &[String]) -> String {
         .map(|v| escape(v))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// An issue row's ids, at most [`ISSUE_IDS_SHOWN`](super::model::ISSUE_IDS_SHOWN) of them and
+/// a note of how many more.
+fn ids(values: &[String]) -> String {
+    let (shown, more) = shown_ids(values);
+    let mut text = list(shown);
+    if let Some(more) = more {
+        text.push_str(", ");
+        text.push_str(&escape(&more));
+    }
+    text
 }
 
 /// The Markdown report.
@@ -403,8 +415,8 @@ fn issue_section(md: &mut Page, title: &str, none: &str, groups: &[IssueGroup]) 
                 md,
                 "| {} | {} | {} | {} | {} |",
                 escape(&issue.name),
-                list(&issue.source_ids),
-                list(&issue.sys_ids),
+                ids(&issue.source_ids),
+                ids(&issue.sys_ids),
                 escape(&issue.field),
                 escape(&issue.message)
             );
@@ -527,5 +539,34 @@ mod tests {
         assert_eq!(escape("*_~\\"), "\\*\\_\\~\\\\");
         assert_eq!(escape("cmdb_ci _x_ y_"), "cmdb_ci \\_x\\_ y\\_");
         assert_eq!(escape("ünï ✓"), "ünï ✓");
+    }
+
+    fn group(source_ids: usize) -> IssueGroup {
+        IssueGroup {
+            kind: "unresolved_reference".into(),
+            label: "Unresolved references".into(),
+            description: String::new(),
+            issues: vec![super::super::model::IssueRow {
+                name: format!("{source_ids} VMs"),
+                source_ids: (1..=source_ids).map(|i| i.to_string()).collect(),
+                sys_ids: Vec::new(),
+                field: "datastore".into(),
+                message: "field `datastore`: no `cmdb_ci_datastore` row has name `ds-9`".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn an_issue_row_shows_ten_ids_and_says_where_the_rest_are() {
+        let md = Page::render(|md| issue_section(md, "Issues", "None.", &[group(1034)]));
+        let row = md.lines().find(|l| l.starts_with("| 1034 VMs")).unwrap();
+        assert!(
+            row.contains("| 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, … and 1,024 more (every id is in drift.csv and plan.json) |"),
+            "{row}"
+        );
+        let md = Page::render(|md| issue_section(md, "Issues", "None.", &[group(10)]));
+        let row = md.lines().find(|l| l.starts_with("| 10 VMs")).unwrap();
+        assert!(row.contains("| 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 |"), "{row}");
+        assert!(!row.contains("more"), "{row}");
     }
 }

@@ -279,8 +279,9 @@ pub fn write_index(
 }
 
 /// A page being written to its file: text gathers in a buffer that goes to the file each time
-/// it passes [`Page::SPILL`] bytes, so a report is never held whole (at 100,000 VMs, with two
-/// unresolved references a VM, the Markdown and HTML pages are some 80 MB each). The renderers
+/// it passes [`Page::SPILL`] bytes, so a report is never held whole (at 100,000 VMs, when
+/// every VM's unresolved references were reported one by one, the Markdown and HTML pages
+/// were some 80 MB each). The renderers
 /// write into it as into a `String` (it derefs to its buffer) and call [`Page::spill`] between
 /// rows; the first write error is kept and returned by [`Page::finish`].
 pub struct Page<'w> {

@@ -16,7 +16,7 @@ pub use super::relations::{KvRow, RelRow};
 pub use super::summary::Counts;
 pub use crate::apply::outcome::{OperationOutcome, OutcomeStatus};
 use crate::reconcile::plan::{
-    Change, Issue, IssueKind, Plan, RetireAction, Retirement, Update, UpdateKind,
+    thousands, Change, Issue, IssueKind, Plan, RetireAction, Retirement, Update, UpdateKind,
 };
 
 /// What a change row does to the CMDB; one per lifecycle step a plan can take.
@@ -304,6 +304,27 @@ pub struct IssueRow {
     pub sys_ids: Vec<String>,
     pub field: String,
     pub message: String,
+}
+
+/// How many ids (VMs, CIs) an issue row shows in the Markdown and HTML reports: an unresolved
+/// reference lists every VM that makes it, thousands of them at a large estate. `drift.csv`
+/// and `plan.json` keep every id.
+pub const ISSUE_IDS_SHOWN: usize = 10;
+
+/// The ids an issue row shows in the Markdown and HTML reports, and what the row says of the
+/// rest (`None` when all are shown).
+pub fn shown_ids(ids: &[String]) -> (&[String], Option<String>) {
+    if ids.len() <= ISSUE_IDS_SHOWN {
+        return (ids, None);
+    }
+    let more = ids.len() - ISSUE_IDS_SHOWN;
+    (
+        &ids[..ISSUE_IDS_SHOWN],
+        Some(format!(
+            "… and {} more (every id is in drift.csv and plan.json)",
+            thousands(more)
+        )),
+    )
 }
 
 /// What `apply` did: counts and the outcomes as the executor reported them.
@@ -750,7 +771,7 @@ fn issue_description(kind: IssueKind) -> &'static str {
             "Values that do not fit their transform; the field was left out of the plan."
         }
         IssueKind::UnresolvedReference => {
-            "Reference lookups that found no row or several; the field was left out of the plan."
+            "Reference lookups that found no row or several: one row for each value not found, listing every VM that names it; the field was left out of the plan."
         }
         IssueKind::Ambiguous => {
             "An identity rule matched several CIs; the VM is held back until the CMDB has one."

@@ -285,7 +285,7 @@ impl FieldRule {
     ) -> Result<Cow<'s, str>, EvalError> {
         if !refs.has_table(&lookup.table) {
             return Err(EvalError::Unresolved(format!(
-                "field `{}`: `{value}` needs a lookup in `{}` but its rows were not loaded",
+                "field `{}`: needs a lookup in `{}` but its rows were not loaded",
                 self.name, lookup.table
             )));
         }
