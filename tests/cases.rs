@@ -240,11 +240,11 @@ fn run_case(dir: &Path, base: &str) -> Result<(Case, Plan), Failed> {
         }),
         None => None,
     };
-    let plan = planner::plan(Input {
+    let input = |records| Input {
         mapping: &mapping,
-        records: (&source.records[..]).into(),
+        records,
         source_origin: "source".into(),
-        source_incomplete: case.source_incomplete.clone().or(source.incomplete),
+        source_incomplete: case.source_incomplete.clone().or(source.incomplete.clone()),
         cis: &cis,
         target_origin: "cmdb".into(),
         references: &references,
@@ -252,7 +252,14 @@ fn run_case(dir: &Path, base: &str) -> Result<(Case, Plan), Failed> {
         allow_mass_change: case.allow_mass_change,
         relations: relations.as_ref(),
         classifications: classifications.as_ref(),
-    });
+    };
+    let plan = planner::plan(input((&source.records[..]).into()));
+    // A run hands its records over (the planner lets each go once evaluated); the plan must
+    // not depend on which.
+    let handed_over = planner::plan(input(source.records.clone().into()));
+    if handed_over != plan {
+        return Err("the plan of records handed over differs from that of records lent".into());
+    }
     Ok((case, plan))
 }
 

@@ -64,9 +64,9 @@ pub fn plan(input: Input) -> Plan {
     let usable = usable_records(&records, &mut issues);
     let records_read = usable.len();
     let since = mapping.source.window.as_ref().map(|w| w.since(now));
-    let mut triage = triage(mapping, usable, references, since, &mut issues);
-    // What the plan reads of a record is in its `Desired` now.
-    drop(records);
+    // What the plan reads of a record is in its `Desired` once evaluated: records handed
+    // over are let go batch by batch as they are.
+    let mut triage = triage(mapping, records, &usable, references, since, &mut issues);
     let scope = Scope::of(mapping, cis);
     let mut ident = identify(mapping, &triage.desired, cis, &scope);
     issues.reserve_exact(ident.issues.len());
@@ -238,8 +238,9 @@ fn classifications_of(
     changes
 }
 
-/// Step 1, records: usable objects with ids, de-duplicated, in a stable order.
-fn usable_records<'a>(records: &'a [Val], issues: &mut Vec<Issue>) -> Vec<SourceRecord<'a>> {
+/// Step 1, records: usable objects with ids, de-duplicated, in a stable order: their
+/// indexes in `records`.
+fn usable_records(records: &[Val], issues: &mut Vec<Issue>) -> Vec<usize> {
     let mut usable = Vec::with_capacity(records.len());
     for (position, value) in records.iter().enumerate() {
         let Val::Object(object) = value else {
@@ -253,13 +254,13 @@ fn usable_records<'a>(records: &'a [Val], issues: &mut Vec<Issue>) -> Vec<Source
             issues.push(bad_record(format!("record #{} has no `id`", position + 1)));
             continue;
         };
-        usable.push(record);
+        usable.push((position, record.id));
     }
     // Numeric ids in numeric order; the sort is stable, so of a repeated id (a snapshot may
     // repeat a VM) the first is kept.
-    usable.sort_by_cached_key(|r| natural(&r.id));
-    usable.dedup_by(|later, first| later.id == first.id);
-    usable
+    usable.sort_by_cached_key(|(_, id)| natural(id));
+    usable.dedup_by(|later, first| later.1 == first.1);
+    usable.into_iter().map(|(position, _)| position).collect()
 }
 
 /// Step 0, CMDB rows: one CI per sys_id. An export can repeat a row; planned twice, the CI
@@ -331,9 +332,10 @@ const TRIAGE_BATCH: usize = 4096;
 /// evaluated on its own (in parallel, a batch at a time; `collect` keeps the order).
 /// Unresolved references that say the same thing are gathered into one issue (see
 /// [`Unresolved`]); every other issue is one per record, as found.
-fn triage<'a>(
+fn triage(
     mapping: &Mapping,
-    usable: Vec<SourceRecord<'a>>,
+    mut records: Cow<[Val]>,
+    usable: &[usize],
     references: &References,
     since: Option<DateTime<Utc>>,
     issues: &mut Vec<Issue>,
@@ -343,7 +345,11 @@ fn triage<'a>(
         Inactive,
         Present(Desired, Vec<Issue>),
     }
-    let one = |record: SourceRecord<'a>| {
+    let one = |value: &Cow<Val>| {
+        let Val::Object(object) = &**value else {
+            unreachable!("step 1 keeps objects only");
+        };
+        let record = SourceRecord::from_object(object).expect("step 1 keeps records with ids");
         let is_true = |attr: &str| record.data.get(attr) == Some(&Val::Bool(true));
         let stale = |since| {
             mapping
@@ -371,13 +377,17 @@ fn triage<'a>(
         inactive: 0,
     };
     let mut unresolved = Unresolved::default();
-    let mut records = usable.into_iter();
-    loop {
-        let batch: Vec<SourceRecord<'a>> = records.by_ref().take(TRIAGE_BATCH).collect();
-        if batch.is_empty() {
-            break;
-        }
-        let triaged: Vec<One> = batch.into_par_iter().map(one).collect();
+    for positions in usable.chunks(TRIAGE_BATCH) {
+        // A record handed over is taken out of the read and dropped with its batch.
+        let batch: Vec<Cow<Val>> = match &mut records {
+            Cow::Owned(read) => positions
+                .iter()
+                .map(|&p| Cow::Owned(std::mem::take(&mut read[p])))
+                .collect(),
+            Cow::Borrowed(read) => positions.iter().map(|&p| Cow::Borrowed(&read[p])).collect(),
+        };
+        let triaged: Vec<One> = batch.par_iter().map(one).collect();
+        drop(batch);
         for t in triaged {
             match t {
                 One::FilteredOut => out.filtered_out += 1,
