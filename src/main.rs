@@ -30,7 +30,10 @@ const _: () = assert!(libmimalloc_sys::_mi_option_last == 47);
 /// (a page's JSON, the records once evaluated, the reports' buffers) and the next phase
 /// would otherwise reach its peak on top of them. At 100,000 VMs that took the peak RSS from
 /// 470 to 404 MiB at the same wall time (README, Performance).
-#[allow(unsafe_code, reason = "mimalloc's options are set through its C API only")]
+#[allow(
+    unsafe_code,
+    reason = "mimalloc's options are set through its C API only"
+)]
 fn tune_allocator() {
     // SAFETY: `mi_option_set` takes any option index below `_mi_option_last` and any value;
     // the purge delay is read at each purge, so setting it after start-up takes effect.

@@ -4,12 +4,16 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use serde::Deserialize;
-use serde_json::Value;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Number, Value};
 
 use super::query::as_count;
 use crate::net::{ErrorKind, HttpError};
 use crate::reconcile::record::{FieldNames, Keep, SourceRecord, Val};
+use crate::servicenow::wire::KeyBuf;
 
 /// What a page says: the totals and its records.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,29 +38,33 @@ impl Page {
     }
 }
 
-/// The envelope, skipping `actions` and `links` without building values for them.
-#[derive(Deserialize)]
-struct Envelope {
-    name: Option<String>,
-    count: Option<Value>,
-    subquery_count: Option<Value>,
-    resources: Option<Vec<Value>>,
-}
-
 /// Parses a collection response of `collection` fetched from `url`.
 #[cfg(test)]
 pub fn parse(url: &str, collection: &str, body: &[u8]) -> Result<Page, HttpError> {
     parse_kept(url, collection, body, None)
 }
 
-/// [`parse`], each record reduced to what `keep` keeps (all of it with `None`).
+/// [`parse`], each record reduced to what `keep` keeps (all of it with `None`). The body is
+/// parsed straight into the compact records: no JSON tree is built for a record, and what
+/// `keep` does not keep (links, keys the server adds) is skipped as it is read.
 pub fn parse_kept(
     url: &str,
     collection: &str,
     body: &[u8],
     keep: Option<&Keep>,
 ) -> Result<Page, HttpError> {
-    let envelope: Envelope = serde_json::from_slice(body)
+    let whole = Keep::default();
+    let mut keys = FieldNames::default();
+    let seed = EnvelopeSeed {
+        // An empty `Keep` keeps what is under any key whole.
+        keep: keep.unwrap_or(&whole),
+        whole: keep.is_none(),
+        keys: &mut keys,
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let envelope = seed
+        .deserialize(&mut de)
+        .and_then(|e| de.end().map(|()| e))
         .map_err(|e| HttpError::from_body("GET", url, &String::from_utf8_lossy(body), &e))?;
     let shape = |message: String| HttpError::new("GET", url, ErrorKind::Decode, message);
     if let Some(name) = &envelope.name {
@@ -71,20 +79,221 @@ pub fn parse_kept(
             "the response has no `resources` (not a ManageIQ collection listing)".into(),
         ));
     };
-    // Compact as the page arrives: a read holds its records in this form only, and the
-    // JSON of at most the pages in flight.
-    let mut keys = FieldNames::default();
     Ok(Page {
         count: envelope.count.as_ref().and_then(as_count),
         subquery_count: envelope.subquery_count.as_ref().and_then(as_count),
-        records: records
-            .into_iter()
-            .map(|r| match keep {
-                Some(keep) => keep.compact(r, &mut keys),
-                None => Val::from_json(r, &mut keys),
-            })
-            .collect(),
+        records,
     })
+}
+
+/// What a collection listing's envelope says; `actions` and `links` are skipped without
+/// building values for them.
+struct Envelope {
+    name: Option<String>,
+    count: Option<Value>,
+    subquery_count: Option<Value>,
+    resources: Option<Vec<Val>>,
+}
+
+/// The envelope, its `resources` compacted by `keep` as they are read (kept whole with
+/// `whole`).
+struct EnvelopeSeed<'k> {
+    keep: &'k Keep,
+    whole: bool,
+    keys: &'k mut FieldNames,
+}
+
+impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_> {
+    type Value = Envelope;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Envelope, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
+    type Value = Envelope;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a ManageIQ collection listing `{\"name\": ..., \"resources\": [...]}`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
+        let mut envelope = Envelope {
+            name: None,
+            count: None,
+            subquery_count: None,
+            resources: None,
+        };
+        while let Some(key) = map.next_key::<KeyBuf<'de>>()? {
+            match key.as_str() {
+                "name" => envelope.name = map.next_value()?,
+                "count" => envelope.count = map.next_value()?,
+                "subquery_count" => envelope.subquery_count = map.next_value()?,
+                "resources" => {
+                    envelope.resources = map.next_value_seed(ResourcesSeed {
+                        keep: self.keep,
+                        whole: self.whole,
+                        keys: &mut *self.keys,
+                    })?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(envelope)
+    }
+}
+
+/// `resources`: `null` or a list of records, each compacted by `keep` (or kept whole).
+struct ResourcesSeed<'k> {
+    keep: &'k Keep,
+    whole: bool,
+    keys: &'k mut FieldNames,
+}
+
+impl<'de> DeserializeSeed<'de> for ResourcesSeed<'_> {
+    type Value = Option<Vec<Val>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ResourcesSeed<'_> {
+    type Value = Option<Vec<Val>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of records")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut records = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(record) = seq.next_element_seed(KeptSeed {
+            keep: self.keep,
+            whole: self.whole,
+            keys: &mut *self.keys,
+        })? {
+            records.push(record);
+        }
+        Ok(Some(records))
+    }
+}
+
+/// One JSON value straight into its compact form ([`Val`]), keeping what `keep` keeps (all
+/// of it when `whole`): the value `Keep::compact` (or `Val::from_json`) makes of the parsed
+/// JSON, a repeated key keeping its first place and its last value as `serde_json`'s ordered
+/// map does, without building that JSON.
+struct KeptSeed<'k> {
+    keep: &'k Keep,
+    whole: bool,
+    keys: &'k mut FieldNames,
+}
+
+impl<'de> DeserializeSeed<'de> for KeptSeed<'_> {
+    type Value = Val;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Val, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeptSeed<'_> {
+    type Value = Val;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Val, E> {
+        Ok(Val::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Val, E> {
+        Ok(Val::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Val, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Val, E> {
+        Ok(Val::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Val, E> {
+        Ok(Val::Number(v.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Val, E> {
+        Ok(Val::Number(v.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Val, E> {
+        Ok(Number::from_f64(v).map_or(Val::Null, Val::Number))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Val, E> {
+        Ok(Val::String(v.into()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Val, E> {
+        Ok(Val::String(v.into_boxed_str()))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val, A::Error> {
+        // Arrays are transparent: what is kept of the array is kept of each element.
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element_seed(KeptSeed {
+            keep: self.keep,
+            whole: self.whole,
+            keys: &mut *self.keys,
+        })? {
+            items.push(item);
+        }
+        Ok(Val::Array(items.into_boxed_slice()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val, A::Error> {
+        let mut entries: Vec<(Arc<str>, Val)> = Vec::new();
+        while let Some(key) = map.next_key::<KeyBuf<'de>>()? {
+            let (keep, whole) = if self.whole {
+                (self.keep, true)
+            } else {
+                match self.keep.under(key.as_str()) {
+                    Some(keep) => (keep, keep.keeps_all()),
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    }
+                }
+            };
+            let value = map.next_value_seed(KeptSeed {
+                keep,
+                whole,
+                keys: &mut *self.keys,
+            })?;
+            let name = self.keys.intern(key.as_str());
+            match entries.iter_mut().find(|(k, _)| Arc::ptr_eq(k, &name)) {
+                Some(entry) => entry.1 = value,
+                None => entries.push((name, value)),
+            }
+        }
+        Ok(Val::Object(entries.into_iter().collect()))
+    }
 }
 
 /// The offsets still to fetch after the first page, and the page stride.
@@ -296,6 +505,53 @@ mod tests {
             5,
             "distinct: {ids:?}"
         );
+    }
+
+    /// The page parser compacts as it reads: the same records as compacting the parsed JSON,
+    /// for the recorded listings and for what a server may add (links, keys not asked for,
+    /// a repeated key, escapes, nulls, numbers of every kind, scalars where objects were
+    /// expected).
+    #[test]
+    fn records_compacted_as_read_are_those_of_the_parsed_json() {
+        let mut keep = Keep::default();
+        for path in [
+            &["id"][..],
+            &["name"],
+            &["hardware", "guest_os_full_name"],
+            &["tags", "name"],
+            &["ipaddresses"],
+            &["host", "ems_ref"],
+            &["custom"],
+        ] {
+            keep.add(path.iter().copied());
+        }
+        let made = br#"{"name":"vms","count":4,"subcount":4,"resources":[
+            {"href":"h/1","id":"1","name":"a\u00e9\"b","name":"second","extra":{"x":[1,2]},
+             "hardware":{"guest_os_full_name":"RHEL","memory_mb":1024},
+             "tags":[{"href":"t","name":"/managed/env/prod"},"plain",null],
+             "ipaddresses":["10.0.0.1","fe80::1"],"host":null,"custom":{"a":[{"b":-1.5e3}],"c":18446744073709551615}},
+            {"id":2,"name":null,"hardware":"not an object","tags":[],"host":{"ems_ref":"host-1","id":"9"}},
+            {"id":-3,"custom":true},
+            "not an object"
+        ],"actions":[{"name":"query"}],"links":{"self":"x"}}"#;
+        let mut bodies = vec![made.to_vec()];
+        for fixture in ["get_vms.json", "filter_vms_id_9999_not_found.json"] {
+            bodies.push(std::fs::read(format!("{FIXTURES}{fixture}")).unwrap());
+        }
+        for body in &bodies {
+            let json: Value = serde_json::from_slice(body).unwrap();
+            let resources = json["resources"].as_array().unwrap().clone();
+            let mut keys = FieldNames::default();
+            let compacted: Vec<Val> = resources
+                .iter()
+                .map(|r| keep.compact(r.clone(), &mut keys))
+                .collect();
+            assert_eq!(
+                parse_kept("u", "vms", body, Some(&keep)).unwrap().records,
+                compacted
+            );
+            assert_eq!(parse("u", "vms", body).unwrap().records, vals(resources));
+        }
     }
 
     #[test]

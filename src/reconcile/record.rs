@@ -302,7 +302,28 @@ pub struct Keep {
     keys: std::collections::BTreeMap<String, Keep>,
 }
 
+/// What keeps a whole value ([`Keep::under`] of a key kept whole).
+static KEEP_ALL: Keep = Keep {
+    all: true,
+    keys: std::collections::BTreeMap::new(),
+};
+
 impl Keep {
+    /// What is kept of the value under `key` of an object this keeps something of: `None`
+    /// when nothing is (a parser skips that value without building it).
+    pub fn under(&self, key: &str) -> Option<&Keep> {
+        if self.all {
+            Some(&KEEP_ALL)
+        } else {
+            self.keys.get(key)
+        }
+    }
+
+    /// Whether this keeps the whole value.
+    pub fn keeps_all(&self) -> bool {
+        self.all
+    }
+
     /// Keeps everything under the path `keys` (empty: the whole value).
     pub fn add<'k>(&mut self, keys: impl IntoIterator<Item = &'k str>) {
         let mut at = self;

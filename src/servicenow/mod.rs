@@ -18,7 +18,7 @@ mod batch;
 pub mod dictionary;
 mod read;
 pub mod snapshot;
-mod wire;
+pub(crate) mod wire;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

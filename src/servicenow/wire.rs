@@ -153,14 +153,15 @@ impl<'de, N: Namer> Visitor<'de> for Envelope<N> {
     }
 }
 
-/// A map key, borrowed from the body when it has no escapes.
-enum KeyBuf<'de> {
+/// A map key, borrowed from the body when it has no escapes (also the ManageIQ page
+/// parser's, `cloudforms::page`).
+pub(crate) enum KeyBuf<'de> {
     Borrowed(&'de str),
     Owned(String),
 }
 
 impl KeyBuf<'_> {
-    fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             KeyBuf::Borrowed(s) => s,
             KeyBuf::Owned(s) => s,
