@@ -9,9 +9,10 @@
 //!   identity, an update read back and compared, a delete looked for. Done is `applied`, not
 //!   done is sent again while the retry policy allows (a retry never duplicates a CI), and
 //!   a read-back that fails too is `unknown`: never sent again, since it may have happened.
-//! - Chunks: writes go in chunks of a hundred (`chunk`), each checked in one round trip just
-//!   before it is sent, not all at the start: an edit a person makes during a long apply is
-//!   seen by the check of its chunk.
+//! - Chunks: writes go in chunks of a hundred (`chunk`; at least a full batch for every
+//!   slot), each checked in one round trip while the chunk before it is being sent, not all
+//!   at the start: an edit a person makes during a long apply is seen by the check of its
+//!   chunk.
 //! - Creates: a CI that already carries the identity is not created again.
 //! - Updates and retirements: a CI whose `sys_mod_count`/`sys_updated_on` differs from the
 //!   plan was changed since the owners reviewed it and is skipped as stale, and one that
@@ -102,6 +103,46 @@ impl Default for ApplyOptions {
     }
 }
 
+/// Checks and sends writes chunk by chunk, each chunk checked while the one before it is
+/// being sent: the fewer writes between a check and its write, the smaller the window for a
+/// person's edit to slip in (at most the chunk ahead of it), and the check's round trip
+/// hides behind the sends instead of adding to them (a check and the sends of the chunk
+/// before it in flight together; `concurrency` bounds the sends). What a check holds back is
+/// reported as it is found.
+async fn check_and_send<'c, T: 'c, C, F>(
+    sn: &ServiceNow,
+    table: &str,
+    chunks: impl IntoIterator<Item = &'c [T]>,
+    check: C,
+    opts: &ApplyOptions,
+    guard: &Guard,
+) -> Vec<OperationOutcome>
+where
+    C: Fn(&'c [T]) -> F,
+    F: std::future::Future<Output = (Vec<write::Write>, Vec<OperationOutcome>)>,
+{
+    let mut outcomes = Vec::new();
+    let mut chunks = chunks.into_iter();
+    let mut checked = match chunks.next() {
+        Some(chunk) => Some(check(chunk).await),
+        None => None,
+    };
+    while let Some((writes, unsent)) = checked.take() {
+        crate::progress::writes_done(unsent.len() as u64);
+        outcomes.extend(unsent);
+        let next = chunks.next();
+        let (sent, next_checked) = tokio::join!(execute(sn, table, writes, opts, guard), async {
+            match next {
+                Some(chunk) => Some(check(chunk).await),
+                None => None,
+            }
+        });
+        outcomes.extend(sent);
+        checked = next_checked;
+    }
+    outcomes
+}
+
 /// Applies the plan; returns one outcome per planned operation. The caller has already
 /// checked that no guard refuses the plan. `guard` holds the deadline and the breaker of
 /// the whole command: one for all the plans it applies.
@@ -140,21 +181,11 @@ pub async fn apply(
         (plan.creates.len() + planned.len() + plan.relationships.len() + plan.classifications.len())
             as u64,
     );
-    // Chunk by chunk, each checked just before it is sent: the fewer writes between a
-    // check and its write, the smaller the window for a person's edit to slip in.
     let size = opts.chunk_len();
-    for chunk in plan.creates.chunks(size) {
-        let (writes, unsent) = check_creates(sn, table, chunk, &opts.retry, guard).await;
-        crate::progress::writes_done(unsent.len() as u64);
-        outcomes.extend(unsent);
-        outcomes.extend(execute(sn, table, writes, opts, guard).await);
-    }
-    for chunk in planned.chunks(size) {
-        let (writes, unsent) = check_planned(sn, table, chunk, &opts.retry, guard).await;
-        crate::progress::writes_done(unsent.len() as u64);
-        outcomes.extend(unsent);
-        outcomes.extend(execute(sn, table, writes, opts, guard).await);
-    }
+    let check = |chunk| check_creates(sn, table, chunk, &opts.retry, guard);
+    outcomes.extend(check_and_send(sn, table, plan.creates.chunks(size), check, opts, guard).await);
+    let check = |chunk| check_planned(sn, table, chunk, &opts.retry, guard);
+    outcomes.extend(check_and_send(sn, table, planned.chunks(size), check, opts, guard).await);
     outcome::sort_in_plan_order(plan, &mut outcomes);
     // Relationships after the CIs: a row to a CI this plan creates needs its sys_id.
     if !plan.relationships.is_empty() {

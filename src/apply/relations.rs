@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::check::{check_creates, check_planned, Planned};
-use super::send::execute;
-use super::{ApplyOptions, Guard, OperationOutcome, OutcomeStatus};
+
+use super::{check_and_send, ApplyOptions, Guard, OperationOutcome, OutcomeStatus};
 use crate::reconcile::plan::{Create, FieldValue, KvChange, Plan, RelAction, RelChange, RelEnd};
 use crate::servicenow::ServiceNow;
 
@@ -144,11 +144,8 @@ async fn send_rows(
         }
     }
     let size = opts.chunk_len();
-    for chunk in sendable.chunks(size) {
-        let (writes, unsent) = check_creates(sn, table, chunk, &opts.retry, guard).await;
-        outcomes.extend(unsent);
-        outcomes.extend(execute(sn, table, writes, opts, guard).await);
-    }
+    let check = |chunk| check_creates(sn, table, chunk, &opts.retry, guard);
+    outcomes.extend(check_and_send(sn, table, sendable.chunks(size), check, opts, guard).await);
     let planned: Vec<Planned> = deletes
         .iter()
         .map(|d| Planned {
@@ -160,11 +157,8 @@ async fn send_rows(
             delete: true,
         })
         .collect();
-    for chunk in planned.chunks(size) {
-        let (writes, unsent) = check_planned(sn, table, chunk, &opts.retry, guard).await;
-        outcomes.extend(unsent);
-        outcomes.extend(execute(sn, table, writes, opts, guard).await);
-    }
+    let check = |chunk| check_planned(sn, table, chunk, &opts.retry, guard);
+    outcomes.extend(check_and_send(sn, table, planned.chunks(size), check, opts, guard).await);
     // Name the rows: an outcome's source id says which row it was.
     let labels: BTreeMap<&str, &str> = deletes
         .iter()
