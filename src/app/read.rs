@@ -380,7 +380,10 @@ pub(super) async fn read_references(
         references.add_table(table, servicenow::snapshot::read(path)?);
     }
     let Some(sn) = sn else { return Ok(references) };
-    for (lookup, values) in mapping.lookup_keys(&source.records) {
+    // The lookups are independent: read side by side (the client's pacing holds for all),
+    // added in the mapping's order.
+    let mut reads = tokio::task::JoinSet::new();
+    for (index, (lookup, values)) in mapping.lookup_keys(&source.records).into_iter().enumerate() {
         if references.has_table(&lookup.table) {
             continue; // an export file was given for it
         }
@@ -388,16 +391,27 @@ pub(super) async fn read_references(
         let fields: Vec<String> = std::iter::once(lookup.by.clone())
             .chain(lookup.and.keys().cloned())
             .collect();
-        let rows = sn
-            .read_where_in(&lookup.table, &lookup.by, &values, &fields)
-            .await
-            .with_context(|| {
-                format!(
-                    "resolving `{}` by `{}` in ServiceNow",
-                    lookup.table, lookup.by
-                )
-            })?;
-        references.add_table(&lookup.table, rows);
+        let sn = sn.clone();
+        reads.spawn(async move {
+            let rows = sn
+                .read_where_in(&lookup.table, &lookup.by, &values, &fields)
+                .await
+                .with_context(|| {
+                    format!(
+                        "resolving `{}` by `{}` in ServiceNow",
+                        lookup.table, lookup.by
+                    )
+                });
+            (index, lookup.table, rows)
+        });
+    }
+    let mut read = Vec::with_capacity(reads.len());
+    while let Some(done) = reads.join_next().await {
+        read.push(done.context("a lookup's read stopped")?);
+    }
+    read.sort_by_key(|(index, _, _)| *index);
+    for (_, table, rows) in read {
+        references.add_table(&table, rows?);
     }
     Ok(references)
 }
