@@ -378,7 +378,7 @@ fn triage(
     };
     let mut unresolved = Unresolved::default();
     for positions in usable.chunks(TRIAGE_BATCH) {
-        // A record handed over is taken out of the read and dropped with its batch.
+        // A record handed over is taken out of the read and dropped once evaluated.
         let batch: Vec<Cow<Val>> = match &mut records {
             Cow::Owned(read) => positions
                 .iter()
@@ -386,8 +386,8 @@ fn triage(
                 .collect(),
             Cow::Borrowed(read) => positions.iter().map(|&p| Cow::Borrowed(&read[p])).collect(),
         };
-        let triaged: Vec<One> = batch.par_iter().map(one).collect();
-        drop(batch);
+        // Each record goes on the thread that evaluated it.
+        let triaged: Vec<One> = batch.into_par_iter().map(|record| one(&record)).collect();
         for t in triaged {
             match t {
                 One::FilteredOut => out.filtered_out += 1,

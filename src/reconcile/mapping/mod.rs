@@ -748,31 +748,32 @@ impl Mapping {
     pub fn lookup_keys(&self, records: &[Val]) -> Vec<(Lookup, Vec<String>)> {
         // Only `by` narrows the read: the `and` fields are read with the rows and matched
         // in the core.
-        let mut out: Vec<(Lookup, BTreeSet<String>)> = Vec::new();
+        use rayon::prelude::*;
+        let mut out: Vec<(Lookup, Vec<String>)> = Vec::new();
         for rule in self.fields.iter().chain(self.relate.iter().map(|r| &r.to)) {
             let Some(lookup) = &rule.lookup else { continue };
             let index = match out.iter().position(|(l, _)| l == lookup) {
                 Some(i) => i,
                 None => {
-                    out.push((lookup.clone(), BTreeSet::new()));
+                    out.push((lookup.clone(), Vec::new()));
                     out.len() - 1
                 }
             };
-            for value in records {
+            // On every core: a key per record (100,000 at 100,000 VMs), sorted and made
+            // unique once below.
+            let keys = records.par_iter().filter_map(|value| {
                 let Val::Object(object) = value else {
-                    continue;
+                    return None;
                 };
-                let Some(record) = SourceRecord::from_object(object) else {
-                    continue;
-                };
-                if let Some(key) = rule.lookup_key(&record) {
-                    out[index].1.insert(key);
-                }
-            }
+                rule.lookup_key(&SourceRecord::from_object(object)?)
+            });
+            out[index].1.par_extend(keys);
         }
-        out.into_iter()
-            .map(|(l, v)| (l, v.into_iter().collect()))
-            .collect()
+        for (_, keys) in &mut out {
+            keys.par_sort_unstable();
+            keys.dedup();
+        }
+        out
     }
 
     /// A row's name in reports: its `[report] name` field.
