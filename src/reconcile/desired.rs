@@ -236,9 +236,10 @@ pub(super) fn evaluate(
         values.push(value.as_deref(), cleared);
     }
     for (_, path) in &mapping.context {
-        let value = path
-            .get(record.data)
-            .and_then(|v| super::mapping::scalar_text(&v))
+        let found = path.get(record.data);
+        let value = found
+            .as_deref()
+            .and_then(super::mapping::scalar_str)
             .filter(|v| !v.trim().is_empty());
         values.push(value.as_deref(), false);
     }
