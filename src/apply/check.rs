@@ -161,6 +161,20 @@ async fn existing_identities(
         .collect())
 }
 
+/// Whether the creates' identity checks read rows apart: no two creates share the value
+/// their check reads by (the first identity field of their group, see [`cis_by_identity`]),
+/// so the writes of one chunk never change what the check of another reads (a CI's
+/// `object_id`, a relationship row's own VM; not a cluster that parents thousands of rows).
+pub(super) fn reads_apart(creates: &[Create]) -> bool {
+    let mut seen = std::collections::HashSet::with_capacity(creates.len());
+    creates.iter().all(|c| {
+        let fields: Vec<&str> = c.identity.iter().map(|f| f.field.as_str()).collect();
+        c.identity
+            .first()
+            .is_none_or(|first| seen.insert((fields, first.value.trim().to_lowercase())))
+    })
+}
+
 /// Every CI carrying one of the creates' identities, by identity: one `IN` read per hundred
 /// creates, on the first identity field, matched in full here. Used before creates are sent
 /// (an existing CI is not created again) and after a batch of them lost its answer (a CI
@@ -276,6 +290,44 @@ pub(super) fn check_version(p: &Planned, current: Option<&Ci>) -> Result<Write, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::plan::FieldValue;
+
+    #[test]
+    fn creates_read_apart_only_when_no_two_share_the_value_read_by() {
+        let create = |identity: &[(&str, &str)]| Create {
+            source_id: "vm".into(),
+            name: "vm".into(),
+            identity: identity
+                .iter()
+                .map(|(field, value)| FieldValue {
+                    field: (*field).into(),
+                    value: (*value).into(),
+                    from: "test".into(),
+                })
+                .collect(),
+            fields: Vec::new(),
+            context: Default::default(),
+        };
+        // A VM's own rows (each VM the parent of its `Registered on` row): apart.
+        let own = [
+            create(&[("parent", "vm-1"), ("child", "host-1")]),
+            create(&[("parent", "vm-2"), ("child", "host-1")]),
+        ];
+        assert!(reads_apart(&own));
+        // A cluster's `Contains` rows share their parent: a check reads them all.
+        let shared = [
+            create(&[("parent", "cluster-1"), ("child", "host-1")]),
+            create(&[("parent", "Cluster-1 "), ("child", "host-2")]),
+        ];
+        assert!(!reads_apart(&shared));
+        // The same value under other identity fields is another read.
+        let other = [
+            create(&[("object_id", "vm-1")]),
+            create(&[("parent", "vm-1"), ("child", "host-1")]),
+        ];
+        assert!(reads_apart(&other));
+        assert!(reads_apart(&[]));
+    }
 
     fn change(field: &str, current: &str, desired: &str) -> Change {
         Change {

@@ -103,17 +103,20 @@ impl Default for ApplyOptions {
     }
 }
 
-/// Checks and sends writes chunk by chunk, each chunk checked while the one before it is
-/// being sent: the fewer writes between a check and its write, the smaller the window for a
-/// person's edit to slip in (at most the chunk ahead of it), and the check's round trip
-/// hides behind the sends instead of adding to them (a check and the sends of the chunk
-/// before it in flight together; `concurrency` bounds the sends). What a check holds back is
-/// reported as it is found.
+/// Checks and sends writes chunk by chunk, each checked just before it is sent: the fewer
+/// writes between a check and its write, the smaller the window for a person's edit to slip
+/// in. With `overlap`, each chunk is checked while the one before it is being sent (the
+/// window grows by at most that chunk, and the check's round trip hides behind the sends
+/// instead of adding to them; `concurrency` bounds the sends, the check goes beside them):
+/// only where no write of one chunk can change what the next chunk's check reads, or the
+/// check's read would see the table change under it and read it all again by key. What a
+/// check holds back is reported as it is found.
 async fn check_and_send<'c, T: 'c, C, F>(
     sn: &ServiceNow,
     table: &str,
     chunks: impl IntoIterator<Item = &'c [T]>,
     check: C,
+    overlap: bool,
     opts: &ApplyOptions,
     guard: &Guard,
 ) -> Vec<OperationOutcome>
@@ -131,6 +134,14 @@ where
         crate::progress::writes_done(unsent.len() as u64);
         outcomes.extend(unsent);
         let next = chunks.next();
+        if !overlap {
+            outcomes.extend(execute(sn, table, writes, opts, guard).await);
+            checked = match next {
+                Some(chunk) => Some(check(chunk).await),
+                None => None,
+            };
+            continue;
+        }
         let (sent, next_checked) = tokio::join!(execute(sn, table, writes, opts, guard), async {
             match next {
                 Some(chunk) => Some(check(chunk).await),
@@ -183,9 +194,13 @@ pub async fn apply(
     );
     let size = opts.chunk_len();
     let check = |chunk| check_creates(sn, table, chunk, &opts.retry, guard);
-    outcomes.extend(check_and_send(sn, table, plan.creates.chunks(size), check, opts, guard).await);
+    let overlap = check::reads_apart(&plan.creates);
+    let chunks = plan.creates.chunks(size);
+    outcomes.extend(check_and_send(sn, table, chunks, check, overlap, opts, guard).await);
+    // Read by sys_id: no write of another chunk changes what such a check reads.
     let check = |chunk| check_planned(sn, table, chunk, &opts.retry, guard);
-    outcomes.extend(check_and_send(sn, table, planned.chunks(size), check, opts, guard).await);
+    let chunks = planned.chunks(size);
+    outcomes.extend(check_and_send(sn, table, chunks, check, true, opts, guard).await);
     outcome::sort_in_plan_order(plan, &mut outcomes);
     // Relationships after the CIs: a row to a CI this plan creates needs its sys_id.
     if !plan.relationships.is_empty() {

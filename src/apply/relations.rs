@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::check::{check_creates, check_planned, Planned};
+use super::check::{check_creates, check_planned, reads_apart, Planned};
 
 use super::{check_and_send, ApplyOptions, Guard, OperationOutcome, OutcomeStatus};
 use crate::reconcile::plan::{Create, FieldValue, KvChange, Plan, RelAction, RelChange, RelEnd};
@@ -145,7 +145,9 @@ async fn send_rows(
     }
     let size = opts.chunk_len();
     let check = |chunk| check_creates(sn, table, chunk, &opts.retry, guard);
-    outcomes.extend(check_and_send(sn, table, sendable.chunks(size), check, opts, guard).await);
+    let overlap = reads_apart(&sendable);
+    let chunks = sendable.chunks(size);
+    outcomes.extend(check_and_send(sn, table, chunks, check, overlap, opts, guard).await);
     let planned: Vec<Planned> = deletes
         .iter()
         .map(|d| Planned {
@@ -158,7 +160,8 @@ async fn send_rows(
         })
         .collect();
     let check = |chunk| check_planned(sn, table, chunk, &opts.retry, guard);
-    outcomes.extend(check_and_send(sn, table, planned.chunks(size), check, opts, guard).await);
+    let chunks = planned.chunks(size);
+    outcomes.extend(check_and_send(sn, table, chunks, check, true, opts, guard).await);
     // Name the rows: an outcome's source id says which row it was.
     let labels: BTreeMap<&str, &str> = deletes
         .iter()
