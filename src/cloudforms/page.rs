@@ -55,12 +55,11 @@ pub fn parse_kept(
 ) -> Result<Page, HttpError> {
     let whole = Keep::default();
     let mut keys = FieldNames::default();
-    let seed = EnvelopeSeed {
-        // An empty `Keep` keeps what is under any key whole.
+    let seed = EnvelopeSeed(KeptSeed {
         keep: keep.unwrap_or(&whole),
         whole: keep.is_none(),
         keys: &mut keys,
-    };
+    });
     let mut de = serde_json::Deserializer::from_slice(body);
     let envelope = seed
         .deserialize(&mut de)
@@ -95,13 +94,8 @@ struct Envelope {
     resources: Option<Vec<Val>>,
 }
 
-/// The envelope, its `resources` compacted by `keep` as they are read (kept whole with
-/// `whole`).
-struct EnvelopeSeed<'k> {
-    keep: &'k Keep,
-    whole: bool,
-    keys: &'k mut FieldNames,
-}
+/// The envelope, its `resources` compacted as they are read (by the record seed it holds).
+struct EnvelopeSeed<'k>(KeptSeed<'k>);
 
 impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_> {
     type Value = Envelope;
@@ -119,6 +113,7 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
+        let EnvelopeSeed(KeptSeed { keep, whole, keys }) = self;
         let mut envelope = Envelope {
             name: None,
             count: None,
@@ -131,11 +126,23 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
                 "count" => envelope.count = map.next_value()?,
                 "subquery_count" => envelope.subquery_count = map.next_value()?,
                 "resources" => {
-                    envelope.resources = map.next_value_seed(ResourcesSeed {
-                        keep: self.keep,
-                        whole: self.whole,
-                        keys: &mut *self.keys,
-                    })?;
+                    // What is kept of the list is kept of each record (arrays are
+                    // transparent); `null` is no list.
+                    let seed = KeptSeed {
+                        keep,
+                        whole,
+                        keys: &mut *keys,
+                    };
+                    envelope.resources = match map.next_value_seed(seed)? {
+                        Val::Null => None,
+                        Val::Array(records) => Some(records.into_vec()),
+                        _ => {
+                            return Err(de::Error::invalid_type(
+                                de::Unexpected::Other("a value that is not a list"),
+                                &"a list of records",
+                            ))
+                        }
+                    };
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -143,53 +150,6 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
             }
         }
         Ok(envelope)
-    }
-}
-
-/// `resources`: `null` or a list of records, each compacted by `keep` (or kept whole).
-struct ResourcesSeed<'k> {
-    keep: &'k Keep,
-    whole: bool,
-    keys: &'k mut FieldNames,
-}
-
-impl<'de> DeserializeSeed<'de> for ResourcesSeed<'_> {
-    type Value = Option<Vec<Val>>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_option(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ResourcesSeed<'_> {
-    type Value = Option<Vec<Val>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of records")
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut records = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(record) = seq.next_element_seed(KeptSeed {
-            keep: self.keep,
-            whole: self.whole,
-            keys: &mut *self.keys,
-        })? {
-            records.push(record);
-        }
-        Ok(Some(records))
     }
 }
 
