@@ -771,7 +771,7 @@ fn issue_description(kind: IssueKind) -> &'static str {
             "Values that do not fit their transform; the field was left out of the plan."
         }
         IssueKind::UnresolvedReference => {
-            "Reference lookups that found no row or several: one row for each value not found, listing every VM that names it; the field was left out of the plan."
+            "Reference lookups that found no row or several: one row for each value not found, listing every VM that names it. A field's value is left out of the plan; a relationship's rows are left as they are."
         }
         IssueKind::Ambiguous => {
             "An identity rule matched several CIs; the VM is held back until the CMDB has one."
