@@ -944,6 +944,25 @@ owner = "requested_for"
         assert!(plan.issues[2].message.contains("no time"));
     }
 
+    /// Two RITMs, `RITM0001` and `RITM0002`, whose `root_password` variables are `passwords`.
+    fn secret_ritms(passwords: [&str; 2]) -> [Ci; 2] {
+        let [a, b] = passwords;
+        [
+            ritm(
+                "a",
+                "RITM0001",
+                &[("vm_name", "a"), ("root_password", a)],
+                "",
+            ),
+            ritm(
+                "b",
+                "RITM0002",
+                &[("vm_name", "b"), ("root_password", b)],
+                "",
+            ),
+        ]
+    }
+
     /// A secret dialog field is planned as `(secret)`, never its value (not even in an
     /// issue), and made again from the RITM by `secret_values` at apply.
     #[test]
@@ -958,20 +977,7 @@ owner = "requested_for"
             ["variables.root_password"]
         );
         let links = [resolved(&link, "")];
-        let ritms = [
-            ritm(
-                "a",
-                "RITM0001",
-                &[("vm_name", "a"), ("root_password", "73")],
-                "",
-            ),
-            ritm(
-                "b",
-                "RITM0002",
-                &[("vm_name", "b"), ("root_password", "hunter2")],
-                "",
-            ),
-        ];
+        let ritms = secret_ritms(["73", "hunter2"]);
         let none = BTreeMap::new();
         let plan = plan_orders(&input(&links, &ritms, &none));
         assert_eq!(plan.orders.len(), 1);
@@ -1025,20 +1031,7 @@ owner = "requested_for"
         );
         let link = CatalogLink::parse(&text, "linux.toml").unwrap();
         let links = [resolved(&link, "")];
-        let ritms = [
-            ritm(
-                "a",
-                "RITM0001",
-                &[("vm_name", "a"), ("root_password", "pw")],
-                "",
-            ),
-            ritm(
-                "b",
-                "RITM0002",
-                &[("vm_name", "b"), ("root_password", "pw")],
-                "",
-            ),
-        ];
+        let ritms = secret_ritms(["pw", "pw"]);
         let ordered = BTreeMap::from([("RITM0002".to_owned(), vec!["42".to_owned()])]);
         let plan = plan_orders(&input(&links, &ritms, &ordered));
         assert_eq!(

@@ -1064,18 +1064,7 @@ mod tests {
 
     #[test]
     fn an_issue_row_shows_ten_ids_and_says_where_the_rest_are() {
-        let group = |n: usize| IssueGroup {
-            kind: "unresolved_reference".into(),
-            label: "Unresolved references".into(),
-            description: String::new(),
-            issues: vec![super::super::model::IssueRow {
-                name: format!("{n} VMs"),
-                source_ids: (1..=n).map(|i| i.to_string()).collect(),
-                sys_ids: Vec::new(),
-                field: "datastore".into(),
-                message: "no row".into(),
-            }],
-        };
+        let group = super::super::model::issue_group_of;
         let page = |n| Page::render(|h| issues(h, "issues", "Issues", "", "None.", &[group(n)]));
         let html = page(12);
         assert!(

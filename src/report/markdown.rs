@@ -541,23 +541,9 @@ mod tests {
         assert_eq!(escape("ünï ✓"), "ünï ✓");
     }
 
-    fn group(source_ids: usize) -> IssueGroup {
-        IssueGroup {
-            kind: "unresolved_reference".into(),
-            label: "Unresolved references".into(),
-            description: String::new(),
-            issues: vec![super::super::model::IssueRow {
-                name: format!("{source_ids} VMs"),
-                source_ids: (1..=source_ids).map(|i| i.to_string()).collect(),
-                sys_ids: Vec::new(),
-                field: "datastore".into(),
-                message: "field `datastore`: no `cmdb_ci_datastore` row has name `ds-9`".into(),
-            }],
-        }
-    }
-
     #[test]
     fn an_issue_row_shows_ten_ids_and_says_where_the_rest_are() {
+        let group = super::super::model::issue_group_of;
         let md = Page::render(|md| issue_section(md, "Issues", "None.", &[group(1034)]));
         let row = md.lines().find(|l| l.starts_with("| 1034 VMs")).unwrap();
         assert!(

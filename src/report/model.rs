@@ -798,3 +798,21 @@ fn issue_description(kind: IssueKind) -> &'static str {
         }
     }
 }
+
+/// An unresolved-reference group of one issue named by `vms` VMs (ids 1 to `vms`): the
+/// Markdown and HTML renderers' tests of the ids an issue row shows.
+#[cfg(test)]
+pub(super) fn issue_group_of(vms: usize) -> IssueGroup {
+    IssueGroup {
+        kind: "unresolved_reference".into(),
+        label: "Unresolved references".into(),
+        description: String::new(),
+        issues: vec![IssueRow {
+            name: format!("{vms} VMs"),
+            source_ids: (1..=vms).map(|i| i.to_string()).collect(),
+            sys_ids: Vec::new(),
+            field: "datastore".into(),
+            message: "field `datastore`: no `cmdb_ci_datastore` row has name `ds-9`".into(),
+        }],
+    }
+}
